@@ -1,0 +1,15 @@
+"""SAIBench for Jupyter: benchmark scientific AI from notebook cells written in SAIL.
+
+The public surface is small and explicit; nothing heavy is imported here.
+"""
+
+from .planner import Lattice as Lattice
+from .planner import Machine as Machine
+from .planner import Rejection as Rejection
+from .planner import Scenario as Scenario
+from .planner import discover as discover
+from .repository import Repository as Repository
+from .repository import RepositoryEvent as RepositoryEvent
+
+__all__ = ["Lattice", "Machine", "Rejection", "Repository", "RepositoryEvent", "Scenario", "discover"]
+__version__ = "0.1.0"

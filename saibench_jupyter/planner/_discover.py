@@ -1,0 +1,440 @@
+"""Benchmark discovery (paper Algorithm 1): join problem → hardware → software → model → metrics.
+
+Each candidate module is dry-run in the context the earlier ones built and kept or
+rejected with its reason. Dry runs are memoised by (module hash, context), and the
+join is cached in blocks per (problem instance, model), so editing one module
+re-plans only what used it.
+"""
+
+from __future__ import annotations
+
+import ast
+import textwrap
+import time
+import weakref
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from ..repository import Repository, RepositoryEvent
+from ..sail._decorators import ModuleKind
+from ..sail._dryrun import (
+    DEFAULT_TIME_LIMIT,
+    ConverterRun,
+    DryRun,
+    HardwareRun,
+    MetricRun,
+    ModelRun,
+    ProblemRun,
+    SoftwareRun,
+    dry_run,
+    load_function,
+)
+from ..sail._errors import Location, SailError, SailNameError
+from ..sail._meta import MetricMeta, ProblemMeta, TaskSignature, Trace
+from ..sail._parser import ParsedModule
+from ..sail._symbolic import Value
+from ..sail._types import SailType, TypeVariable, as_type
+from ._converters import ConverterGraph, ConverterSpec
+from ._instances import (
+    HardwareInstance,
+    MetricInfo,
+    ModelChoice,
+    ProblemInstance,
+    RankingInfo,
+    Rejection,
+    SoftwareInstance,
+    digest_of,
+    label_of,
+)
+from ._lattice import DiscoveryStats, Lattice, Scenario
+from ._machine import Machine
+from ._models import ModelResolver, Refusal, Resolution, expand_grid
+
+Names = str | Sequence[str] | None
+
+
+class HardwareView:
+    """What a software module sees of the hardware: ``hardware.device``, ``.cpus``, its params."""
+
+    def __init__(self, instance: HardwareInstance) -> None:
+        self._instance = instance
+
+    def __getattr__(self, name: str) -> Any:
+        inst = self._instance
+        if name == "name":
+            return inst.name
+        if name == "params":
+            return dict(inst.params)
+        if name in inst.params:
+            return inst.params[name]
+        return getattr(inst.meta.resources, name)
+
+    def __repr__(self) -> str:
+        return f"<hardware {self._instance.label}: {self._instance.meta.resources}>"
+
+
+class Planner:
+    """Discovery over one repository, with memoised dry runs that survive edits.
+
+    Use :func:`discover`; it keeps one planner per repository.
+    """
+
+    def __init__(self, repo: Repository) -> None:
+        self.repo = repo
+        self._traces: dict[tuple[Any, ...], Trace] = {}
+        self._resolutions: dict[tuple[Any, ...], tuple[tuple[Any, ...], Resolution]] = {}
+        self._blocks: dict[tuple[str, str], tuple[tuple[Any, ...], list[list[Scenario]], list[Rejection]]] = {}
+        self._converters: tuple[tuple[Any, ...], ConverterGraph, list[Rejection]] | None = None
+        self._conv_generation = 0
+        self._instances: dict[tuple[Any, ...], Any] = {}
+        self._stats = DiscoveryStats()
+        self._unsubscribe = repo.subscribe(self._forget)
+
+    def _forget(self, event: RepositoryEvent) -> None:
+        # Keep memory bounded: drop what the old version of a module produced.
+        if event.previous is None:
+            return
+        gone = event.previous.digest
+        for key in [k for k in self._traces if k[0] == gone]:
+            del self._traces[key]
+        for key in [k for k in self._resolutions if k[0] == gone]:
+            del self._resolutions[key]
+        for key in [k for k in self._instances if k[1] == gone]:
+            del self._instances[key]
+
+    def _instance(self, cls: type[Any], m: ParsedModule, bindings: Mapping[str, Any], trace: Trace,
+                  context: str = "") -> Any:
+        # The same instance object for the same dry run, so join blocks can be reused.
+        key = (cls.__name__, m.digest, repr(sorted(bindings.items())), context)
+        inst = self._instances.get(key)
+        if inst is None or inst.meta is not trace.meta:
+            inst = self._instances[key] = cls(m, dict(bindings), trace.meta)
+        return inst
+
+    # -- dry runs ----------------------------------------------------------------------
+    def _run(self, module: ParsedModule, ctx: DryRun, key: tuple[Any, ...], args: tuple[Any, ...] = (),
+             bindings: Mapping[str, Any] | None = None,
+             type_bindings: Mapping[TypeVariable, SailType] | None = None) -> Trace:
+        full = (module.digest, key, repr(sorted((bindings or {}).items())))
+        hit = self._traces.get(full)
+        if hit is not None:
+            self._stats.dry_run_hits += 1
+            return hit
+        self._stats.dry_runs += 1
+        trace = dry_run(module, ctx, args, bindings, support=self.repo.support_names,
+                        type_bindings=type_bindings, time_limit=self._time_limit)
+        self._traces[full] = trace
+        return trace
+
+    # -- discovery -------------------------------------------------------------------
+    def discover(self, *, problem: Names = None, model: Names = None, software: Names = None,
+                 hardware: Names = None, metric: Names = None, ranking: Names = None,
+                 machine: Machine | None = None, params: Mapping[str, Any] | None = None,
+                 max_depth: int = 3, time_limit: float = DEFAULT_TIME_LIMIT) -> Lattice:
+        """See :func:`discover`."""
+        start = time.perf_counter()
+        self._stats = stats = DiscoveryStats()
+        self._time_limit = time_limit
+        self._params = dict(params or {})
+        machine = machine or Machine.local()
+        rejections: list[Rejection] = []
+        filters = {ModuleKind.PROBLEM: problem, ModuleKind.MODEL: model, ModuleKind.SOFTWARE: software,
+                   ModuleKind.HARDWARE: hardware, ModuleKind.METRIC: metric, ModuleKind.RANKING: ranking}
+        mods = {kind: self._modules(kind, filters.get(kind), rejections) for kind in ModuleKind}
+
+        conv_graph = self._converter_graph(mods[ModuleKind.CONVERTER], rejections, max_depth)
+        resolver = ModelResolver(
+            self.repo.modules(ModuleKind.MODEL) if model is None else mods[ModuleKind.MODEL],
+            lambda m, t, b: self._run(m, ModelRun(m), (t,), (t.kind, t.input, t.output), b),
+            conv_graph, self._overrides, max_depth)
+
+        problems = self._problems(mods[ModuleKind.PROBLEM], rejections)
+        hardware_ = self._hardware(mods[ModuleKind.HARDWARE], machine, rejections)
+        stats.candidates["problem"] = len(problems)
+        stats.candidates["hardware"] = len(hardware_) * max(len(problems), 1)
+        software_by_hw: dict[str, list[SoftwareInstance]] = {}
+        for h in hardware_:
+            software_by_hw[h.digest] = self._software(mods[ModuleKind.SOFTWARE], h, rejections)
+        stats.candidates["software"] = len(problems) * len(hardware_) * len(mods[ModuleKind.SOFTWARE])
+
+        scenarios: list[Scenario] = []
+        n_model_candidates = 0
+        models_key = tuple(m.digest for m in self.repo.modules(ModuleKind.MODEL))
+        for p in problems:
+            prefixes = []
+            for h in hardware_:
+                for s in software_by_hw[h.digest]:
+                    missing = [c for c in p.meta.capabilities if c not in s.meta.environment.provides]
+                    if missing:
+                        rejections.append(Rejection(
+                            "software", s.label, f"does not provide {', '.join(missing)}, which the problem requires",
+                            (("problem", p.label), ("hardware", h.label)), s.module.location))
+                    else:
+                        prefixes.append((h, s))
+            metrics = self._metrics(mods[ModuleKind.METRIC], p, rejections)
+            rankings = self._rankings(mods[ModuleKind.RANKING], p, metrics, rejections)
+            blocks = []
+            for m in mods[ModuleKind.MODEL]:
+                res = self._resolve(resolver, m, p, conv_graph, models_key)
+                n_model_candidates += len(prefixes) * max(len(res.choices), 1)
+                blocks.append(self._block(p, m, res, prefixes, metrics, rankings, rejections))
+            for i in range(len(prefixes)):
+                for block in blocks:
+                    scenarios.extend(block[i])
+        stats.candidates["model"] = n_model_candidates
+        stats.seconds = time.perf_counter() - start
+        return Lattice(scenarios, rejections, stats, conv_graph, problems, hardware_, software_by_hw)
+
+    # -- module lists ------------------------------------------------------------------
+    def _modules(self, kind: ModuleKind, names: Names, rejections: list[Rejection]) -> list[ParsedModule]:
+        found = self.repo.modules(kind)
+        if names is not None:
+            wanted = [names] if isinstance(names, str) else list(names)
+            known = {m.name for m in found}
+            unknown = [n for n in wanted if n not in known]
+            if unknown:
+                raise ValueError(f"no {kind.value} module named {', '.join(map(repr, unknown))} "
+                                 f"(known: {', '.join(sorted(known)) or 'none'})")
+            found = [m for m in found if m.name in wanted]
+        support = self.repo.support_names
+        usable = []
+        for m in found:
+            missing = sorted(m.free_names - support)
+            if missing:
+                line, col = m.name_sites[missing[0]]
+                err = SailNameError(f"unknown name {missing[0]!r}", module=m.name,
+                                    location=Location(m.origin, line, col),
+                                    fix="define it in this source or in a %%sail support cell, or import it there")
+                rejections.append(Rejection(kind.value, m.name, err.what, (), err.location))
+            else:
+                usable.append(m)
+        return usable
+
+    def _overrides(self, module: ParsedModule) -> dict[str, Any]:
+        out = {}
+        for p in module.params:
+            for key in (f"{module.name}.{p}", p):
+                if key in self._params:
+                    out[p] = self._params[key]
+                    break
+        return out
+
+    def _expand(self, module: ParsedModule, ctx_type: type[DryRun], kind: str,
+                rejections: list[Rejection], context: tuple[tuple[str, str], ...] = ()
+                ) -> list[tuple[dict[str, Any], Trace]]:
+        def run(bindings: Mapping[str, Any]) -> list[Trace]:
+            return [self._run(module, ctx_type(module), (), (), bindings)]
+
+        try:
+            points = expand_grid(run, self._overrides(module))
+        except SailError as exc:
+            rejections.append(Rejection(kind, module.name, exc.what, context, module.location))
+            return []
+        good = []
+        for bindings, (trace,) in points:
+            if trace.ok:
+                good.append((bindings, trace))
+            else:
+                rejections.append(_rejection(kind, label_of(module.name, bindings), trace, context))
+        return good
+
+    def _problems(self, modules: Iterable[ParsedModule], rejections: list[Rejection]) -> list[ProblemInstance]:
+        out = []
+        for m in modules:
+            for bindings, trace in self._expand(m, ProblemRun, "problem", rejections):
+                meta = trace.meta
+                assert isinstance(meta, ProblemMeta)
+                if not meta.model_tasks:
+                    rejections.append(Rejection(
+                        "problem", label_of(m.name, bindings), "declares no task for a model",
+                        (), m.location))
+                    continue
+                out.append(self._instance(ProblemInstance, m, bindings, trace))
+        return out
+
+    def _hardware(self, modules: Iterable[ParsedModule], machine: Machine,
+                  rejections: list[Rejection]) -> list[HardwareInstance]:
+        out = []
+        for m in modules:
+            for bindings, trace in self._expand(m, HardwareRun, "hardware", rejections):
+                inst = self._instance(HardwareInstance, m, bindings, trace)
+                lack = machine.lacks(inst.meta.resources)
+                if lack:
+                    rejections.append(Rejection("hardware", inst.label, lack, (), m.location))
+                else:
+                    out.append(inst)
+        return out
+
+    def _software(self, modules: Iterable[ParsedModule], hw: HardwareInstance,
+                  rejections: list[Rejection]) -> list[SoftwareInstance]:
+        out = []
+        for m in modules:
+            trace = self._run(m, SoftwareRun(m), ("hw", hw.digest), (HardwareView(hw),))
+            if trace.ok:
+                out.append(self._instance(SoftwareInstance, m, {}, trace, hw.digest))
+            else:
+                rejections.append(_rejection("software", m.name, trace, (("hardware", hw.label),)))
+        return out
+
+    def _metrics(self, modules: Iterable[ParsedModule], p: ProblemInstance,
+                 rejections: list[Rejection]) -> tuple[MetricInfo, ...]:
+        out = []
+        tests = p.meta.test_records
+        key = ("tests", tuple(sorted(tests.items())))
+        for m in modules:
+            trace = self._run(m, MetricRun(m, tests), key)
+            if trace.ok:
+                assert isinstance(trace.meta, MetricMeta)
+                out.append(MetricInfo.of(m, trace.meta))
+            else:
+                rejections.append(_rejection("metric", m.name, trace, (("problem", p.label),)))
+        return tuple(out)
+
+    def _rankings(self, modules: Iterable[ParsedModule], p: ProblemInstance, metrics: tuple[MetricInfo, ...],
+                  rejections: list[Rejection]) -> tuple[RankingInfo, ...]:
+        have = {m.name for m in metrics}
+        out = []
+        for m in modules:
+            info = _ranking_info(m)
+            missing = sorted(info.metrics - have)
+            if missing:
+                rejections.append(Rejection(
+                    "ranking", m.name, f"needs metric {', '.join(missing)}, which the problem's "
+                    f"scenarios do not have (they have {', '.join(sorted(have)) or 'none'})",
+                    (("problem", p.label),), m.location))
+            else:
+                out.append(info)
+        return tuple(out)
+
+    # -- converters and models --------------------------------------------------------
+    def _converter_graph(self, modules: list[ParsedModule], rejections: list[Rejection],
+                         max_depth: int) -> ConverterGraph:
+        key = (tuple(m.digest for m in modules), self.repo.support_names, max_depth, self._time_limit)
+        if self._converters is None or self._converters[0] != key:
+            specs, refused = [], []
+            for m in modules:
+                try:
+                    fn = load_function(m, self.repo.support_names)
+                    ann = fn.__annotations__
+                    specs.append(ConverterSpec(m, as_type(ann[m.params[0]]), as_type(ann["return"])))
+                except (TypeError, KeyError, SailError) as exc:
+                    refused.append(Rejection("converter", m.name, f"its annotations are not SAIL types: {exc}",
+                                             (), m.location))
+
+            def run(spec: ConverterSpec, source: SailType, env: dict[TypeVariable, SailType]) -> Trace:
+                return self._run(spec.module, ConverterRun(spec.module), ("convert", source, tuple(env.items())),
+                                 (Value(source),), type_bindings=env)
+
+            self._converters = (key, ConverterGraph(specs, run, max_depth=max_depth), refused)
+            self._conv_generation += 1
+        rejections.extend(self._converters[2])
+        return self._converters[1]
+
+    def _resolve(self, resolver: ModelResolver, m: ParsedModule, p: ProblemInstance,
+                 conv: ConverterGraph, models_key: tuple[str, ...]) -> Resolution:
+        key = (m.digest, p.meta.model_tasks, repr(sorted(self._overrides(m).items())), resolver.max_depth)
+        stamp_base = (self._conv_generation, self.repo.support_names)
+        hit = self._resolutions.get(key)
+        if hit is not None:
+            stamp, res = hit
+            if stamp == (*stamp_base, models_key if res.composite else None):
+                return res
+        res = resolver.resolve(m, p.meta.model_tasks)
+        self._resolutions[key] = ((*stamp_base, models_key if res.composite else None), res)
+        return res
+
+    def _block(self, p: ProblemInstance, m: ParsedModule, res: Resolution,
+               prefixes: list[tuple[HardwareInstance, SoftwareInstance]], metrics: tuple[MetricInfo, ...],
+               rankings: tuple[RankingInfo, ...], rejections: list[Rejection]) -> list[list[Scenario]]:
+        inputs = (res, *(x for pair in prefixes for x in pair))
+        key = (p.digest, m.name)
+        hit = self._blocks.get(key)
+        if hit is not None and len(hit[0]) == len(inputs) + 2 and hit[0][-2:] == (metrics, rankings) \
+                and all(a is b for a, b in zip(hit[0], inputs)):
+            rejections.extend(hit[2])
+            return hit[1]
+        local: list[Rejection] = [_refusal(r, p) for r in res.refusals]
+        choices: Sequence[ModelChoice] = res.choices
+        if p.meta.uses_gradients:
+            kept = [c for c in choices if c.backends & {"torch", "jax"}]
+            for c in choices:
+                if c not in kept:
+                    local.append(Rejection("model", c.label, "the problem takes Gradients of the model's "
+                                           "output, and this model is not differentiable",
+                                           (("problem", p.label),), m.location))
+            choices = kept
+        block: list[list[Scenario]] = []
+        refused: set[tuple[str, str]] = set()
+        for h, s in prefixes:
+            row = []
+            for c in choices:
+                if s.backend in c.backends:
+                    sid = digest_of(p.digest, h.digest, s.digest, c.digest)
+                    row.append(Scenario(sid, p, h, s, c, metrics, rankings))
+                elif (c.name, s.name) not in refused:
+                    refused.add((c.name, s.name))
+                    local.append(Rejection(
+                        "model", c.name, f"runs on {' or '.join(sorted(c.backends)) or 'no backend'}, "
+                        f"but {s.name} provides the {s.backend} backend",
+                        (("problem", p.label), ("software", s.name)), m.location))
+            block.append(row)
+        self._blocks[key] = ((*inputs, metrics, rankings), block, local)
+        rejections.extend(local)
+        return block
+
+
+def _rejection(kind: str, label: str, trace: Trace, context: tuple[tuple[str, str], ...]) -> Rejection:
+    site = trace.failure_site or (trace.error.location if trace.error else None)
+    return Rejection(kind, label, trace.reason, context, site)
+
+
+def _refusal(r: Refusal, p: ProblemInstance) -> Rejection:
+    return Rejection("model", r.module, r.reason, (("problem", p.label),), r.location, r.details)
+
+
+def _ranking_info(m: ParsedModule) -> RankingInfo:
+    """Metrics a ranking reads, found statically (``a.WallTime``) so no branch is missed."""
+    fn = ast.parse(textwrap.dedent(m.source)).body[0]
+    assert isinstance(fn, ast.FunctionDef)
+    params = {a.arg for a in fn.args.args}
+    used = {n.attr for n in ast.walk(fn)
+            if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id in params}
+    return RankingInfo(m.name, len(params) == 2, frozenset(used), m.options.get("better", "lower"))
+
+
+_PLANNERS: weakref.WeakKeyDictionary[Repository, Planner] = weakref.WeakKeyDictionary()
+
+
+def discover(repo: Repository, *, problem: Names = None, model: Names = None, software: Names = None,
+             hardware: Names = None, metric: Names = None, ranking: Names = None,
+             machine: Machine | None = None, params: Mapping[str, Any] | None = None,
+             max_depth: int = 3, time_limit: float = DEFAULT_TIME_LIMIT) -> Lattice:
+    """Find every benchmark scenario the repository's modules form, and why others don't fit.
+
+    Parameters
+    ----------
+    repo : Repository
+        The modules.
+    problem, model, software, hardware, metric, ranking : str or list of str, optional
+        Restrict a kind to these module names (sub-models may still come from any model).
+    machine : Machine, optional
+        What hardware modules are checked against; the local machine by default.
+    params : mapping, optional
+        Parameter values: ``{"MLP.hiddenSize": 128}`` or ``{"epochs": 5}`` (any module with
+        that parameter); a list value is a grid that replaces the module's ``Suggest``.
+    max_depth : int
+        Deepest sub-model nesting (``Require(Model, ...)``) and generic-converter nesting.
+    time_limit : float
+        Seconds one dry run may take before it is stopped and reported.
+
+    Returns
+    -------
+    Lattice
+        ``.scenarios``, ``.rejections``, ``.explain(...)``, ``.tree()``, ``.converter_graph``.
+    """
+    planner = _PLANNERS.get(repo)
+    if planner is None:
+        planner = _PLANNERS[repo] = Planner(repo)
+    return planner.discover(problem=problem, model=model, software=software, hardware=hardware,
+                            metric=metric, ranking=ranking, machine=machine, params=params,
+                            max_depth=max_depth, time_limit=time_limit)

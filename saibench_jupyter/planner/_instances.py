@@ -1,0 +1,196 @@
+"""Modules bound to parameter values, as the planner joins them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..sail._check import CheckedGraph
+from ..sail._errors import Location
+from ..sail._meta import HardwareMeta, MetricMeta, ProblemMeta, SoftwareMeta, TaskSignature
+from ..sail._parser import ParsedModule
+from ._converters import Chain
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=repr)
+
+
+def digest_of(*parts: str) -> str:
+    """A short stable digest of ``parts``."""
+    return hashlib.blake2b("\0".join(parts).encode(), digest_size=8).hexdigest()
+
+
+def label_of(name: str, params: Mapping[str, Any]) -> str:
+    """``MLP(hiddenSize=128)``, or the bare name without parameters."""
+    if not params:
+        return name
+    return f"{name}({', '.join(f'{k}={v!r}' for k, v in params.items())})"
+
+
+@dataclass(frozen=True, eq=False)
+class Instance:
+    """A module with parameter values that accepted its context during discovery."""
+
+    module: ParsedModule
+    params: Mapping[str, Any]
+    meta: Any
+    digest: str = field(init=False)
+    label: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "digest", digest_of(self.module.digest, _canonical(dict(self.params))))
+        object.__setattr__(self, "label", label_of(self.module.name, self.params))
+
+    @property
+    def name(self) -> str:
+        """The module's name."""
+        return self.module.name
+
+    def __repr__(self) -> str:
+        return self.label
+
+
+@dataclass(frozen=True, eq=False)
+class ProblemInstance(Instance):
+    """A problem with its parameters and its tasks."""
+
+    meta: ProblemMeta
+
+
+@dataclass(frozen=True, eq=False)
+class HardwareInstance(Instance):
+    """A hardware module with its parameters and resources."""
+
+    meta: HardwareMeta
+
+
+@dataclass(frozen=True, eq=False)
+class SoftwareInstance(Instance):
+    """A software module's environment for one hardware instance."""
+
+    meta: SoftwareMeta
+
+    @property
+    def backend(self) -> str:
+        """The environment's backend (``torch``, ``jax``, ``numpy``)."""
+        return self.meta.environment.backend
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """A metric attached to a scenario."""
+
+    name: str
+    axis: str
+    better: str
+    unit: str | None
+    reads: frozenset[str]
+    counters: frozenset[str]
+
+    @classmethod
+    def of(cls, module: ParsedModule, meta: MetricMeta) -> MetricInfo:
+        return cls(module.name, meta.axis, meta.better, meta.unit, meta.reads, meta.counters)
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class RankingInfo:
+    """A ranking attached to a scenario: a score (total order) or a comparison (partial order)."""
+
+    name: str
+    comparison: bool
+    metrics: frozenset[str]
+    better: str
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True, eq=False)
+class ModelChoice:
+    """A model with hyper-parameters and chosen sub-models, checked against a problem's tasks.
+
+    ``graphs`` maps each task kind to the checked graph; ``submodels`` maps each
+    ``Require(Model, ...)`` slot (its call site) to the model chosen for it.
+    """
+
+    module: ParsedModule
+    params: Mapping[str, Any]
+    tasks: tuple[TaskSignature, ...]
+    graphs: Mapping[str, CheckedGraph]
+    submodels: tuple[tuple[str, ModelChoice], ...]
+    chains: tuple[Chain, ...]
+    backends: frozenset[str]
+    digest: str = field(init=False)
+    label: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        subs = [f"{slot}={c.digest}" for slot, c in self.submodels]
+        object.__setattr__(self, "digest", digest_of(self.module.digest, _canonical(dict(self.params)), *subs))
+        inner = ", ".join(c.label for _, c in self.submodels)
+        base = label_of(self.module.name, self.params)
+        object.__setattr__(self, "label", f"{base}[{inner}]" if inner else base)
+
+    @property
+    def name(self) -> str:
+        """The model's name."""
+        return self.module.name
+
+    def walk(self, role: str = "model") -> list[tuple[str, ModelChoice]]:
+        """This choice and its sub-models, each with its role path (``model``, ``model/5:8``)."""
+        out = [(role, self)]
+        for slot, sub in self.submodels:
+            out += sub.walk(f"{role}/{slot}")
+        return out
+
+    def all_chains(self) -> tuple[Chain, ...]:
+        """Conversions used here and in every sub-model."""
+        return tuple(c for _, m in self.walk() for c in m.chains)
+
+    def __repr__(self) -> str:
+        return self.label
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A module that did not fit a partial tuple, and why.
+
+    Parameters
+    ----------
+    kind : str
+        The kind of the rejected module (``model``, ``software`` ...).
+    module : str
+        The rejected module (with parameters where they matter).
+    reason : str
+        Why, in the module's words (``Fail``) or the planner's.
+    context : tuple of (str, str)
+        The partial tuple it was tried in, as (kind, label) pairs.
+    location : Location, optional
+        Where in the source the rejection comes from.
+    details : tuple of str
+        Deeper reasons (why each candidate sub-model did not fit).
+    """
+
+    kind: str
+    module: str
+    reason: str
+    context: tuple[tuple[str, str], ...] = ()
+    location: Location | None = None
+    details: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        """The rejected module's name (without parameters)."""
+        return self.module.split("(", 1)[0].split("[", 1)[0]
+
+    def __str__(self) -> str:
+        ctx = ", ".join(f"{k} {v}" for k, v in self.context)
+        where = f" ({self.location})" if self.location else ""
+        text = f"{self.kind} {self.module}{' for ' + ctx if ctx else ''}: {self.reason}{where}"
+        return text + "".join(f"\n    - {d}" for d in self.details)

@@ -1,0 +1,313 @@
+"""The outcome of discovery: scenarios, rejections with reasons, and the search tree."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..sail._primitives import Environment, Resources
+from ._converters import Chain, ConverterGraph
+from ._instances import (
+    HardwareInstance,
+    MetricInfo,
+    ModelChoice,
+    ProblemInstance,
+    RankingInfo,
+    Rejection,
+    SoftwareInstance,
+)
+
+if TYPE_CHECKING:
+    import networkx
+
+
+@dataclass(frozen=True, eq=False)
+class Scenario:
+    """One benchmark to run: problem, hardware, software, model (with sub-models), metrics.
+
+    ``id`` is stable: it hashes the content of every module involved and its
+    parameters, so it survives restarts and changes when any of them changes.
+    """
+
+    id: str
+    problem_instance: ProblemInstance
+    hardware_instance: HardwareInstance
+    software_instance: SoftwareInstance
+    model_choice: ModelChoice
+    metrics: tuple[MetricInfo, ...]
+    rankings: tuple[RankingInfo, ...]
+
+    @property
+    def problem(self) -> str:
+        """The problem's name."""
+        return self.problem_instance.name
+
+    @property
+    def model(self) -> str:
+        """The model's name."""
+        return self.model_choice.name
+
+    @property
+    def software(self) -> str:
+        """The software module's name."""
+        return self.software_instance.name
+
+    @property
+    def hardware(self) -> str:
+        """The hardware module's name."""
+        return self.hardware_instance.name
+
+    @property
+    def submodels(self) -> dict[str, str]:
+        """Sub-model choices by role path (``model/5:8`` -> ``MLP``)."""
+        return {role: m.name for role, m in self.model_choice.walk()[1:]}
+
+    @property
+    def params(self) -> dict[str, dict[str, Any]]:
+        """Parameter values by role: ``problem``, ``hardware``, ``software``, ``model`` and sub-model paths."""
+        out: dict[str, dict[str, Any]] = {
+            "problem": dict(self.problem_instance.params),
+            "hardware": dict(self.hardware_instance.params),
+            "software": {},
+        }
+        for role, m in self.model_choice.walk():
+            out[role] = dict(m.params)
+        return out
+
+    @property
+    def converters(self) -> tuple[Chain, ...]:
+        """The conversion chains the model (and its sub-models) use."""
+        return self.model_choice.all_chains()
+
+    @property
+    def environment(self) -> Environment:
+        """The software environment to run in."""
+        return self.software_instance.meta.environment
+
+    @property
+    def resources(self) -> Resources:
+        """The hardware resources to run with."""
+        return self.hardware_instance.meta.resources
+
+    @property
+    def label(self) -> str:
+        """``MNIST × MLP(hiddenSize=128) × PyTorch × CPU``."""
+        return " × ".join((self.problem_instance.label, self.model_choice.label,
+                           self.software_instance.label, self.hardware_instance.label))
+
+    def names(self) -> dict[str, set[str]]:
+        """Module names by role, for selection (sub-models count as models)."""
+        return {
+            "problem": {self.problem}, "hardware": {self.hardware}, "software": {self.software},
+            "model": {m.name for _, m in self.model_choice.walk()},
+            "metric": {m.name for m in self.metrics}, "ranking": {r.name for r in self.rankings},
+        }
+
+    def __repr__(self) -> str:
+        return f"Scenario({self.id}: {self.label})"
+
+
+@dataclass
+class DiscoveryStats:
+    """Counts and timings of one discovery."""
+
+    candidates: dict[str, int] = field(default_factory=dict)
+    dry_runs: int = 0
+    dry_run_hits: int = 0
+    seconds: float = 0.0
+
+    @property
+    def tuples_considered(self) -> int:
+        """Candidate tuples the search looked at, over all levels."""
+        return sum(self.candidates.values())
+
+
+@dataclass
+class TreeNode:
+    """A node of the search tree: a module tried at one level under its parent's partial tuple."""
+
+    kind: str
+    label: str
+    accepted: bool = True
+    reason: str = ""
+    children: list[TreeNode] = field(default_factory=list)
+    scenario_ids: list[str] = field(default_factory=list)
+
+    def walk(self, depth: int = 0) -> Iterator[tuple[int, TreeNode]]:
+        """Every node with its depth, parents first."""
+        yield depth, self
+        for c in self.children:
+            yield from c.walk(depth + 1)
+
+    def render(self) -> str:
+        """An indented text view (rejected branches marked with ✗ and their reason)."""
+        lines = []
+        for depth, node in self.walk():
+            if depth == 0:
+                continue
+            mark = "✓" if node.accepted else "✗"
+            extra = f"  — {node.reason}" if node.reason else ""
+            lines.append(f"{'  ' * (depth - 1)}{mark} {node.kind} {node.label}{extra}")
+        return "\n".join(lines)
+
+
+_ROLES = ("problem", "hardware", "software", "model", "metric", "ranking")
+
+
+class Lattice:
+    """Every scenario discovery found, every rejection with its reason, and the search tree.
+
+    Attributes
+    ----------
+    scenarios : list of Scenario
+        In search order: problem, hardware, software, model.
+    rejections : list of Rejection
+        Each rejected module with the partial tuple it was tried in.
+    stats : DiscoveryStats
+        What the search considered and how long it took.
+    """
+
+    def __init__(self, scenarios: list[Scenario], rejections: list[Rejection], stats: DiscoveryStats,
+                 converter_graph: ConverterGraph | None, problems: Sequence[ProblemInstance],
+                 hardware: Sequence[HardwareInstance],
+                 software: Mapping[str, Sequence[SoftwareInstance]]) -> None:
+        self.scenarios = scenarios
+        self.rejections = rejections
+        self.stats = stats
+        self.problems = list(problems)
+        self.hardware = list(hardware)
+        #: accepted software instances by hardware instance digest
+        self.software = dict(software)
+        self._converters = converter_graph
+
+    def __len__(self) -> int:
+        return len(self.scenarios)
+
+    def __iter__(self) -> Iterator[Scenario]:
+        return iter(self.scenarios)
+
+    def __repr__(self) -> str:
+        return (f"Lattice({len(self.scenarios)} scenarios, {len(self.rejections)} rejections, "
+                f"{self.stats.tuples_considered} candidates in {self.stats.seconds * 1000:.0f} ms)")
+
+    def __getitem__(self, scenario_id: str) -> Scenario:
+        for s in self.scenarios:
+            if s.id == scenario_id:
+                return s
+        raise KeyError(f"no scenario {scenario_id!r} in this lattice")
+
+    # -- selection and explanation ------------------------------------------------------
+    def select(self, **names: str | Sequence[str]) -> list[Scenario]:
+        """Scenarios whose modules match: ``select(problem="MNIST", model=["MLP", "CNN"])``."""
+        want = _wanted(names)
+        return [s for s in self.scenarios if _matches(s.names(), want)]
+
+    def rejected(self, **names: str | Sequence[str]) -> list[Rejection]:
+        """Rejections that involve the named modules (as the rejected module or its context)."""
+        want = _wanted(names)
+        return [r for r in self.rejections if not want or _rejection_matches(r, want)]
+
+    def explain(self, **names: str | Sequence[str]) -> str:
+        """Why the named modules do, or do not, form scenarios — in words.
+
+        ``lattice.explain(problem="MNIST", model="MLP")`` lists the scenarios they form
+        and every rejection involving them, with reasons and source locations.
+        """
+        want = _wanted(names)
+        what = ", ".join(f"{k}={'|'.join(sorted(v))}" for k, v in want.items()) or "everything"
+        chosen = self.select(**names)
+        lines = [f"{what}: {len(chosen)} scenario{'s' if len(chosen) != 1 else ''}"]
+        for s in chosen[:20]:
+            metrics = ", ".join(m.name for m in s.metrics) or "no metrics"
+            lines.append(f"  ✓ {s.label}  [{metrics}]  id {s.id}")
+        if len(chosen) > 20:
+            lines.append(f"  … and {len(chosen) - 20} more")
+        rejected = self.rejected(**names)
+        if rejected:
+            lines.append(f"rejected ({len(rejected)}):")
+            lines.extend("  ✗ " + str(r).replace("\n", "\n  ") for r in rejected)
+        if not chosen and not rejected:
+            known = {k: sorted({n for s in self.scenarios for n in s.names()[k]} |
+                               {r.name for r in self.rejections if r.kind == k}) for k in want}
+            lines.append("nothing matches; known " + "; ".join(f"{k}s: {', '.join(v) or 'none'}"
+                                                               for k, v in known.items()))
+        return "\n".join(lines)
+
+    # -- views -----------------------------------------------------------------------
+    @property
+    def converter_graph(self) -> networkx.DiGraph:
+        """Types and converters as a ``networkx.DiGraph``, with the chains scenarios use."""
+        import networkx as nx
+
+        if self._converters is None:
+            return nx.DiGraph()
+        chains = {id(c): c for s in self.scenarios for c in s.converters}
+        return self._converters.to_networkx(list(chains.values()))
+
+    def tree(self) -> TreeNode:
+        """The search tree, problem → hardware → software → model, with rejected branches."""
+        return _build_tree(self)
+
+
+def _rejected_node(r: Rejection) -> TreeNode:
+    return TreeNode(r.kind, r.module, accepted=False, reason=r.reason)
+
+
+def _build_tree(lat: Lattice) -> TreeNode:
+    by_kind: dict[str, list[Rejection]] = defaultdict(list)
+    for r in lat.rejections:
+        by_kind[r.kind].append(r)
+    leaves: dict[tuple[str, str, str], dict[str, TreeNode]] = defaultdict(dict)
+    for sc in lat.scenarios:
+        key = (sc.problem_instance.digest, sc.hardware_instance.digest, sc.software_instance.digest)
+        node = leaves[key].setdefault(sc.model_choice.label, TreeNode("model", sc.model_choice.label))
+        node.scenario_ids.append(sc.id)
+
+    def within(r: Rejection, **ctx: str) -> bool:
+        have = dict(r.context)
+        return all(have.get(k, v) == v for k, v in ctx.items())
+
+    root = TreeNode("root", "discovery")
+    root.children += [_rejected_node(r) for r in by_kind["problem"]]
+    for p in lat.problems:
+        pn = TreeNode("problem", p.label)
+        root.children.append(pn)
+        pn.children += [_rejected_node(r) for r in by_kind["hardware"]]
+        for h in lat.hardware:
+            hn = TreeNode("hardware", h.label)
+            pn.children.append(hn)
+            refused = [r for r in by_kind["software"] if within(r, problem=p.label, hardware=h.label)]
+            hn.children += [_rejected_node(r) for r in refused]
+            for sw in lat.software.get(h.digest, ()):
+                if any(r.module == sw.label for r in refused):
+                    continue
+                sn = TreeNode("software", sw.label)
+                hn.children.append(sn)
+                sn.children += leaves.get((p.digest, h.digest, sw.digest), {}).values()
+                sn.children += [_rejected_node(r) for r in by_kind["model"]
+                                if within(r, problem=p.label, software=sw.name)]
+    return root
+
+
+def _rejection_matches(r: Rejection, want: Mapping[str, set[str]]) -> bool:
+    roles: dict[str, set[str]] = defaultdict(set)
+    roles[r.kind].add(r.name)
+    for kind, label in r.context:
+        roles[kind].add(label.split("(", 1)[0].split("[", 1)[0])
+    present = [k for k in want if k in roles]
+    return bool(present) and all(roles[k] & want[k] for k in present)
+
+
+def _wanted(names: Mapping[str, str | Sequence[str]]) -> dict[str, set[str]]:
+    want = {}
+    for role, value in names.items():
+        if role not in _ROLES:
+            raise TypeError(f"unknown role {role!r}: use one of {', '.join(_ROLES)}")
+        want[role] = {value} if isinstance(value, str) else set(value)
+    return want
+
+
+def _matches(have: Mapping[str, set[str]], want: Mapping[str, set[str]]) -> bool:
+    return all(have[k] & v for k, v in want.items())

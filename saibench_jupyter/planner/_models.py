@@ -1,0 +1,223 @@
+"""Model resolution: hyper-parameter grids, sub-models from ``Require(Model, ...)``, type checks.
+
+A model is dry-run once per task of the problem. ``Suggest`` grids are expanded (each
+value dry-run again, since the graph may depend on it); every ``Require(Model, ...)``
+slot is filled by each model that solves the slot's task, recursively, with a depth
+limit and a cycle guard; each composition is type-checked through the converter graph.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..sail._check import CheckedGraph, check
+from ..sail._dryrun import ModelRun
+from ..sail._errors import GraphError, Location, SailError
+from ..sail._graph import SubModel, backends
+from ..sail._meta import ModelMeta, TaskSignature, Trace
+from ..sail._parser import ParsedModule
+from ..sail._types import SailType
+from ._converters import Chain, ConverterGraph, NoConversion
+from ._instances import ModelChoice, label_of
+
+MAX_GRID = 4096
+
+Runner = Callable[[Mapping[str, Any]], list[Trace]]
+
+
+@dataclass
+class Refusal:
+    """Why a model (or one of its grid points) does not fit: before it becomes a Rejection."""
+
+    module: str
+    reason: str
+    location: Location | None = None
+    details: tuple[str, ...] = ()
+
+
+@dataclass
+class Resolution:
+    """The choices a model offers for some tasks, and the refusals met on the way."""
+
+    choices: list[ModelChoice] = field(default_factory=list)
+    refusals: list[Refusal] = field(default_factory=list)
+    #: True when any dry run required sub-models (so any model change may change this)
+    composite: bool = False
+
+
+def _split(overrides: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, tuple[Any, ...]]]:
+    fixed = {k: v for k, v in overrides.items() if not isinstance(v, list)}
+    grids = {k: tuple(v) for k, v in overrides.items() if isinstance(v, list)}
+    return fixed, grids
+
+
+def expand_grid(run: Runner, overrides: Mapping[str, Any]) -> list[tuple[dict[str, Any], list[Trace]]]:
+    """Bind every suggested parameter: dry-run, read ``Suggest`` grids, expand, repeat.
+
+    ``overrides`` binds parameters up front (a list value is a grid that replaces the
+    module's own ``Suggest``). Returns each complete binding with its traces.
+    """
+    fixed, grids = _split(overrides)
+    pending = [dict(fixed, **dict(zip(grids, combo))) for combo in itertools.product(*grids.values())]
+    done: list[tuple[dict[str, Any], list[Trace]]] = []
+    while pending:
+        bindings = pending.pop(0)
+        traces = run(bindings)
+        suggested: dict[str, tuple[Any, ...]] = {}
+        for t in traces:
+            for k, v in t.suggestions.items():
+                suggested.setdefault(k, v)
+        if not suggested:
+            done.append((bindings, traces))
+            continue
+        combos = [dict(bindings, **dict(zip(suggested, c))) for c in itertools.product(*suggested.values())]
+        if len(done) + len(pending) + len(combos) > MAX_GRID:
+            raise SailError(f"the parameter grid has more than {MAX_GRID} points",
+                            fix="suggest fewer values, or bind some parameters with discover(params=...)")
+        pending = combos + pending
+    return done
+
+
+class ModelResolver:
+    """Resolves models against tasks; shared by one discovery.
+
+    Parameters
+    ----------
+    models : sequence of ParsedModule
+        Every model a ``Require(Model, ...)`` may pick.
+    run : callable
+        ``run(model, task, bindings) -> Trace``: the planner's memoised dry run.
+    converters : ConverterGraph
+        Resolves ``Convert`` nodes.
+    overrides : callable
+        ``overrides(module) -> dict`` of parameter values the user bound.
+    max_depth : int
+        Deepest sub-model nesting.
+    """
+
+    def __init__(self, models: Sequence[ParsedModule],
+                 run: Callable[[ParsedModule, TaskSignature, Mapping[str, Any]], Trace],
+                 converters: ConverterGraph, overrides: Callable[[ParsedModule], dict[str, Any]],
+                 max_depth: int = 3) -> None:
+        self.models = list(models)
+        self._run = run
+        self.converters = converters
+        self._overrides = overrides
+        self.max_depth = max_depth
+        self._memo: dict[tuple[Any, ...], Resolution] = {}
+
+    def resolve(self, model: ParsedModule, tasks: tuple[TaskSignature, ...],
+                stack: tuple[tuple[str, tuple[TaskSignature, ...]], ...] = ()) -> Resolution:
+        """Every choice of ``model`` (grid point × sub-models) that solves all ``tasks``."""
+        key = (model.digest, tasks, stack)
+        if key not in self._memo:
+            self._memo[key] = self._resolve(model, tasks, stack)
+        return self._memo[key]
+
+    def _resolve(self, model: ParsedModule, tasks: tuple[TaskSignature, ...],
+                 stack: tuple[tuple[str, tuple[TaskSignature, ...]], ...]) -> Resolution:
+        out = Resolution()
+
+        def run(bindings: Mapping[str, Any]) -> list[Trace]:
+            return [self._run(model, t, bindings) for t in tasks]
+
+        try:
+            points = expand_grid(run, self._overrides(model))
+        except SailError as exc:
+            out.refusals.append(Refusal(model.name, exc.what, model.location))
+            return out
+        failures: list[Refusal] = []
+        for bindings, traces in points:
+            label = label_of(model.name, bindings)
+            bad = next((t for t in traces if not t.ok), None)
+            if bad is not None:
+                task = tasks[traces.index(bad)]
+                site = bad.failure_site or (bad.error.location if bad.error else None)
+                failures.append(Refusal(label, _for_task(bad.reason, task, len(tasks)), site))
+                continue
+            metas = [t.meta for t in traces]
+            out.composite |= any(m.requires for m in metas)  # type: ignore[union-attr]
+            self._compose(model, tasks, bindings, metas, stack, out, failures)  # type: ignore[arg-type]
+        # One reason for every grid point (MLP can't Segment at any width) is said once.
+        reasons = {f.reason for f in failures}
+        if failures and len(reasons) == 1 and not out.choices and len(failures) == len(points):
+            f = failures[0]
+            out.refusals.append(Refusal(model.name, f.reason, f.location, f.details))
+        else:
+            out.refusals.extend(failures)
+        return out
+
+    def _compose(self, model: ParsedModule, tasks: tuple[TaskSignature, ...], bindings: dict[str, Any],
+                 metas: list[ModelMeta], stack: tuple[tuple[str, tuple[TaskSignature, ...]], ...],
+                 out: Resolution, failures: list[Refusal]) -> None:
+        label = label_of(model.name, bindings)
+        slots: dict[str, SubModel] = {}
+        for meta in metas:
+            for sub in meta.requires:
+                old = slots.setdefault(sub.slot, sub)
+                if (old.task, old.input, old.output) != (sub.task, sub.input, sub.output):
+                    failures.append(Refusal(label, f"the Require at {sub.slot} asks for different "
+                                            "models in different tasks", sub.site))
+                    return
+        try:
+            graphs, chains = self._check(tasks, metas)
+        except SailError as exc:
+            failures.append(Refusal(label, exc.what, exc.location or model.location))
+            return
+        options: list[list[ModelChoice]] = []
+        for sub in slots.values():
+            sig = TaskSignature(sub.task, sub.input, sub.output)
+            found, details = self._candidates(model.name, tasks, sig, stack)
+            if not found:
+                failures.append(Refusal(
+                    label, f"no model solves Require(Model, {sub.task}, {sub.input!r}, {sub.output!r})",
+                    sub.site, tuple(details)))
+                return
+            options.append(found)
+        own = frozenset.intersection(*(backends(m.graph) for m in metas))
+        for picks in itertools.product(*options):
+            usable = own.intersection(*(p.backends for p in picks))
+            out.choices.append(ModelChoice(model, dict(bindings), tasks, graphs,
+                                           tuple(zip(slots, picks)), chains, usable))
+
+    def _candidates(self, parent: str, parent_tasks: tuple[TaskSignature, ...], sig: TaskSignature,
+                    stack: tuple[tuple[str, tuple[TaskSignature, ...]], ...]) -> tuple[list[ModelChoice], list[str]]:
+        # The stack holds (model, the tasks it is solving): meeting one again is a cycle.
+        inner = (*stack, (parent, parent_tasks))
+        found: list[ModelChoice] = []
+        details: list[str] = []
+        for candidate in self.models:
+            if (candidate.name, (sig,)) in inner:
+                path = " → ".join(n for n, _ in inner[[n for n, _ in inner].index(candidate.name):])
+                details.append(f"{candidate.name}: Require cycle {path} → {candidate.name}")
+                continue
+            if len(inner) > self.max_depth:
+                details.append(f"{candidate.name}: sub-models nest deeper than max_depth={self.max_depth}")
+                continue
+            res = self.resolve(candidate, (sig,), inner)
+            found.extend(res.choices)
+            details.extend(f"{r.module}: {r.reason}" for r in res.refusals)
+        return found, details
+
+    def _check(self, tasks: tuple[TaskSignature, ...],
+               metas: list[ModelMeta]) -> tuple[dict[str, CheckedGraph], tuple[Chain, ...]]:
+        chains: list[Chain] = []
+
+        def convert(source: SailType, target: SailType) -> tuple[SailType, str]:
+            try:
+                chain = self.converters.resolve(source, target)
+            except NoConversion as exc:
+                raise GraphError(exc.reason, fix="add a @ConverterDefinition for this conversion, "
+                                 "or change the types") from None
+            chains.append(chain)
+            return chain.output, chain.label
+
+        graphs = {t.kind: check(m.graph, t.input, t.output, convert=convert) for t, m in zip(tasks, metas)}
+        return graphs, tuple(chains)
+
+
+def _for_task(reason: str, task: TaskSignature, n: int) -> str:
+    return reason if n == 1 else f"{reason} (task {task})"

@@ -1,0 +1,213 @@
+"""The module repository: SAIL modules by name, from cells, files, folders and packages.
+
+A module's identity is its name: adding a module with a known name replaces the old
+one. Adding a source under an ``origin`` (a file path, a notebook cell id) replaces
+everything that origin held before, like saving a file. Listeners hear about every
+change, which is what makes discovery incremental.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from .sail._decorators import ModuleKind
+from .sail._errors import Location, SailError, SailSyntaxError
+from .sail._parser import ParsedModule, ParsedSource, parse
+
+ModuleRecord = ParsedModule
+"""A registered module: name, kind, options, origin, line, source, digest (content hash)."""
+
+
+@dataclass(frozen=True)
+class RepositoryEvent:
+    """A change of the repository: a module ``added``, ``replaced`` or ``removed``."""
+
+    action: Literal["added", "replaced", "removed"]
+    name: str
+    record: ModuleRecord | None
+    previous: ModuleRecord | None
+
+
+Listener = Callable[[RepositoryEvent], None]
+_anonymous = itertools.count(1)
+
+
+class Repository:
+    """SAIL modules by name, with their sources and change events.
+
+    Examples
+    --------
+    >>> repo = Repository()
+    >>> records = repo.add_source(open("mnist.py").read(), origin="mnist.py")  # doctest: +SKIP
+    >>> [m.name for m in repo.modules("model")]  # doctest: +SKIP
+    """
+
+    def __init__(self) -> None:
+        self._modules: dict[str, ModuleRecord] = {}
+        self._sources: dict[str, ParsedSource] = {}
+        self._listeners: list[Listener] = []
+        self.version = 0
+
+    # -- reading ----------------------------------------------------------------------
+    def modules(self, kind: ModuleKind | str | None = None) -> list[ModuleRecord]:
+        """The registered modules in registration order, optionally of one ``kind``."""
+        if kind is None:
+            return list(self._modules.values())
+        k = ModuleKind(kind)
+        return [m for m in self._modules.values() if m.kind is k]
+
+    def get(self, name: str) -> ModuleRecord:
+        """The module called ``name``.
+
+        Raises
+        ------
+        KeyError
+            With the known names when there is no such module.
+        """
+        try:
+            return self._modules[name]
+        except KeyError:
+            known = ", ".join(self._modules) or "none"
+            raise KeyError(f"no module {name!r} in the repository (modules: {known})") from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._modules
+
+    def __iter__(self) -> Iterator[ModuleRecord]:
+        return iter(list(self._modules.values()))
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __repr__(self) -> str:
+        counts = {k.value: len(self.modules(k)) for k in ModuleKind}
+        return "Repository(" + ", ".join(f"{k}={n}" for k, n in counts.items() if n) + ")"
+
+    @property
+    def support_names(self) -> frozenset[str]:
+        """Names defined by the support code of all sources (visible to every module)."""
+        return frozenset().union(*(s.support_names for s in self._sources.values()))
+
+    def sources(self) -> dict[str, ParsedSource]:
+        """Every registered source by origin (with its support code)."""
+        return dict(self._sources)
+
+    def source_of(self, record: ModuleRecord) -> ParsedSource:
+        """The source a module came from."""
+        return self._sources[record.origin]
+
+    # -- changing -------------------------------------------------------------------
+    def add_source(self, text: str, origin: str | None = None) -> list[ModuleRecord]:
+        """Parse ``text`` and register its modules; return them.
+
+        With an ``origin`` that was added before, the new text replaces the old one:
+        modules the origin no longer defines are removed.
+
+        Raises
+        ------
+        SailSyntaxError
+            When the text does not parse. Nothing changes: the previous good version of
+            every module stays in place, and the message says which.
+        """
+        origin = origin or f"<source {next(_anonymous)}>"
+        try:
+            parsed = parse(text, origin)
+        except SailSyntaxError as exc:
+            kept = [m.name for m in self._modules.values() if m.origin == origin]
+            note = (f"; the previous version of {', '.join(kept)} stays in use" if kept
+                    else "; nothing from this source was registered")
+            raise SailSyntaxError(exc.what + note, module=exc.module, location=exc.location,
+                                  fix=exc.fix) from None
+        events: list[RepositoryEvent] = []
+        new_names = {m.name for m in parsed.modules}
+        for old in [m for m in self._modules.values() if m.origin == origin and m.name not in new_names]:
+            del self._modules[old.name]
+            events.append(RepositoryEvent("removed", old.name, None, old))
+        self._sources[origin] = parsed
+        for record in parsed.modules:
+            previous = self._modules.pop(record.name, None)
+            self._modules[record.name] = record
+            if previous is None:
+                events.append(RepositoryEvent("added", record.name, record, None))
+            elif previous.digest != record.digest or previous.origin != record.origin:
+                events.append(RepositoryEvent("replaced", record.name, record, previous))
+        self._forget_empty_sources()
+        self._emit(events)
+        return list(parsed.modules)
+
+    def load(self, path: str | Path) -> list[ModuleRecord]:
+        """Register the modules of a file, of every ``.py`` file under a folder, or of a package.
+
+        Files that fail to parse do not stop the others; a :class:`SailError` listing
+        them is raised once everything else is registered.
+        """
+        files = _files_of(path)
+        records: list[ModuleRecord] = []
+        failures: list[str] = []
+        for file in files:
+            try:
+                records += self.add_source(file.read_text(encoding="utf-8"), origin=str(file))
+            except SailError as exc:
+                failures.append(str(exc))
+        if failures:
+            raise SailError(
+                f"{len(failures)} of {len(files)} files did not load "
+                f"({len(records)} modules from the others are registered):\n" + "\n".join(failures),
+                location=Location(str(path)), fix="fix the files named above and load again",
+            )
+        return records
+
+    def remove(self, name: str) -> ModuleRecord:
+        """Remove the module ``name`` and return its record."""
+        record = self.get(name)
+        del self._modules[name]
+        self._forget_empty_sources()
+        self._emit([RepositoryEvent("removed", name, None, record)])
+        return record
+
+    def clear(self) -> None:
+        """Remove every module and source."""
+        events = [RepositoryEvent("removed", n, None, r) for n, r in self._modules.items()]
+        self._modules.clear()
+        self._sources.clear()
+        self._emit(events)
+
+    # -- events ---------------------------------------------------------------------
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener(event)`` on every change; return a function that unsubscribes."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    def _emit(self, events: list[RepositoryEvent]) -> None:
+        if not events:
+            return
+        self.version += 1
+        for event in events:
+            for listener in list(self._listeners):
+                listener(event)
+
+    def _forget_empty_sources(self) -> None:
+        used = {m.origin for m in self._modules.values()}
+        for origin in [o for o, s in self._sources.items() if o not in used and not s.support_names]:
+            del self._sources[origin]
+
+
+def _files_of(path: str | Path) -> list[Path]:
+    p = Path(path)
+    if p.is_file():
+        return [p]
+    if p.is_dir():
+        return sorted(f for f in p.rglob("*.py")
+                      if not any(part.startswith((".", "__pycache__")) for part in f.relative_to(p).parts))
+    spec = importlib.util.find_spec(str(path)) if str(path).isidentifier() or "." in str(path) else None
+    if spec is None:
+        raise SailError(f"{path!s} is not a file, a folder or an importable package",
+                        location=Location(str(path)), fix="give a path to a .py file or folder, or a package name")
+    if spec.submodule_search_locations:
+        return sorted(itertools.chain.from_iterable(_files_of(d) for d in spec.submodule_search_locations))
+    return [Path(spec.origin)] if spec.origin else []

@@ -1,0 +1,488 @@
+"""The dry-run tracer: runs a module symbolically and returns its metadata (a :class:`Trace`).
+
+``Input`` yields typed placeholders, a loop over a stream runs once, ``Train.*`` and
+``Test.*`` record task signatures, unbound parameters are placeholders, ``Fail`` ends
+the run with its reason. A run that loops is stopped after a time limit; a run that
+raises becomes an error naming the module, the origin and the line.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import types
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ._concepts import COMPARISON_KINDS, Concept, Model
+from ._context import Context, using
+from ._datasets import dataset_type
+from ._decorators import ModuleKind
+from ._errors import (
+    DryRunError,
+    DryRunTimeout,
+    Location,
+    ModuleFailed,
+    SailError,
+    SailNameError,
+    source_filename,
+)
+from ._graph import ConvertNode, Node, SubModel, as_node, submodels
+from ._meta import (
+    ConverterMeta,
+    HardwareMeta,
+    Meta,
+    MetricMeta,
+    ModelMeta,
+    ProblemMeta,
+    SoftwareMeta,
+    TaskRecord,
+    TaskSignature,
+    Trace,
+)
+from ._namespace import namespace
+from ._parser import ParsedModule
+from ._primitives import Capability, Environment, Resources, capability_of
+from ._symbolic import Opaque, Param, Stream, Value, typeof
+from ._types import AnyType, Atoms, Image, SailType, Scalar, Tensor, TypeVariable, as_type, unify
+
+DEFAULT_TIME_LIMIT = 2.0
+
+_EXTENSION_TYPES: tuple[tuple[str, SailType], ...] = (
+    (".idx1-ubyte", Scalar("int64")),
+    (".idx3-ubyte", Tensor(None, None)),
+    (".xyz", Atoms),
+    (".atoms", Atoms),
+    (".npy", Tensor(None)),
+    (".csv", Tensor(None)),
+    (".png", Image()),
+    (".jpg", Image()),
+    (".tif", Image()),
+    (".img", Image()),
+    (".msk", Image()),
+)
+
+
+def load_function(module: ParsedModule, support: frozenset[str],
+                  bindings: Mapping[str, Any] | None = None) -> types.FunctionType:
+    """Compile ``module`` into a function whose globals are SAIL names plus placeholders.
+
+    Support-code names the module reads become :class:`Opaque` placeholders (support
+    code is not run during discovery); ``bindings`` adds globals such as a bound ``T``.
+    """
+    ns = namespace()
+    for name in module.free_names & support:
+        ns[name] = Opaque(name)
+    if bindings:
+        ns.update(bindings)
+    shadowed = ns.get(module.name)
+    exec(module.code, ns)  # defines the function; the body is not run
+    fn = ns.pop(module.name)
+    # Module names live in the repository, not in SAIL's namespace: inside the converter
+    # Concat, ``Concat`` is still the primitive (paper Fig. 5).
+    if shadowed is not None:
+        ns[module.name] = shadowed
+    return fn  # type: ignore[no-any-return]
+
+
+class _Limit:
+    """Stops a dry run that takes too long, by tracing only the module's own lines."""
+
+    def __init__(self, filename: str, seconds: float) -> None:
+        self.filename = filename
+        self.deadline = time.monotonic() + seconds
+        self.seconds = seconds
+        self.lines = 0
+
+    def calls(self, frame: types.FrameType, event: str, arg: Any) -> Any:
+        return self.lines_of if frame.f_code.co_filename == self.filename else None
+
+    def lines_of(self, frame: types.FrameType, event: str, arg: Any) -> Any:
+        if event == "line":
+            self.lines += 1
+            if not self.lines & 255 and time.monotonic() > self.deadline:
+                raise DryRunTimeout(
+                    f"the dry run did not finish within {self.seconds:g} s",
+                    location=Location(self.filename[6:-1], frame.f_lineno),
+                    fix="discovery runs loops over data once; a loop that never ends, or a long "
+                    "computation, belongs in execution (or raise the planner's time_limit)",
+                )
+        return self.lines_of
+
+
+class DryRun(Context):
+    """The context SAIL primitives talk to during a dry run; subclasses per module kind."""
+
+    name = "dry run"
+    kind: ModuleKind
+
+    def __init__(self, module: ParsedModule) -> None:
+        self.module = module
+        self.suggestions: dict[str, tuple[Any, ...]] = {}
+
+    def _misplaced(self, what: str, where: str) -> SailError:
+        return SailError(f"{what} is not allowed in a {self.kind.value} module",
+                         module=self.module.name, fix=f"{what} belongs in {where}")
+
+    def suggest(self, param: Any, values: tuple[Any, ...]) -> None:
+        if isinstance(param, Param) and param.name not in self.suggestions:
+            if not values:
+                raise SailError(f"Suggest({param.name}) offers no values", module=self.module.name,
+                                fix=f"write Suggest({param.name}, value1, value2, ...)")
+            self.suggestions[param.name] = values
+
+    def input(self, source: Any, type: Any) -> Any:
+        raise self._misplaced("Input(...)", "a problem definition")
+
+    def task(self, concept: str, kind: str, args: tuple[Any, ...]) -> Any:
+        raise self._misplaced(f"{concept}.{kind}(...)", "a problem definition")
+
+    def collection(self, concept: str, kind: str) -> Any:
+        raise self._misplaced(f"reading {concept}.{kind}", "a metric definition")
+
+    def require(self, what: Any, args: tuple[Any, ...]) -> Any:
+        raise self._misplaced("Require(...)", "a problem (capabilities) or a model (sub-models)")
+
+    def convert_value(self, node: ConvertNode, value: Any) -> Any:
+        return Value(node.target)
+
+    def gradients(self, wrt: Any, output: Any) -> Any:
+        raise self._misplaced("Gradients(...)", "a problem definition")
+
+    def counter(self, name: str) -> Any:
+        raise self._misplaced(f"{name}()", "a metric definition")
+
+    def provides(self, capability: Any, implementation: Any) -> None:
+        raise self._misplaced("Provides(...)", "a software definition")
+
+    def finish(self, result: Any) -> Meta:
+        raise NotImplementedError
+
+
+class _CapabilityProxy:
+    """What ``Require(capability)`` gives a problem during discovery: typed method stubs."""
+
+    def __init__(self, capability: type[Capability]) -> None:
+        self._capability = capability
+
+    def __getattr__(self, method: str) -> Callable[..., Value]:
+        if method.startswith("_"):
+            raise AttributeError(method)
+        returns = self._capability.signature(method)
+        return lambda *a, **k: Value(returns if returns is not None else AnyType(), method)
+
+
+class ProblemRun(DryRun):
+    kind = ModuleKind.PROBLEM
+
+    def __init__(self, module: ParsedModule) -> None:
+        super().__init__(module)
+        self.records: list[TaskRecord] = []
+        self.seen: set[TaskRecord] = set()
+        self.capabilities: list[str] = []
+        self.inputs: list[str] = []
+        self.uses_gradients = False
+
+    def input(self, source: Any, type: Any) -> Any:
+        src = str(source)
+        self.inputs.append(src)
+        if type is not None:
+            return Stream(as_type(type), src)
+        if src.startswith("dataset:"):
+            return Stream(dataset_type(src[len("dataset:"):]), src)
+        for ext, t in _EXTENSION_TYPES:
+            if src.endswith(ext):
+                return Stream(t, src)
+        return Stream(AnyType(), src)
+
+    def task(self, concept: str, kind: str, args: tuple[Any, ...]) -> Any:
+        if not args:
+            raise SailError(f"{concept}.{kind}() records nothing", module=self.module.name,
+                            fix=f"pass the data: {concept}.{kind}(x, y)")
+        line = sys._getframe(2).f_lineno
+        rec = TaskRecord(concept, kind, tuple(typeof(a) for a in args), line)
+        if rec not in self.seen:
+            self.seen.add(rec)
+            self.records.append(rec)
+        if concept == "Model":
+            out = next((r.types[1] for r in self.records
+                        if r.kind == kind and r.phase != "Model" and len(r.types) > 1), AnyType())
+            return Value(out, f"Model.{kind}")
+        return None
+
+    def require(self, what: Any, args: tuple[Any, ...]) -> Any:
+        if isinstance(what, Concept) and what is Model:
+            raise SailError("Require(Model, ...) is not allowed in a problem module",
+                            module=self.module.name,
+                            fix="a problem calls the model under test with Model.Kind(x); "
+                            "Require(Model, ...) composes sub-models inside a model definition")
+        cap = capability_of(what)
+        if cap is None:
+            raise SailError(f"Require({what!r}) does not name a capability", module=self.module.name,
+                            fix="pass a Capability subclass or a capability name")
+        if cap.capability_name() not in self.capabilities:
+            self.capabilities.append(cap.capability_name())
+        return _CapabilityProxy(cap)
+
+    def gradients(self, wrt: Any, output: Any) -> Any:
+        self.uses_gradients = True
+        return Value(typeof(wrt), "gradients")
+
+    def finish(self, result: Any) -> Meta:
+        tasks: dict[str, TaskSignature] = {}
+        lines: dict[str, TaskRecord] = {}
+        tests: dict[str, tuple[SailType, ...]] = {}
+        for rec in self.records:
+            if rec.phase == "Test":
+                known = tests.get(rec.kind)
+                tests[rec.kind] = rec.types if known is None else tuple(
+                    _known(a, b) for a, b in zip(known, rec.types))
+            if rec.kind in COMPARISON_KINDS:
+                continue
+            if rec.phase == "Model":
+                out = tasks[rec.kind].output if rec.kind in tasks else AnyType()
+            else:
+                out = rec.types[1] if len(rec.types) > 1 else rec.types[0]
+            sig = TaskSignature(rec.kind, rec.types[0], out)
+            old = tasks.get(rec.kind)
+            if old is None:
+                tasks[rec.kind], lines[rec.kind] = sig, rec
+            elif unify(old.input, sig.input) is None or unify(old.output, sig.output) is None:
+                first = lines[rec.kind]
+                raise SailError(
+                    f"{rec.phase}.{rec.kind} takes {sig.input!r} -> {sig.output!r}, but "
+                    f"{first.phase}.{first.kind} (line {first.line}) takes {old.input!r} -> {old.output!r}",
+                    module=self.module.name, location=Location(self.module.origin, rec.line),
+                    fix="one task kind has one signature: make the types agree or use another kind",
+                )
+            else:
+                # Records agree; keep what is known (a later record may know the output).
+                tasks[rec.kind] = TaskSignature(rec.kind, _known(old.input, sig.input),
+                                                _known(old.output, sig.output))
+        return ProblemMeta(tuple(self.records), tuple(tasks.values()), tests,
+                           tuple(self.capabilities), tuple(self.inputs), self.uses_gradients)
+
+
+def _known(a: SailType, b: SailType) -> SailType:
+    return b if isinstance(a, AnyType) else a
+
+
+class ModelRun(DryRun):
+    kind = ModuleKind.MODEL
+
+    def require(self, what: Any, args: tuple[Any, ...]) -> Any:
+        if not (isinstance(what, Concept) and what is Model):
+            raise SailError(f"Require({what!r}, ...) in a model: only sub-models can be required here",
+                            module=self.module.name,
+                            fix="write Require(Model, task, inputType, outputType); software "
+                            "capabilities are required by problems")
+        if len(args) != 3:
+            raise SailError(f"Require(Model, ...) takes (task, inputType, outputType), got {len(args)} arguments",
+                            module=self.module.name, fix="write Require(Model, task, inputType, outputType)")
+        frame = sys._getframe(2)
+        positions = list(frame.f_code.co_positions())
+        col = positions[frame.f_lasti // 2][2] if frame.f_lasti // 2 < len(positions) else 0
+        return SubModel(f"{frame.f_lineno}:{col or 0}", str(args[0]), as_type(args[1]), as_type(args[2]),
+                        Location(self.module.origin, frame.f_lineno, col or 0))
+
+    def finish(self, result: Any) -> Meta:
+        if isinstance(result, list | tuple):
+            from ._graph import Pipeline
+
+            result = Pipeline(list(result))
+        try:
+            graph: Node = as_node(result)
+        except TypeError:
+            raise SailError(
+                f"model {self.module.name} returned {result!r}, not a model graph",
+                module=self.module.name, location=self.module.location,
+                fix="return Pipeline([...]), a layer, a sub-model, or a native wrapper such as TorchModule(m)",
+            ) from None
+        return ModelMeta(graph, submodels(graph))
+
+
+class MetricRun(DryRun):
+    kind = ModuleKind.METRIC
+
+    def __init__(self, module: ParsedModule, tests: Mapping[str, tuple[SailType, ...]]) -> None:
+        super().__init__(module)
+        self.tests = tests
+        self.reads: set[str] = set()
+        self.counters: set[str] = set()
+
+    def collection(self, concept: str, kind: str) -> Any:
+        if concept != "Test":
+            raise SailError(f"metrics read Test collections, not {concept}.{kind}",
+                            module=self.module.name, fix=f"read Test.{kind}")
+        if kind not in self.tests:
+            have = ", ".join(f"Test.{k}" for k in self.tests) or "no test records"
+            raise ModuleFailed(f"reads Test.{kind}, but the problem has {have}")
+        self.reads.add(kind)
+        types_ = self.tests[kind]
+        if kind in COMPARISON_KINDS:
+            return [tuple(Value(t) for t in types_)]
+        x, y = types_[0], types_[-1]
+        return [(Value(x, "x"), Value(y, "expected"), Value(y, "predicted"))]
+
+    def counter(self, name: str) -> Any:
+        self.counters.add(name)
+        return Value(Scalar("float64"), name)
+
+    def finish(self, result: Any) -> Meta:
+        opts = self.module.options
+        if not self.reads and not self.counters:
+            raise SailError(f"metric {self.module.name} reads no Test collection and no work counter",
+                            module=self.module.name, location=self.module.location,
+                            fix="read Test.Kind records or call a counter such as ElapsedMilliseconds()")
+        axis = opts.get("axis") or ("precision" if self.reads else "work")
+        return MetricMeta(frozenset(self.reads), frozenset(self.counters), axis,
+                          opts.get("better", "lower"), opts.get("unit"), typeof(result))
+
+
+class SoftwareRun(DryRun):
+    kind = ModuleKind.SOFTWARE
+
+    def __init__(self, module: ParsedModule) -> None:
+        super().__init__(module)
+        self.provided: dict[str, str] = {}
+
+    def provides(self, capability: Any, implementation: Any) -> None:
+        cap = capability_of(capability)
+        if cap is None:
+            raise SailError(f"Provides({capability!r}, ...) does not name a capability",
+                            module=self.module.name, fix="pass a Capability subclass or a name")
+        impl = implementation.name if isinstance(implementation, Opaque) else (
+            implementation if isinstance(implementation, str) else getattr(implementation, "__name__", repr(implementation)))
+        self.provided[cap.capability_name()] = impl
+
+    def finish(self, result: Any) -> Meta:
+        if not isinstance(result, Environment):
+            raise SailError(f"software {self.module.name} returned {result!r}, not an Environment",
+                            module=self.module.name, location=self.module.location,
+                            fix='return Environment(backend="torch", pip=[...]) or call Fail(reason)')
+        if self.provided:
+            result = Environment(result.backend, result.pip, result.conda, result.python,
+                                 {**result.provides, **self.provided})
+        return SoftwareMeta(result)
+
+
+class HardwareRun(DryRun):
+    kind = ModuleKind.HARDWARE
+
+    def finish(self, result: Any) -> Meta:
+        if not isinstance(result, Resources):
+            raise SailError(f"hardware {self.module.name} returned {result!r}, not Resources",
+                            module=self.module.name, location=self.module.location,
+                            fix='return Resources(cpus=..., device="cpu" or "cuda")')
+        return HardwareMeta(result)
+
+
+class ConverterRun(DryRun):
+    kind = ModuleKind.CONVERTER
+
+    def __init__(self, module: ParsedModule) -> None:
+        super().__init__(module)
+        self.needs: list[tuple[SailType, SailType]] = []
+
+    def convert_value(self, node: ConvertNode, value: Any) -> Any:
+        need = (typeof(value) if isinstance(node.source, AnyType) else node.source, node.target)
+        if need not in self.needs:
+            self.needs.append(need)
+        return Value(node.target)
+
+    def finish(self, result: Any) -> Meta:
+        return ConverterMeta(tuple(self.needs))
+
+
+def dry_run(
+    module: ParsedModule,
+    ctx: DryRun,
+    args: tuple[Any, ...] = (),
+    bindings: Mapping[str, Any] | None = None,
+    *,
+    support: frozenset[str] = frozenset(),
+    type_bindings: Mapping[TypeVariable, SailType] | None = None,
+    time_limit: float = DEFAULT_TIME_LIMIT,
+) -> Trace:
+    """Run ``module`` symbolically in ``ctx`` and return what it declares.
+
+    Parameters
+    ----------
+    module : ParsedModule
+        The module to run.
+    ctx : DryRun
+        The kind-specific recorder (:class:`ProblemRun`, :class:`ModelRun`, ...).
+    args : tuple
+        Leading positional arguments (a model's task and types, a software's hardware,
+        a converter's value).
+    bindings : mapping, optional
+        Values for the remaining parameters; parameters without a binding or a default
+        become unbound :class:`Param` placeholders.
+    support : frozenset of str
+        Names defined by support code, seen as :class:`Opaque` placeholders.
+    type_bindings : mapping, optional
+        Type variables bound for a generic converter (``T = Atom``).
+    time_limit : float
+        Seconds before the run is stopped as a :class:`DryRunTimeout`.
+    """
+    bindings = dict(bindings or {})
+    extra = {v.name: t for v, t in (type_bindings or {}).items()}
+    fn = load_function(module, support, extra)
+    rest = module.params[len(args):]
+    kwargs: dict[str, Any] = {}
+    unbound = []
+    for p in rest:
+        if p in bindings:
+            kwargs[p] = bindings[p]
+        elif p not in module.defaults:
+            kwargs[p] = Param(p, module.name)
+            unbound.append(p)
+    limit = _Limit(source_filename(module.origin), time_limit)
+    previous = sys.gettrace()
+    meta: Meta | None = None
+    failure: str | None = None
+    site: Location | None = None
+    error: SailError | None = None
+    try:
+        with using(ctx):
+            sys.settrace(limit.calls)
+            try:
+                result = fn(*args, **kwargs)
+            finally:
+                sys.settrace(previous)
+            meta = ctx.finish(result)
+    except ModuleFailed as exc:
+        failure, site = exc.reason, _site(exc, module)
+    except SailError as exc:
+        error = exc if exc.module else exc.with_module(module.name, _site(exc, module))
+    except NameError as exc:
+        name = getattr(exc, "name", None) or str(exc)
+        error = SailNameError(
+            f"unknown name {name!r}", module=module.name, location=_site(exc, module),
+            fix="define it in this source or a %%sail support cell, or import it there",
+        )
+    except RecursionError:
+        error = DryRunError("the dry run recursed without end", module=module.name,
+                            location=module.location, fix="remove the unbounded recursion")
+    except Exception as exc:  # noqa: BLE001 - any failure of user code becomes a rejection
+        error = DryRunError(
+            f"{type(exc).__name__} during the dry run: {exc}", module=module.name,
+            location=_site(exc, module),
+            fix="during discovery data are typed placeholders and unbound parameters have no "
+            "value: keep code that needs real values out of the discovery path, or give defaults",
+        )
+    suggestions = {k: v for k, v in ctx.suggestions.items() if k in unbound}
+    return Trace(module.name, bindings, suggestions,
+                 tuple(p for p in unbound if p not in suggestions), meta, failure, site, error)
+
+
+def _site(exc: BaseException, module: ParsedModule) -> Location:
+    """The deepest line of ``module``'s own code in the traceback of ``exc``."""
+    filename = source_filename(module.origin)
+    line = 0
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == filename:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return Location(module.origin, line or module.line)

@@ -1,0 +1,347 @@
+"""The SAIL parser: finds module definitions in source text without running it.
+
+It reads the source with :mod:`ast`, recognises the seven decorators, validates their
+options and the function signatures, separates *support code* (imports, helpers,
+constants) from modules, rewrites what SAIL needs rewritten (list displays become
+:class:`SailList`; a bare capability name in ``Require``/``Provides`` becomes
+``Capability.named("Name")``) and compiles each module under a pseudo file name that
+keeps the original line numbers, so tracebacks and errors point at the user's code.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import hashlib
+import re
+import symtable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import CodeType
+from typing import Any
+
+from ._decorators import DECORATORS, ModuleKind, validate_options
+from ._errors import Location, SailSyntaxError, register_source, source_filename
+from ._namespace import sail_names
+
+_BUILTINS = frozenset(dir(builtins))
+_CAPABILITY_CALLS = frozenset({"Require", "Provides"})
+
+
+@dataclass(frozen=True, eq=False)
+class ParsedModule:
+    """One module definition found in a source, ready to be dry-run or executed."""
+
+    name: str
+    kind: ModuleKind
+    options: Mapping[str, Any]
+    origin: str
+    line: int
+    end_line: int
+    source: str
+    doc: str | None
+    params: tuple[str, ...]
+    defaults: frozenset[str]
+    digest: str
+    #: global names the body reads that are neither SAIL names nor builtins
+    free_names: frozenset[str]
+    #: where each free name is first used: name -> (line, col)
+    name_sites: Mapping[str, tuple[int, int]]
+    code: CodeType = field(repr=False)
+
+    @property
+    def location(self) -> Location:
+        """Where the module is defined."""
+        return Location(self.origin, self.line)
+
+
+@dataclass(frozen=True, eq=False)
+class ParsedSource:
+    """Everything in one source text: its modules and its support code."""
+
+    origin: str
+    text: str
+    modules: tuple[ParsedModule, ...]
+    support: str
+    support_names: frozenset[str]
+    support_digest: str
+
+
+def parse(text: str, origin: str) -> ParsedSource:
+    """Parse SAIL source ``text`` that came from ``origin``.
+
+    Raises
+    ------
+    SailSyntaxError
+        For invalid Python, a misused decorator, bad options or a bad signature;
+        the message shows the line and the fix.
+    """
+    register_source(origin, text)
+    filename = source_filename(origin)
+    try:
+        tree = ast.parse(text, filename=filename)
+    except SyntaxError as exc:
+        raise _syntax_error(exc, origin) from None
+    _reject_nested_modules(tree, origin)
+    defs, support_stmts = [], []
+    for stmt in tree.body:
+        kind_options = _module_decorator(stmt, origin)
+        if kind_options is None:
+            support_stmts.append(stmt)
+        else:
+            defs.append((stmt, *kind_options))
+    support_names = frozenset(_defined_names(support_stmts))
+    support_text = "\n".join(ast.get_source_segment(text, s) or "" for s in support_stmts)
+    support_digest = _digest("support", *(ast.dump(s) for s in support_stmts))
+    table = symtable.symtable(text, filename, "exec")
+    seen: dict[str, int] = {}
+    modules = []
+    for fn, kind, options in defs:
+        if fn.name in seen:
+            raise SailSyntaxError(
+                f"{fn.name} is defined twice in this source (lines {seen[fn.name]} and {fn.lineno})",
+                location=Location(origin, fn.lineno, fn.col_offset),
+                fix="rename one of them, or delete the older definition",
+            )
+        seen[fn.name] = fn.lineno
+        modules.append(_parse_module(text, origin, fn, kind, options, table, support_names,
+                                     support_digest))
+    return ParsedSource(origin, text, tuple(modules), support_text, support_names, support_digest)
+
+
+# -- errors -------------------------------------------------------------------------
+def _syntax_error(exc: SyntaxError, origin: str) -> SailSyntaxError:
+    line = exc.text or ""
+    msg = exc.msg
+    if "→" in line:
+        fix = "write -> for a return annotation"
+    elif re.search(r"\w\s*\.\.\s*\w", line):
+        fix = "Python has no a..b ranges: slice with a:b+1 or use range(a, b+1)"
+    elif "Maybe you meant '==' " in msg:
+        fix = "compare with ==, not ="
+    else:
+        fix = "correct the Python syntax at the marked position"
+    return SailSyntaxError(
+        f"invalid Python: {msg}",
+        location=Location(origin, exc.lineno or 0, max((exc.offset or 1) - 1, 0)),
+        fix=fix,
+    )
+
+
+def _reject_nested_modules(tree: ast.Module, origin: str) -> None:
+    top = set(map(id, tree.body))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and id(node) not in top:
+            for deco in node.decorator_list:
+                name = _decorator_name(deco)
+                if name in DECORATORS:
+                    raise SailSyntaxError(
+                        f"@{name} on {node.name}, which is not at the top level of the source",
+                        location=Location(origin, deco.lineno, deco.col_offset),
+                        fix="define SAIL modules at the top level (not inside a function, class or if)",
+                    )
+
+
+def _decorator_name(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Call):
+        node = node.func
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return None
+
+
+def _module_decorator(stmt: ast.stmt, origin: str) -> tuple[ModuleKind, dict[str, Any]] | None:
+    if not isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        return None
+    found = [(d, _decorator_name(d)) for d in stmt.decorator_list]
+    sail = [(d, n) for d, n in found if n in DECORATORS]
+    if not sail:
+        return None
+    deco, name = sail[0]
+    assert name is not None
+    where = Location(origin, deco.lineno, deco.col_offset)
+    if len(sail) > 1:
+        raise SailSyntaxError(
+            f"{stmt.name} has two module decorators (@{name} and @{sail[1][1]})",
+            location=where, fix="a module is of one kind: keep one decorator",
+        )
+    if not isinstance(stmt, ast.FunctionDef):
+        what = "a class" if isinstance(stmt, ast.ClassDef) else "an async function"
+        raise SailSyntaxError(f"@{name} decorates {what}, {stmt.name}", location=where,
+                              fix="SAIL modules are plain functions (def, not class or async def)")
+    if len(found) > 1:
+        other = next(n for d, n in found if n not in DECORATORS)
+        raise SailSyntaxError(
+            f"{stmt.name} has another decorator (@{other}) beside @{name}",
+            location=where, fix="SAIL modules take no other decorators: move the logic into the body",
+        )
+    options: dict[str, Any] = {}
+    if isinstance(deco, ast.Call):
+        if deco.args:
+            raise SailSyntaxError(f"@{name}(...) takes options by keyword only", location=where,
+                                  fix=f"write @{name}(option=value) or bare @{name}")
+        for kw in deco.keywords:
+            if kw.arg is None:
+                raise SailSyntaxError(f"@{name}(**...) is not allowed", location=where,
+                                      fix="spell the options out")
+            try:
+                options[kw.arg] = ast.literal_eval(kw.value)
+            except ValueError:
+                raise SailSyntaxError(
+                    f"@{name}({kw.arg}=...) must be a literal value", location=where,
+                    fix="use a string, number, tuple or list literal",
+                ) from None
+    try:
+        return DECORATORS[name], validate_options(DECORATORS[name], options)
+    except ValueError as exc:
+        raise SailSyntaxError(str(exc), location=where, fix="fix or remove the option") from None
+
+
+# -- one module ---------------------------------------------------------------------
+_ARITY = {
+    ModuleKind.MODEL: (3, None, "(task, inputType, outputType, *hyper-parameters)"),
+    ModuleKind.CONVERTER: (1, 1, "(value: FromType) -> ToType"),
+    ModuleKind.SOFTWARE: (1, 1, "(hardware)"),
+    ModuleKind.RANKING: (1, 2, "(result) for a score or (a, b) for a comparison"),
+}
+
+
+def _check_signature(fn: ast.FunctionDef, kind: ModuleKind, origin: str) -> None:
+    a = fn.args
+    where = Location(origin, fn.lineno, fn.col_offset)
+    if a.vararg or a.kwarg or a.kwonlyargs or a.posonlyargs:
+        raise SailSyntaxError(
+            f"{fn.name} uses *args, **kwargs, keyword-only or positional-only parameters",
+            location=where, fix="SAIL modules take plain named parameters",
+        )
+    n = len(a.args)
+    lo, hi, form = _ARITY.get(kind, (0, None, ""))
+    if n < lo or (hi is not None and n > hi):
+        got = ", ".join(x.arg for x in a.args)
+        raise SailSyntaxError(
+            f"{kind.value} {fn.name}({got}) has the wrong parameters",
+            location=where, fix=f"a {kind.value} module is written {fn.name}{form}",
+        )
+    if kind is ModuleKind.CONVERTER and (a.args[0].annotation is None or fn.returns is None):
+        raise SailSyntaxError(
+            f"converter {fn.name} needs type annotations on its argument and its result",
+            location=where, fix=f"write def {fn.name}(x: FromType) -> ToType:",
+        )
+    if kind is ModuleKind.METRIC and len(a.defaults) != n:
+        raise SailSyntaxError(
+            f"metric {fn.name} has parameters without defaults",
+            location=where, fix="metrics do not multiply runs: give every parameter a default",
+        )
+    if kind is ModuleKind.RANKING and a.defaults:
+        raise SailSyntaxError(f"ranking {fn.name} has parameter defaults", location=where,
+                              fix="a ranking takes one result (a score) or two (a comparison)")
+
+
+class _Rewriter(ast.NodeTransformer):
+    """List displays -> SailList; bare capability names in Require/Provides -> Capability.named."""
+
+    def __init__(self, known: frozenset[str]) -> None:
+        self.known = known
+
+    def _wrap(self, node: ast.expr) -> ast.expr:
+        call = ast.Call(func=ast.Name("__sail_list__", ast.Load()), args=[node], keywords=[])
+        return ast.copy_location(call, node)
+
+    def visit_List(self, node: ast.List) -> ast.AST:  # noqa: N802
+        self.generic_visit(node)
+        return self._wrap(node) if isinstance(node.ctx, ast.Load) else node
+
+    def visit_ListComp(self, node: ast.ListComp) -> ast.AST:  # noqa: N802
+        self.generic_visit(node)
+        return self._wrap(node)
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:  # noqa: N802
+        self.generic_visit(node)
+        f = node.func
+        if (isinstance(f, ast.Name) and f.id in _CAPABILITY_CALLS and node.args
+                and isinstance(node.args[0], ast.Name) and node.args[0].id not in self.known):
+            arg = node.args[0]
+            named = ast.Call(
+                func=ast.Attribute(ast.Name("Capability", ast.Load()), "named", ast.Load()),
+                args=[ast.Constant(arg.id)], keywords=[],
+            )
+            node.args[0] = ast.copy_location(named, arg)
+        return node
+
+
+def _parse_module(
+    text: str, origin: str, fn: ast.FunctionDef, kind: ModuleKind, options: dict[str, Any],
+    table: symtable.SymbolTable, support_names: frozenset[str], support_digest: str,
+) -> ParsedModule:
+    _check_signature(fn, kind, origin)
+    start = fn.decorator_list[0].lineno
+    source = "\n".join(text.splitlines()[start - 1 : fn.end_lineno])
+    doc = ast.get_docstring(fn)
+    body = fn.body[1:] if doc is not None and len(fn.body) > 1 else fn.body
+    shape = ast.FunctionDef(fn.name, fn.args, body, [], fn.returns, None)
+    digest = _digest(kind.value, fn.name, repr(sorted(options.items())), ast.dump(shape),
+                     support_digest)
+
+    sail = sail_names()
+    globals_read = _globals_read(table, fn)
+    capability_args = {
+        n.args[0].id for n in ast.walk(fn)
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in _CAPABILITY_CALLS
+        and n.args and isinstance(n.args[0], ast.Name) and n.args[0].id not in sail
+    }
+    free = frozenset(n for n in globals_read - capability_args if n not in sail and n not in _BUILTINS)
+    sites: dict[str, tuple[int, int]] = {}
+    for node in ast.walk(fn):
+        if isinstance(node, ast.Name) and node.id in free and node.id not in sites:
+            sites[node.id] = (node.lineno, node.col_offset)
+
+    bare = ast.FunctionDef(fn.name, fn.args, fn.body, [], fn.returns, None, lineno=fn.lineno,
+                           col_offset=fn.col_offset, end_lineno=fn.end_lineno,
+                           end_col_offset=fn.end_col_offset)
+    rewritten = _Rewriter(frozenset(sail)).visit(bare)
+    module = ast.fix_missing_locations(ast.Module(body=[rewritten], type_ignores=[]))
+    # dont_inherit: our own `from __future__ import annotations` must not turn the
+    # module's annotations (converter signatures) into strings.
+    code = compile(module, source_filename(origin), "exec", dont_inherit=True)
+    return ParsedModule(
+        name=fn.name, kind=kind, options=options, origin=origin, line=fn.lineno,
+        end_line=fn.end_lineno or fn.lineno, source=source, doc=doc,
+        params=tuple(a.arg for a in fn.args.args),
+        defaults=frozenset(a.arg for a in fn.args.args[len(fn.args.args) - len(fn.args.defaults):]),
+        digest=digest, free_names=free, name_sites=sites, code=code,
+    )
+
+
+def _globals_read(table: symtable.SymbolTable, fn: ast.FunctionDef) -> set[str]:
+    own = next(c for c in table.get_children() if c.get_name() == fn.name and c.get_lineno() == fn.lineno)
+    names: set[str] = set()
+    stack = [own]
+    while stack:
+        t = stack.pop()
+        names.update(s.get_name() for s in t.get_symbols() if s.is_global() and s.is_referenced())
+        stack.extend(t.get_children())
+    return names
+
+
+def _defined_names(stmts: Iterable[ast.stmt]) -> Iterable[str]:
+    for stmt in stmts:
+        if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            yield stmt.name
+        elif isinstance(stmt, ast.Import | ast.ImportFrom):
+            for alias in stmt.names:
+                if alias.name != "*":
+                    yield alias.asname or alias.name.split(".")[0]
+        else:
+            for node in ast.walk(stmt):
+                if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                    yield node.id
+
+
+def _digest(*parts: str) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p.encode())
+        h.update(b"\0")
+    return h.hexdigest()[:20]
