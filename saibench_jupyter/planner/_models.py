@@ -199,7 +199,9 @@ class ModelResolver:
                 continue
             res = self.resolve(candidate, (sig,), inner)
             found.extend(res.choices)
-            details.extend(f"{r.module}: {r.reason}" for r in res.refusals)
+            for r in res.refusals:
+                details.append(f"{r.module}: {r.reason}")
+                details.extend(f"  {d}" for d in r.details)
         return found, details
 
     def _check(self, tasks: tuple[TaskSignature, ...],

@@ -1,0 +1,104 @@
+"""The ``saibench`` command: discover scenarios from SAIL modules on the command line."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from .planner import Lattice, discover
+from .repository import Repository
+from .sail._errors import SailError
+
+EXAMPLES = "saibench_jupyter.examples.paper"
+
+
+def _param(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"--param {text!r}: write NAME=VALUE, e.g. MLP.hiddenSize=128")
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key, value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="saibench", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    d = sub.add_parser("discover", help="find every scenario the modules form, and why others don't fit")
+    d.add_argument("paths", nargs="*", default=[EXAMPLES],
+                   help=f"SAIL files, folders or packages (default: the paper's examples, {EXAMPLES})")
+    for kind in ("problem", "model", "software", "hardware", "metric", "ranking"):
+        d.add_argument(f"--{kind}", action="append", metavar="NAME", help=f"only these {kind} modules")
+    d.add_argument("--param", action="append", type=_param, default=[], metavar="NAME=VALUE",
+                   help="bind a parameter: MLP.hiddenSize=128, epochs=5, or a list for a grid")
+    d.add_argument("--explain", nargs="+", metavar="NAME",
+                   help="explain these modules (problem first, then model, ...): --explain MNIST MLP")
+    d.add_argument("--tree", action="store_true", help="print the search tree with rejected branches")
+    d.add_argument("--json", action="store_true", help="print scenarios and rejections as JSON")
+    return parser
+
+
+def _explain_names(lattice: Lattice, names: Sequence[str]) -> dict[str, str]:
+    roles: dict[str, str] = {}
+    for name in names:
+        for s in lattice.scenarios:
+            role = next((r for r, have in s.names().items() if name in have), None)
+            if role:
+                break
+        else:
+            role = next((r.kind for r in lattice.rejections if r.name == name), "problem")
+        roles[role] = name
+    return roles
+
+
+def _as_json(lattice: Lattice) -> str:
+    return json.dumps({
+        "scenarios": [{"id": s.id, "problem": s.problem, "model": s.model, "software": s.software,
+                       "hardware": s.hardware, "submodels": s.submodels, "params": s.params,
+                       "metrics": [m.name for m in s.metrics], "rankings": [r.name for r in s.rankings],
+                       "converters": [c.label for c in s.converters]} for s in lattice.scenarios],
+        "rejections": [{"kind": r.kind, "module": r.module, "reason": r.reason, "context": dict(r.context),
+                        "location": str(r.location) if r.location else None, "details": list(r.details)}
+                       for r in lattice.rejections],
+        "stats": {"candidates": lattice.stats.candidates, "seconds": lattice.stats.seconds},
+    }, indent=2, default=repr)
+
+
+def _summary(lattice: Lattice) -> str:
+    lines = [f"{len(lattice.scenarios)} scenarios, {len(lattice.rejections)} rejections "
+             f"({lattice.stats.tuples_considered} candidate tuples, {lattice.stats.seconds * 1000:.0f} ms)"]
+    lines += [f"  ✓ {s.label}  [{', '.join(m.name for m in s.metrics)}]  {s.id}" for s in lattice.scenarios]
+    lines += ["  ✗ " + str(r).replace("\n", "\n  ") for r in lattice.rejections]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``saibench`` command; return its exit status."""
+    args = _parser().parse_args(argv)
+    repo = Repository()
+    try:
+        for path in args.paths:
+            repo.load(path)
+        filters = {k: getattr(args, k) for k in ("problem", "model", "software", "hardware", "metric", "ranking")}
+        lattice = discover(repo, params=dict(args.param), **filters)
+    except (SailError, ValueError) as exc:
+        print(f"saibench: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(_as_json(lattice))
+    elif args.explain:
+        print(lattice.explain(**_explain_names(lattice, args.explain)))
+    elif args.tree:
+        print(lattice.tree().render())
+    else:
+        print(_summary(lattice))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""Shared fixtures: the paper's figures as SAIL sources, and a machine description."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from saibench_jupyter import Machine, Repository
+
+PAPER = Path(__file__).resolve().parents[1] / "saibench_jupyter" / "examples" / "paper"
+
+
+def paper_source(name: str) -> str:
+    """The text of one of the paper's example files (``mnist``, ``md``, ``stacks`` ...)."""
+    return (PAPER / f"{name}.py").read_text()
+
+
+#: Fig. 5's MLP as the paper's text describes it (element-wise prediction for Fig. 7):
+#: its code only accepts Classify and Enhance, so this variant adds Predict.
+MLP_PREDICTS = paper_source("mnist").replace(
+    "elif task == Enhance:", "elif task == Enhance or task == Predict:"
+)
+
+
+@pytest.fixture
+def cpu_machine() -> Machine:
+    """Two cores and no GPU, like the project's machines (independent of where tests run)."""
+    return Machine(cpus=2, gpus=0, memory=24 * 2**30)
+
+
+@pytest.fixture
+def repo() -> Repository:
+    """An empty repository."""
+    return Repository()
+
+
+def load(repo: Repository, *names: str) -> Repository:
+    """Add the named paper example files to ``repo`` (origin = file name)."""
+    for name in names:
+        repo.add_source(paper_source(name), origin=f"{name}.py")
+    return repo
