@@ -197,7 +197,7 @@ def test_linear_width_from_a_dry_run_placeholder() -> None:
     # Value answers __index__ with a dummy 1 during a dry run; it must not become a width.
     with pytest.raises(GraphError, match=r"hidden \(unbound parameter\), not a number"):
         run(Pipeline(Linear(Param("hidden"))), Tensor(3), Tensor)
-    with pytest.raises(GraphError, match="the width of Linear is <.*>, not a number"):
+    with pytest.raises(GraphError, match=r"the width of Linear is <.*>, not a number"):
         run(Pipeline(Linear(Value(Scalar))), Tensor(3), Tensor)
 
 

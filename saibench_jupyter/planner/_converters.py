@@ -116,7 +116,7 @@ def meet(actual: SailType, target: SailType) -> SailType:
 
 
 def _builtin_edges(t: SailType, target: SailType) -> Iterator[tuple[ConversionStep, SailType]]:
-    if isinstance(t, Tensor) and not is_flat_tensor(t) or isinstance(t, Image):
+    if (isinstance(t, Tensor) and not is_flat_tensor(t)) or isinstance(t, Image):
         out = Tensor(t.Size, dtype=getattr(t, "dtype", None) or "float32")
         yield ConversionStep("flatten", t, out, builtin=True), out
     if isinstance(t, Tensor) and is_flat_tensor(t):
@@ -124,7 +124,7 @@ def _builtin_edges(t: SailType, target: SailType) -> Iterator[tuple[ConversionSt
             out_s = Scalar(t.dtype)
             yield ConversionStep("squeeze", t, out_s, builtin=True), out_s
         size = target.Size
-        if (isinstance(target, Tensor) and not is_flat_tensor(target) or isinstance(target, Image)) \
+        if ((isinstance(target, Tensor) and not is_flat_tensor(target)) or isinstance(target, Image)) \
                 and size is not None and t.shape[0] in (None, size):
             yield ConversionStep("reshape", t, target, builtin=True), target
     if isinstance(t, Scalar):

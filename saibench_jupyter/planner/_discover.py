@@ -30,7 +30,7 @@ from ..sail._dryrun import (
     load_function,
 )
 from ..sail._errors import Location, SailError, SailNameError
-from ..sail._meta import MetricMeta, ProblemMeta, TaskSignature, Trace
+from ..sail._meta import MetricMeta, ProblemMeta, Trace
 from ..sail._parser import ParsedModule
 from ..sail._symbolic import Value
 from ..sail._types import SailType, TypeVariable, as_type

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..sail._check import CheckedGraph, check
-from ..sail._dryrun import ModelRun
 from ..sail._errors import GraphError, Location, SailError
 from ..sail._graph import SubModel, backends
 from ..sail._meta import ModelMeta, TaskSignature, Trace

@@ -203,7 +203,7 @@ def _count(value: _Any, what: str, *, minimum: int = 1) -> int:
         raise GraphError(f"{what} is {value!r}, not a whole number", fix="give a whole number")
     try:
         number = operator.index(value)
-    except Exception:  # noqa: BLE001 - a symbolic value's __index__ may raise anything
+    except Exception:
         raise GraphError(f"{what} is {value!r}, not a number", fix=_BIND_FIX) from None
     if number < minimum:
         raise GraphError(f"{what} is {number}; it must be at least {minimum}")

@@ -351,9 +351,7 @@ class SoftwareRun(DryRun):
         if cap is None:
             raise SailError(f"Provides({capability!r}, ...) does not name a capability",
                             module=self.module.name, fix="pass a Capability subclass or a name")
-        impl = implementation.name if isinstance(implementation, Opaque) else (
-            implementation if isinstance(implementation, str) else getattr(implementation, "__name__", repr(implementation)))
-        self.provided[cap.capability_name()] = impl
+        self.provided[cap.capability_name()] = _implementation_name(implementation)
 
     def finish(self, result: Any) -> Meta:
         if not isinstance(result, Environment):
@@ -364,6 +362,13 @@ class SoftwareRun(DryRun):
             result = Environment(result.backend, result.pip, result.conda, result.python,
                                  {**result.provides, **self.provided})
         return SoftwareMeta(result)
+
+
+def _implementation_name(impl: Any) -> str:
+    """How a software module names an implementation: a support name or an ``"module:attr"`` path."""
+    if isinstance(impl, Opaque):
+        return impl.name
+    return impl if isinstance(impl, str) else getattr(impl, "__name__", repr(impl))
 
 
 class HardwareRun(DryRun):
@@ -464,7 +469,7 @@ def dry_run(
     except RecursionError:
         error = DryRunError("the dry run recursed without end", module=module.name,
                             location=module.location, fix="remove the unbounded recursion")
-    except Exception as exc:  # noqa: BLE001 - any failure of user code becomes a rejection
+    except Exception as exc:
         error = DryRunError(
             f"{type(exc).__name__} during the dry run: {exc}", module=module.name,
             location=_site(exc, module),

@@ -18,7 +18,7 @@ class SailList(list):  # type: ignore[type-arg]
         """Apply ``f`` to each element."""
         return SailList(f(x) for x in self)
 
-    def TopK(self, k: Any) -> SailList:  # noqa: N802 - SAIL's spelling
+    def TopK(self, k: Any) -> SailList:
         """The ``k`` largest elements, largest first (``k`` rounds up; at least one)."""
         return TopK(self, k)
 
@@ -44,7 +44,7 @@ def _count(k: Any, n: int) -> int:
     return max(1, min(kk, n)) if n else 0
 
 
-def TopK(values: Iterable[Any], k: Any) -> SailList:  # noqa: N802
+def TopK(values: Iterable[Any], k: Any) -> SailList:
     """The ``k`` largest of ``values``, largest first.
 
     ``k`` may be fractional (``len(x) * 0.01``): it rounds up, to at least one element.

@@ -20,6 +20,7 @@ def namespace() -> dict[str, Any]:
 @functools.cache
 def _namespace() -> dict[str, Any]:
     import saibench_jupyter.sail as package
+
     from ._graph import Identity
     from ._lists import SailList
 

@@ -83,10 +83,11 @@ def parse(text: str, origin: str) -> ParsedSource:
     except SyntaxError as exc:
         raise _syntax_error(exc, origin) from None
     _reject_nested_modules(tree, origin)
-    defs, support_stmts = [], []
+    defs: list[tuple[ast.FunctionDef, ModuleKind, dict[str, Any]]] = []
+    support_stmts: list[ast.stmt] = []
     for stmt in tree.body:
         kind_options = _module_decorator(stmt, origin)
-        if kind_options is None:
+        if kind_options is None or not isinstance(stmt, ast.FunctionDef):
             support_stmts.append(stmt)
         else:
             defs.append((stmt, *kind_options))
@@ -249,15 +250,15 @@ class _Rewriter(ast.NodeTransformer):
         call = ast.Call(func=ast.Name("__sail_list__", ast.Load()), args=[node], keywords=[])
         return ast.copy_location(call, node)
 
-    def visit_List(self, node: ast.List) -> ast.AST:  # noqa: N802
+    def visit_List(self, node: ast.List) -> ast.AST:
         self.generic_visit(node)
         return self._wrap(node) if isinstance(node.ctx, ast.Load) else node
 
-    def visit_ListComp(self, node: ast.ListComp) -> ast.AST:  # noqa: N802
+    def visit_ListComp(self, node: ast.ListComp) -> ast.AST:
         self.generic_visit(node)
         return self._wrap(node)
 
-    def visit_Call(self, node: ast.Call) -> ast.AST:  # noqa: N802
+    def visit_Call(self, node: ast.Call) -> ast.AST:
         self.generic_visit(node)
         f = node.func
         if (isinstance(f, ast.Name) and f.id in _CAPABILITY_CALLS and node.args

@@ -9,18 +9,19 @@ during discovery and on real data during execution.
 from __future__ import annotations
 
 import inspect
+import itertools
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any as _Any
-from typing import NoReturn
+from typing import ClassVar, NoReturn
 
 from ._context import current
-from ._errors import Location, ModuleFailed, source_filename
+from ._errors import Location, ModuleFailed
 from ._graph import ConvertNode
 from ._lists import SailList
 from ._symbolic import Stream, Symbolic, TupleType, Value, typeof
-from ._types import Atoms, List, Scalar, SailType, Set, Tensor, is_type
+from ._types import Atoms, SailType, Scalar, Set, Tensor, is_type
 
 
 def caller_location(depth: int = 2) -> Location | None:
@@ -35,39 +36,39 @@ def caller_location(depth: int = 2) -> Location | None:
 
 
 # -- effects ----------------------------------------------------------------------
-def Input(source: _Any, type: _Any = None) -> _Any:  # noqa: N802
+def Input(source: _Any, type: _Any = None) -> _Any:
     """A lazy stream of records from a file or a dataset provider (``"dataset:digits"``)."""
     return current().input(source, type)
 
 
-def Require(what: _Any, *args: _Any) -> _Any:  # noqa: N802
+def Require(what: _Any, *args: _Any) -> _Any:
     """Ask the planner for a software capability, or a sub-model: ``Require(Model, task, i, o)``."""
     return current().require(what, args)
 
 
-def Fail(reason: _Any = "rejected") -> NoReturn:  # noqa: N802
+def Fail(reason: _Any = "rejected") -> NoReturn:
     """Decline the current context; the planner keeps ``reason`` and shows it."""
     raise ModuleFailed(str(reason))
 
 
-def Suggest(param: _Any, *values: _Any) -> None:  # noqa: N802
+def Suggest(param: _Any, *values: _Any) -> None:
     """Offer a grid of values for a parameter that has none yet (no effect when bound)."""
     current().suggest(param, values)
 
 
-def Convert(value: _Any, to: _Any) -> _Any:  # noqa: N802
+def Convert(value: _Any, to: _Any) -> _Any:
     """``Convert(fromType, toType)``: a conversion node; ``Convert(value, toType)``: convert now."""
     if is_type(value):
         return ConvertNode(value, to, caller_location())
     return current().convert_value(ConvertNode(typeof(value), to, caller_location()), value)
 
 
-def Gradients(wrt: _Any, output: _Any) -> _Any:  # noqa: N802
+def Gradients(wrt: _Any, output: _Any) -> _Any:
     """Derivatives of ``output`` with respect to ``wrt`` through the model's backend."""
     return current().gradients(wrt, output)
 
 
-def Provides(capability: _Any, implementation: _Any) -> None:  # noqa: N802
+def Provides(capability: _Any, implementation: _Any) -> None:
     """In a software module: this environment implements ``capability`` with ``implementation``."""
     current().provides(capability, implementation)
 
@@ -100,7 +101,7 @@ def _columns(data: _Any) -> _Any:
     return data
 
 
-def RandomSplit(data: _Any, fraction: float, seed: int = 0) -> tuple[_Any, _Any]:  # noqa: N802
+def RandomSplit(data: _Any, fraction: float, seed: int = 0) -> tuple[_Any, _Any]:
     """Shuffle ``data`` with ``seed`` and split it into ``fraction`` and the rest."""
     data = _columns(data)
     if isinstance(data, Symbolic):
@@ -109,21 +110,21 @@ def RandomSplit(data: _Any, fraction: float, seed: int = 0) -> tuple[_Any, _Any]
     import numpy as np
 
     order = np.random.default_rng(seed).permutation(len(items))
-    cut = int(round(float(fraction) * len(items)))
+    cut = round(float(fraction) * len(items))
     return SailList(items[i] for i in order[:cut]), SailList(items[i] for i in order[cut:])
 
 
-def Chunks(data: _Any, n: int) -> SailList:  # noqa: N802
+def Chunks(data: _Any, n: int) -> SailList:
     """Split ``data`` into ``n`` consecutive chunks of near-equal size."""
     data = _columns(data)
     if isinstance(data, Symbolic):
-        return SailList([data] * int(n))
+        return SailList([data] * n)
     items = list(data)
-    bounds = [round(i * len(items) / n) for i in range(int(n) + 1)]
-    return SailList(SailList(items[a:b]) for a, b in zip(bounds, bounds[1:]))
+    bounds = [round(i * len(items) / n) for i in range(n + 1)]
+    return SailList(SailList(items[a:b]) for a, b in itertools.pairwise(bounds))
 
 
-def Concat(tensors: Iterable[_Any]) -> _Any:  # noqa: N802
+def Concat(tensors: Iterable[_Any]) -> _Any:
     """Concatenate tensors (flattened) into one flat tensor."""
     items = list(tensors)
     if isinstance(tensors, Symbolic) or any(isinstance(t, Symbolic) for t in items):
@@ -137,7 +138,7 @@ def Concat(tensors: Iterable[_Any]) -> _Any:  # noqa: N802
     return xp.concat([xp.reshape(t, (-1,)) for t in items])
 
 
-def Stack(tensors: Iterable[_Any]) -> _Any:  # noqa: N802
+def Stack(tensors: Iterable[_Any]) -> _Any:
     """Stack tensors of one shape along a new first axis."""
     items = list(tensors)
     if isinstance(tensors, Symbolic) or any(isinstance(t, Symbolic) for t in items):
@@ -149,7 +150,7 @@ def Stack(tensors: Iterable[_Any]) -> _Any:  # noqa: N802
     return array_namespace(*items).stack(items)
 
 
-def L2Error(a: _Any, b: _Any) -> _Any:  # noqa: N802
+def L2Error(a: _Any, b: _Any) -> _Any:
     """Euclidean norm of ``a - b``."""
     if isinstance(a, Symbolic) or isinstance(b, Symbolic):
         return Value(Scalar("float32"))
@@ -169,7 +170,7 @@ class Capability:
     capability through :meth:`named`.
     """
 
-    _registry: dict[str, type[Capability]] = {}
+    _registry: ClassVar[dict[str, type[Capability]]] = {}
 
     @classmethod
     def capability_name(cls) -> str:
@@ -204,15 +205,15 @@ def _as(t: _Any) -> SailType:
 class MolecularDynamicsSoftware(Capability):
     """Golden molecular dynamics: energies, forces and integration steps (paper Fig. 6)."""
 
-    def PredictEnergy(self, atoms: Atoms) -> Scalar("float32"):  # type: ignore[valid-type]  # noqa: N802
+    def PredictEnergy(self, atoms: Atoms) -> Scalar("float32"):  # type: ignore[valid-type]
         """Potential energy of a configuration."""
         raise NotImplementedError
 
-    def ComputeForces(self, atoms: Atoms, energy: Scalar) -> Set[Tensor(3)]:  # type: ignore[valid-type]  # noqa: N802
+    def ComputeForces(self, atoms: Atoms, energy: Scalar) -> Set(Tensor(3)):  # type: ignore[valid-type]
         """Forces on each atom (minus the energy gradient)."""
         raise NotImplementedError
 
-    def ComputeNewStates(self, atoms: Atoms, dt: float, forces: _Any) -> Atoms:  # type: ignore[valid-type]  # noqa: N802
+    def ComputeNewStates(self, atoms: Atoms, dt: float, forces: _Any) -> Atoms:  # type: ignore[valid-type]
         """One integration step of length ``dt`` under ``forces``."""
         raise NotImplementedError
 
@@ -243,8 +244,8 @@ class Environment:
     """
 
     backend: str = "numpy"
-    pip: tuple[str, ...] = ()
-    conda: tuple[str, ...] = ()
+    pip: Sequence[str] = ()
+    conda: Sequence[str] = ()
     python: str | None = None
     provides: Mapping[str, str] = field(default_factory=dict)
 
@@ -254,7 +255,7 @@ class Environment:
         object.__setattr__(self, "provides", dict(self.provides))
 
     def __hash__(self) -> int:
-        return hash((self.backend, self.pip, self.conda, self.python,
+        return hash((self.backend, tuple(self.pip), tuple(self.conda), self.python,
                      tuple(sorted(self.provides.items()))))
 
 

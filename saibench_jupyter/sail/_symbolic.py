@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any as _Any
 
-from ._types import AnyType, Symbolic, Atom, Image, List, SailType, Scalar, Set, Tensor, as_type, is_type
+from ._types import AnyType, Atom, Image, List, SailType, Scalar, Set, Symbolic, Tensor, as_type, is_type
 
 _ANY = AnyType()
 _ATOM_FIELDS: dict[str, SailType] = {
@@ -36,7 +36,7 @@ def _binary(self: Value, other: _Any) -> Value:
 class Value(Symbolic):
     """A placeholder of a known SAIL type (an element of a stream, a model output ...)."""
 
-    __slots__ = ("type", "label")
+    __slots__ = ("label", "type")
 
     def __init__(self, type: _Any, label: str = "") -> None:
         self.type: SailType = as_type(type)
@@ -59,7 +59,7 @@ class Value(Symbolic):
             return Value(type(t)(typeof(f(Value(t.element))), t.size), self.label)
         return Value(List(typeof(f(Value(_ANY)))), self.label)
 
-    def TopK(self, k: _Any) -> Value:  # noqa: N802
+    def TopK(self, k: _Any) -> Value:
         return self
 
     def __iter__(self) -> Iterator[_Any]:
@@ -139,7 +139,7 @@ class Stream(Value):
     def __iter__(self) -> Iterator[_Any]:
         yield _element_value(self.element)
 
-    def OneHot(self, t: _Any) -> Stream:  # noqa: N802
+    def OneHot(self, t: _Any) -> Stream:
         """A stream of one-hot vectors of type ``t`` (from integer labels)."""
         return Stream(as_type(t), self.source)
 
@@ -149,11 +149,11 @@ class Stream(Value):
 
     __radd__ = __add__  # type: ignore[assignment]
 
-    def XYZ(self) -> Value:  # noqa: N802
+    def XYZ(self) -> Value:
         """Read the source as one atomic configuration (``Set[Atom]``)."""
         return Value(Set(Atom()), self.source)
 
-    def Image(self) -> Stream:  # noqa: N802
+    def Image(self) -> Stream:
         """Read the source as a stream of images."""
         el = self.element
         return Stream(el if isinstance(el, Image) else Image(), self.source)
@@ -185,7 +185,7 @@ class TupleType(SailType):
 class Param(Symbolic):
     """A module parameter that has no value yet (the planner may bind it from ``Suggest``)."""
 
-    __slots__ = ("name", "module")
+    __slots__ = ("module", "name")
 
     def __init__(self, name: str, module: str = "") -> None:
         self.name = name

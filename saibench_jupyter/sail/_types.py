@@ -60,7 +60,7 @@ class SailType:
         return None
 
     @property
-    def Size(self) -> int | None:  # noqa: N802 - SAIL's spelling
+    def Size(self) -> int | None:
         """Number of elements (``None`` when unknown)."""
         d = self.dims
         if d is None or any(x is None for x in d):
@@ -68,17 +68,17 @@ class SailType:
         return math.prod(d)  # type: ignore[arg-type]
 
     @property
-    def IsSet(self) -> bool:  # noqa: N802
+    def IsSet(self) -> bool:
         """True for ``Set[...]`` types."""
         return False
 
     @property
-    def IsList(self) -> bool:  # noqa: N802
+    def IsList(self) -> bool:
         """True for ``List[...]`` types."""
         return False
 
     @property
-    def ElementType(self) -> SailType | None:  # noqa: N802
+    def ElementType(self) -> SailType | None:
         """The element type of a ``Set`` or ``List``; ``None`` otherwise."""
         return None
 
@@ -135,7 +135,7 @@ class Tensor(SailType):
     ``Tensor(())`` is a rank-0 tensor. Sizes may be ``None`` (unknown).
     """
 
-    __slots__ = ("shape", "dtype")
+    __slots__ = ("dtype", "shape")
     shape: tuple[Dim, ...]
     dtype: str | None
 
@@ -187,7 +187,7 @@ class Scalar(SailType):
 class Image(SailType):
     """A raster image ``Image(h, w, channels=1)``; unknown sizes are ``None``."""
 
-    __slots__ = ("height", "width", "channels")
+    __slots__ = ("channels", "height", "width")
     height: Dim
     width: Dim
     channels: Dim
@@ -235,11 +235,11 @@ class _Collection(SailType):
         return None if inner is None else (self.size, *inner)
 
     @property
-    def Size(self) -> int | None:  # noqa: N802
+    def Size(self) -> int | None:
         return self.size
 
     @property
-    def ElementType(self) -> SailType:  # noqa: N802
+    def ElementType(self) -> SailType:
         return self.element
 
     def _unify_same(self, other: SailType, env: dict[TypeVariable, SailType]) -> bool:
@@ -266,7 +266,7 @@ class Set(_Collection):
     _label = "Set"
 
     @property
-    def IsSet(self) -> bool:  # noqa: N802
+    def IsSet(self) -> bool:
         return True
 
 
@@ -277,7 +277,7 @@ class List(_Collection):
     _label = "List"
 
     @property
-    def IsList(self) -> bool:  # noqa: N802
+    def IsList(self) -> bool:
         return True
 
 
@@ -406,4 +406,4 @@ def is_flat_tensor(t: SailType) -> bool:
 
 T = TypeVariable("T")
 Any = AnyType()
-Atoms = Set[Atom]
+Atoms = Set(Atom())
