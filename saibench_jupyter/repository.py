@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 from .sail._decorators import ModuleKind
-from .sail._errors import Location, SailError, SailSyntaxError
+from .sail._errors import Location, SailError, SailSyntaxError, register_source
 from .sail._parser import ParsedModule, ParsedSource, parse
 
 ModuleRecord = ParsedModule
@@ -118,6 +118,9 @@ class Repository:
         try:
             parsed = parse(text, origin)
         except SailSyntaxError as exc:
+            if origin in self._sources:
+                # Later errors must quote the version that stays in use, not the rejected text.
+                register_source(origin, self._sources[origin].text)
             kept = [m.name for m in self._modules.values() if m.origin == origin]
             note = (f"; the previous version of {', '.join(kept)} stays in use" if kept
                     else "; nothing from this source was registered")
@@ -204,7 +207,13 @@ def _files_of(path: str | Path) -> list[Path]:
     if p.is_dir():
         return sorted(f for f in p.rglob("*.py")
                       if not any(part.startswith((".", "__pycache__")) for part in f.relative_to(p).parts))
-    spec = importlib.util.find_spec(str(path)) if str(path).isidentifier() or "." in str(path) else None
+    name = str(path)
+    spec = None
+    if all(part.isidentifier() for part in name.split(".")):
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            spec = None
     if spec is None:
         raise SailError(f"{path!s} is not a file, a folder or an importable package",
                         location=Location(str(path)), fix="give a path to a .py file or folder, or a package name")

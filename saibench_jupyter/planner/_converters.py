@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 from ..sail._meta import ConverterMeta, Trace
 from ..sail._parser import ParsedModule
 from ..sail._types import (
-    AnyType,
     Image,
     List,
     SailType,
@@ -26,8 +25,8 @@ from ..sail._types import (
     Set,
     Tensor,
     TypeVariable,
-    free_variables,
     is_flat_tensor,
+    most_specific,
     substitute,
     unify,
 )
@@ -105,16 +104,6 @@ class ConverterSpec:
 ConverterDryRun = Callable[[ConverterSpec, SailType, dict[TypeVariable, SailType]], Trace]
 
 
-def meet(actual: SailType, target: SailType) -> SailType:
-    """The more specific of two unifiable types (known sizes win over unknown ones)."""
-    if isinstance(target, AnyType) or free_variables(target):
-        return actual
-    if isinstance(actual, Tensor) and isinstance(target, Tensor) and len(actual.shape) == len(target.shape):
-        dims = tuple(a if a is not None else b for a, b in zip(actual.shape, target.shape))
-        return Tensor(dims, dtype=actual.dtype or target.dtype)
-    return target
-
-
 def _builtin_edges(t: SailType, target: SailType) -> Iterator[tuple[ConversionStep, SailType]]:
     if (isinstance(t, Tensor) and not is_flat_tensor(t)) or isinstance(t, Image):
         out = Tensor(t.Size, dtype=getattr(t, "dtype", None) or "float32")
@@ -184,7 +173,7 @@ class ConverterGraph:
     def _search(self, source: SailType, target: SailType,
                 stack: tuple[tuple[SailType, SailType], ...]) -> Chain:
         if unify(target, source) is not None:
-            return Chain(source, target, meet(source, target), ())
+            return Chain(source, target, most_specific(source, target), ())
         if (source, target) in stack or len(stack) >= self.max_depth:
             raise NoConversion(f"converting {source!r} to {target!r} needs itself (or nests deeper "
                                f"than {self.max_depth} generic converters)")
@@ -199,7 +188,7 @@ class ConverterGraph:
             for step, out in self._edges(t, target, inner_stack, failures):
                 chain = (*steps, step)
                 if unify(target, out) is not None:
-                    return Chain(source, target, meet(out, target), chain)
+                    return Chain(source, target, most_specific(out, target), chain)
                 if out not in seen:
                     seen.add(out)
                     frontier.append((out, chain))

@@ -205,7 +205,7 @@ class Planner:
                 err = SailNameError(f"unknown name {missing[0]!r}", module=m.name,
                                     location=Location(m.origin, line, col),
                                     fix="define it in this source or in a %%sail support cell, or import it there")
-                rejections.append(Rejection(kind.value, m.name, err.what, (), err.location))
+                rejections.append(Rejection(kind.value, m.name, err.what, (), err.location, fix=err.fix))
             else:
                 usable.append(m)
         return usable
@@ -228,7 +228,7 @@ class Planner:
         try:
             points = expand_grid(run, self._overrides(module))
         except SailError as exc:
-            rejections.append(Rejection(kind, module.name, exc.what, context, module.location))
+            rejections.append(Rejection(kind, module.name, exc.what, context, module.location, fix=exc.fix))
             return []
         good = []
         for bindings, (trace,) in points:
@@ -385,11 +385,11 @@ class Planner:
 
 def _rejection(kind: str, label: str, trace: Trace, context: tuple[tuple[str, str], ...]) -> Rejection:
     site = trace.failure_site or (trace.error.location if trace.error else None)
-    return Rejection(kind, label, trace.reason, context, site)
+    return Rejection(kind, label, trace.reason, context, site, fix=trace.error.fix if trace.error else None)
 
 
 def _refusal(r: Refusal, p: ProblemInstance) -> Rejection:
-    return Rejection("model", r.module, r.reason, (("problem", p.label),), r.location, r.details)
+    return Rejection("model", r.module, r.reason, (("problem", p.label),), r.location, r.details, r.fix)
 
 
 def _ranking_info(m: ParsedModule) -> RankingInfo:

@@ -175,6 +175,8 @@ class Rejection:
         Where in the source the rejection comes from.
     details : tuple of str
         Deeper reasons (why each candidate sub-model did not fit).
+    fix : str, optional
+        What to change, where the planner knows (errors; a ``Fail`` is the module's own word).
     """
 
     kind: str
@@ -183,6 +185,7 @@ class Rejection:
     context: tuple[tuple[str, str], ...] = ()
     location: Location | None = None
     details: tuple[str, ...] = ()
+    fix: str | None = None
 
     @property
     def name(self) -> str:
@@ -193,4 +196,5 @@ class Rejection:
         ctx = ", ".join(f"{k} {v}" for k, v in self.context)
         where = f" ({self.location})" if self.location else ""
         text = f"{self.kind} {self.module}{' for ' + ctx if ctx else ''}: {self.reason}{where}"
-        return text + "".join(f"\n    - {d}" for d in self.details)
+        text += "".join(f"\n    - {d}" for d in self.details)
+        return text + (f"\n    fix: {self.fix}" if self.fix else "")

@@ -35,6 +35,7 @@ class Refusal:
     reason: str
     location: Location | None = None
     details: tuple[str, ...] = ()
+    fix: str | None = None
 
 
 @dataclass
@@ -135,16 +136,21 @@ class ModelResolver:
             if bad is not None:
                 task = tasks[traces.index(bad)]
                 site = bad.failure_site or (bad.error.location if bad.error else None)
-                failures.append(Refusal(label, _for_task(bad.reason, task, len(tasks)), site))
+                failures.append(Refusal(label, _for_task(bad.reason, task, len(tasks)), site,
+                                        fix=bad.error.fix if bad.error else None))
                 continue
             metas = [t.meta for t in traces]
             out.composite |= any(m.requires for m in metas)  # type: ignore[union-attr]
-            self._compose(model, tasks, bindings, metas, stack, out, failures)  # type: ignore[arg-type]
+            try:
+                self._compose(model, tasks, bindings, metas, stack, out, failures)  # type: ignore[arg-type]
+            except Exception as exc:  # a bug must cost one module, not the whole discovery
+                failures.append(Refusal(label, f"internal error of SAIBench: {type(exc).__name__}: {exc}",
+                                        model.location, fix="this is a bug in SAIBench: please report it"))
         # One reason for every grid point (MLP can't Segment at any width) is said once.
         reasons = {f.reason for f in failures}
         if failures and len(reasons) == 1 and not out.choices and len(failures) == len(points):
             f = failures[0]
-            out.refusals.append(Refusal(model.name, f.reason, f.location, f.details))
+            out.refusals.append(Refusal(model.name, f.reason, f.location, f.details, f.fix))
         else:
             out.refusals.extend(failures)
         return out
@@ -164,7 +170,7 @@ class ModelResolver:
         try:
             graphs, chains = self._check(tasks, metas)
         except SailError as exc:
-            failures.append(Refusal(label, exc.what, exc.location or model.location))
+            failures.append(Refusal(label, exc.what, exc.location or model.location, fix=exc.fix))
             return
         options: list[list[ModelChoice]] = []
         for sub in slots.values():

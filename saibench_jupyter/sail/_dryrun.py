@@ -9,7 +9,6 @@ raises becomes an error naming the module, the origin and the line.
 from __future__ import annotations
 
 import sys
-import time
 import types
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 from ._concepts import COMPARISON_KINDS, Concept, Model
 from ._context import Context, using
 from ._datasets import dataset_type
+from ._deadline import DeadlineExceeded, deadline
 from ._decorators import ModuleKind
 from ._errors import (
     DryRunError,
@@ -44,7 +44,7 @@ from ._namespace import namespace
 from ._parser import ParsedModule
 from ._primitives import Capability, Environment, Resources, capability_of
 from ._symbolic import Opaque, Param, Stream, Value, typeof
-from ._types import AnyType, Atoms, Image, SailType, Scalar, Tensor, TypeVariable, as_type, unify
+from ._types import AnyType, Atoms, Image, SailType, Scalar, Tensor, TypeVariable, as_type, most_specific, unify
 
 DEFAULT_TIME_LIMIT = 2.0
 
@@ -83,31 +83,6 @@ def load_function(module: ParsedModule, support: frozenset[str],
     if shadowed is not None:
         ns[module.name] = shadowed
     return fn  # type: ignore[no-any-return]
-
-
-class _Limit:
-    """Stops a dry run that takes too long, by tracing only the module's own lines."""
-
-    def __init__(self, filename: str, seconds: float) -> None:
-        self.filename = filename
-        self.deadline = time.monotonic() + seconds
-        self.seconds = seconds
-        self.lines = 0
-
-    def calls(self, frame: types.FrameType, event: str, arg: Any) -> Any:
-        return self.lines_of if frame.f_code.co_filename == self.filename else None
-
-    def lines_of(self, frame: types.FrameType, event: str, arg: Any) -> Any:
-        if event == "line":
-            self.lines += 1
-            if not self.lines & 255 and time.monotonic() > self.deadline:
-                raise DryRunTimeout(
-                    f"the dry run did not finish within {self.seconds:g} s",
-                    location=Location(self.filename[6:-1], frame.f_lineno),
-                    fix="discovery runs loops over data once; a loop that never ends, or a long "
-                    "computation, belongs in execution (or raise the planner's time_limit)",
-                )
-        return self.lines_of
 
 
 class DryRun(Context):
@@ -236,7 +211,7 @@ class ProblemRun(DryRun):
             if rec.phase == "Test":
                 known = tests.get(rec.kind)
                 tests[rec.kind] = rec.types if known is None else tuple(
-                    _known(a, b) for a, b in zip(known, rec.types))
+                    most_specific(a, b) for a, b in zip(known, rec.types))
             if rec.kind in COMPARISON_KINDS:
                 continue
             if rec.phase == "Model":
@@ -257,14 +232,10 @@ class ProblemRun(DryRun):
                 )
             else:
                 # Records agree; keep what is known (a later record may know the output).
-                tasks[rec.kind] = TaskSignature(rec.kind, _known(old.input, sig.input),
-                                                _known(old.output, sig.output))
+                tasks[rec.kind] = TaskSignature(rec.kind, most_specific(old.input, sig.input),
+                                                most_specific(old.output, sig.output))
         return ProblemMeta(tuple(self.records), tuple(tasks.values()), tests,
                            tuple(self.capabilities), tuple(self.inputs), self.uses_gradients)
-
-
-def _known(a: SailType, b: SailType) -> SailType:
-    return b if isinstance(a, AnyType) else a
 
 
 class ModelRun(DryRun):
@@ -442,30 +413,31 @@ def dry_run(
         elif p not in module.defaults:
             kwargs[p] = Param(p, module.name)
             unbound.append(p)
-    limit = _Limit(source_filename(module.origin), time_limit)
-    previous = sys.gettrace()
     meta: Meta | None = None
     failure: str | None = None
     site: Location | None = None
     error: SailError | None = None
     try:
-        with using(ctx):
-            sys.settrace(limit.calls)
-            try:
-                result = fn(*args, **kwargs)
-            finally:
-                sys.settrace(previous)
-            meta = ctx.finish(result)
+        with using(ctx), deadline(time_limit):
+            meta = ctx.finish(fn(*args, **kwargs))
+    except DeadlineExceeded as exc:
+        error = DryRunTimeout(
+            f"the dry run did not finish within {time_limit:g} s", module=module.name,
+            location=_site(exc, module),
+            fix="discovery runs loops over data once; a loop that never ends, or a long "
+            "computation, belongs in execution (or raise discover's time_limit)",
+        )
     except ModuleFailed as exc:
         failure, site = exc.reason, _site(exc, module)
     except SailError as exc:
-        error = exc if exc.module else exc.with_module(module.name, _site(exc, module))
+        error = exc if exc.module and exc.location else type(exc)(
+            exc.what, module=exc.module or module.name, location=exc.location or _site(exc, module), fix=exc.fix)
     except NameError as exc:
         name = getattr(exc, "name", None) or str(exc)
         error = SailNameError(
             f"unknown name {name!r}", module=module.name, location=_site(exc, module),
             fix="define it in this source or a %%sail support cell, or import it there",
-        )
+        ) if _raised_in(exc, module) else _internal(exc, module)
     except RecursionError:
         error = DryRunError("the dry run recursed without end", module=module.name,
                             location=module.location, fix="remove the unbounded recursion")
@@ -479,6 +451,20 @@ def dry_run(
     suggestions = {k: v for k, v in ctx.suggestions.items() if k in unbound}
     return Trace(module.name, bindings, suggestions,
                  tuple(p for p in unbound if p not in suggestions), meta, failure, site, error)
+
+
+def _raised_in(exc: BaseException, module: ParsedModule) -> bool:
+    """True when the innermost frame of ``exc`` is the module's own code."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and tb.tb_frame.f_code.co_filename == source_filename(module.origin)
+
+
+def _internal(exc: BaseException, module: ParsedModule) -> DryRunError:
+    return DryRunError(f"internal error of SAIBench during the dry run: {type(exc).__name__}: {exc}",
+                       module=module.name, location=_site(exc, module),
+                       fix="this is a bug in SAIBench, not in your module: please report it with this message")
 
 
 def _site(exc: BaseException, module: ParsedModule) -> Location:

@@ -76,7 +76,7 @@ def parse(text: str, origin: str) -> ParsedSource:
         For invalid Python, a misused decorator, bad options or a bad signature;
         the message shows the line and the fix.
     """
-    register_source(origin, text)
+    register_source(origin, text)  # errors quote the offending line, so register first
     filename = source_filename(origin)
     try:
         tree = ast.parse(text, filename=filename)
@@ -272,11 +272,26 @@ class _Rewriter(ast.NodeTransformer):
         return node
 
 
+def _reject_dot_dot_ranges(fn: ast.FunctionDef, text: str, origin: str) -> None:
+    # The paper writes ranges as ``0..i``: valid Python ((0.).i), so ast accepts it.
+    for node in ast.walk(fn):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Constant) \
+                and isinstance(node.value.value, float):
+            segment = ast.get_source_segment(text, node) or ""
+            if re.match(r"\d+\.\.", segment):
+                raise SailSyntaxError(
+                    f"{segment} is not a range: Python reads it as the attribute {node.attr!r} of {node.value.value}",
+                    location=Location(origin, node.lineno, node.col_offset),
+                    fix="Python has no a..b ranges: slice with a:b+1 or use range(a, b+1)",
+                )
+
+
 def _parse_module(
     text: str, origin: str, fn: ast.FunctionDef, kind: ModuleKind, options: dict[str, Any],
     table: symtable.SymbolTable, support_names: frozenset[str], support_digest: str,
 ) -> ParsedModule:
     _check_signature(fn, kind, origin)
+    _reject_dot_dot_ranges(fn, text, origin)
     start = fn.decorator_list[0].lineno
     source = "\n".join(text.splitlines()[start - 1 : fn.end_lineno])
     doc = ast.get_docstring(fn)
@@ -295,8 +310,8 @@ def _parse_module(
     free = frozenset(n for n in globals_read - capability_args if n not in sail and n not in _BUILTINS)
     sites: dict[str, tuple[int, int]] = {}
     for node in ast.walk(fn):
-        if isinstance(node, ast.Name) and node.id in free and node.id not in sites:
-            sites[node.id] = (node.lineno, node.col_offset)
+        if isinstance(node, ast.Name) and node.id in free:
+            sites[node.id] = min(sites.get(node.id, (node.lineno, node.col_offset)), (node.lineno, node.col_offset))
 
     bare = ast.FunctionDef(fn.name, fn.args, fn.body, [], fn.returns, None, lineno=fn.lineno,
                            col_offset=fn.col_offset, end_lineno=fn.end_lineno,

@@ -8,6 +8,7 @@ during discovery and on real data during execution.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import itertools
 import sys
@@ -21,7 +22,7 @@ from ._errors import Location, ModuleFailed
 from ._graph import ConvertNode
 from ._lists import SailList
 from ._symbolic import Stream, Symbolic, TupleType, Value, typeof
-from ._types import Atoms, SailType, Scalar, Set, Tensor, is_type
+from ._types import Atoms, SailType, Scalar, Set, Tensor, as_type, is_type
 
 
 def caller_location(depth: int = 2) -> Location | None:
@@ -186,20 +187,19 @@ class Capability:
     @classmethod
     def signature(cls, method: str) -> SailType | None:
         """The declared return type of ``method``, if the capability declares one."""
-        fn = getattr(cls, method, None)
-        if not callable(fn):
-            return None
-        try:
-            ret = inspect.get_annotations(fn, eval_str=True).get("return")
-        except (NameError, SyntaxError, TypeError):
-            return None
-        return None if ret is None or not is_type(ret) else _as(ret)
+        return _signature(cls, method)  # type: ignore[arg-type]  # classes are hashable
 
 
-def _as(t: _Any) -> SailType:
-    from ._types import as_type
-
-    return as_type(t)
+@functools.cache
+def _signature(cls: type[Capability], method: str) -> SailType | None:
+    fn = getattr(cls, method, None)
+    if not callable(fn):
+        return None
+    try:
+        ret = inspect.get_annotations(fn, eval_str=True).get("return")
+    except (NameError, SyntaxError, TypeError):
+        return None
+    return None if ret is None or not is_type(ret) else as_type(ret)
 
 
 class MolecularDynamicsSoftware(Capability):

@@ -33,11 +33,17 @@ class SailType:
     __slots__ = ()
 
     # -- the structural protocol --------------------------------------------------
+    _fields: tuple[str, ...] = ()
+
+    def __init_subclass__(cls, **kwargs: _Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Types are hashed and compared constantly during discovery: find the fields once.
+        cls._fields = tuple(s for c in cls.__mro__ for s in c.__dict__.get("__slots__", ()))
+
     def _key(self) -> tuple[_Any, ...]:
-        slots = [s for c in type(self).__mro__ for s in getattr(c, "__slots__", ())]
-        values = tuple(getattr(self, s) for s in slots)
-        extra = tuple(sorted(getattr(self, "__dict__", {}).items()))
-        return values + extra
+        values = tuple(getattr(self, s) for s in self._fields)
+        extra = getattr(self, "__dict__", None)
+        return values + tuple(sorted(extra.items())) if extra else values
 
     def __eq__(self, other: object) -> bool:
         return type(self) is type(other) and self._key() == other._key()  # type: ignore[attr-defined]
@@ -407,3 +413,15 @@ def is_flat_tensor(t: SailType) -> bool:
 T = TypeVariable("T")
 Any = AnyType()
 Atoms = Set(Atom())
+
+
+def most_specific(actual: SailType, target: SailType) -> SailType:
+    """The more specific of two unifiable types: known sizes win over unknown ones, anything over Any."""
+    if isinstance(actual, AnyType):
+        return target
+    if isinstance(target, AnyType) or free_variables(target):
+        return actual
+    if isinstance(actual, Tensor) and isinstance(target, Tensor) and len(actual.shape) == len(target.shape):
+        dims = tuple(a if a is not None else b for a, b in zip(actual.shape, target.shape))
+        return Tensor(dims, dtype=actual.dtype or target.dtype)
+    return target
