@@ -51,6 +51,7 @@ class Repository:
         self._modules: dict[str, ModuleRecord] = {}
         self._sources: dict[str, ParsedSource] = {}
         self._listeners: list[Listener] = []
+        self._support_names: frozenset[str] | None = None
         self.version = 0
 
     # -- reading ----------------------------------------------------------------------
@@ -91,7 +92,9 @@ class Repository:
     @property
     def support_names(self) -> frozenset[str]:
         """Names defined by the support code of all sources (visible to every module)."""
-        return frozenset().union(*(s.support_names for s in self._sources.values()))
+        if self._support_names is None:
+            self._support_names = frozenset().union(*(s.support_names for s in self._sources.values()))
+        return self._support_names
 
     def sources(self) -> dict[str, ParsedSource]:
         """Every registered source by origin (with its support code)."""
@@ -131,6 +134,8 @@ class Repository:
         for old in [m for m in self._modules.values() if m.origin == origin and m.name not in new_names]:
             del self._modules[old.name]
             events.append(RepositoryEvent("removed", old.name, None, old))
+        before = self._sources.get(origin)
+        support_changed = (before.support_digest if before else None) != parsed.support_digest
         self._sources[origin] = parsed
         for record in parsed.modules:
             previous = self._modules.pop(record.name, None)
@@ -140,7 +145,7 @@ class Repository:
             elif previous.digest != record.digest or previous.origin != record.origin:
                 events.append(RepositoryEvent("replaced", record.name, record, previous))
         self._forget_empty_sources()
-        self._emit(events)
+        self._emit(events, changed=support_changed and bool(parsed.support_names or before))
         return list(parsed.modules)
 
     def load(self, path: str | Path) -> list[ModuleRecord]:
@@ -186,9 +191,11 @@ class Repository:
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
 
-    def _emit(self, events: list[RepositoryEvent]) -> None:
-        if not events:
+    def _emit(self, events: list[RepositoryEvent], changed: bool = False) -> None:
+        # ``changed``: support code changed, which emits no module event but matters too.
+        if not events and not changed:
             return
+        self._support_names = None
         self.version += 1
         for event in events:
             for listener in list(self._listeners):

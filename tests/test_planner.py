@@ -166,6 +166,27 @@ def test_tree_shows_accepted_and_rejected_branches(repo, cpu_machine):
     assert [c.label for c in torch.children] == [f"MLP(hiddenSize={w})" for w in (128, 256, 512, 1024)]
     assert all(len(c.scenario_ids) == 1 for c in torch.children)
     assert "✗ software TensorFlow  — no TensorFlow backend" in root.render()
+    records = root.records()
+    assert records[0] == {"id": "0", "parent": "", "kind": "root", "label": "discovery", "accepted": True,
+                          "reason": "", "scenarios": []}
+    by_id = {r["id"]: r for r in records}
+    leaves = [r for r in records if r["scenarios"]]
+    assert len(leaves) == 8
+    assert all(by_id[by_id[r["parent"]]["parent"]]["kind"] == "hardware" for r in leaves)
+
+
+def test_planners_do_not_keep_repositories_alive(cpu_machine):
+    import gc
+    import weakref
+
+    from saibench_jupyter import Repository
+
+    repo = load(Repository(), "mnist", "stacks")
+    discover(repo, machine=cpu_machine)
+    ref = weakref.ref(repo)
+    del repo
+    gc.collect()
+    assert ref() is None
 
 
 def test_converter_graph_has_declared_and_used_conversions(repo, cpu_machine):

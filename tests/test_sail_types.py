@@ -249,3 +249,10 @@ def test_as_type_rejects_non_types() -> None:
 )
 def test_repr(t: SailType, text: str) -> None:
     assert repr(t) == text
+
+
+def test_hash_is_computed_once_per_type_object():
+    t = Tensor(28, 28)
+    first = hash(t)
+    assert t._hash == first == hash(Tensor(28, 28))
+    assert Tensor(28, 28) == t and Tensor(28, 27) != t

@@ -43,12 +43,11 @@ from ._instances import (
     RankingInfo,
     Rejection,
     SoftwareInstance,
-    digest_of,
     label_of,
 )
 from ._lattice import DiscoveryStats, Lattice, Scenario
 from ._machine import Machine
-from ._models import ModelResolver, Refusal, Resolution, expand_grid
+from ._models import ModelResolver, Refusal, Resolution, ResolverCache, expand_grid
 
 Names = str | Sequence[str] | None
 
@@ -80,15 +79,29 @@ class Planner:
     """
 
     def __init__(self, repo: Repository) -> None:
-        self.repo = repo
+        # Weak: planners are kept per repository in a WeakKeyDictionary, whose values must
+        # not keep their keys alive.
+        self._repo = weakref.ref(repo)
         self._traces: dict[tuple[Any, ...], Trace] = {}
-        self._resolutions: dict[tuple[Any, ...], tuple[tuple[Any, ...], Resolution]] = {}
+        self._cache = ResolverCache()
+        self._cache_key: tuple[Any, ...] | None = None
         self._blocks: dict[tuple[str, str], tuple[tuple[Any, ...], list[list[Scenario]], list[Rejection]]] = {}
+        self._prefixes: dict[str, tuple[tuple[Any, ...], list[Any], list[Rejection]]] = {}
+        self._interned: dict[Any, Any] = {}
         self._converters: tuple[tuple[Any, ...], ConverterGraph, list[Rejection]] | None = None
         self._conv_generation = 0
         self._instances: dict[tuple[Any, ...], Any] = {}
+        self._last: tuple[tuple[Any, ...], Lattice] | None = None
         self._stats = DiscoveryStats()
-        self._unsubscribe = repo.subscribe(self._forget)
+        repo.subscribe(self._forget)  # for as long as the repository lives
+
+    @property
+    def repo(self) -> Repository:
+        """The repository this planner discovers from."""
+        repo = self._repo()
+        if repo is None:
+            raise RuntimeError("the repository of this planner no longer exists")
+        return repo
 
     def _forget(self, event: RepositoryEvent) -> None:
         # Keep memory bounded: drop what the old version of a module produced.
@@ -97,10 +110,9 @@ class Planner:
         gone = event.previous.digest
         for key in [k for k in self._traces if k[0] == gone]:
             del self._traces[key]
-        for key in [k for k in self._resolutions if k[0] == gone]:
-            del self._resolutions[key]
         for key in [k for k in self._instances if k[1] == gone]:
             del self._instances[key]
+        self._cache.forget(gone)
 
     def _instance(self, cls: type[Any], m: ParsedModule, bindings: Mapping[str, Any], trace: Trace,
                   context: str = "") -> Any:
@@ -111,17 +123,22 @@ class Planner:
             inst = self._instances[key] = cls(m, dict(bindings), trace.meta)
         return inst
 
+    def _intern(self, value: Any) -> Any:
+        # Equal values become the same object, so caches can compare by identity.
+        return self._interned.setdefault(value, value)
+
     # -- dry runs ----------------------------------------------------------------------
-    def _run(self, module: ParsedModule, ctx: DryRun, key: tuple[Any, ...], args: tuple[Any, ...] = (),
-             bindings: Mapping[str, Any] | None = None,
+    def _run(self, module: ParsedModule, ctx: type[DryRun] | DryRun, key: tuple[Any, ...],
+             args: tuple[Any, ...] = (), bindings: Mapping[str, Any] | None = None,
              type_bindings: Mapping[TypeVariable, SailType] | None = None) -> Trace:
-        full = (module.digest, key, repr(sorted((bindings or {}).items())))
+        full = (module.digest, key, repr(sorted(bindings.items())) if bindings else "")
         hit = self._traces.get(full)
         if hit is not None:
             self._stats.dry_run_hits += 1
             return hit
         self._stats.dry_runs += 1
-        trace = dry_run(module, ctx, args, bindings, support=self.repo.support_names,
+        recorder = ctx(module) if isinstance(ctx, type) else ctx
+        trace = dry_run(module, recorder, args, bindings, support=self._support,
                         type_bindings=type_bindings, time_limit=self._time_limit)
         self._traces[full] = trace
         return trace
@@ -133,57 +150,83 @@ class Planner:
                  max_depth: int = 3, time_limit: float = DEFAULT_TIME_LIMIT) -> Lattice:
         """See :func:`discover`."""
         start = time.perf_counter()
+        repo = self.repo
+        machine = machine or Machine.local()
+        filters = {ModuleKind.PROBLEM: problem, ModuleKind.MODEL: model, ModuleKind.SOFTWARE: software,
+                   ModuleKind.HARDWARE: hardware, ModuleKind.METRIC: metric, ModuleKind.RANKING: ranking}
+        call = (repo.version, repr(filters), machine, repr(sorted((params or {}).items())), max_depth, time_limit)
+        if self._last is not None and self._last[0] == call:
+            return self._last[1].again(time.perf_counter() - start)
         self._stats = stats = DiscoveryStats()
         self._time_limit = time_limit
         self._params = dict(params or {})
-        machine = machine or Machine.local()
+        self._support = repo.support_names
         rejections: list[Rejection] = []
-        filters = {ModuleKind.PROBLEM: problem, ModuleKind.MODEL: model, ModuleKind.SOFTWARE: software,
-                   ModuleKind.HARDWARE: hardware, ModuleKind.METRIC: metric, ModuleKind.RANKING: ranking}
         mods = {kind: self._modules(kind, filters.get(kind), rejections) for kind in ModuleKind}
 
         conv_graph = self._converter_graph(mods[ModuleKind.CONVERTER], rejections, max_depth)
+        if self._cache_key != (self._conv_generation, self._support):
+            self._cache_key = (self._conv_generation, self._support)
+            self._cache.clear()
         resolver = ModelResolver(
-            self.repo.modules(ModuleKind.MODEL) if model is None else mods[ModuleKind.MODEL],
-            lambda m, t, b: self._run(m, ModelRun(m), (t,), (t.kind, t.input, t.output), b),
-            conv_graph, self._overrides, max_depth)
+            repo.modules(ModuleKind.MODEL) if model is None else mods[ModuleKind.MODEL],
+            lambda m, t, b: self._run(m, ModelRun, (t,), (t.kind, t.input, t.output), b),
+            conv_graph, self._overrides, self._cache, max_depth)
 
+        counted = len(rejections)
         problems = self._problems(mods[ModuleKind.PROBLEM], rejections)
+        stats.candidates["problem"] = len(problems) + len(rejections) - counted
+        counted = len(rejections)
         hardware_ = self._hardware(mods[ModuleKind.HARDWARE], machine, rejections)
-        stats.candidates["problem"] = len(problems)
-        stats.candidates["hardware"] = len(hardware_) * max(len(problems), 1)
-        software_by_hw: dict[str, list[SoftwareInstance]] = {}
-        for h in hardware_:
-            software_by_hw[h.digest] = self._software(mods[ModuleKind.SOFTWARE], h, rejections)
-        stats.candidates["software"] = len(problems) * len(hardware_) * len(mods[ModuleKind.SOFTWARE])
+        stats.candidates["hardware"] = len(problems) * (len(hardware_) + len(rejections) - counted)
+        software_by_hw = {h.digest: self._software(mods[ModuleKind.SOFTWARE], h, rejections) for h in hardware_}
+        n_software = len(mods[ModuleKind.SOFTWARE])
+        stats.candidates["software"] = len(problems) * len(hardware_) * n_software
+        pairs = tuple((h, sw) for h in hardware_ for sw in software_by_hw[h.digest])
 
         scenarios: list[Scenario] = []
-        n_model_candidates = 0
-        models_key = tuple(m.digest for m in self.repo.modules(ModuleKind.MODEL))
+        for key in ("model", "metric", "ranking"):
+            stats.candidates[key] = 0
         for p in problems:
-            prefixes = []
-            for h in hardware_:
-                for s in software_by_hw[h.digest]:
-                    missing = [c for c in p.meta.capabilities if c not in s.meta.environment.provides]
-                    if missing:
-                        rejections.append(Rejection(
-                            "software", s.label, f"does not provide {', '.join(missing)}, which the problem requires",
-                            (("problem", p.label), ("hardware", h.label)), s.module.location))
-                    else:
-                        prefixes.append((h, s))
+            prefixes = self._prefixes_of(p, pairs, rejections)
             metrics = self._metrics(mods[ModuleKind.METRIC], p, rejections)
             rankings = self._rankings(mods[ModuleKind.RANKING], p, metrics, rejections)
+            stats.candidates["metric"] += n_software and len(mods[ModuleKind.METRIC])
+            stats.candidates["ranking"] += len(mods[ModuleKind.RANKING])
             blocks = []
             for m in mods[ModuleKind.MODEL]:
-                res = self._resolve(resolver, m, p, conv_graph, models_key)
-                n_model_candidates += len(prefixes) * max(len(res.choices), 1)
+                res = resolver.resolve(m, p.meta.model_tasks)
+                stats.candidates["model"] += len(prefixes) * (len(res.choices) + len(res.refusals))
                 blocks.append(self._block(p, m, res, prefixes, metrics, rankings, rejections))
             for i in range(len(prefixes)):
                 for block in blocks:
                     scenarios.extend(block[i])
-        stats.candidates["model"] = n_model_candidates
+        stats.resolutions = resolver.resolved
         stats.seconds = time.perf_counter() - start
-        return Lattice(scenarios, rejections, stats, conv_graph, problems, hardware_, software_by_hw)
+        lattice = Lattice(scenarios, rejections, stats, conv_graph, problems, hardware_, software_by_hw)
+        self._last = (call, lattice)
+        return lattice
+
+    def _prefixes_of(self, p: ProblemInstance, pairs: tuple[tuple[HardwareInstance, SoftwareInstance], ...],
+                     rejections: list[Rejection]) -> list[tuple[HardwareInstance, SoftwareInstance]]:
+        """The (hardware, software) pairs that fit the problem's required capabilities."""
+        inputs = (p, *(x for pair in pairs for x in pair))
+        hit = self._prefixes.get(p.digest)
+        if hit is not None and len(hit[0]) == len(inputs) and all(a is b for a, b in zip(hit[0], inputs)):
+            rejections.extend(hit[2])
+            return hit[1]
+        prefixes, local = [], []
+        for h, sw in pairs:
+            missing = [c for c in p.meta.capabilities if c not in sw.meta.environment.provides]
+            if missing:
+                local.append(Rejection(
+                    "software", sw.label, f"does not provide {', '.join(missing)}, which the problem requires",
+                    (("problem", p.label), ("hardware", h.label)), sw.module.location))
+            else:
+                prefixes.append((h, sw))
+        self._prefixes[p.digest] = (inputs, prefixes, local)
+        rejections.extend(local)
+        return prefixes
 
     # -- module lists ------------------------------------------------------------------
     def _modules(self, kind: ModuleKind, names: Names, rejections: list[Rejection]) -> list[ParsedModule]:
@@ -196,7 +239,7 @@ class Planner:
                 raise ValueError(f"no {kind.value} module named {', '.join(map(repr, unknown))} "
                                  f"(known: {', '.join(sorted(known)) or 'none'})")
             found = [m for m in found if m.name in wanted]
-        support = self.repo.support_names
+        support = self._support
         usable = []
         for m in found:
             missing = sorted(m.free_names - support)
@@ -211,6 +254,8 @@ class Planner:
         return usable
 
     def _overrides(self, module: ParsedModule) -> dict[str, Any]:
+        if not self._params:
+            return {}
         out = {}
         for p in module.params:
             for key in (f"{module.name}.{p}", p):
@@ -223,7 +268,7 @@ class Planner:
                 rejections: list[Rejection], context: tuple[tuple[str, str], ...] = ()
                 ) -> list[tuple[dict[str, Any], Trace]]:
         def run(bindings: Mapping[str, Any]) -> list[Trace]:
-            return [self._run(module, ctx_type(module), (), (), bindings)]
+            return [self._run(module, ctx_type, (), (), bindings)]
 
         try:
             points = expand_grid(run, self._overrides(module))
@@ -269,7 +314,7 @@ class Planner:
                   rejections: list[Rejection]) -> list[SoftwareInstance]:
         out = []
         for m in modules:
-            trace = self._run(m, SoftwareRun(m), ("hw", hw.digest), (HardwareView(hw),))
+            trace = self._run(m, SoftwareRun, ("hw", hw.digest), (HardwareView(hw),))
             if trace.ok:
                 out.append(self._instance(SoftwareInstance, m, {}, trace, hw.digest))
             else:
@@ -288,7 +333,7 @@ class Planner:
                 out.append(MetricInfo.of(m, trace.meta))
             else:
                 rejections.append(_rejection("metric", m.name, trace, (("problem", p.label),)))
-        return tuple(out)
+        return self._intern(tuple(out))  # type: ignore[no-any-return]
 
     def _rankings(self, modules: Iterable[ParsedModule], p: ProblemInstance, metrics: tuple[MetricInfo, ...],
                   rejections: list[Rejection]) -> tuple[RankingInfo, ...]:
@@ -304,17 +349,17 @@ class Planner:
                     (("problem", p.label),), m.location))
             else:
                 out.append(info)
-        return tuple(out)
+        return self._intern(tuple(out))  # type: ignore[no-any-return]
 
     # -- converters and models --------------------------------------------------------
     def _converter_graph(self, modules: list[ParsedModule], rejections: list[Rejection],
                          max_depth: int) -> ConverterGraph:
-        key = (tuple(m.digest for m in modules), self.repo.support_names, max_depth, self._time_limit)
+        key = (tuple(m.digest for m in modules), self._support, max_depth, self._time_limit)
         if self._converters is None or self._converters[0] != key:
             specs, refused = [], []
             for m in modules:
                 try:
-                    fn = load_function(m, self.repo.support_names)
+                    fn = load_function(m, self._support)
                     ann = fn.__annotations__
                     specs.append(ConverterSpec(m, as_type(ann[m.params[0]]), as_type(ann["return"])))
                 except (TypeError, KeyError, SailError) as exc:
@@ -330,29 +375,16 @@ class Planner:
         rejections.extend(self._converters[2])
         return self._converters[1]
 
-    def _resolve(self, resolver: ModelResolver, m: ParsedModule, p: ProblemInstance,
-                 conv: ConverterGraph, models_key: tuple[str, ...]) -> Resolution:
-        key = (m.digest, p.meta.model_tasks, repr(sorted(self._overrides(m).items())), resolver.max_depth)
-        stamp_base = (self._conv_generation, self.repo.support_names)
-        hit = self._resolutions.get(key)
-        if hit is not None:
-            stamp, res = hit
-            if stamp == (*stamp_base, models_key if res.composite else None):
-                return res
-        res = resolver.resolve(m, p.meta.model_tasks)
-        self._resolutions[key] = ((*stamp_base, models_key if res.composite else None), res)
-        return res
-
     def _block(self, p: ProblemInstance, m: ParsedModule, res: Resolution,
                prefixes: list[tuple[HardwareInstance, SoftwareInstance]], metrics: tuple[MetricInfo, ...],
                rankings: tuple[RankingInfo, ...], rejections: list[Rejection]) -> list[list[Scenario]]:
-        inputs = (res, *(x for pair in prefixes for x in pair))
         key = (p.digest, m.name)
         hit = self._blocks.get(key)
-        if hit is not None and len(hit[0]) == len(inputs) + 2 and hit[0][-2:] == (metrics, rankings) \
-                and all(a is b for a, b in zip(hit[0], inputs)):
+        if hit is not None and hit[0][0] is res and hit[0][1] is prefixes and hit[0][2] is metrics \
+                and hit[0][3] is rankings:
             rejections.extend(hit[2])
             return hit[1]
+        self._stats.blocks_built += 1
         local: list[Rejection] = [_refusal(r, p) for r in res.refusals]
         choices: Sequence[ModelChoice] = res.choices
         if p.meta.uses_gradients:
@@ -363,22 +395,30 @@ class Planner:
                                            "output, and this model is not differentiable",
                                            (("problem", p.label),), m.location))
             choices = kept
+        # Scenarios whose every part is unchanged are reused (an edited sub-model changes
+        # only the compositions that picked it); rows line up when the prefixes are the same.
+        old = hit[1] if hit is not None and hit[0][1] is prefixes and hit[0][2] is metrics \
+            and hit[0][3] is rankings else None
+        fits: dict[str, list[ModelChoice]] = {}
         block: list[list[Scenario]] = []
-        refused: set[tuple[str, str]] = set()
-        for h, s in prefixes:
-            row = []
-            for c in choices:
-                if s.backend in c.backends:
-                    sid = digest_of(p.digest, h.digest, s.digest, c.digest)
-                    row.append(Scenario(sid, p, h, s, c, metrics, rankings))
-                elif (c.name, s.name) not in refused:
-                    refused.add((c.name, s.name))
-                    local.append(Rejection(
-                        "model", c.name, f"runs on {' or '.join(sorted(c.backends)) or 'no backend'}, "
-                        f"but {s.name} provides the {s.backend} backend",
-                        (("problem", p.label), ("software", s.name)), m.location))
-            block.append(row)
-        self._blocks[key] = ((*inputs, metrics, rankings), block, local)
+        for i, (h, sw) in enumerate(prefixes):
+            backend = sw.meta.environment.backend
+            if backend not in fits:
+                fits[backend] = [c for c in choices if backend in c.backends]
+                seen: set[str] = set()
+                for c in choices:
+                    if backend not in c.backends and c.name not in seen:
+                        seen.add(c.name)
+                        local.append(Rejection(
+                            "model", c.name, f"runs on {' or '.join(sorted(c.backends)) or 'no backend'}, "
+                            f"but {sw.name} provides the {backend} backend",
+                            (("problem", p.label), ("software", sw.name)), m.location))
+            if old is not None:
+                reuse = {sc.model_choice: sc for sc in old[i]}
+                block.append([reuse.get(c) or Scenario(p, h, sw, c, metrics, rankings) for c in fits[backend]])
+            else:
+                block.append([Scenario(p, h, sw, c, metrics, rankings) for c in fits[backend]])
+        self._blocks[key] = ((res, prefixes, metrics, rankings), block, local)
         rejections.extend(local)
         return block
 

@@ -17,13 +17,13 @@ from ._instances import (
     RankingInfo,
     Rejection,
     SoftwareInstance,
+    digest_of,
 )
 
 if TYPE_CHECKING:
     import networkx
 
 
-@dataclass(frozen=True, eq=False)
 class Scenario:
     """One benchmark to run: problem, hardware, software, model (with sub-models), metrics.
 
@@ -31,13 +31,28 @@ class Scenario:
     parameters, so it survives restarts and changes when any of them changes.
     """
 
-    id: str
-    problem_instance: ProblemInstance
-    hardware_instance: HardwareInstance
-    software_instance: SoftwareInstance
-    model_choice: ModelChoice
-    metrics: tuple[MetricInfo, ...]
-    rankings: tuple[RankingInfo, ...]
+    __slots__ = ("_id", "hardware_instance", "metrics", "model_choice", "problem_instance", "rankings",
+                 "software_instance")
+
+    def __init__(self, problem_instance: ProblemInstance, hardware_instance: HardwareInstance,
+                 software_instance: SoftwareInstance, model_choice: ModelChoice,
+                 metrics: tuple[MetricInfo, ...], rankings: tuple[RankingInfo, ...]) -> None:
+        # Discovery builds ~10^5 of these: plain slots, and an id computed on first use.
+        self.problem_instance = problem_instance
+        self.hardware_instance = hardware_instance
+        self.software_instance = software_instance
+        self.model_choice = model_choice
+        self.metrics = metrics
+        self.rankings = rankings
+        self._id: str | None = None
+
+    @property
+    def id(self) -> str:
+        """The stable identity of this scenario (16 hex digits)."""
+        if self._id is None:
+            self._id = digest_of(self.problem_instance.digest, self.hardware_instance.digest,
+                                 self.software_instance.digest, self.model_choice.digest)
+        return self._id
 
     @property
     def problem(self) -> str:
@@ -113,10 +128,18 @@ class Scenario:
 class DiscoveryStats:
     """Counts and timings of one discovery."""
 
+    #: candidate (partial) tuples tried at each level of the search
     candidates: dict[str, int] = field(default_factory=dict)
+    #: dry runs executed, and answered from the memo
     dry_runs: int = 0
     dry_run_hits: int = 0
+    #: model resolutions computed (not answered from earlier discoveries)
+    resolutions: int = 0
+    #: join blocks (problem × model) rebuilt rather than reused
+    blocks_built: int = 0
     seconds: float = 0.0
+    #: True when nothing had changed since the previous discovery and its result was reused
+    reused: bool = False
 
     @property
     def tuples_considered(self) -> int:
@@ -140,6 +163,23 @@ class TreeNode:
         yield depth, self
         for c in self.children:
             yield from c.walk(depth + 1)
+
+    def records(self) -> list[dict[str, Any]]:
+        """The tree flattened for charts (Plotly sunburst/icicle): ``id``, ``parent``, ``label`` ...
+
+        Ids are paths (``"0/1/2"``), so equal labels under different parents stay apart.
+        """
+        out: list[dict[str, Any]] = []
+
+        def visit(node: TreeNode, node_id: str, parent: str) -> None:
+            out.append({"id": node_id, "parent": parent, "kind": node.kind, "label": node.label,
+                        "accepted": node.accepted, "reason": node.reason,
+                        "scenarios": list(node.scenario_ids)})
+            for i, child in enumerate(node.children):
+                visit(child, f"{node_id}/{i}", node_id)
+
+        visit(self, "0", "")
+        return out
 
     def render(self) -> str:
         """An indented text view (rejected branches marked with ✗ and their reason)."""
@@ -181,6 +221,12 @@ class Lattice:
         #: accepted software instances by hardware instance digest
         self.software = dict(software)
         self._converters = converter_graph
+
+    def again(self, seconds: float) -> Lattice:
+        """This result for a new call that changed nothing (fresh lists, stats marked reused)."""
+        stats = DiscoveryStats(dict(self.stats.candidates), seconds=seconds, reused=True)
+        return Lattice(list(self.scenarios), list(self.rejections), stats, self._converters, self.problems,
+                       self.hardware, self.software)
 
     def __len__(self) -> int:
         return len(self.scenarios)

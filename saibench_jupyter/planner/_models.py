@@ -81,8 +81,36 @@ def expand_grid(run: Runner, overrides: Mapping[str, Any]) -> list[tuple[dict[st
     return done
 
 
+@dataclass
+class ResolverCache:
+    """What model resolution remembers between discoveries (owned by the planner).
+
+    ``resolutions`` maps (model digest, tasks, stack, overrides, depth) to a
+    :class:`Resolution`; ``choices`` pools :class:`ModelChoice` objects so that an
+    unchanged composition is the *same* object (join blocks are reused by identity);
+    ``checks`` keeps type-checked graphs. All of it depends on the converters and on
+    support names: the planner clears it when they change.
+    """
+
+    resolutions: dict[tuple[Any, ...], Resolution] = field(default_factory=dict)
+    choices: dict[tuple[Any, ...], ModelChoice] = field(default_factory=dict)
+    checks: dict[tuple[Any, ...], tuple[dict[str, CheckedGraph], tuple[Chain, ...]]] = field(default_factory=dict)
+
+    def clear(self) -> None:
+        """Forget everything."""
+        self.resolutions.clear()
+        self.choices.clear()
+        self.checks.clear()
+
+    def forget(self, digest: str) -> None:
+        """Forget what a module version that no longer exists produced."""
+        for store in (self.resolutions, self.choices, self.checks):
+            for key in [k for k in store if k[0] == digest]:
+                del store[key]
+
+
 class ModelResolver:
-    """Resolves models against tasks; shared by one discovery.
+    """Resolves models against tasks, for one discovery, over a cache that outlives it.
 
     Parameters
     ----------
@@ -94,6 +122,8 @@ class ModelResolver:
         Resolves ``Convert`` nodes.
     overrides : callable
         ``overrides(module) -> dict`` of parameter values the user bound.
+    cache : ResolverCache
+        Results of earlier discoveries.
     max_depth : int
         Deepest sub-model nesting.
     """
@@ -101,21 +131,32 @@ class ModelResolver:
     def __init__(self, models: Sequence[ParsedModule],
                  run: Callable[[ParsedModule, TaskSignature, Mapping[str, Any]], Trace],
                  converters: ConverterGraph, overrides: Callable[[ParsedModule], dict[str, Any]],
-                 max_depth: int = 3) -> None:
+                 cache: ResolverCache, max_depth: int = 3) -> None:
         self.models = list(models)
         self._run = run
         self.converters = converters
         self._overrides = overrides
+        self.cache = cache
         self.max_depth = max_depth
-        self._memo: dict[tuple[Any, ...], Resolution] = {}
+        self._checked: set[tuple[Any, ...]] = set()
+        self.resolved = 0
 
     def resolve(self, model: ParsedModule, tasks: tuple[TaskSignature, ...],
                 stack: tuple[tuple[str, tuple[TaskSignature, ...]], ...] = ()) -> Resolution:
         """Every choice of ``model`` (grid point × sub-models) that solves all ``tasks``."""
-        key = (model.digest, tasks, stack)
-        if key not in self._memo:
-            self._memo[key] = self._resolve(model, tasks, stack)
-        return self._memo[key]
+        key = (model.digest, tasks, stack, repr(sorted(self._overrides(model).items())), self.max_depth)
+        hit = self.cache.resolutions.get(key)
+        # A plain model depends on its own source only; a composite on every model that may
+        # fill its slots, so it is re-checked once per discovery (cheaply, over the memo).
+        if hit is not None and (not hit.composite or key in self._checked):
+            return hit
+        self._checked.add(key)
+        res = self._resolve(model, tasks, stack)
+        self.resolved += 1
+        if hit is not None and _same(hit, res):
+            res = hit  # unchanged: keep the identity, so the planner's blocks stay valid
+        self.cache.resolutions[key] = res
+        return res
 
     def _resolve(self, model: ParsedModule, tasks: tuple[TaskSignature, ...],
                  stack: tuple[tuple[str, tuple[TaskSignature, ...]], ...]) -> Resolution:
@@ -167,11 +208,15 @@ class ModelResolver:
                     failures.append(Refusal(label, f"the Require at {sub.slot} asks for different "
                                             "models in different tasks", sub.site))
                     return
-        try:
-            graphs, chains = self._check(tasks, metas)
-        except SailError as exc:
-            failures.append(Refusal(label, exc.what, exc.location or model.location, fix=exc.fix))
-            return
+        check_key = (model.digest, repr(sorted(bindings.items())), tasks)
+        checked = self.cache.checks.get(check_key)
+        if checked is None:
+            try:
+                checked = self.cache.checks[check_key] = self._check(tasks, metas)
+            except SailError as exc:
+                failures.append(Refusal(label, exc.what, exc.location or model.location, fix=exc.fix))
+                return
+        graphs, chains = checked
         options: list[list[ModelChoice]] = []
         for sub in slots.values():
             sig = TaskSignature(sub.task, sub.input, sub.output)
@@ -184,9 +229,13 @@ class ModelResolver:
             options.append(found)
         own = frozenset.intersection(*(backends(m.graph) for m in metas))
         for picks in itertools.product(*options):
-            usable = own.intersection(*(p.backends for p in picks))
-            out.choices.append(ModelChoice(model, dict(bindings), tasks, graphs,
-                                           tuple(zip(slots, picks)), chains, usable))
+            pool_key = (*check_key, tuple(p.digest for p in picks))
+            choice = self.cache.choices.get(pool_key)
+            if choice is None:
+                usable = own.intersection(*(p.backends for p in picks))
+                choice = self.cache.choices[pool_key] = ModelChoice(
+                    model, dict(bindings), tasks, graphs, tuple(zip(slots, picks)), chains, usable)
+            out.choices.append(choice)
 
     def _candidates(self, parent: str, parent_tasks: tuple[TaskSignature, ...], sig: TaskSignature,
                     stack: tuple[tuple[str, tuple[TaskSignature, ...]], ...]) -> tuple[list[ModelChoice], list[str]]:
@@ -224,6 +273,11 @@ class ModelResolver:
 
         graphs = {t.kind: check(m.graph, t.input, t.output, convert=convert) for t, m in zip(tasks, metas)}
         return graphs, tuple(chains)
+
+
+def _same(a: Resolution, b: Resolution) -> bool:
+    return (a.composite == b.composite and len(a.choices) == len(b.choices)
+            and all(x is y for x, y in zip(a.choices, b.choices)) and a.refusals == b.refusals)
 
 
 def _for_task(reason: str, task: TaskSignature, n: int) -> str:

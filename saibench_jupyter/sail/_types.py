@@ -30,7 +30,7 @@ class SailType:
     ``class Molecule(SailType): pass`` is already a usable type (``Molecule()``).
     """
 
-    __slots__ = ()
+    __slots__ = ("_hash",)
 
     # -- the structural protocol --------------------------------------------------
     _fields: tuple[str, ...] = ()
@@ -38,7 +38,7 @@ class SailType:
     def __init_subclass__(cls, **kwargs: _Any) -> None:
         super().__init_subclass__(**kwargs)
         # Types are hashed and compared constantly during discovery: find the fields once.
-        cls._fields = tuple(s for c in cls.__mro__ for s in c.__dict__.get("__slots__", ()))
+        cls._fields = tuple(s for c in cls.__mro__ for s in c.__dict__.get("__slots__", ()) if s != "_hash")
 
     def _key(self) -> tuple[_Any, ...]:
         values = tuple(getattr(self, s) for s in self._fields)
@@ -46,10 +46,19 @@ class SailType:
         return values + tuple(sorted(extra.items())) if extra else values
 
     def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and self._key() == other._key()  # type: ignore[attr-defined]
+        if self is other:
+            return True
+        if type(self) is not type(other) or hash(self) != hash(other):
+            return False
+        return self._key() == other._key()  # type: ignore[attr-defined]
 
     def __hash__(self) -> int:
-        return hash((type(self).__name__, self._key()))
+        try:
+            return self._hash  # type: ignore[no-any-return]
+        except AttributeError:
+            h = hash((type(self).__name__, self._key()))
+            object.__setattr__(self, "_hash", h)  # immutable, so the hash never changes
+            return h
 
     def __setattr__(self, name: str, value: object) -> None:
         if type(self).__module__ == __name__:
