@@ -260,7 +260,7 @@ def model_specs(rng: random.Random) -> list[ModelSpec]:
     specs = []
     for family, count in FAMILIES:
         for i in range(1, count + 1):
-            n = rng.choice((2, 3, 3, 4))
+            n = rng.choice((3, 3, 4, 5))  # typical width grids: 3 to 5 values
             start = rng.randrange(0, len(WIDTHS) - n + 1)
             specs.append(ModelSpec(
                 f"{FAMILY_NAMES[family]}{i:02d}", family, WIDTHS[start:start + n],

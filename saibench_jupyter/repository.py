@@ -138,7 +138,8 @@ class Repository:
         support_changed = (before.support_digest if before else None) != parsed.support_digest
         self._sources[origin] = parsed
         for record in parsed.modules:
-            previous = self._modules.pop(record.name, None)
+            # Assigning in place keeps a replaced module where it was (stable order).
+            previous = self._modules.get(record.name)
             self._modules[record.name] = record
             if previous is None:
                 events.append(RepositoryEvent("added", record.name, record, None))

@@ -195,3 +195,37 @@ def test_converter_graph_has_declared_and_used_conversions(repo, cpu_machine):
     assert g.edges["Tensor(28, 28)", "Tensor(784)"] == {"converter": "flatten", "kind": "builtin"}
     assert g.edges["Atom", "Tensor"]["converter"] == "AtomEmbedding"
     assert g.edges["List[T]", "Tensor"]["converter"] == "Concat"
+
+
+GRIDS = textwrap.dedent("""
+    @ProblemDefinition
+    def Solve4():
+        for x in Input("x.npy", Tensor(4)):
+            Train.Solve(x, x)
+
+    @ModelDefinition
+    def Blind(task, inputType, outputType, width):
+        Suggest(width, 1, 2, 3)
+        Fail("never solves anything")
+
+    @ModelDefinition
+    def Picky(task, inputType, outputType, width):
+        Suggest(width, 1, 2, 3)
+        if width > 1:
+            Fail("too wide")
+        return Pipeline([Linear(width), Linear(outputType.dims)])
+""")
+
+
+def test_a_failure_that_ignores_the_parameters_is_not_retried_at_every_grid_point(repo, cpu_machine):
+    load(repo, "stacks")
+    repo.add_source(GRIDS, origin="grids")
+    picky = discover(repo, machine=cpu_machine, model="Picky", software="PyTorch")
+    assert [s.params["model"] for s in picky.scenarios] == [{"width": 1}]
+    assert [(r.module, r.reason) for r in picky.rejections if r.kind == "model"] == [
+        ("Picky(width=2)", "too wide"), ("Picky(width=3)", "too wide")]
+
+    blind = discover(repo, machine=cpu_machine, model="Blind", software="PyTorch")
+    assert blind.stats.dry_runs == 1  # once, not once per width (the rest is memoised)
+    assert [(r.module, r.reason) for r in blind.rejections if r.kind == "model"] == [
+        ("Blind", "never solves anything")]

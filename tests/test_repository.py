@@ -278,3 +278,11 @@ def test_load_of_something_that_is_nothing_raises_sail_error() -> None:
 def test_load_of_a_missing_file_raises_sail_error(tmp_path: Path) -> None:
     with pytest.raises(SailError, match=r"is not a file, a folder or an importable package"):
         Repository().load(tmp_path / "missing.py")
+
+
+def test_a_replaced_module_keeps_its_place():
+    repo = Repository()
+    for name in ("A", "B", "C"):
+        repo.add_source(f"@HardwareDefinition\ndef {name}():\n    return Resources()\n", origin=name)
+    repo.add_source("@HardwareDefinition\ndef B():\n    return Resources(cpus=2)\n", origin="B")
+    assert [m.name for m in repo.modules()] == ["A", "B", "C"]

@@ -202,7 +202,9 @@ class Lattice:
     Attributes
     ----------
     scenarios : list of Scenario
-        In search order: problem, hardware, software, model.
+        Grouped by problem, then model (with its variants together), then hardware and
+        software. The search itself, :meth:`tree` and the rejections follow the paper's
+        join order (problem, hardware, software, model).
     rejections : list of Rejection
         Each rejected module with the partial tuple it was tried in.
     stats : DiscoveryStats

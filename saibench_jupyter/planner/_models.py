@@ -70,7 +70,9 @@ def expand_grid(run: Runner, overrides: Mapping[str, Any]) -> list[tuple[dict[st
         for t in traces:
             for k, v in t.suggestions.items():
                 suggested.setdefault(k, v)
-        if not suggested:
+        # A Fail reached without looking at any unbound parameter happens at every value.
+        settled = any(t.failure is not None and not t.params_observed for t in traces)
+        if not suggested or settled:
             done.append((bindings, traces))
             continue
         combos = [dict(bindings, **dict(zip(suggested, c))) for c in itertools.product(*suggested.values())]
@@ -86,25 +88,31 @@ class ResolverCache:
     """What model resolution remembers between discoveries (owned by the planner).
 
     ``resolutions`` maps (model digest, tasks, stack, overrides, depth) to a
-    :class:`Resolution`; ``choices`` pools :class:`ModelChoice` objects so that an
-    unchanged composition is the *same* object (join blocks are reused by identity);
-    ``checks`` keeps type-checked graphs. All of it depends on the converters and on
-    support names: the planner clears it when they change.
+    :class:`Resolution`; ``products`` keeps composite models' compositions so that an
+    unchanged one is the *same* object (join blocks are reused by identity); ``checks``
+    keeps type-checked graphs. All of it depends on the converters and on support
+    names: the planner clears it when they change.
     """
 
     resolutions: dict[tuple[Any, ...], Resolution] = field(default_factory=dict)
-    choices: dict[tuple[Any, ...], ModelChoice] = field(default_factory=dict)
     checks: dict[tuple[Any, ...], tuple[dict[str, CheckedGraph], tuple[Chain, ...]]] = field(default_factory=dict)
+    signatures: dict[TaskSignature, TaskSignature] = field(default_factory=dict)
+    #: (slot signature, stack) -> (candidate outcomes, choices found, refusal details)
+    candidates: dict[tuple[Any, ...], tuple[tuple[Any, ...], list[ModelChoice], list[str]]] = field(
+        default_factory=dict)
+    #: (composite, grid point, tasks, slots) -> (the candidate lists, the compositions made of
+    #: them, and those compositions by their picks)
+    products: dict[tuple[Any, ...], tuple[tuple[Any, ...], list[ModelChoice],
+                                          dict[tuple[ModelChoice, ...], ModelChoice]]] = field(default_factory=dict)
 
     def clear(self) -> None:
         """Forget everything."""
-        self.resolutions.clear()
-        self.choices.clear()
-        self.checks.clear()
+        for store in (self.resolutions, self.checks, self.candidates, self.products, self.signatures):
+            store.clear()
 
     def forget(self, digest: str) -> None:
         """Forget what a module version that no longer exists produced."""
-        for store in (self.resolutions, self.choices, self.checks):
+        for store in (self.resolutions, self.checks, self.products):
             for key in [k for k in store if k[0] == digest]:
                 del store[key]
 
@@ -144,7 +152,8 @@ class ModelResolver:
     def resolve(self, model: ParsedModule, tasks: tuple[TaskSignature, ...],
                 stack: tuple[tuple[str, tuple[TaskSignature, ...]], ...] = ()) -> Resolution:
         """Every choice of ``model`` (grid point × sub-models) that solves all ``tasks``."""
-        key = (model.digest, tasks, stack, repr(sorted(self._overrides(model).items())), self.max_depth)
+        overrides = self._overrides(model)
+        key = (model.digest, tasks, stack, repr(sorted(overrides.items())) if overrides else "", self.max_depth)
         hit = self.cache.resolutions.get(key)
         # A plain model depends on its own source only; a composite on every model that may
         # fill its slots, so it is re-checked once per discovery (cheaply, over the memo).
@@ -219,7 +228,10 @@ class ModelResolver:
         graphs, chains = checked
         options: list[list[ModelChoice]] = []
         for sub in slots.values():
+            # Interned: equal slot signatures of different problems become one object, so
+            # the memo lookups below compare by identity.
             sig = TaskSignature(sub.task, sub.input, sub.output)
+            sig = self.cache.signatures.setdefault(sig, sig)
             found, details = self._candidates(model.name, tasks, sig, stack)
             if not found:
                 failures.append(Refusal(
@@ -227,35 +239,55 @@ class ModelResolver:
                     sub.site, tuple(details)))
                 return
             options.append(found)
+        product_key = (*check_key, tuple(slots))
+        hit = self.cache.products.get(product_key)
+        if hit is not None and len(hit[0]) == len(options) and all(a is b for a, b in zip(hit[0], options)):
+            out.choices.extend(hit[1])  # same candidates as last time: same compositions
+            return
+        # Compositions whose picks are unchanged objects are reused (identity keeps the
+        # planner's blocks valid); the pool is rebuilt, so stale compositions drop out.
+        before = hit[2] if hit is not None else {}
+        pool: dict[tuple[ModelChoice, ...], ModelChoice] = {}
         own = frozenset.intersection(*(backends(m.graph) for m in metas))
         for picks in itertools.product(*options):
-            pool_key = (*check_key, tuple(p.digest for p in picks))
-            choice = self.cache.choices.get(pool_key)
+            choice = before.get(picks)
             if choice is None:
                 usable = own.intersection(*(p.backends for p in picks))
-                choice = self.cache.choices[pool_key] = ModelChoice(
-                    model, dict(bindings), tasks, graphs, tuple(zip(slots, picks)), chains, usable)
-            out.choices.append(choice)
+                choice = ModelChoice(model, dict(bindings), tasks, graphs, tuple(zip(slots, picks)), chains, usable)
+            pool[picks] = choice
+        made = list(pool.values())
+        self.cache.products[product_key] = (tuple(options), made, pool)
+        out.choices.extend(made)
 
     def _candidates(self, parent: str, parent_tasks: tuple[TaskSignature, ...], sig: TaskSignature,
                     stack: tuple[tuple[str, tuple[TaskSignature, ...]], ...]) -> tuple[list[ModelChoice], list[str]]:
         # The stack holds (model, the tasks it is solving): meeting one again is a cycle.
         inner = (*stack, (parent, parent_tasks))
-        found: list[ModelChoice] = []
-        details: list[str] = []
+        outcomes: list[Resolution | str] = []
         for candidate in self.models:
             if (candidate.name, (sig,)) in inner:
                 path = " → ".join(n for n, _ in inner[[n for n, _ in inner].index(candidate.name):])
-                details.append(f"{candidate.name}: Require cycle {path} → {candidate.name}")
+                outcomes.append(f"{candidate.name}: Require cycle {path} → {candidate.name}")
+            elif len(inner) > self.max_depth:
+                outcomes.append(f"{candidate.name}: sub-models nest deeper than max_depth={self.max_depth}")
+            else:
+                outcomes.append(self.resolve(candidate, (sig,), inner))
+        key = (sig, inner)
+        hit = self.cache.candidates.get(key)
+        if hit is not None and len(hit[0]) == len(outcomes) and all(
+                a is b or a == b for a, b in zip(hit[0], outcomes)):
+            return hit[1], hit[2]  # the same lists: callers can tell nothing changed
+        found: list[ModelChoice] = []
+        details: list[str] = []
+        for outcome in outcomes:
+            if isinstance(outcome, str):
+                details.append(outcome)
                 continue
-            if len(inner) > self.max_depth:
-                details.append(f"{candidate.name}: sub-models nest deeper than max_depth={self.max_depth}")
-                continue
-            res = self.resolve(candidate, (sig,), inner)
-            found.extend(res.choices)
-            for r in res.refusals:
+            found.extend(outcome.choices)
+            for r in outcome.refusals:
                 details.append(f"{r.module}: {r.reason}")
                 details.extend(f"  {d}" for d in r.details)
+        self.cache.candidates[key] = (tuple(outcomes), found, details)
         return found, details
 
     def _check(self, tasks: tuple[TaskSignature, ...],

@@ -8,6 +8,7 @@ passes a ``convert`` callback, so this module needs neither the planner nor any 
 
 from __future__ import annotations
 
+import functools
 import math
 import operator
 from collections.abc import Callable
@@ -172,6 +173,15 @@ def check(graph: Node, input: SailType, output: SailType, *, convert: ConvertFn)
 
 
 # -- helpers ----------------------------------------------------------------------------
+
+
+_KEEPS_SHAPE = (*SHAPE_PRESERVING, ConvertNode)
+
+
+@functools.cache
+def _layer_rule(cls: type) -> _Any:
+    """The checking rule for a node class (looked up along its MRO once per class)."""
+    return next((_LAYERS[c] for c in cls.__mro__ if c in _LAYERS), None)
 
 
 def _join(path: str, index: int) -> str:
@@ -408,7 +418,7 @@ class _Checker:
         elif isinstance(node, ConvertNode):
             out, note = self._convert(node, current)
         else:
-            layer = next((_LAYERS[c] for c in type(node).__mro__ if c in _LAYERS), None)
+            layer = _layer_rule(type(node))  # type: ignore[arg-type]
             if layer is None:
                 raise GraphError(
                     f"{type(node).__name__} is not a layer SAIL can check",
@@ -423,8 +433,13 @@ class _Checker:
         self, steps: tuple[Node, ...], current: SailType, expected: _Want, path: str, depth: int
     ) -> SailType:
         """Chain ``steps``; ``expected`` reaches a step only if the rest keep its shape."""
+        # Step i sees ``expected`` only when every later step keeps the shape: one pass
+        # from the end finds the first step after which that holds.
+        first_kept = len(steps)
+        while first_kept > 0 and isinstance(steps[first_kept - 1], _KEEPS_SHAPE):
+            first_kept -= 1
         for i, step in enumerate(steps):
-            keeps = all(isinstance(s, (*SHAPE_PRESERVING, ConvertNode)) for s in steps[i + 1 :])
+            keeps = i >= first_kept - 1
             current = self.visit(step, current, expected if keeps else None, _join(path, i), depth)
         return current
 

@@ -9,9 +9,7 @@ raises a :class:`NoContextError` that says so.
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ._errors import NoContextError
@@ -78,11 +76,17 @@ def current() -> Context:
     return _current.get()
 
 
-@contextlib.contextmanager
-def using(ctx: Context) -> Iterator[Context]:
+class using:  # noqa: N801 - used like a function: ``with using(ctx):``
     """Make ``ctx`` the current context for the duration of the ``with`` block."""
-    token = _current.set(ctx)
-    try:
-        yield ctx
-    finally:
-        _current.reset(token)
+
+    __slots__ = ("ctx", "token")
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def __enter__(self) -> Context:
+        self.token = _current.set(self.ctx)
+        return self.ctx
+
+    def __exit__(self, *exc: object) -> None:
+        _current.reset(self.token)

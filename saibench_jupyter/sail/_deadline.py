@@ -9,11 +9,9 @@ Python code; a single blocking C call (a long ``time.sleep``) ends before it lan
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import threading
 import time
-from collections.abc import Iterator
 
 _POLL = 0.02
 
@@ -67,18 +65,28 @@ def _send(tid: int, exc: type[BaseException] | None) -> None:
 _WATCHDOG = _Watchdog()
 
 
-@contextlib.contextmanager
-def deadline(seconds: float) -> Iterator[None]:
-    """Raise :class:`DeadlineExceeded` in the ``with`` body if it runs longer than ``seconds``."""
-    token = _WATCHDOG.arm(seconds)
-    try:
-        yield
-    finally:
+class deadline:  # noqa: N801 - used like a function: ``with deadline(2.0):``
+    """Raise :class:`DeadlineExceeded` in the ``with`` body if it runs longer than ``seconds``.
+
+    A class rather than a generator-based context manager: dry runs enter it thousands
+    of times per discovery.
+    """
+
+    __slots__ = ("seconds", "token")
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.token = 0
+
+    def __enter__(self) -> None:
+        self.token = _WATCHDOG.arm(self.seconds)
+
+    def __exit__(self, *exc: object) -> None:
         while True:
             # A late DeadlineExceeded may land anywhere in here, even before disarm has
             # run: catch it and disarm again, or the watchdog would keep firing at us.
             try:
-                if _WATCHDOG.disarm(token):
+                if _WATCHDOG.disarm(self.token):
                     # Sent but perhaps not raised yet: clear it, so it can't land later.
                     _send(threading.get_ident(), None)
                 break

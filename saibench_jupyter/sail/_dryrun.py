@@ -407,11 +407,13 @@ def dry_run(
     rest = module.params[len(args):]
     kwargs: dict[str, Any] = {}
     unbound = []
+    placeholders = []
     for p in rest:
         if p in bindings:
             kwargs[p] = bindings[p]
         elif p not in module.defaults:
-            kwargs[p] = Param(p, module.name)
+            kwargs[p] = placeholder = Param(p, module.name)
+            placeholders.append(placeholder)
             unbound.append(p)
     meta: Meta | None = None
     failure: str | None = None
@@ -450,7 +452,8 @@ def dry_run(
         )
     suggestions = {k: v for k, v in ctx.suggestions.items() if k in unbound}
     return Trace(module.name, bindings, suggestions,
-                 tuple(p for p in unbound if p not in suggestions), meta, failure, site, error)
+                 tuple(p for p in unbound if p not in suggestions), meta, failure, site, error,
+                 any(p.observed for p in placeholders))
 
 
 def _raised_in(exc: BaseException, module: ParsedModule) -> bool:

@@ -7,7 +7,6 @@ prints, and the backends (PyTorch, JAX) lower the checked graph.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any as _Any
 from typing import ClassVar
@@ -247,11 +246,15 @@ class Solver(Native):
 DECLARATIVE_BACKENDS = frozenset({"torch", "jax"})
 
 
-def walk(node: Node) -> Iterable[Node]:
+def walk(node: Node) -> list[Node]:
     """Every node of the graph, depth first, parents before children."""
-    yield node
-    for child in node.children:
-        yield from walk(child)
+    out: list[Node] = []
+    stack = [node]
+    while stack:  # iterative: dry runs walk every graph, thousands of times per discovery
+        n = stack.pop()
+        out.append(n)
+        stack.extend(reversed(n.children))
+    return out
 
 
 def backends(node: Node) -> frozenset[str]:

@@ -33,6 +33,14 @@ class TaskSignature:
     input: SailType
     output: SailType
 
+    def __hash__(self) -> int:
+        # Memo keys hash task signatures constantly; they are immutable, so hash once.
+        try:
+            return self.__dict__["_hash"]  # type: ignore[no-any-return]
+        except KeyError:
+            h = self.__dict__["_hash"] = hash((self.kind, self.input, self.output))
+            return h
+
     def __str__(self) -> str:
         return f"{self.kind}: {self.input!r} -> {self.output!r}"
 
@@ -114,6 +122,8 @@ class Trace:
     failure: str | None = None
     failure_site: Location | None = None
     error: SailError | None = None
+    #: whether the run looked at the value of any unbound parameter
+    params_observed: bool = True
 
     @property
     def ok(self) -> bool:

@@ -183,25 +183,50 @@ class TupleType(SailType):
 
 
 class Param(Symbolic):
-    """A module parameter that has no value yet (the planner may bind it from ``Suggest``)."""
+    """A module parameter that has no value yet (the planner may bind it from ``Suggest``).
 
-    __slots__ = ("module", "name")
+    ``observed`` turns true when the module looks at the value (truth, arithmetic,
+    comparison, formatting). A run that fails without observing any parameter would fail
+    the same way at every value, so the planner need not try them all.
+    """
+
+    __slots__ = ("module", "name", "observed")
 
     def __init__(self, name: str, module: str = "") -> None:
         self.name = name
         self.module = module
+        self.observed = False
 
     def __repr__(self) -> str:
+        self.observed = True
         return f"{self.name} (unbound parameter)"
 
+    __str__ = __repr__
+
+    def __format__(self, spec: str) -> str:
+        return format(repr(self), spec)
+
     def _derived(self, *_: _Any) -> Opaque:
+        self.observed = True
         return Opaque(f"{self.name}(...)")
 
     __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _derived
     __truediv__ = __rtruediv__ = __floordiv__ = __pow__ = _derived
+    __lt__ = __le__ = __gt__ = __ge__ = _derived  # type: ignore[assignment]
+
+    def __eq__(self, other: object) -> bool:
+        self.observed = True
+        return self is other
+
+    __hash__ = Symbolic.__hash__
 
     def __bool__(self) -> bool:
+        self.observed = True
         return True
+
+    def __index__(self) -> int:
+        self.observed = True
+        raise TypeError(f"{self.name} has no value during discovery (unbound parameter)")
 
 
 class Opaque(Symbolic):

@@ -8,6 +8,7 @@ must not apply to sets.
 
 from __future__ import annotations
 
+import functools
 import math
 import types as _pytypes
 from collections.abc import Iterable, Mapping
@@ -48,13 +49,11 @@ class SailType:
     def __eq__(self, other: object) -> bool:
         if self is other:
             return True
-        if type(self) is not type(other) or hash(self) != hash(other):
-            return False
-        return self._key() == other._key()  # type: ignore[attr-defined]
+        return type(self) is type(other) and self._key() == other._key()  # type: ignore[attr-defined]
 
     def __hash__(self) -> int:
         try:
-            return self._hash  # type: ignore[no-any-return]
+            return self._hash  # type: ignore[attr-defined,no-any-return]
         except AttributeError:
             h = hash((type(self).__name__, self._key()))
             object.__setattr__(self, "_hash", h)  # immutable, so the hash never changes
@@ -114,6 +113,8 @@ class SailType:
 
 
 def _flatten_dims(dims: Iterable[_Any]) -> tuple[Dim, ...]:
+    if type(dims) is tuple and all(type(d) is int for d in dims):
+        return dims  # the common case, fast
     out: list[Dim] = []
     for d in dims:
         if isinstance(d, tuple | list):
@@ -339,7 +340,7 @@ def as_type(value: _Any) -> SailType:
         return value
     if isinstance(value, type):
         if issubclass(value, SailType):
-            return value.default()
+            return _default_of(value)  # type: ignore[arg-type]  # classes are hashable
         builtin = {list: List(), set: Set(), frozenset: Set(), int: Scalar("int64"),
                    float: Scalar("float32"), bool: Scalar("bool")}
         if value in builtin:
@@ -352,6 +353,12 @@ def as_type(value: _Any) -> SailType:
             return Set(as_type(args[0]))
     raise TypeError(f"{value!r} is not a SAIL type (use Tensor(...), Scalar, Image(...), "
                     "Atom, Set[...], List[...] or a SailType subclass)")
+
+
+@functools.cache
+def _default_of(cls: type[SailType]) -> SailType:
+    # Types are immutable: one shared default instance per bare class.
+    return cls.default()
 
 
 def is_type(value: _Any) -> bool:
