@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ast
 import gc
-import itertools
 import textwrap
 import time
 import weakref
@@ -36,11 +35,11 @@ from ..sail._meta import MetricMeta, ProblemMeta, Trace
 from ..sail._parser import ParsedModule
 from ..sail._symbolic import Value
 from ..sail._types import SailType, TypeVariable, as_type
+from ._blocks import BlockCache
 from ._converters import ConverterGraph, ConverterSpec
 from ._instances import (
     HardwareInstance,
     MetricInfo,
-    ModelChoice,
     ProblemInstance,
     RankingInfo,
     Rejection,
@@ -49,7 +48,7 @@ from ._instances import (
 )
 from ._lattice import DiscoveryStats, Lattice, Scenario
 from ._machine import Machine
-from ._models import ModelResolver, Refusal, Resolution, ResolverCache, expand_grid
+from ._models import ModelResolver, ResolverCache, expand_grid
 
 Names = str | Sequence[str] | None
 
@@ -87,10 +86,9 @@ class Planner:
         self._traces: dict[tuple[Any, ...], Trace] = {}
         self._cache = ResolverCache()
         self._cache_key: tuple[Any, ...] | None = None
-        #: (problem, model) -> (inputs, rows of scenarios per prefix, rejections, choices per
-        #: backend, the rows concatenated)
-        self._blocks: dict[tuple[str, str], tuple[tuple[Any, ...], list[list[Scenario]], list[Rejection],
-                                                  dict[str, list[ModelChoice]], list[Scenario]]] = {}
+        self._blocks = BlockCache()
+        self._contexts: dict[str, tuple[Any, ...]] = {}
+        self._cache_generation = 0
         self._prefixes: dict[str, tuple[tuple[Any, ...], list[Any], list[Rejection]]] = {}
         self._interned: dict[Any, Any] = {}
         self._metric_sets: dict[tuple[str, ...], tuple[ProblemInstance, tuple[MetricInfo, ...], list[Rejection]]] = {}
@@ -185,6 +183,7 @@ class Planner:
         if self._cache_key != (self._conv_generation, self._support):
             self._cache_key = (self._conv_generation, self._support)
             self._cache.clear()
+            self._cache_generation += 1
         resolver = ModelResolver(
             repo.modules(ModuleKind.MODEL) if model is None else mods[ModuleKind.MODEL],
             lambda m, t, b: self._run(m, ModelRun, (t,), (t.kind, t.input, t.output), b),
@@ -202,26 +201,39 @@ class Planner:
         pairs = tuple((h, sw) for h in hardware_ for sw in software_by_hw[h.digest])
 
         scenarios: list[Scenario] = []
-        for key in ("model", "metric", "ranking"):
-            stats.candidates[key] = 0
+        n_models, built_before = 0, self._blocks.built
+        models = mods[ModuleKind.MODEL]
+        stamps = [(m.digest, self._cache_generation, call[3], max_depth) for m in models]
         for p in problems:
             prefixes = self._prefixes_of(p, pairs, rejections)
             metrics = self._metrics(mods[ModuleKind.METRIC], p, rejections)
             rankings = self._rankings(mods[ModuleKind.RANKING], p, metrics, rejections)
-            stats.candidates["metric"] += n_software and len(mods[ModuleKind.METRIC])
-            stats.candidates["ranking"] += len(mods[ModuleKind.RANKING])
-            blocks = []
-            for m in mods[ModuleKind.MODEL]:
-                res = resolver.resolve(m, p.meta.model_tasks)
-                stats.candidates["model"] += len(prefixes) * (len(res.choices) + len(res.refusals))
-                blocks.append(self._block(p, m, res, prefixes, metrics, rankings, rejections))
-            for block in blocks:
-                scenarios.extend(block)
+            context = self._context_of(p, prefixes, metrics, rankings)
+            for m, own in zip(models, stamps):
+                block = self._blocks.reusable(p, m, context, own)
+                if block is None:
+                    block = self._blocks.get(p, m, resolver.resolve(m, p.meta.model_tasks), context, own)
+                scenarios.extend(block.scenarios)
+                rejections.extend(block.rejections)
+                n_models += block.candidates
+        stats.candidates["model"] = n_models
+        stats.candidates["metric"] = len(problems) * len(mods[ModuleKind.METRIC])
+        stats.candidates["ranking"] = len(problems) * len(mods[ModuleKind.RANKING])
         stats.resolutions = resolver.resolved
+        stats.blocks_built = self._blocks.built - built_before
         stats.seconds = time.perf_counter() - start
         lattice = Lattice(scenarios, rejections, stats, conv_graph, problems, hardware_, software_by_hw)
         self._last = (call, lattice)
         return lattice
+
+    def _context_of(self, p: ProblemInstance, *parts: Any) -> tuple[Any, ...]:
+        """What a problem's blocks depend on, as one tuple that stays the same object while unchanged."""
+        context = (p, *parts)
+        old = self._contexts.get(p.digest)
+        if old is not None and all(a is b for a, b in zip(old, context)):
+            return old
+        self._contexts[p.digest] = context
+        return context
 
     def _prefixes_of(self, p: ProblemInstance, pairs: tuple[tuple[HardwareInstance, SoftwareInstance], ...],
                      rejections: list[Rejection]) -> list[tuple[HardwareInstance, SoftwareInstance]]:
@@ -400,78 +412,10 @@ class Planner:
         rejections.extend(self._converters[2])
         return self._converters[1]
 
-    def _block(self, p: ProblemInstance, m: ParsedModule, res: Resolution,
-               prefixes: list[tuple[HardwareInstance, SoftwareInstance]], metrics: tuple[MetricInfo, ...],
-               rankings: tuple[RankingInfo, ...], rejections: list[Rejection]) -> list[Scenario]:
-        key = (p.digest, m.name)
-        hit = self._blocks.get(key)
-        if hit is not None and hit[0][0] is res and hit[0][1] is prefixes and hit[0][2] is metrics \
-                and hit[0][3] is rankings:
-            rejections.extend(hit[2])
-            return hit[4]
-        self._stats.blocks_built += 1
-        local: list[Rejection] = [_refusal(r, p) for r in res.refusals]
-        choices: Sequence[ModelChoice] = res.choices
-        if p.meta.uses_gradients:
-            kept = [c for c in choices if c.backends & {"torch", "jax"}]
-            for c in choices:
-                if c not in kept:
-                    local.append(Rejection("model", c.label, "the problem takes Gradients of the model's "
-                                           "output, and this model is not differentiable",
-                                           (("problem", p.label),), m.location))
-            choices = kept
-        # When only some choices changed (an edited model that a composite picks as a
-        # sub-model), copy the old rows and rebuild just the positions that changed.
-        same_context = hit is not None and hit[0][1] is prefixes and hit[0][2] is metrics \
-            and hit[0][3] is rankings
-        fits: dict[str, list[ModelChoice]] = {}
-        changed: dict[str, list[int] | None] = {}
-        block: list[list[Scenario]] = []
-        for i, (h, sw) in enumerate(prefixes):
-            backend = sw.meta.environment.backend
-            if backend not in fits:
-                fits[backend] = now = [c for c in choices if backend in c.backends]
-                before = hit[3].get(backend) if hit is not None and same_context else None
-                changed[backend] = [k for k, (a, b) in enumerate(zip(before, now)) if a is not b] \
-                    if before is not None and len(before) == len(now) else None
-                local.extend(_backend_refusals(p, m, sw, choices))
-            positions = changed[backend]
-            if positions is not None:
-                row = hit[1][i].copy()  # type: ignore[index]
-                for k in positions:
-                    row[k] = Scenario(p, h, sw, fits[backend][k], metrics, rankings)
-            elif same_context:
-                reuse = {sc.model_choice: sc for sc in hit[1][i]}  # type: ignore[index]
-                row = [reuse.get(c) or Scenario(p, h, sw, c, metrics, rankings) for c in fits[backend]]
-            else:
-                row = [Scenario(p, h, sw, c, metrics, rankings) for c in fits[backend]]
-            block.append(row)
-        flat = list(itertools.chain.from_iterable(block))
-        self._blocks[key] = ((res, prefixes, metrics, rankings), block, local, fits, flat)
-        rejections.extend(local)
-        return flat
-
-
-def _backend_refusals(p: ProblemInstance, m: ParsedModule, sw: SoftwareInstance,
-                      choices: Sequence[ModelChoice]) -> list[Rejection]:
-    backend = sw.meta.environment.backend
-    out: dict[str, Rejection] = {}
-    for c in choices:
-        if backend not in c.backends and c.name not in out:
-            out[c.name] = Rejection(
-                "model", c.name, f"runs on {' or '.join(sorted(c.backends)) or 'no backend'}, "
-                f"but {sw.name} provides the {backend} backend",
-                (("problem", p.label), ("software", sw.name)), m.location)
-    return list(out.values())
-
 
 def _rejection(kind: str, label: str, trace: Trace, context: tuple[tuple[str, str], ...]) -> Rejection:
     site = trace.failure_site or (trace.error.location if trace.error else None)
     return Rejection(kind, label, trace.reason, context, site, fix=trace.error.fix if trace.error else None)
-
-
-def _refusal(r: Refusal, p: ProblemInstance) -> Rejection:
-    return Rejection("model", r.module, r.reason, (("problem", p.label),), r.location, r.details, r.fix)
 
 
 def _ranking_info(m: ParsedModule) -> RankingInfo:
