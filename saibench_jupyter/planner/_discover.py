@@ -30,7 +30,7 @@ from ..sail._dryrun import (
     dry_run,
     load_function,
 )
-from ..sail._errors import Location, SailError, SailNameError
+from ..sail._errors import UNKNOWN_NAME_FIX, Location, SailError, SailNameError
 from ..sail._meta import MetricMeta, ProblemMeta, Trace
 from ..sail._parser import ParsedModule
 from ..sail._symbolic import Value
@@ -275,7 +275,7 @@ class Planner:
                 line, col = m.name_sites[missing[0]]
                 err = SailNameError(f"unknown name {missing[0]!r}", module=m.name,
                                     location=Location(m.origin, line, col),
-                                    fix="define it in this source or in a %%sail support cell, or import it there")
+                                    fix=UNKNOWN_NAME_FIX)
                 rejections.append(Rejection(kind.value, m.name, err.what, (), err.location, fix=err.fix))
             else:
                 usable.append(m)

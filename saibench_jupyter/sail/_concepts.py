@@ -30,7 +30,6 @@ Enhance = TaskKind("Enhance")
 Pretrain = TaskKind("Pretrain")
 Embedding = TaskKind("Embedding")
 Solve = TaskKind("Solve")
-TASK_CONSTANTS = (Classify, Predict, Segment, Enhance, Pretrain, Embedding, Solve)
 
 #: Test kinds that compare two values instead of calling the model.
 COMPARISON_KINDS = frozenset({"Compare"})

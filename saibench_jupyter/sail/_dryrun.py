@@ -19,6 +19,7 @@ from ._datasets import dataset_type
 from ._deadline import DeadlineExceeded, deadline
 from ._decorators import ModuleKind
 from ._errors import (
+    UNKNOWN_NAME_FIX,
     DryRunError,
     DryRunTimeout,
     Location,
@@ -438,7 +439,7 @@ def dry_run(
         name = getattr(exc, "name", None) or str(exc)
         error = SailNameError(
             f"unknown name {name!r}", module=module.name, location=_site(exc, module),
-            fix="define it in this source or a %%sail support cell, or import it there",
+            fix=UNKNOWN_NAME_FIX,
         ) if _raised_in(exc, module) else _internal(exc, module)
     except RecursionError:
         error = DryRunError("the dry run recursed without end", module=module.name,

@@ -96,12 +96,6 @@ class SailError(Exception):
             text += f"\n  fix: {self.fix}"
         return text
 
-    def with_module(self, module: str, location: Location | None = None) -> SailError:
-        """A copy of this error attributed to ``module`` (keeps the original location)."""
-        return type(self)(
-            self.what, module=module, location=self.location or location, fix=self.fix
-        )
-
     def __reduce__(self):  # type: ignore[no-untyped-def]
         # Keyword-only constructor: pickling (pods, Dask) needs an explicit recipe.
         return (_rebuild, (type(self), self.what, self.module, self.location, self.fix))
@@ -111,6 +105,10 @@ def _rebuild(
     cls: type[SailError], what: str, module: str | None, location: Location | None, fix: str | None
 ) -> SailError:
     return cls(what, module=module, location=location, fix=fix)
+
+
+#: The fix for a name that no source defines (said by the dry run and by discovery).
+UNKNOWN_NAME_FIX = "define it in this source or in a %%sail support cell, or import it there"
 
 
 class SailSyntaxError(SailError):

@@ -90,8 +90,6 @@ SamplesSeen = _counter("SamplesSeen", "Training samples processed so far.")
 Epochs = _counter("Epochs", "Training epochs completed so far.")
 Flops = _counter("Flops", "Floating-point operations so far, where the backend counts them.")
 PeakMemoryBytes = _counter("PeakMemoryBytes", "Peak memory of the model's work, in bytes.")
-WORK_COUNTERS = ("ElapsedMilliseconds", "TrainingMilliseconds", "InferenceMilliseconds",
-                 "SamplesSeen", "Epochs", "Flops", "PeakMemoryBytes")
 
 
 # -- data helpers -----------------------------------------------------------------
