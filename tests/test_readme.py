@@ -1,0 +1,38 @@
+"""The README's example runs as written, and the main job prints what the README says."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_the_readme_example_runs_and_finds_what_it_says():
+    (block,) = [b for b in re.findall(r"```python\n(.*?)```", README.read_text(), re.S) if "discover(repo)" in b]
+    namespace: dict = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    lattice = namespace["lattice"]
+    assert sorted(s.params["model"]["hiddenSize"] for s in lattice.scenarios) == [128, 256]
+    assert "model=MLP: 2 scenarios" in lattice.explain(model="MLP")
+
+
+def test_saibench_discover_prints_scenarios_and_rejections():
+    out = subprocess.run([sys.executable, "-m", "saibench_jupyter.cli", "discover"],
+                         capture_output=True, text=True, check=True).stdout
+    first = out.splitlines()[0]
+    assert re.fullmatch(r"\d+ scenarios, \d+ rejections \(\d+ candidate tuples, \d+ ms\)", first)
+    assert "✓ MNIST × MLP(hiddenSize=128) × PyTorch × CPU(threads=1)" in out
+    assert "✗ software TensorFlow for hardware CPU(threads=1): no TensorFlow backend" in out
+
+
+def test_saibench_discover_explains_and_reports_bad_paths():
+    explained = subprocess.run([sys.executable, "-m", "saibench_jupyter.cli", "discover", "--explain", "MNIST", "MLP"],
+                               capture_output=True, text=True, check=True).stdout
+    assert explained.startswith("problem=MNIST, model=MLP:")
+    bad = subprocess.run([sys.executable, "-m", "saibench_jupyter.cli", "discover", "no/such/dir"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2
+    assert "no/such/dir is not a file, a folder or an importable package" in bad.stderr
