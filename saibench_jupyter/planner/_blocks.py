@@ -43,6 +43,11 @@ class BlockCache:
         self._blocks: dict[tuple[str, str], Block] = {}
         self.built = 0
 
+    def forget(self, problems: set[str], model: str | None = None) -> None:
+        """Drop the blocks of these problem instances, and of ``model`` if it was removed."""
+        for key in [k for k in self._blocks if k[0] in problems or k[1] == model]:
+            del self._blocks[key]
+
     def reusable(self, p: ProblemInstance, m: ParsedModule, context: tuple[Any, ...],
                  stamp: tuple[Any, ...]) -> Block | None:
         """The block, if it holds without resolving ``m`` again (a plain model, unchanged)."""

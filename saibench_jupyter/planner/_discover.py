@@ -117,6 +117,14 @@ class Planner:
         for key in [k for k in self._instances if k[1] == gone]:
             del self._instances[key]
         self._cache.forget(gone)
+        # Problem instances of the old version, and blocks of a model that is gone.
+        dead = {d for d, ctx in self._contexts.items() if ctx[0].module.digest == gone}
+        for d in dead:
+            del self._contexts[d]
+            self._prefixes.pop(d, None)
+        for key in [k for k in self._metric_sets if k[0] in dead]:
+            del self._metric_sets[key]
+        self._blocks.forget(dead, event.name if event.action == "removed" else None)
 
     def _instance(self, cls: type[Any], m: ParsedModule, bindings: Mapping[str, Any], trace: Trace,
                   context: str = "") -> Any:
