@@ -96,6 +96,14 @@ class Repository:
             self._support_names = frozenset().union(*(s.support_names for s in self._sources.values()))
         return self._support_names
 
+    @property
+    def declarations(self) -> dict[str, type]:
+        """SAIL types and capabilities declared by support code, by name (visible to every module)."""
+        out: dict[str, type] = {}
+        for source in self._sources.values():
+            out.update(source.declarations)
+        return out
+
     def sources(self) -> dict[str, ParsedSource]:
         """Every registered source by origin (with its support code)."""
         return dict(self._sources)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-from conftest import load, paper_source
+from conftest import MLP_PREDICTS, load, paper_source
 
 from saibench_jupyter import discover
+from saibench_jupyter.sail import SailSyntaxError
 
 WIDER = paper_source("mnist").replace("Suggest(hiddenSize, 128, 256, 512, 1024)", "Suggest(hiddenSize, 64, 128)")
 
@@ -243,3 +244,65 @@ def test_caches_let_go_of_replaced_problems_and_removed_models(repo, cpu_machine
     repo.remove("MLP")
     assert discover(repo, machine=cpu_machine).scenarios == []
     assert not [k for k in planner._blocks._blocks if k[1] == "MLP"]
+
+
+DECLARED = textwrap.dedent('''
+    class Molecule(SailType):
+        """A molecule as a graph: a user-defined SAIL type."""
+
+    class Spectrometer(Capability):
+        def Measure(self, m: Molecule) -> Tensor(64): ...
+''')
+
+USES_DECLARED = textwrap.dedent('''
+    @ProblemDefinition
+    def Spectra():
+        lab = Require(Spectrometer)
+        for m in Input("molecules.sdf", Molecule):
+            Train.Predict(m, lab.Measure(m))
+
+    @ConverterDefinition
+    def Fingerprint(m: Molecule) -> Tensor(128):
+        return fingerprint_of(m)
+
+    @SoftwareDefinition
+    def Lab(hardware):
+        Provides(Spectrometer, "lab:Spectrometer")
+        return Environment(backend="torch")
+
+    fingerprint_of = None
+''')
+
+
+def test_types_and_capabilities_declared_in_support_code_take_part_in_discovery(repo, cpu_machine):
+    load(repo, "stacks")
+    repo.add_source(MLP_PREDICTS, origin="mnist.py")
+    repo.add_source(DECLARED, origin="declarations")
+    repo.add_source(USES_DECLARED, origin="uses")
+    lat = discover(repo, machine=cpu_machine, problem="Spectra", model="MLP")
+    assert len(lat.scenarios) == 4 and {s.software for s in lat.scenarios} == {"Lab"}
+    s = lat.scenarios[0]
+    assert str(s.problem_instance.meta.model_tasks[0]) == "Predict: Molecule -> Tensor(64)"
+    assert [c.label for c in s.converters] == ["Fingerprint", "identity"]
+
+
+def test_a_declaration_that_uses_support_names_is_refused_with_its_line(repo):
+    with pytest.raises(SailSyntaxError, match=r"(?s)the declaration of Bad failed: NameError.*line 3.*"
+                                              r"use only SAIL names and literals"):
+        repo.add_source("size = 3\n\nclass Bad(SailType):\n    n = size\n", origin="bad")
+
+
+def test_hardware_that_fails_is_rejected_at_the_grid_points_it_refuses(repo, cpu_machine):
+    load(repo, "mnist", "stacks")
+    repo.add_source(textwrap.dedent("""
+        @HardwareDefinition
+        def Cluster(nodes):
+            Suggest(nodes, 1, 4)
+            if nodes > 1:
+                Fail("multi-node runs need a cluster executor")
+            return Resources(cpus=1)
+    """), origin="cluster")
+    lat = discover(repo, machine=cpu_machine, hardware="Cluster", software="PyTorch")
+    assert {s.hardware_instance.label for s in lat.scenarios} == {"Cluster(nodes=1)"}
+    (r,) = [r for r in lat.rejections if r.kind == "hardware"]
+    assert (r.module, r.reason, r.location.line) == ("Cluster(nodes=4)", "multi-node runs need a cluster executor", 5)

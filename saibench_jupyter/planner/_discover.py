@@ -144,13 +144,16 @@ class Planner:
              args: tuple[Any, ...] = (), bindings: Mapping[str, Any] | None = None,
              type_bindings: Mapping[TypeVariable, SailType] | None = None) -> Trace:
         full = (module.digest, key, repr(sorted(bindings.items())) if bindings else "")
+        if module.free_names and self._declared:
+            # A declaration in another source may have changed: key on the classes themselves.
+            full += tuple(self._declared[n] for n in sorted(module.free_names & self._declared.keys()))
         hit = self._traces.get(full)
         if hit is not None:
             self._stats.dry_run_hits += 1
             return hit
         self._stats.dry_runs += 1
         recorder = ctx(module) if isinstance(ctx, type) else ctx
-        trace = dry_run(module, recorder, args, bindings, support=self._support,
+        trace = dry_run(module, recorder, args, bindings, support=self._support, declared=self._declared,
                         type_bindings=type_bindings, time_limit=self._time_limit)
         self._traces[full] = trace
         return trace
@@ -184,12 +187,14 @@ class Planner:
         self._time_limit = time_limit
         self._params = dict(params or {})
         self._support = repo.support_names
+        self._declared = repo.declarations
         rejections: list[Rejection] = []
         mods = {kind: self._modules(kind, filters.get(kind), rejections) for kind in ModuleKind}
 
         conv_graph = self._converter_graph(mods[ModuleKind.CONVERTER], rejections, max_depth)
-        if self._cache_key != (self._conv_generation, self._support):
-            self._cache_key = (self._conv_generation, self._support)
+        declared = tuple(sorted(self._declared.items(), key=lambda kv: kv[0]))
+        if self._cache_key != (self._conv_generation, self._support, declared):
+            self._cache_key = (self._conv_generation, self._support, declared)
             self._cache.clear()
             self._cache_generation += 1
         resolver = ModelResolver(
@@ -399,12 +404,13 @@ class Planner:
     # -- converters and models --------------------------------------------------------
     def _converter_graph(self, modules: list[ParsedModule], rejections: list[Rejection],
                          max_depth: int) -> ConverterGraph:
-        key = (tuple(m.digest for m in modules), self._support, max_depth, self._time_limit)
+        key = (tuple(m.digest for m in modules), self._support, tuple(self._declared.values()), max_depth,
+               self._time_limit)
         if self._converters is None or self._converters[0] != key:
             specs, refused = [], []
             for m in modules:
                 try:
-                    fn = load_function(m, self._support)
+                    fn = load_function(m, self._support, declared=self._declared)
                     ann = fn.__annotations__
                     specs.append(ConverterSpec(m, as_type(ann[m.params[0]]), as_type(ann["return"])))
                 except (TypeError, KeyError, SailError) as exc:

@@ -65,15 +65,18 @@ _EXTENSION_TYPES: tuple[tuple[str, SailType], ...] = (
 
 
 def load_function(module: ParsedModule, support: frozenset[str],
-                  bindings: Mapping[str, Any] | None = None) -> types.FunctionType:
+                  bindings: Mapping[str, Any] | None = None,
+                  declared: Mapping[str, Any] | None = None) -> types.FunctionType:
     """Compile ``module`` into a function whose globals are SAIL names plus placeholders.
 
     Support-code names the module reads become :class:`Opaque` placeholders (support
-    code is not run during discovery); ``bindings`` adds globals such as a bound ``T``.
+    code is not run during discovery), except declared SAIL types and capabilities,
+    which are real; ``bindings`` adds globals such as a bound ``T``.
     """
     ns = namespace()
+    declared = declared or {}
     for name in module.free_names & support:
-        ns[name] = Opaque(name)
+        ns[name] = declared[name] if name in declared else Opaque(name)
     if bindings:
         ns.update(bindings)
     shadowed = ns.get(module.name)
@@ -378,6 +381,7 @@ def dry_run(
     bindings: Mapping[str, Any] | None = None,
     *,
     support: frozenset[str] = frozenset(),
+    declared: Mapping[str, Any] | None = None,
     type_bindings: Mapping[TypeVariable, SailType] | None = None,
     time_limit: float = DEFAULT_TIME_LIMIT,
 ) -> Trace:
@@ -397,6 +401,8 @@ def dry_run(
         become unbound :class:`Param` placeholders.
     support : frozenset of str
         Names defined by support code, seen as :class:`Opaque` placeholders.
+    declared : mapping, optional
+        Declared SAIL types and capabilities among those names (seen as themselves).
     type_bindings : mapping, optional
         Type variables bound for a generic converter (``T = Atom``).
     time_limit : float
@@ -404,7 +410,7 @@ def dry_run(
     """
     bindings = dict(bindings or {})
     extra = {v.name: t for v, t in (type_bindings or {}).items()}
-    fn = load_function(module, support, extra)
+    fn = load_function(module, support, extra, declared)
     rest = module.params[len(args):]
     kwargs: dict[str, Any] = {}
     unbound = []

@@ -22,7 +22,7 @@ from typing import Any
 
 from ._decorators import DECORATORS, ModuleKind, validate_options
 from ._errors import Location, SailSyntaxError, register_source, source_filename
-from ._namespace import sail_names
+from ._namespace import namespace, sail_names
 
 _BUILTINS = frozenset(dir(builtins))
 _CAPABILITY_CALLS = frozenset({"Require", "Provides"})
@@ -65,6 +65,9 @@ class ParsedSource:
     support: str
     support_names: frozenset[str]
     support_digest: str
+    #: SAIL type and capability classes the support code declares (evaluated, see
+    #: :func:`_declarations`), by name
+    declarations: Mapping[str, type] = field(default_factory=dict)
 
 
 def parse(text: str, origin: str) -> ParsedSource:
@@ -92,6 +95,7 @@ def parse(text: str, origin: str) -> ParsedSource:
         else:
             defs.append((stmt, *kind_options))
     support_names = frozenset(_defined_names(support_stmts))
+    declarations = _declarations(support_stmts, origin)
     support_text = "\n".join(ast.get_source_segment(text, s) or "" for s in support_stmts)
     support_digest = _digest("support", *(ast.dump(s) for s in support_stmts))
     table = symtable.symtable(text, filename, "exec")
@@ -107,7 +111,43 @@ def parse(text: str, origin: str) -> ParsedSource:
         seen[fn.name] = fn.lineno
         modules.append(_parse_module(text, origin, fn, kind, options, table, support_names,
                                      support_digest))
-    return ParsedSource(origin, text, tuple(modules), support_text, support_names, support_digest)
+    return ParsedSource(origin, text, tuple(modules), support_text, support_names, support_digest,
+                        declarations)
+
+
+def _declarations(stmts: list[ast.stmt], origin: str) -> dict[str, type]:
+    """Evaluate the support code's type and capability declarations.
+
+    ``class Molecule(SailType): ...`` and ``class MDSoftware(Capability): ...`` are part of
+    the language (discovery matches on them), so unlike other support code they are run
+    when the source is added, once, in SAIL's namespace: their classes stay the same
+    objects for every dry run.
+    """
+    from ._primitives import Capability
+    from ._types import SailType
+
+    ns = namespace()
+    out: dict[str, type] = {}
+    for stmt in stmts:
+        if not isinstance(stmt, ast.ClassDef):
+            continue
+        bases = [ns.get(b.id, out.get(b.id)) for b in stmt.bases if isinstance(b, ast.Name)]
+        if not any(isinstance(b, type) and issubclass(b, SailType | Capability) for b in bases):
+            continue
+        code = compile(ast.Module(body=[stmt], type_ignores=[]), source_filename(origin), "exec",
+                       dont_inherit=True)
+        local = {**ns, **out}
+        try:
+            exec(code, local)
+        except Exception as exc:
+            raise SailSyntaxError(
+                f"the declaration of {stmt.name} failed: {type(exc).__name__}: {exc}",
+                location=Location(origin, stmt.lineno, stmt.col_offset),
+                fix="type and capability declarations are evaluated during discovery: "
+                "use only SAIL names and literals in them",
+            ) from None
+        out[stmt.name] = local[stmt.name]
+    return out
 
 
 # -- errors -------------------------------------------------------------------------
@@ -301,7 +341,11 @@ def _parse_module(
                      support_digest)
 
     sail = sail_names()
-    globals_read = _globals_read(table, fn)
+    # Annotations and defaults are evaluated where the function is defined, outside its scope.
+    outside = [*fn.args.defaults, *(a.annotation for a in fn.args.args if a.annotation), *(
+        [fn.returns] if fn.returns else [])]
+    globals_read = _globals_read(table, fn) | {
+        n.id for e in outside for n in ast.walk(e) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
     capability_args = {
         n.args[0].id for n in ast.walk(fn)
         if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in _CAPABILITY_CALLS

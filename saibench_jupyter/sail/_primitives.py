@@ -171,6 +171,11 @@ class Capability:
 
     _registry: ClassVar[dict[str, type[Capability]]] = {}
 
+    def __init_subclass__(cls, **kwargs: _Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # By name, so that Require(Name) finds a declared, typed capability.
+        Capability._registry[cls.__name__] = cls
+
     @classmethod
     def capability_name(cls) -> str:
         return cls.__name__
