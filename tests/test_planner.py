@@ -305,4 +305,4 @@ def test_hardware_that_fails_is_rejected_at_the_grid_points_it_refuses(repo, cpu
     lat = discover(repo, machine=cpu_machine, hardware="Cluster", software="PyTorch")
     assert {s.hardware_instance.label for s in lat.scenarios} == {"Cluster(nodes=1)"}
     (r,) = [r for r in lat.rejections if r.kind == "hardware"]
-    assert (r.module, r.reason, r.location.line) == ("Cluster(nodes=4)", "multi-node runs need a cluster executor", 5)
+    assert (r.module, r.reason, r.location.line) == ("Cluster(nodes=4)", "multi-node runs need a cluster executor", 6)

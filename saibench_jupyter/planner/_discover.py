@@ -143,7 +143,7 @@ class Planner:
     def _run(self, module: ParsedModule, ctx: type[DryRun] | DryRun, key: tuple[Any, ...],
              args: tuple[Any, ...] = (), bindings: Mapping[str, Any] | None = None,
              type_bindings: Mapping[TypeVariable, SailType] | None = None) -> Trace:
-        full = (module.digest, key, repr(sorted(bindings.items())) if bindings else "")
+        full: tuple[Any, ...] = (module.digest, key, repr(sorted(bindings.items())) if bindings else "")
         if module.free_names and self._declared:
             # A declaration in another source may have changed: key on the classes themselves.
             full += tuple(self._declared[n] for n in sorted(module.free_names & self._declared.keys()))
