@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from saibench_jupyter.sail._check import WIDTH_INFERRED, CheckedGraph, check
+from saibench_jupyter.sail._check import CheckedGraph, check
+from saibench_jupyter.sail._layers import WIDTH_INFERRED
 from saibench_jupyter.sail._errors import GraphError, Location
 from saibench_jupyter.sail._graph import (
     Array,
