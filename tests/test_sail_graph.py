@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from saibench_jupyter.sail._check import CheckedGraph, check
-from saibench_jupyter.sail._layers import WIDTH_INFERRED
 from saibench_jupyter.sail._errors import GraphError, Location
 from saibench_jupyter.sail._graph import (
     Array,
@@ -26,6 +25,7 @@ from saibench_jupyter.sail._graph import (
     TorchModule,
     walk,
 )
+from saibench_jupyter.sail._layers import WIDTH_INFERRED
 from saibench_jupyter.sail._pretty import node_label, pretty
 from saibench_jupyter.sail._symbolic import Param, Value
 from saibench_jupyter.sail._types import (
