@@ -306,3 +306,12 @@ def test_hardware_that_fails_is_rejected_at_the_grid_points_it_refuses(repo, cpu
     assert {s.hardware_instance.label for s in lat.scenarios} == {"Cluster(nodes=1)"}
     (r,) = [r for r in lat.rejections if r.kind == "hardware"]
     assert (r.module, r.reason, r.location.line) == ("Cluster(nodes=4)", "multi-node runs need a cluster executor", 6)
+
+
+def test_concurrent_discoveries_agree(repo, cpu_machine):
+    from concurrent.futures import ThreadPoolExecutor
+
+    load(repo, "mnist", "stacks", "md", "segmentation", "rankings")
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: [s.id for s in discover(repo, machine=cpu_machine).scenarios], range(8)))
+    assert all(r == results[0] for r in results) and len(results[0]) == 12

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import gc
 import textwrap
+import threading
 import time
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
@@ -97,6 +98,7 @@ class Planner:
         self._instances: dict[tuple[Any, ...], Any] = {}
         self._last: tuple[tuple[Any, ...], Lattice] | None = None
         self._stats = DiscoveryStats()
+        self._lock = threading.RLock()
         repo.subscribe(self._forget)  # for as long as the repository lives
 
     @property
@@ -108,10 +110,13 @@ class Planner:
         return repo
 
     def _forget(self, event: RepositoryEvent) -> None:
-        # Keep memory bounded: drop what the old version of a module produced.
-        if event.previous is None:
-            return
-        gone = event.previous.digest
+        # Keep memory bounded: drop what the old version of a module produced (under the
+        # lock: the repository may change in another thread than a running discovery).
+        if event.previous is not None:
+            with self._lock:
+                self._drop(event.previous.digest, event.name if event.action == "removed" else None)
+
+    def _drop(self, gone: str, removed_model: str | None) -> None:
         for key in [k for k in self._traces if k[0] == gone]:
             del self._traces[key]
         for key in [k for k in self._instances if k[1] == gone]:
@@ -124,7 +129,7 @@ class Planner:
             self._prefixes.pop(d, None)
         for key in [k for k in self._metric_sets if k[0] in dead]:
             del self._metric_sets[key]
-        self._blocks.forget(dead, event.name if event.action == "removed" else None)
+        self._blocks.forget(dead, removed_model)
 
     def _instance(self, cls: type[Any], m: ParsedModule, bindings: Mapping[str, Any], trace: Trace,
                   context: str = "") -> Any:
@@ -163,13 +168,16 @@ class Planner:
         """See :func:`discover`."""
         # Discovery allocates ~10^5 long-lived objects: the cyclic collector would scan
         # them again and again (seen: +20% time, 250 ms pauses). Pause it for the call.
-        paused = gc.isenabled()
-        gc.disable()
-        try:
-            return self._discover(**options)
-        finally:
-            if paused:
-                gc.enable()
+        # One discovery at a time per planner: its caches are shared (a UI may discover from
+        # a background thread while a cell runs another).
+        with self._lock:
+            paused = gc.isenabled()
+            gc.disable()
+            try:
+                return self._discover(**options)
+            finally:
+                if paused:
+                    gc.enable()
 
     def _discover(self, *, problem: Names = None, model: Names = None, software: Names = None,
                   hardware: Names = None, metric: Names = None, ranking: Names = None,
