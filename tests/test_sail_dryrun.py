@@ -632,3 +632,21 @@ def test_primitive_outside_any_module_raises_no_context_error() -> None:
 def test_task_outside_any_module_raises_no_context_error() -> None:
     with pytest.raises(NoContextError, match=r"^Train\.Classify\(\.\.\.\) can only be used inside"):
         Train.Classify(1, 2)
+
+
+def test_splitting_zipped_streams_keeps_records_on_both_sides():
+    (problem,) = parse(textwrap.dedent("""
+        @ProblemDefinition
+        def Split():
+            images = Input("dataset:digits/images")
+            labels = Input("dataset:digits/labels", Scalar).OneHot(Tensor(10))
+            train, test = RandomSplit(zip(images, labels), 0.8)
+            for stage in Chunks(train, 4):
+                for x, y in stage:
+                    Train.Classify(x, y)
+            for x, y in test:
+                Test.Classify(x, y)
+    """), "split").modules
+    meta = dry_run(problem, ProblemRun(problem)).meta
+    assert [str(r) for r in meta.records] == [
+        "Train.Classify(Tensor(8, 8), Tensor(10))", "Test.Classify(Tensor(8, 8), Tensor(10))"]
