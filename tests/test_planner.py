@@ -315,3 +315,49 @@ def test_concurrent_discoveries_agree(repo, cpu_machine):
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(lambda _: [s.id for s in discover(repo, machine=cpu_machine).scenarios], range(8)))
     assert all(r == results[0] for r in results) and len(results[0]) == 12
+
+
+CLASSICAL = textwrap.dedent('''
+    @ProblemDefinition
+    def Decay(n):
+        Suggest(n, 2, 8)
+        for y0 in Input("initial.npy", Tensor(n)):
+            Test.Compare(y0, Model.Solve(y0))
+
+    @ProblemDefinition
+    def DigitRecords():
+        for x, y in Input("dataset:digits").OneHot(Tensor(10)):
+            Train.Classify(x, y)
+            Test.Classify(x, y)
+
+    @ModelDefinition
+    def RK(task, inputType, outputType, rtol):
+        Suggest(rtol, 1e-3, 1e-6)
+        if task != Solve:
+            Fail("integrates ODEs only")
+        return Solver(integrator(rtol))
+
+    @ModelDefinition
+    def Forest(task, inputType, outputType):
+        if task != Classify:
+            Fail("classifies only")
+        return Pipeline([Convert(inputType, Tensor), Estimator(forest)])
+
+    @SoftwareDefinition
+    def SciPy(hardware):
+        return Environment(backend="numpy", pip=["scipy", "scikit-learn"])
+
+    integrator = forest = None
+''')
+
+
+def test_classical_solvers_and_estimators_run_on_numpy_software(repo, cpu_machine):
+    load(repo, "stacks")
+    repo.add_source(CLASSICAL, origin="classical")
+    lat = discover(repo, machine=cpu_machine)
+    got = sorted((s.problem_instance.label, s.model_choice.label, s.software) for s in lat.scenarios)
+    assert got == [("Decay(n=2)", "RK(rtol=0.001)", "SciPy"), ("Decay(n=2)", "RK(rtol=1e-06)", "SciPy"),
+                   ("Decay(n=8)", "RK(rtol=0.001)", "SciPy"), ("Decay(n=8)", "RK(rtol=1e-06)", "SciPy"),
+                   ("DigitRecords", "Forest", "SciPy")]
+    reasons = {(r.module, dict(r.context).get("software")): r.reason for r in lat.rejections if r.kind == "model"}
+    assert reasons[("RK", "PyTorch")] == "runs on numpy, but PyTorch provides the torch backend"

@@ -12,6 +12,7 @@ import itertools
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
+from ..sail._graph import DECLARATIVE_BACKENDS
 from ..sail._parser import ParsedModule
 from ._instances import HardwareInstance, ModelChoice, ProblemInstance, Rejection, SoftwareInstance
 from ._lattice import Scenario
@@ -77,7 +78,7 @@ def _build(p: ProblemInstance, m: ParsedModule, res: Resolution, context: tuple[
     local = [_refusal(r, p) for r in res.refusals]
     choices: Sequence[ModelChoice] = res.choices
     if p.meta.uses_gradients:
-        kept = [c for c in choices if c.backends & {"torch", "jax"}]
+        kept = [c for c in choices if c.backends & DECLARATIVE_BACKENDS]
         local += [Rejection("model", c.label, "the problem takes Gradients of the model's output, and this "
                             "model is not differentiable", (("problem", p.label),), m.location)
                   for c in choices if c not in kept]

@@ -244,6 +244,10 @@ class Solver(Native):
 
 #: Backends a declarative graph lowers to.
 DECLARATIVE_BACKENDS = frozenset({"torch", "jax"})
+#: Every backend a software module may provide.
+ALL_BACKENDS = frozenset({"torch", "jax", "numpy"})
+#: Nodes that only route data (they run wherever the rest of the graph runs).
+_STRUCTURAL = (Pipeline, ConvertNode, SubModel, Identity, Array, Sum)
 
 
 def walk(node: Node) -> list[Node]:
@@ -258,11 +262,17 @@ def walk(node: Node) -> list[Node]:
 
 
 def backends(node: Node) -> frozenset[str]:
-    """The software backends able to run ``node`` (sub-model slots not included)."""
-    result = set(DECLARATIVE_BACKENDS)
+    """The software backends able to run ``node`` (sub-model slots not included).
+
+    Layers need a backend that lowers them (PyTorch or JAX); a native wrapper needs its
+    own; nodes that only route data run anywhere.
+    """
+    result = set(ALL_BACKENDS)
     for n in walk(node):
         if isinstance(n, Native):
             result &= {n.backend}
+        elif not isinstance(n, _STRUCTURAL):
+            result &= DECLARATIVE_BACKENDS
     return frozenset(result)
 
 

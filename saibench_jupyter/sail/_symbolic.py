@@ -140,7 +140,10 @@ class Stream(Value):
         yield _element_value(self.element)
 
     def OneHot(self, t: _Any) -> Stream:
-        """A stream of one-hot vectors of type ``t`` (from integer labels)."""
+        """One-hot vectors of type ``t`` from integer labels (the last column of records)."""
+        el = self.element
+        if isinstance(el, TupleType):
+            return Stream(TupleType(*el.items[:-1], as_type(t)), self.source)
         return Stream(as_type(t), self.source)
 
     def __add__(self, other: _Any) -> Stream:  # type: ignore[override]
