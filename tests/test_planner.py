@@ -361,3 +361,12 @@ def test_classical_solvers_and_estimators_run_on_numpy_software(repo, cpu_machin
                    ("DigitRecords", "Forest", "SciPy")]
     reasons = {(r.module, dict(r.context).get("software")): r.reason for r in lat.rejections if r.kind == "model"}
     assert reasons[("RK", "PyTorch")] == "runs on numpy, but PyTorch provides the torch backend"
+
+
+def test_scenarios_can_be_looked_up_by_id(repo, cpu_machine):
+    load(repo, "mnist", "stacks")
+    lat = discover(repo, machine=cpu_machine)
+    first = lat.scenarios[0]
+    assert lat[first.id] is first
+    with pytest.raises(KeyError, match="no scenario 'nope' in this lattice"):
+        lat["nope"]

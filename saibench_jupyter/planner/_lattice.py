@@ -223,6 +223,7 @@ class Lattice:
         #: accepted software instances by hardware instance digest
         self.software = dict(software)
         self._converters = converter_graph
+        self._by_id: dict[str, Scenario] | None = None
 
     def again(self, seconds: float) -> Lattice:
         """This result for a new call that changed nothing (fresh lists, stats marked reused)."""
@@ -241,10 +242,12 @@ class Lattice:
                 f"{self.stats.tuples_considered} candidates in {self.stats.seconds * 1000:.0f} ms)")
 
     def __getitem__(self, scenario_id: str) -> Scenario:
-        for s in self.scenarios:
-            if s.id == scenario_id:
-                return s
-        raise KeyError(f"no scenario {scenario_id!r} in this lattice")
+        if self._by_id is None:
+            self._by_id = {s.id: s for s in self.scenarios}
+        try:
+            return self._by_id[scenario_id]
+        except KeyError:
+            raise KeyError(f"no scenario {scenario_id!r} in this lattice") from None
 
     # -- selection and explanation ------------------------------------------------------
     def select(self, **names: str | Sequence[str]) -> list[Scenario]:
