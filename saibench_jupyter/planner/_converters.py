@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ..sail._meta import ConverterMeta, Trace
 from ..sail._parser import ParsedModule
@@ -206,10 +206,9 @@ class ConverterGraph:
             if not trace.ok:
                 failures.append(f"{spec.module.name} rejects {t!r}: {trace.reason}")
                 continue
-            assert isinstance(trace.meta, ConverterMeta)
             inner = []
             try:
-                for need_source, need_target in trace.meta.needs:
+                for need_source, need_target in cast(ConverterMeta, trace.meta).needs:
                     inner.append(self._resolve(substitute(need_source, env),
                                                substitute(need_target, env), stack))
             except NoConversion as exc:

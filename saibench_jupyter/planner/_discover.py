@@ -15,7 +15,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from ..repository import Repository, RepositoryEvent
 from ..sail._decorators import ModuleKind
@@ -336,8 +336,7 @@ class Planner:
         out = []
         for m in modules:
             for bindings, trace in self._expand(m, ProblemRun, "problem", rejections):
-                meta = trace.meta
-                assert isinstance(meta, ProblemMeta)
+                meta = cast(ProblemMeta, trace.meta)
                 if not meta.model_tasks:
                     rejections.append(Rejection(
                         "problem", label_of(m.name, bindings), "declares no task for a model",
@@ -384,8 +383,7 @@ class Planner:
         for m in modules:
             trace = self._run(m, MetricRun(m, tests), key)
             if trace.ok:
-                assert isinstance(trace.meta, MetricMeta)
-                out.append(MetricInfo.of(m, trace.meta))
+                out.append(MetricInfo.of(m, cast(MetricMeta, trace.meta)))
             else:
                 local.append(_rejection("metric", m.name, trace, (("problem", p.label),)))
         metrics = self._intern(tuple(out))
@@ -442,8 +440,7 @@ def _rejection(kind: str, label: str, trace: Trace, context: tuple[tuple[str, st
 
 def _ranking_info(m: ParsedModule) -> RankingInfo:
     """Metrics a ranking reads, found statically (``a.WallTime``) so no branch is missed."""
-    fn = ast.parse(textwrap.dedent(m.source)).body[0]
-    assert isinstance(fn, ast.FunctionDef)
+    fn = cast(ast.FunctionDef, ast.parse(textwrap.dedent(m.source)).body[0])
     params = {a.arg for a in fn.args.args}
     used = {n.attr for n in ast.walk(fn)
             if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id in params}

@@ -18,7 +18,7 @@ import symtable
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import CodeType
-from typing import Any
+from typing import Any, cast
 
 from ._decorators import DECORATORS, ModuleKind, validate_options
 from ._errors import Location, SailSyntaxError, register_source, source_filename
@@ -200,8 +200,7 @@ def _module_decorator(stmt: ast.stmt, origin: str) -> tuple[ModuleKind, dict[str
     sail = [(d, n) for d, n in found if n in DECORATORS]
     if not sail:
         return None
-    deco, name = sail[0]
-    assert name is not None
+    deco, name = cast(tuple[ast.expr, str], sail[0])
     where = Location(origin, deco.lineno, deco.col_offset)
     if len(sail) > 1:
         raise SailSyntaxError(

@@ -13,6 +13,7 @@ import math
 import types as _pytypes
 from collections.abc import Iterable, Mapping
 from typing import Any as _Any
+from typing import cast
 
 Dim = int | None
 Bindings = Mapping["TypeVariable", "SailType"]
@@ -167,10 +168,8 @@ class Tensor(SailType):
         return self.shape
 
     def _unify_same(self, other: SailType, env: dict[TypeVariable, SailType]) -> bool:
-        assert isinstance(other, Tensor)
-        return _dims_compatible(self.shape, other.shape) and _dtype_compatible(
-            self.dtype, other.dtype
-        )
+        o = cast(Tensor, other)  # the caller checked the class
+        return _dims_compatible(self.shape, o.shape) and _dtype_compatible(self.dtype, o.dtype)
 
     def __repr__(self) -> str:
         if self.shape == (None,) and self.dtype is None:
@@ -193,8 +192,7 @@ class Scalar(SailType):
         return ()
 
     def _unify_same(self, other: SailType, env: dict[TypeVariable, SailType]) -> bool:
-        assert isinstance(other, Scalar)
-        return _dtype_compatible(self.dtype, other.dtype)
+        return _dtype_compatible(self.dtype, cast(Scalar, other).dtype)
 
     def __repr__(self) -> str:
         return "Scalar" if self.dtype is None else f"Scalar({self.dtype!r})"
@@ -219,8 +217,7 @@ class Image(SailType):
         return (self.height, self.width, self.channels)
 
     def _unify_same(self, other: SailType, env: dict[TypeVariable, SailType]) -> bool:
-        assert isinstance(other, Image)
-        return _dims_compatible(self.dims, other.dims)
+        return _dims_compatible(self.dims, cast(Image, other).dims)
 
     def __repr__(self) -> str:
         return f"Image({_fmt_dims((self.height, self.width))}, channels={self.channels or '?'})"
@@ -259,10 +256,10 @@ class _Collection(SailType):
         return self.element
 
     def _unify_same(self, other: SailType, env: dict[TypeVariable, SailType]) -> bool:
-        assert isinstance(other, _Collection)
-        if self.size is not None and other.size is not None and self.size != other.size:
+        o = cast(_Collection, other)  # the caller checked the class
+        if self.size is not None and o.size is not None and self.size != o.size:
             return False
-        return _unify(self.element, other.element, env)
+        return _unify(self.element, o.element, env)
 
     def _substitute(self, env: Bindings) -> SailType:
         return type(self)(substitute(self.element, env), self.size)
