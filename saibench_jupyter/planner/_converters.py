@@ -25,6 +25,7 @@ from ..sail._types import (
     Set,
     Tensor,
     TypeVariable,
+    as_type,
     is_flat_tensor,
     most_specific,
     substitute,
@@ -145,15 +146,15 @@ class ConverterGraph:
         self.max_depth = max_depth
         self._memo: dict[tuple[SailType, SailType], Chain | NoConversion] = {}
 
-    def resolve(self, source: SailType, target: SailType) -> Chain:
-        """The shortest chain from ``source`` to a type that fits ``target``.
+    def resolve(self, source: Any, target: Any) -> Chain:
+        """The shortest chain from ``source`` to a type that fits ``target`` (bare classes accepted).
 
         Raises
         ------
         NoConversion
             When no chain exists; its ``reason`` names what was missing.
         """
-        return self._resolve(source, target, ())
+        return self._resolve(as_type(source), as_type(target), ())
 
     def _resolve(self, source: SailType, target: SailType,
                  stack: tuple[tuple[SailType, SailType], ...]) -> Chain:

@@ -46,12 +46,15 @@ class Machine:
         return None
 
 
+#: One folder per NVIDIA GPU the driver sees (no torch import needed to count them).
+_DRIVER_GPUS = Path("/proc/driver/nvidia/gpus")
+
+
 def _visible_gpus() -> int:
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None and visible.strip() in ("", "-1", "none", "NoDevFiles"):
         return 0
-    gpus = Path("/proc/driver/nvidia/gpus")
-    count = len(list(gpus.iterdir())) if gpus.is_dir() else 0
+    count = len(list(_DRIVER_GPUS.iterdir())) if _DRIVER_GPUS.is_dir() else 0
     if visible is not None and count:
         return min(count, len([v for v in visible.split(",") if v.strip()]))
     return count
