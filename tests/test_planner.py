@@ -370,3 +370,25 @@ def test_scenarios_can_be_looked_up_by_id(repo, cpu_machine):
     assert lat[first.id] is first
     with pytest.raises(KeyError, match="no scenario 'nope' in this lattice"):
         lat["nope"]
+
+
+def test_a_timed_out_module_is_retried_only_under_a_longer_time_limit(repo, cpu_machine):
+    load(repo, "mnist", "stacks")
+    repo.add_source(textwrap.dedent("""
+        @ModelDefinition
+        def Slow(task, inputType, outputType):
+            import time  # in the body: support code would be opaque during discovery
+
+            deadline = time.monotonic() + 0.6
+            while time.monotonic() < deadline:
+                pass
+            return Pipeline([Convert(inputType, Tensor), Linear(outputType.dims), Convert(Tensor, outputType)])
+    """), origin="slow")
+
+    def slow(limit):
+        return discover(repo, machine=cpu_machine, model="Slow", software="PyTorch", time_limit=limit)
+
+    first = slow(0.2)
+    assert [r.reason for r in first.rejections if r.kind == "model"] == ["the dry run did not finish within 0.2 s"]
+    assert slow(0.1).stats.dry_runs == 0  # a shorter limit: the timeout stands, nothing re-runs
+    assert len(slow(5.0).scenarios) == 1  # a longer one: tried again, and it finishes

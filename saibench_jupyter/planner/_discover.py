@@ -31,7 +31,7 @@ from ..sail._dryrun import (
     dry_run,
     load_function,
 )
-from ..sail._errors import UNKNOWN_NAME_FIX, Location, SailError, SailNameError
+from ..sail._errors import UNKNOWN_NAME_FIX, DryRunTimeout, Location, SailError, SailNameError
 from ..sail._meta import MetricMeta, ProblemMeta, Trace
 from ..sail._parser import ParsedModule
 from ..sail._symbolic import Value
@@ -85,6 +85,7 @@ class Planner:
         # not keep their keys alive.
         self._repo = weakref.ref(repo)
         self._traces: dict[tuple[Any, ...], Trace] = {}
+        self._timeouts: dict[tuple[Any, ...], float] = {}  # memo key -> limit it timed out under
         self._cache = ResolverCache()
         self._cache_key: tuple[Any, ...] | None = None
         self._blocks = BlockCache()
@@ -119,6 +120,7 @@ class Planner:
     def _drop(self, gone: str, removed_model: str | None) -> None:
         for key in [k for k in self._traces if k[0] == gone]:
             del self._traces[key]
+            self._timeouts.pop(key, None)
         for key in [k for k in self._instances if k[1] == gone]:
             del self._instances[key]
         self._cache.forget(gone)
@@ -153,7 +155,9 @@ class Planner:
             # A declaration in another source may have changed: key on the classes themselves.
             full += tuple(self._declared[n] for n in sorted(module.free_names & self._declared.keys()))
         hit = self._traces.get(full)
-        if hit is not None:
+        # A run stopped by the time limit is worth retrying only under a longer one.
+        if hit is not None and not (isinstance(hit.error, DryRunTimeout)
+                                    and self._time_limit > self._timeouts.get(full, 0.0)):
             self._stats.dry_run_hits += 1
             return hit
         self._stats.dry_runs += 1
@@ -161,6 +165,8 @@ class Planner:
         trace = dry_run(module, recorder, args, bindings, support=self._support, declared=self._declared,
                         type_bindings=type_bindings, time_limit=self._time_limit)
         self._traces[full] = trace
+        if isinstance(trace.error, DryRunTimeout):
+            self._timeouts[full] = self._time_limit
         return trace
 
     # -- discovery -------------------------------------------------------------------
