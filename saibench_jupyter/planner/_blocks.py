@@ -14,11 +14,9 @@ from typing import Any, NamedTuple
 
 from ..sail._graph import DECLARATIVE_BACKENDS
 from ..sail._parser import ParsedModule
-from ._instances import HardwareInstance, ModelChoice, ProblemInstance, Rejection, SoftwareInstance
+from ._instances import ModelChoice, ProblemInstance, Rejection, SoftwareInstance
 from ._lattice import Scenario
 from ._models import Refusal, Resolution
-
-Prefix = tuple[HardwareInstance, SoftwareInstance]
 
 
 class Block(NamedTuple):
@@ -89,7 +87,7 @@ def _build(p: ProblemInstance, m: ParsedModule, res: Resolution, context: tuple[
     changed: dict[str, list[int] | None] = {}
     rows: list[list[Scenario]] = []
     for i, (h, sw) in enumerate(prefixes):
-        backend = sw.meta.environment.backend
+        backend = sw.backend
         if backend not in fits:
             fits[backend] = now = [c for c in choices if backend in c.backends]
             old = before.fits.get(backend) if before is not None else None
@@ -117,7 +115,7 @@ def _refusal(r: Refusal, p: ProblemInstance) -> Rejection:
 
 def _backend_refusals(p: ProblemInstance, m: ParsedModule, sw: SoftwareInstance,
                       choices: Sequence[ModelChoice]) -> list[Rejection]:
-    backend = sw.meta.environment.backend
+    backend = sw.backend
     out: dict[str, Rejection] = {}
     for c in choices:
         if backend not in c.backends and c.name not in out:
