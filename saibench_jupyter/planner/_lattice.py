@@ -288,6 +288,11 @@ class Lattice:
 
     # -- views -----------------------------------------------------------------------
     @property
+    def converters(self) -> ConverterGraph | None:
+        """The converter graph discovery resolved conversions with (``.resolve(source, target)``)."""
+        return self._converters
+
+    @property
     def converter_graph(self) -> networkx.DiGraph:
         """Types and converters as a ``networkx.DiGraph``, with the chains scenarios use."""
         import networkx as nx

@@ -1,0 +1,166 @@
+"""One trainer contract for every backend, so that backends differ only in how they compute.
+
+The runtime drives a :class:`Trainer` through a fixed lifecycle: ``reset`` (initial
+weights from :func:`._plan.init_params`, a fresh optimiser), ``compile`` (warm-up, timed
+apart), ``train_epoch`` per epoch with a batch order drawn by :func:`epoch_order` (the
+same for every backend), ``state``/``load_state`` for checkpoints, ``predict`` for
+tests, ``gradients`` for ``Gradients(...)``. Batching, seeding, the optimiser (Adam by
+default, PyTorch's defaults) and the losses by task kind (:func:`._plan.loss_kind`) are
+fixed here; a backend implements the arithmetic.
+
+Data come as NumPy: ``x`` and ``y`` are arrays with a leading record axis, or, for
+atoms, mappings of such arrays per field (see :mod:`._plan` for the layout).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
+
+from ._plan import LoweredModel
+
+#: ``convert(chain, record) -> value``: apply a conversion chain to one record (no batch
+#: axis), with user converters run for real; works on NumPy, PyTorch and JAX arrays.
+ConvertRecord = Callable[[Any, Any], Any]
+
+
+class TrainingDiverged(Exception):
+    """The loss became NaN or infinite: reported as a diverged run, not as a crash."""
+
+    def __init__(self, loss: float, epoch: int) -> None:
+        self.loss = loss
+        self.epoch = epoch
+        super().__init__(f"the training loss is {loss} after epoch {epoch}")
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """How a model is trained; every backend honours all of it.
+
+    Parameters
+    ----------
+    epochs : int
+        Passes over the training records per task and stage; one checkpoint each.
+    batch_size : int
+        Records per optimiser step (the last batch of an epoch may be smaller).
+    learning_rate : float
+        The optimiser's step size.
+    optimizer : str
+        ``"adam"`` (PyTorch's defaults: betas 0.9/0.999, eps 1e-8) or ``"sgd"``.
+    seed : int
+        Seeds initial weights, batch order and dropout.
+    device : str
+        ``"cpu"`` or ``"cuda"``.
+    """
+
+    epochs: int = 10
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    optimizer: str = "adam"
+    seed: int = 0
+    device: str = "cpu"
+
+    #: parameter names that reach the settings (``lr`` is accepted for ``learning_rate``)
+    ALIASES: ClassVar[dict[str, str]] = {"lr": "learning_rate", "optimiser": "optimizer", "batch": "batch_size"}
+
+    @classmethod
+    def names(cls) -> set[str]:
+        """Every parameter name a problem or model may use to set a training setting."""
+        return {f.name for f in fields(cls)} | set(cls.ALIASES)
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in ("adam", "sgd"):
+            raise ValueError(f"optimizer={self.optimizer!r}: use 'adam' or 'sgd'")
+        if int(self.epochs) < 1 or int(self.batch_size) < 1:
+            raise ValueError("epochs and batch_size must be at least 1")
+        if self.device not in ("cpu", "cuda"):
+            raise ValueError(f"device={self.device!r}: use 'cpu' or 'cuda'")
+
+
+def epoch_order(seed: int, stage: int, epoch: int, n: int) -> Any:
+    """The order records are visited in one epoch: the same for every backend."""
+    import numpy as np
+
+    return np.random.default_rng([seed, stage, epoch]).permutation(n)
+
+
+class Trainer(ABC):
+    """Trains and runs one lowered model on one backend.
+
+    Parameters
+    ----------
+    model : LoweredModel
+        The model, lowered.
+    settings : TrainSettings
+        Training settings.
+    convert : ConvertRecord
+        Applies a conversion chain with user converters to one record.
+    """
+
+    backend: ClassVar[str] = ""
+    #: False for models that need no training (classical solvers)
+    trains: ClassVar[bool] = True
+    #: True when training is epochs of optimiser steps (False: one ``fit`` per stage)
+    epochs: ClassVar[bool] = True
+
+    def __init__(self, model: LoweredModel, settings: TrainSettings, convert: ConvertRecord) -> None:
+        self.model = model
+        self.settings = settings
+        self.convert = convert
+
+    @abstractmethod
+    def reset(self) -> None:
+        """Initial weights (from ``init_params(model, settings.seed)``) and a fresh optimiser."""
+
+    def compile(self, task: str, x: Any, y: Any) -> None:  # noqa: B027 - optional hook
+        """Prepare ``task``'s training step for data shaped like ``x``, ``y`` (JIT warm-up).
+
+        The runtime times this apart from training. The default does nothing.
+        """
+
+    @abstractmethod
+    def train_epoch(self, task: str, x: Any, y: Any, order: Any) -> float:
+        """One epoch over the records in ``order`` in batches; returns the mean loss.
+
+        The call returns only when the device has finished (timers stop after it).
+        """
+
+    @abstractmethod
+    def predict(self, task: str, x: Any) -> Any:
+        """The model's outputs for ``x`` as NumPy (inference mode, no gradients)."""
+
+    @abstractmethod
+    def gradients(self, task: str, x: Any, field: str | None) -> Any:
+        """d(sum of outputs)/d(input) for one record ``x`` (a batch of one), as NumPy.
+
+        ``field`` names the input field to differentiate for atoms (``positions``).
+        """
+
+    @abstractmethod
+    def state(self) -> Any:
+        """A copy of the weights (for a checkpoint)."""
+
+    @abstractmethod
+    def load_state(self, state: Any) -> None:
+        """Restore weights from :meth:`state`."""
+
+    def flops(self, task: str, x: Any, y: Any | None, train: bool) -> float | None:
+        """Floating-point operations of one training step on the batch (``train``) or one
+        prediction of it; ``None`` where the backend cannot count them."""
+        return None
+
+    def sync(self) -> None:  # noqa: B027 - optional hook
+        """Wait for the device (before a timer stops)."""
+
+    def peak_memory(self) -> int | None:
+        """Peak device memory in bytes, where the device reports it (GPUs)."""
+        return None
+
+
+def is_finite(loss: float) -> bool:
+    """False for NaN and infinities."""
+    import math
+
+    return math.isfinite(loss)
