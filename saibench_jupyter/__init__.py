@@ -10,6 +10,9 @@ from .planner import Scenario as Scenario
 from .planner import discover as discover
 from .repository import Repository as Repository
 from .repository import RepositoryEvent as RepositoryEvent
+from .runtime import ScenarioResult as ScenarioResult
+from .runtime import run_scenario as run_scenario
 
-__all__ = ["Lattice", "Machine", "Rejection", "Repository", "RepositoryEvent", "Scenario", "discover"]
+__all__ = ["Lattice", "Machine", "Rejection", "Repository", "RepositoryEvent", "Scenario", "ScenarioResult",
+           "discover", "run_scenario"]
 __version__ = "0.1.0"

@@ -72,7 +72,7 @@ class BlockCache:
 
 def _build(p: ProblemInstance, m: ParsedModule, res: Resolution, context: tuple[Any, ...],
            stamp: tuple[Any, ...], before: Block | None) -> Block:
-    _, prefixes, metrics, rankings = context
+    _, prefixes, metrics, rankings, repo = context
     local = [_refusal(r, p) for r in res.refusals]
     choices: Sequence[ModelChoice] = res.choices
     if p.meta.uses_gradients:
@@ -98,12 +98,12 @@ def _build(p: ProblemInstance, m: ParsedModule, res: Resolution, context: tuple[
         if before is not None and positions is not None:
             row = before.rows[i].copy()
             for k in positions:
-                row[k] = Scenario(p, h, sw, fits[backend][k], metrics, rankings)
+                row[k] = Scenario(p, h, sw, fits[backend][k], metrics, rankings, repo)
         elif before is not None:
             reuse = {sc.model_choice: sc for sc in before.rows[i]}
-            row = [reuse.get(c) or Scenario(p, h, sw, c, metrics, rankings) for c in fits[backend]]
+            row = [reuse.get(c) or Scenario(p, h, sw, c, metrics, rankings, repo) for c in fits[backend]]
         else:
-            row = [Scenario(p, h, sw, c, metrics, rankings) for c in fits[backend]]
+            row = [Scenario(p, h, sw, c, metrics, rankings, repo) for c in fits[backend]]
         rows.append(row)
     candidates = len(prefixes) * (len(res.choices) + len(res.refusals))
     return Block(res, context, stamp, rows, fits, list(itertools.chain.from_iterable(rows)), local, candidates)

@@ -211,8 +211,9 @@ class Planner:
             self._cache_key = (self._conv_generation, self._support, declared)
             self._cache.clear()
             self._cache_generation += 1
+        # Sub-models come from every model: the model filter picks the model under test only.
         resolver = ModelResolver(
-            repo.modules(ModuleKind.MODEL) if model is None else mods[ModuleKind.MODEL],
+            repo.modules(ModuleKind.MODEL),
             lambda m, t, b: self._run(m, ModelRun, (t,), (t.kind, t.input, t.output), b),
             conv_graph, self._overrides, self._cache, max_depth)
 
@@ -235,7 +236,7 @@ class Planner:
             prefixes = self._prefixes_of(p, pairs, rejections)
             metrics = self._metrics(mods[ModuleKind.METRIC], p, rejections)
             rankings = self._rankings(mods[ModuleKind.RANKING], p, metrics, rejections)
-            context = self._context_of(p, prefixes, metrics, rankings)
+            context = self._context_of(p, prefixes, metrics, rankings, self._repo)
             for m, own in zip(models, stamps):
                 block = self._blocks.reusable(p, m, context, own)
                 if block is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ from ._instances import (
 if TYPE_CHECKING:
     import networkx
 
+    from ..repository import Repository
+
 
 class Scenario:
     """One benchmark to run: problem, hardware, software, model (with sub-models), metrics.
@@ -31,12 +34,13 @@ class Scenario:
     parameters, so it survives restarts and changes when any of them changes.
     """
 
-    __slots__ = ("_id", "hardware_instance", "metrics", "model_choice", "problem_instance", "rankings",
-                 "software_instance")
+    __slots__ = ("_id", "_repository", "hardware_instance", "metrics", "model_choice", "problem_instance",
+                 "rankings", "software_instance")
 
     def __init__(self, problem_instance: ProblemInstance, hardware_instance: HardwareInstance,
                  software_instance: SoftwareInstance, model_choice: ModelChoice,
-                 metrics: tuple[MetricInfo, ...], rankings: tuple[RankingInfo, ...]) -> None:
+                 metrics: tuple[MetricInfo, ...], rankings: tuple[RankingInfo, ...],
+                 repository: weakref.ref[Repository] | None = None) -> None:
         # Discovery builds ~10^5 of these: plain slots, and an id computed on first use.
         self.problem_instance = problem_instance
         self.hardware_instance = hardware_instance
@@ -44,7 +48,25 @@ class Scenario:
         self.model_choice = model_choice
         self.metrics = metrics
         self.rankings = rankings
+        # Weak: the planner's caches hold scenarios, and the planner lives as long as its
+        # repository; a strong reference would keep every repository alive for ever.
+        self._repository = repository
         self._id: str | None = None
+
+    @property
+    def repository(self) -> Repository:
+        """The repository this scenario was discovered from (its support code and converters).
+
+        Raises
+        ------
+        RuntimeError
+            When that repository no longer exists.
+        """
+        repo = self._repository() if self._repository is not None else None
+        if repo is None:
+            raise RuntimeError(f"the repository scenario {self.id} was discovered from no longer exists; "
+                               "discover again from a live repository")
+        return repo
 
     @property
     def id(self) -> str:

@@ -5,6 +5,8 @@ functions see. Nothing here runs a module: the parser, the dry-run tracer and th
 planner do (see :func:`parse` and :func:`dry_run`).
 """
 
+from ._atoms import AtomRecord as AtomRecord
+from ._atoms import AtomSet as AtomSet
 from ._check import CheckedGraph as CheckedGraph
 from ._check import check as check
 from ._concepts import Classify as Classify
@@ -25,6 +27,7 @@ from ._decorators import ModelDefinition as ModelDefinition
 from ._decorators import ModuleKind as ModuleKind
 from ._decorators import ProblemDefinition as ProblemDefinition
 from ._decorators import RankingDefinition as RankingDefinition
+from ._datasets import register_dataset as register_dataset
 from ._decorators import SoftwareDefinition as SoftwareDefinition
 from ._errors import DryRunError as DryRunError
 from ._errors import DryRunTimeout as DryRunTimeout
@@ -99,6 +102,8 @@ __all__ = [
     # types
     "SailType", "Tensor", "Scalar", "Image", "Atom", "Atoms", "Set", "List", "T",
     "TypeVariable", "Any",
+    # values of atoms at execution
+    "AtomSet",
     # concepts and task constants
     "Train", "Test", "Model", "Classify", "Predict", "Segment", "Enhance", "Pretrain",
     "Embedding", "Solve",
@@ -118,4 +123,4 @@ __all__ = [
 # Tools around the language (not predefined in SAIL functions).
 _TOOLS = ["ModuleKind", "Context", "Location", "SailError", "SailSyntaxError", "SailNameError",
           "DryRunError", "DryRunTimeout", "GraphError", "RequireCycleError", "ModuleFailed",
-          "check", "CheckedGraph", "pretty", "as_type", "unify"]
+          "check", "CheckedGraph", "pretty", "as_type", "unify", "register_dataset", "AtomRecord"]

@@ -97,6 +97,8 @@ def _columns(data: _Any) -> _Any:
     # A list of parallel streams (images, masks) is read as one stream of records.
     if isinstance(data, list | tuple) and data and all(isinstance(d, Stream) for d in data):
         return Stream(TupleType(*(d.element for d in data)), data[0].source)
+    if isinstance(data, list | tuple) and data and all(getattr(d, "__sail_stream__", False) for d in data):
+        return SailList(zip(*data))  # real streams at execution: records (a_i, b_i)
     return data
 
 

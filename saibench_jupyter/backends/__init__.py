@@ -1,0 +1,63 @@
+"""Backends: the graph IR lowered to PyTorch, JAX or NumPy, behind one trainer contract.
+
+Backends are found by name in an explicit registry; more can be added by installed
+packages under the ``saibench_jupyter.backends`` entry-point group (the value is a
+``module:Class`` path to a :class:`Trainer` subclass). Nothing heavy is imported until
+a backend is asked for.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from ._plan import LoweredModel as LoweredModel
+from ._plan import ModelGraphs as ModelGraphs
+from ._plan import graphs_of as graphs_of
+from ._plan import init_params as init_params
+from ._plan import lower as lower
+from ._trainer import Trainer as Trainer
+from ._trainer import TrainingDiverged as TrainingDiverged
+from ._trainer import TrainSettings as TrainSettings
+
+#: Built-in backends: name -> "module:Class" (imported on first use).
+BUILTIN = {
+    "torch": "saibench_jupyter.backends._torch:TorchTrainer",
+    "jax": "saibench_jupyter.backends._jax:JaxTrainer",
+    "numpy": "saibench_jupyter.backends._numpy:NumpyTrainer",
+}
+
+
+def available() -> dict[str, str]:
+    """Every backend name with where its trainer lives (built-ins, then entry points)."""
+    from importlib.metadata import entry_points
+
+    out = dict(BUILTIN)
+    for ep in entry_points(group="saibench_jupyter.backends"):
+        out.setdefault(ep.name, ep.value)
+    return out
+
+
+def trainer_class(backend: str) -> type[Trainer]:
+    """The trainer of ``backend``.
+
+    Raises
+    ------
+    KeyError
+        For an unknown backend (the message lists the known ones).
+    ImportError
+        When the backend's library is not installed (the message says what to install).
+    """
+    known = available()
+    if backend not in known:
+        raise KeyError(f"no backend {backend!r} (known: {', '.join(sorted(known))})")
+    module, _, name = known[backend].partition(":")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except ImportError as exc:
+        raise ImportError(f"the {backend} backend needs {exc.name or backend}: "
+                          f"pip install 'saibench-jupyter[{backend}]'") from exc
+    return cls  # type: ignore[no-any-return]
+
+
+__all__ = ["BUILTIN", "LoweredModel", "ModelGraphs", "Trainer", "TrainSettings", "TrainingDiverged",
+           "available", "graphs_of", "init_params", "lower", "trainer_class"]

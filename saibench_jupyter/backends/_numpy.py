@@ -1,0 +1,115 @@
+"""The NumPy backend: native classical models, ``Estimator`` (fit/predict) and ``Solver`` (no training).
+
+Such a model's graph is its native wrapper, possibly between conversions: conversions
+run per record (they may call user converters), the wrapper on the whole batch.
+An ``Estimator`` is fitted once per stage on every training record (one checkpoint);
+a ``Solver`` is never trained: it maps each input to its output on demand.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, ClassVar
+
+from ..sail._graph import Estimator, Solver
+from ._plan import LoweredModel, Op, all_builtin, builtin_step, record_shape
+from ._trainer import ConvertRecord, Trainer, TrainSettings
+
+
+class NumpyTrainer(Trainer):
+    """Runs ``Estimator`` and ``Solver`` models (and pure conversions) with NumPy."""
+
+    backend: ClassVar[str] = "numpy"
+    epochs: ClassVar[bool] = False
+
+    def __init__(self, model: LoweredModel, settings: TrainSettings, convert: ConvertRecord) -> None:
+        super().__init__(model, settings, convert)
+        self._pristine = {op.path: copy.deepcopy(op.native.obj) for op in model.natives
+                          if isinstance(op.native, Estimator)}
+        self._objects: dict[str, Any] = {}
+        self.reset()
+
+    @property
+    def trains(self) -> bool:  # type: ignore[override]
+        return bool(self._pristine)
+
+    def reset(self) -> None:
+        self._objects = {path: copy.deepcopy(obj) for path, obj in self._pristine.items()}
+
+    def _run(self, op: Op, x: Any, fit_y: Any = None) -> Any:
+        import numpy as np
+
+        if op.kind == "pipeline":
+            children = list(op.children)
+            for i, child in enumerate(children):
+                # Only the estimator learns; what follows it maps its outputs to the task's type.
+                x = self._run(child, x, fit_y if i == _native_index(children) else None)
+            return x
+        if op.kind == "convert":
+            if all_builtin(op.chain):
+                for step in op.chain.steps:
+                    x = builtin_step(step, x, np)
+                return x
+            return np.stack([np.asarray(self.convert(op.chain, r)) for r in _records(x)])
+        if op.kind == "native":
+            native = op.native
+            if isinstance(native, Solver):
+                return np.stack([np.asarray(native.fn(r)) for r in _records(x)])
+            if isinstance(native, Estimator):
+                obj = self._objects[op.path]
+                flat = np.asarray(x).reshape(len(x), -1)
+                if fit_y is not None:
+                    obj.fit(flat, _targets(fit_y))
+                out = np.asarray(obj.predict(flat))
+                return out.reshape(len(x), *record_shape(op.output)) if _known(op.output) else out
+        raise ValueError(f"the NumPy backend runs Estimator and Solver models, not {op.kind!r}")
+
+    def train_epoch(self, task: str, x: Any, y: Any, order: Any) -> float:
+        import numpy as np
+
+        lowered = self.model.tasks[task]
+        pred = self._run(lowered.root, x[order], y[order])
+        err = np.asarray(pred, dtype=np.float64).reshape(len(pred), -1) - np.asarray(y[order]).reshape(len(pred), -1)
+        return float(np.mean(err * err))
+
+    def predict(self, task: str, x: Any) -> Any:
+        return self._run(self.model.tasks[task].root, x)
+
+    def gradients(self, task: str, x: Any, field: str | None) -> Any:
+        raise TypeError("a NumPy model (Estimator, Solver) has no gradients: use a PyTorch or JAX model")
+
+    def state(self) -> Any:
+        return {path: copy.deepcopy(obj) for path, obj in self._objects.items()}
+
+    def load_state(self, state: Any) -> None:
+        self._objects = {path: copy.deepcopy(obj) for path, obj in state.items()}
+
+
+def _native_index(children: list[Op]) -> int:
+    return next((i for i, c in enumerate(children) if c.kind == "native"), -1)
+
+
+def _records(x: Any) -> list[Any]:
+    if isinstance(x, dict):
+        from ..sail._atoms import AtomSet
+
+        return [AtomSet(**{k: v[i] for k, v in x.items()}) for i in range(len(next(iter(x.values()))))]
+    return list(x)
+
+
+def _targets(y: Any) -> Any:
+    import numpy as np
+
+    arr = np.asarray(y)
+    # scikit-learn wants class labels for classifiers: one-hot rows become their argmax.
+    if arr.ndim == 2 and arr.shape[1] > 1 and set(np.unique(arr)) <= {0.0, 1.0}:
+        return arr.argmax(axis=1)
+    return arr.reshape(len(arr)) if arr.ndim > 1 and arr.shape[1] == 1 else arr
+
+
+def _known(t: Any) -> bool:
+    try:
+        record_shape(t)
+    except ValueError:
+        return False
+    return True

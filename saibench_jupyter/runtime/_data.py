@@ -1,0 +1,460 @@
+"""``Input(source, type)`` at execution time: lazy, re-iterable streams of typed records.
+
+A :class:`DataStream` reads its source each time it is iterated, one record at a time
+(IDX through ``np.memmap``, ``.npy`` with ``mmap_mode="r"``), and converts every record to
+the element type: the declared one, else the one discovery gives (:func:`input_type`), so
+the data agree with what the planner planned for. Nothing is ever downloaded.
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import itertools
+import math
+import re
+import struct
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..sail._atoms import AtomSet, atomic_number
+from ..sail._datasets import DatasetProvider, dataset_provider, dataset_type
+from ..sail._errors import SailError
+from ..sail._symbolic import TupleType
+from ..sail._types import AnyType, SailType, Scalar, Tensor, as_type, unify
+from ..sail._types import Image as ImageType
+
+#: Read with Pillow; ``.img`` and ``.msk`` (images to discovery) in whatever format Pillow sniffs.
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".img", ".msk")
+SUPPORTED = ("MNIST IDX (.idx1-ubyte, .idx3-ubyte, also spelt -idx3-ubyte, optionally .gz), .npy, .csv, "
+             "extended XYZ (.xyz, .atoms), images (" + ", ".join(IMAGE_EXTENSIONS) + ")")
+UNKNOWN_FIX = f"use a supported format: {SUPPORTED}; or register a dataset provider"
+NOT_FOUND_FIX = "put the file next to the SAIL source, pass an absolute path, or register a dataset provider"
+_IDX = re.compile(r"[.-]idx\d-ubyte(\.gz)?$", re.IGNORECASE)
+_IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_XYZ_NAMES = {"pos": "positions", "velo": "velocities", "vel": "velocities", "species": "symbols"}
+_XYZ_FIX = "write extended XYZ: the atom count, a comment (Properties=species:S:1:pos:R:3:...), one line per atom"
+#: Loaded columns per dataset name: a provider's loader runs once per process.
+_LOADED: dict[str, tuple[DatasetProvider, Any]] = {}
+Records = Callable[[], Iterable[Any]]
+
+
+class DataStream:
+    """A lazy, re-iterable stream of records: what ``Input(...)`` is when a problem runs.
+
+    Parameters
+    ----------
+    source : str
+        What the stream reads (errors name it).
+    element : SailType
+        The SAIL type of one record.
+    records : callable
+        Returns a fresh iterable of the records on every call.
+    length : callable, optional
+        The number of records without reading them; without it, ``len`` counts once.
+    reopen : callable, optional
+        The same source read as another element type (how ``.Image()`` re-reads files).
+    xyz : callable, optional
+        The source's first atomic configuration (what ``.XYZ()`` returns).
+    """
+
+    #: a list of streams is read as records of parallel columns (``RandomSplit([a, b], f)``)
+    __sail_stream__ = True
+
+    def __init__(self, source: str, element: SailType, records: Records, length: Callable[[], int] | None = None,
+                 reopen: Callable[[SailType], DataStream] | None = None,
+                 xyz: Callable[[], AtomSet] | None = None) -> None:
+        self.source, self.element = source, element
+        self._records, self._length, self._reopen, self._xyz = records, length, reopen, xyz
+        self._count: int | None = None
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._records())
+
+    def __len__(self) -> int:
+        if self._count is None:
+            self._count = self._length() if self._length else sum(1 for _ in self._records())
+        return self._count
+
+    def __repr__(self) -> str:
+        return f"<stream {self.source!r} of {self.element!r}>"
+
+    def _map(self, element: SailType, f: Callable[[Any], Any]) -> DataStream:
+        return DataStream(self.source, element, lambda: map(f, self._records()), lambda: len(self))
+
+    def OneHot(self, t: Any) -> DataStream:
+        """Integer labels as float32 one-hot vectors of type ``t``; on tuple records, the last column."""
+        target = as_type(t)
+        n = target.Size
+        if not n:
+            raise SailError(f"{self.source}: OneHot({target!r}) needs a known number of classes",
+                            fix="give the size: .OneHot(Tensor(10))")
+        el = self.element
+        element = TupleType(*el.items[:-1], target) if isinstance(el, TupleType) else target
+
+        def encode(label: Any) -> Any:
+            import numpy as np
+
+            value = np.asarray(label)
+            x = float(value.reshape(-1)[0]) if value.size == 1 and value.dtype.kind in "biuf" else math.nan
+            if not (x.is_integer() and 0 <= x < n):
+                raise SailError(f"label {label} of {self.source} is outside the {n} classes of OneHot({target!r})",
+                                fix=f"labels must be integers 0..{n - 1}: one-hot into more classes, or fix the data")
+            out = np.zeros(n, np.float32)
+            out[int(x)] = 1.0
+            return out.reshape(target.dims if isinstance(target, Tensor) else (n,))
+
+        return self._map(element, lambda r: (*r[:-1], encode(r[-1])) if isinstance(r, tuple) else encode(r))
+
+    def XYZ(self) -> AtomSet:
+        """The source read as one atomic configuration: the first frame of an (extended) XYZ file."""
+        if self._xyz is None:
+            raise SailError(f"{self.source} is not an XYZ source: .XYZ() reads atoms from .xyz files",
+                            fix="write Input('molecule.xyz').XYZ()")
+        return self._xyz()
+
+    def Image(self) -> DataStream:
+        """The records as float32 images (h, w, c): 2-D records get one channel."""
+        if isinstance(self.element, TupleType):
+            raise SailError(f"the records of {self.source} are tuples; .Image() reads one column",
+                            fix="read one column, e.g. Input('dataset:NAME/images').Image()")
+        if isinstance(self.element, ImageType):
+            return self
+        # Discovery's ``.Image()`` is ``Image()``, one channel: files are re-read as that.
+        if self._reopen is not None:
+            return self._reopen(ImageType())
+        return self._map(ImageType(), lambda r: _convert(r, ImageType(), self.source))
+
+    def batches(self, n: int) -> Iterator[Any]:
+        """Batches of ``n`` records stacked on a new first axis: arrays, tuples of arrays per column,
+        or for atoms a mapping of arrays per field (the backends' layout)."""
+        if int(n) < 1:
+            raise ValueError(f"batches({n}): a batch holds at least one record")
+        it = iter(self)
+        while chunk := list(itertools.islice(it, int(n))):
+            yield _stack(chunk)
+
+    def __add__(self, other: Any) -> DataStream:
+        if isinstance(other, int) and other == 0:
+            return self
+        if not isinstance(other, DataStream | list):
+            return NotImplemented
+        if isinstance(other, DataStream) and unify(self.element, other.element) is None:
+            raise SailError(f"cannot concatenate {self!r} and {other!r}: their records differ in type",
+                            fix="concatenate streams of one element type")
+        return _concat(self, other, self.element)
+
+    def __radd__(self, other: Any) -> DataStream:
+        if isinstance(other, int) and other == 0:  # ``sum(streams)`` starts from 0
+            return self
+        return _concat(other, self, self.element) if isinstance(other, list) else NotImplemented
+
+
+def _concat(a: Any, b: Any, element: SailType) -> DataStream:
+    name = " + ".join(getattr(x, "source", f"[{len(x)} records]") for x in (a, b))
+    return DataStream(name, element, lambda: itertools.chain(a, b), lambda: len(a) + len(b))
+
+
+def _stack(items: list[Any]) -> Any:
+    import numpy as np
+
+    if isinstance(items[0], tuple):
+        return tuple(_stack(list(col)) for col in zip(*items))
+    if isinstance(items[0], AtomSet):
+        if len({len(a) for a in items}) > 1:
+            raise SailError("cannot batch configurations of different atom counts", fix="use batches(1)")
+        return {k: np.stack([a.fields[k] for a in items]) for k in items[0].fields}
+    return np.stack([np.asarray(x) for x in items])
+
+
+def input_type(source: str, type: Any = None) -> SailType:
+    """The element type of ``Input(source, type)`` by discovery's rules (``_dryrun._EXTENSION_TYPES``).
+
+    IDX names spelt ``-idx3-ubyte`` or ending in ``.gz``, and image extensions discovery
+    does not list, get their format's type; a folder or an unknown extension is ``Any``.
+    """
+    from ..sail._dryrun import _EXTENSION_TYPES
+
+    if type is not None:
+        return as_type(type)
+    if source.startswith("dataset:"):
+        return dataset_type(source[len("dataset:"):])
+    name = re.sub(r"-(idx\d-ubyte)", r".\1", source.lower()).removesuffix(".gz")
+    found = next((t for ext, t in _EXTENSION_TYPES if name.endswith(ext)), None)
+    return found or (ImageType() if name.endswith(IMAGE_EXTENSIONS) else AnyType())
+
+
+def open_input(source: str, type: SailType | type[SailType] | None = None, search: Sequence[Path] = ()) -> DataStream:
+    """The stream ``Input(source, type)`` gives at execution time.
+
+    Parameters
+    ----------
+    source : str
+        ``dataset:NAME`` (records are tuples of all columns), ``dataset:NAME/column``, a
+        file, or a folder or glob pattern of images (``cells/*.png``: sorted by name).
+    type : SailType, optional
+        The declared element type: records are reshaped and cast to it (float32 for tensors
+        without a dtype). IDX pixels keep their raw values (0..255, as float32); image files
+        are scaled to [0, 1] and get the channel count of an ``Image`` type.
+    search : sequence of Path
+        Folders a relative path is looked up in (the SAIL sources'), before the current directory.
+
+    Raises
+    ------
+    SailError
+        For a missing file, an unknown format, or records that do not fit the type.
+    """
+    src = str(source)
+    element = input_type(src, type)
+    return _dataset(src, element) if src.startswith("dataset:") else _file(src, _resolve(src, search), element)
+
+
+def _resolve(source: str, search: Sequence[Path]) -> Path | list[Path]:
+    raw = Path(source).expanduser()
+    bases: list[Path | None] = [] if raw.is_absolute() else [*map(Path, search), Path.cwd()]
+    for base in [*bases] or [None]:
+        path = raw if base is None else base / raw
+        if any(c in source for c in "*?["):
+            # root_dir: glob characters in the base folder's own name stay literal.
+            matches = sorted(Path(p) if base is None else base / p for p in glob.glob(str(raw), root_dir=base))
+            if matches:
+                return matches
+        elif path.is_dir():
+            images = sorted(p for p in path.iterdir() if p.name.lower().endswith(IMAGE_EXTENSIONS))
+            if not images:
+                raise SailError(f"Input({source!r}): the folder {path} holds no images", fix=UNKNOWN_FIX)
+            return images
+        elif path.exists():
+            return path
+    raise SailError(f"Input({source!r}): no file {source!r} (looked in {', '.join(map(str, bases)) or raw.parent})",
+                    fix=NOT_FOUND_FIX)
+
+
+def _file(source: str, found: Path | list[Path], element: SailType) -> DataStream:
+    import numpy as np
+
+    paths = found if isinstance(found, list) else [found]
+    name, shape, xyz = paths[0].name.lower(), None, None
+    if isinstance(found, list) or name.endswith(IMAGE_EXTENSIONS):
+        for p in paths:  # a glob may match other files
+            if not p.name.lower().endswith(IMAGE_EXTENSIONS):
+                raise SailError(f"cannot read {p}: unknown format {p.suffix!r}", fix=UNKNOWN_FIX)
+        channels = element.channels if isinstance(element, ImageType) else None
+        raw: Records = lambda: (_read_image(p, channels) for p in paths)  # noqa: E731
+        length: Callable[[], int] | None = paths.__len__
+    elif _IDX.search(name) or name.endswith(".npy"):
+        raw, count, shape = (_idx if _IDX.search(name) else _npy)(paths[0])
+        length = lambda: count  # noqa: E731
+    elif name.endswith(".csv"):
+        raw, length = (lambda: _csv(paths[0])), None
+    elif name.endswith((".xyz", ".atoms")):
+        raw, length, xyz = (lambda: _frames(paths[0])), None, (lambda: _first(paths[0]))
+    else:
+        raise SailError(f"cannot read {paths[0]}: unknown format {paths[0].suffix!r}", fix=UNKNOWN_FIX)
+    if shape is not None:
+        # The header tells the record shape: a type that does not fit fails at Input(...).
+        _convert(np.zeros(shape, np.uint8), element, source)
+    return DataStream(source, element, lambda: (_convert(r, element, source) for r in raw()), length,
+                      lambda t: _file(source, found, t), xyz)
+
+
+def _raise(error: Exception) -> Any:
+    raise error
+
+
+def _convert(record: Any, t: SailType, source: str) -> Any:
+    """One record as a value of ``t``: tensors reshaped and cast, scalars cast, images (h, w, c)."""
+    import numpy as np
+
+    if isinstance(t, TupleType) and isinstance(record, tuple) and len(record) == len(t.items):
+        return tuple(_convert(r, i, source) for r, i in zip(record, t.items))
+    if not isinstance(t, Tensor | Scalar | ImageType):
+        return record  # atoms, collections, Any: as the reader gives them
+    arr = None if isinstance(record, tuple | AtomSet) else np.asarray(record)
+    dims = None if arr is None else _fit(arr.shape, t)
+    if arr is None or dims is None:
+        what = f"shape {arr.shape}" if arr is not None else \
+            f"{len(record)} columns" if isinstance(record, tuple) else f"a {type(record).__name__}"
+        raise SailError(f"a record of {source} has {what}, which does not fit {t!r}",
+                        fix="declare the type the records have in Input(source, type), or fix the data")
+    if isinstance(t, Scalar):
+        value = arr.reshape(())[()]
+        return value if t.dtype is None else np.dtype(t.dtype).type(value)
+    dtype = t.dtype if isinstance(t, Tensor) and t.dtype else "float32"
+    return np.array(arr.reshape(dims), dtype=dtype)  # a copy: records do not pin the memmap
+
+
+def _fit(shape: tuple[int, ...], t: SailType) -> tuple[int, ...] | None:
+    """The shape a record of ``shape`` takes as ``t`` (one unknown size may absorb the rest), or None."""
+    size = math.prod(shape)
+    if isinstance(t, Scalar):
+        return () if size == 1 else None
+    if isinstance(t, ImageType):
+        shape = (*shape, 1) if len(shape) == 2 else shape
+        return shape if len(shape) == 3 and all(d is None or d == s for s, d in zip(shape, t.dims)) else None
+    dims = t.dims or (None,)
+    if len(shape) == len(dims) and all(d is None or d == s for s, d in zip(shape, dims)):
+        return shape
+    known, free = math.prod(d for d in dims if d is not None), sum(d is None for d in dims)
+    if free > 1 or not known or size % known or (free == 0 and size != known):
+        return None
+    return tuple(size // known if d is None else d for d in dims)
+
+
+def _idx(path: Path) -> tuple[Records, int, tuple[int, ...]]:
+    """MNIST's IDX format: two zero bytes, a dtype code, the rank, big-endian uint32 sizes, the data."""
+    import numpy as np
+
+    zipped = path.name.lower().endswith(".gz")
+    with (gzip.open(path, "rb") if zipped else path.open("rb")) as f:
+        head = f.read(4)
+        rank = head[3] if len(head) == 4 and head[:2] == b"\0\0" and head[2] in _IDX_DTYPES else 0
+        sizes = f.read(4 * rank)
+    if not rank or len(sizes) < 4 * rank:
+        raise SailError(f"{path} is not an IDX file (bad header)", fix="use MNIST's IDX files, or save a .npy file")
+    dims = struct.unpack(f">{rank}I", sizes)
+    dtype, offset, count = np.dtype(_IDX_DTYPES[head[2]]), 4 + 4 * rank, dims[0]
+    nbytes = math.prod(dims[1:]) * dtype.itemsize
+    truncated = SailError(f"{path} is truncated: its header promises {dims} values", fix="copy the file again")
+    if not zipped and path.stat().st_size < offset + count * nbytes:
+        raise truncated
+
+    def unzipped() -> Iterator[Any]:
+        # A gzip stream cannot be mapped: it is decompressed record by record.
+        with gzip.open(path, "rb") as f:
+            f.read(offset)
+            for _ in range(count):
+                buf = f.read(nbytes)
+                yield np.frombuffer(buf, dtype).reshape(dims[1:]) if len(buf) == nbytes else _raise(truncated)
+
+    # A memmap reads pages as records are used: nothing is loaded before iteration.
+    mapped = lambda: np.memmap(path, dtype, "r", offset, dims) if count else ()  # noqa: E731
+    return (unzipped if zipped else mapped), count, dims[1:]
+
+
+def _npy(path: Path) -> tuple[Records, int, tuple[int, ...]]:
+    import numpy as np
+
+    def load() -> Any:
+        try:
+            arr = np.load(path, mmap_mode="r", allow_pickle=False)
+        except ValueError as exc:
+            raise SailError(f"cannot read {path}: {exc}", fix="np.save a numeric array") from None
+        return arr if arr.ndim else _raise(SailError(f"{path} holds one value, not records",
+                                                     fix="save an array whose first axis is records"))
+
+    shape = load().shape  # mapping reads the header only
+    return load, shape[0], shape[1:]
+
+
+def _csv(path: Path) -> Iterator[Any]:
+    """Numeric rows as float32 arrays (scalars for one column); a first row that is not numeric is a header."""
+    import csv
+
+    import numpy as np
+
+    width = None
+    with path.open(newline="") as f:
+        for line, row in enumerate(csv.reader(f), 1):
+            if not any(c.strip() for c in row):
+                continue
+            try:
+                values = np.asarray([float(c) for c in row], np.float32)
+            except ValueError:
+                if width is None:
+                    width = len(row)
+                    continue
+                raise SailError(f"{path}, line {line}: {row!r} is not numeric", fix="CSV inputs hold numbers") from None
+            if len(values) != (width or len(values)):
+                raise SailError(f"{path}, line {line}: {len(values)} columns, not {width}", fix="fix the row")
+            width = len(values)
+            yield values[0] if width == 1 else values
+
+
+def _frames(path: Path) -> Iterator[AtomSet]:
+    """The frames of an (extended) XYZ file; per-atom numeric properties become AtomSet fields."""
+    with path.open() as f:
+        lines = enumerate(f, 1)
+        for line, text in lines:
+            if not text.strip():
+                continue
+            try:
+                if not text.strip().isdigit():
+                    raise ValueError(f"expected the number of atoms, found {text.strip()!r}")
+                block = [t for _, t in itertools.islice(lines, int(text) + 1)]
+                if len(block) <= int(text):
+                    raise ValueError("the frame ends early")
+                atoms = _frame(block[0], [t.split() for t in block[1:]])
+            except ValueError as exc:
+                raise SailError(f"{path}, line {line}: {exc}", fix=_XYZ_FIX) from None
+            yield atoms
+
+
+def _first(path: Path) -> AtomSet:
+    for atoms in _frames(path):
+        return atoms
+    raise SailError(f"{path} holds no configuration", fix=_XYZ_FIX)
+
+
+def _frame(comment: str, rows: list[list[str]]) -> AtomSet:
+    import numpy as np
+
+    spec = re.search(r"properties=[\"']?([^\s\"']+)", comment, re.IGNORECASE)
+    props = (spec.group(1) if spec else "species:S:1:pos:R:3").split(":")
+    fields: dict[str, Any] = {}
+    col = 0
+    for name, kind, width in zip(props[::3], props[1::3], map(int, props[2::3])):
+        if any(len(r) < col + width for r in rows):
+            raise ValueError(f"an atom line has no column for {name!r}")
+        key, values = _XYZ_NAMES.get(name, name), [r[col:col + width] for r in rows]
+        col += width
+        if key == "symbols" or kind.upper() in ("R", "I"):
+            arr = np.asarray(values, dtype=object if key == "symbols" else float if kind.upper() == "R" else int)
+            fields[key] = arr[:, 0] if width == 1 else arr
+    if "symbols" not in fields or "positions" not in fields:
+        raise ValueError("a frame needs species and positions")
+    numbers = [int(s) if s.isdigit() else atomic_number(s) for s in fields.pop("symbols")]
+    fields.pop("Z", None)
+    return AtomSet(numbers, fields.pop("positions"), **fields)
+
+
+def _read_image(path: Path, channels: int | None) -> Any:
+    """One image file as float32 (h, w, c) in [0, 1], with ``channels`` channels where given."""
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            mode = {1: "L", 3: "RGB", 4: "RGBA"}.get(channels or 0)
+            if mode is None and img.mode in ("1", "P", "CMYK", "YCbCr", "LAB", "HSV"):
+                mode = "L" if img.mode == "1" else "RGBA" if "transparency" in img.info else "RGB"
+            # 16-bit and float grey images are kept: converting them to "L" would clip them.
+            keep = mode is None or img.mode == mode or (mode == "L" and img.mode in ("I", "I;16", "F"))
+            arr = np.asarray(img if keep else img.convert(mode))
+    except (OSError, UnidentifiedImageError) as exc:
+        raise SailError(f"cannot read image {path}: {exc}", fix="save it as PNG or TIFF") from None
+    # 8-bit images scale by 255, wider integer ones (16-bit PNG/TIFF) by 65535, float ones not at all.
+    scale = 1 if arr.dtype.kind in "fb" else 255 if arr.dtype.itemsize == 1 else 65535
+    out = arr.astype(np.float32) / np.float32(scale)
+    return out[..., None] if out.ndim == 2 else out
+
+
+def _dataset(source: str, element: SailType) -> DataStream:
+    name, _, column = source[len("dataset:"):].partition("/")
+    provider = dataset_provider(name)
+    names = [column] if column else list(provider.columns)
+
+    def columns() -> list[Any]:
+        cached = _LOADED.get(name)
+        if cached is None or cached[0] is not provider:  # a re-registered provider loads anew
+            _LOADED[name] = cached = (provider, provider.loader())
+        data = cached[1]
+        if any(c not in data for c in names) or len({len(data[c]) for c in names}) > 1:
+            raise SailError(f"the loader of dataset {name!r} returned columns {list(data)} of lengths "
+                            f"{[len(v) for v in data.values()]}", fix=f"return the columns {names}, of one length")
+        return [data[c] for c in names]
+
+    raw = lambda: columns()[0] if column else zip(*columns())  # noqa: E731
+    return DataStream(source, element, lambda: (_convert(r, element, source) for r in raw()),
+                      lambda: len(columns()[0]), lambda t: _dataset(source, t))

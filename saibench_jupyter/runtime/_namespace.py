@@ -1,0 +1,113 @@
+"""The globals SAIL modules run with at execution: SAIL's names plus support code, run for real.
+
+Discovery never runs support code (modules see opaque placeholders); execution does,
+once per run, with every source's support statements compiled under the source's own
+name and line numbers, so a traceback points at the user's line. Type and capability
+declarations are not run again: the repository's classes are reused, so ``Require``
+and ``Provides`` keep matching the classes discovery matched.
+"""
+
+from __future__ import annotations
+
+import ast
+import types
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..sail._errors import Location, SailError, source_filename
+from ..sail._namespace import namespace
+from ..sail._parser import ParsedModule, ParsedSource
+
+if TYPE_CHECKING:
+    from ..repository import Repository
+
+_DECORATORS = {"ProblemDefinition", "ModelDefinition", "MetricDefinition", "ConverterDefinition",
+               "SoftwareDefinition", "HardwareDefinition", "RankingDefinition"}
+
+
+class SupportCodeError(SailError):
+    """Support code (imports, helpers, constants) failed when run for execution."""
+
+
+def _decorator_name(d: ast.expr) -> str | None:
+    target = d.func if isinstance(d, ast.Call) else d
+    return target.id if isinstance(target, ast.Name) else None
+
+
+def _support_statements(source: ParsedSource) -> list[ast.stmt]:
+    tree = ast.parse(source.text, filename=source_filename(source.origin))
+    keep = []
+    for stmt in tree.body:
+        if isinstance(stmt, ast.FunctionDef) and any(_decorator_name(d) in _DECORATORS
+                                                     for d in stmt.decorator_list):
+            continue  # a module: compiled from its parsed record instead
+        if isinstance(stmt, ast.ClassDef) and stmt.name in source.declarations:
+            continue  # a declaration: the repository's class is reused
+        keep.append(stmt)
+    return keep
+
+
+class ExecutionNamespace:
+    """SAIL's names, every source's support code and declarations: what modules run with.
+
+    Parameters
+    ----------
+    sources : mapping
+        The repository's sources by origin.
+    """
+
+    def __init__(self, sources: Mapping[str, ParsedSource]) -> None:
+        self.globals: dict[str, Any] = namespace()
+        for source in sources.values():
+            self.globals.update(source.declarations)
+        for source in sources.values():
+            self._run_support(source)
+
+    @classmethod
+    def of(cls, repo: Repository) -> ExecutionNamespace:
+        """The namespace of everything ``repo`` holds."""
+        return cls(repo.sources())
+
+    def _run_support(self, source: ParsedSource) -> None:
+        stmts = _support_statements(source)
+        if not stmts:
+            return
+        code = compile(ast.Module(body=stmts, type_ignores=[]), source_filename(source.origin), "exec",
+                       dont_inherit=True)
+        try:
+            exec(code, self.globals)
+        except Exception as exc:
+            line = _deepest_line(exc, source.origin)
+            raise SupportCodeError(
+                f"the support code of {source.origin} raised {type(exc).__name__}: {exc}",
+                location=Location(source.origin, line) if line else None,
+                fix="support code runs once before the problem; make it importable here "
+                "(installed packages, files next to the source)",
+            ) from exc
+
+    def function(self, module: ParsedModule) -> types.FunctionType:
+        """The module's function, defined in this namespace (its body is not run)."""
+        shadowed = self.globals.get(module.name)
+        exec(module.code, self.globals)
+        fn = self.globals.pop(module.name)
+        # Module names are not names in SAIL: inside the converter Concat, Concat is the primitive.
+        if shadowed is not None:
+            self.globals[module.name] = shadowed
+        return fn  # type: ignore[no-any-return]
+
+
+def _deepest_line(exc: BaseException, origin: str) -> int:
+    filename = source_filename(origin)
+    line = 0
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == filename:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def module_site(exc: BaseException, module: ParsedModule) -> Location:
+    """The deepest line of ``module``'s own code in the traceback of ``exc`` (else its ``def``)."""
+    line = _deepest_line(exc, module.origin)
+    return Location(module.origin, line or module.line)

@@ -1,0 +1,185 @@
+"""``run_scenario``: run one discovered scenario in this process and return its points.
+
+The lifecycle is fixed: support code, settings, hardware, the live model, the problem
+in stages, metrics per checkpoint. Whatever fails is caught here and becomes the
+result's ``error`` (with the module, file or cell, line, stage and checkpoint); the
+points of the stages that finished are kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..backends import trainer_class
+from ..backends._trainer import TrainingDiverged, TrainSettings
+from ..sail._errors import Location, ModuleFailed, SailError
+from ._convert import ChainBook, RecordConverter
+from ._hardware import hardware
+from ._model import build_model, seed_everything
+from ._namespace import ExecutionNamespace
+from ._result import RunError, ScenarioResult
+from ._session import ProblemRun, diverged, run_problem
+
+if TYPE_CHECKING:
+    from ..planner._lattice import Scenario
+    from ..repository import Repository
+
+
+def resolve_settings(scenario: Scenario, overrides: Mapping[str, Any] | None = None,
+                     defaults: Mapping[str, Any] | None = None) -> TrainSettings:
+    """Training settings: defaults, then the problem's and the model's parameters, then ``overrides``.
+
+    A problem or model parameter named like a setting (``epochs``, ``batch_size``,
+    ``learning_rate`` or ``lr``, ``optimizer``, ``seed``) sets it; ``defaults`` are the
+    default values of such parameters (``def MNIST(epochs=4)``).
+    """
+    names = {f.name for f in dataclasses.fields(TrainSettings)}
+    values: dict[str, Any] = {}
+    params = scenario.params
+    for source in (defaults or {}, params.get("problem", {}), params.get("model", {}), overrides or {}):
+        for key, value in source.items():
+            name = TrainSettings.ALIASES.get(key, key)
+            if name in names:
+                values[name] = value
+            elif source is overrides:
+                raise KeyError(f"unknown training setting {key!r} (settings: {', '.join(sorted(names))})")
+    values["device"] = scenario.resources.device
+    return TrainSettings(**values)
+
+
+def run_scenario(scenario: Scenario, *, settings: Mapping[str, Any] | None = None,
+                 repository: Repository | None = None) -> ScenarioResult:
+    """Run ``scenario`` here, in this process, and return its work–precision points.
+
+    Parameters
+    ----------
+    scenario : Scenario
+        A scenario from :func:`saibench_jupyter.discover`.
+    settings : mapping, optional
+        Training settings that override the scenario's (``{"epochs": 5, "seed": 1}``).
+    repository : Repository, optional
+        Where support code and converters come from; the scenario's own repository by default.
+
+    Returns
+    -------
+    ScenarioResult
+        ``.status`` (``ok``, ``failed``, ``diverged``), ``.error``, ``.points`` (one per stage ×
+        checkpoint) and ``.to_dataframe()``. Failures are reported there, never raised.
+    """
+    started = time.perf_counter()
+    repo = repository if repository is not None else scenario.repository
+    backend = scenario.software_instance.backend
+    try:
+        ns = ExecutionNamespace.of(repo)
+    except SailError as exc:
+        result = ScenarioResult(scenario.id, scenario.label, backend, scenario.resources.device, {})
+        return _fail(result, _error(exc, repo, None), started)
+    problem = scenario.problem_instance.module
+    problem_fn = ns.function(problem)
+    model_fn = ns.function(scenario.model_choice.module)
+    try:
+        train_settings = resolve_settings(scenario, settings, {**_defaults(model_fn), **_defaults(problem_fn)})
+    except (KeyError, ValueError, TypeError) as exc:
+        result = ScenarioResult(scenario.id, scenario.label, backend, scenario.resources.device, {})
+        return _fail(result, RunError(f"bad training settings: {exc}", kind="error",
+                                      fix="use epochs, batch_size, learning_rate, optimizer, seed"), started)
+    result = ScenarioResult(scenario.id, scenario.label, backend, train_settings.device,
+                            dataclasses.asdict(train_settings))
+    run: ProblemRun | None = None
+    try:
+        chains = ChainBook(scenario.converters)
+        converters = {m.name: ns.function(m) for m in repo.modules("converter")}
+        convert = RecordConverter(converters)
+        with hardware(scenario.resources, backend):
+            seed_everything(train_settings.seed)
+            model = build_model(scenario.model_choice, ns, chains)
+            trainer = trainer_class(backend)(model, train_settings, convert)
+            metrics = {m.name: (repo.get(m.name), ns.function(repo.get(m.name))) for m in scenario.metrics}
+            tasks = {t.kind: t for t in scenario.problem_instance.meta.model_tasks}
+            run = ProblemRun(problem, trainer, tasks, chains, convert, metrics, scenario.metrics,
+                             scenario.environment, ns.globals, _search_path(repo, problem.origin), result)
+            kwargs = _problem_arguments(problem, scenario.problem_instance.params, train_settings)
+            run_problem(run, problem_fn, kwargs)
+    except TrainingDiverged as exc:
+        result.status = "diverged"
+        result.error = diverged(exc, run.stages if run else None, train_settings.learning_rate)
+    except Exception as exc:
+        return _fail(result, _error(exc, repo, run), started)
+    result.wall_ms = (time.perf_counter() - started) * 1e3
+    return result
+
+
+def _fail(result: ScenarioResult, error: RunError, started: float) -> ScenarioResult:
+    result.status = "failed"
+    result.error = error
+    result.wall_ms = (time.perf_counter() - started) * 1e3
+    return result
+
+
+def _defaults(fn: Any) -> dict[str, Any]:
+    """A function's parameters that have default values, with those values."""
+    import inspect
+
+    return {k: p.default for k, p in inspect.signature(fn).parameters.items() if p.default is not p.empty}
+
+
+def _problem_arguments(problem: Any, params: Mapping[str, Any], settings: TrainSettings) -> dict[str, Any]:
+    kwargs = {}
+    for p in problem.params:
+        setting = TrainSettings.ALIASES.get(p, p)
+        if p in params:
+            kwargs[p] = params[p]
+        elif p in problem.defaults:
+            continue
+        elif hasattr(settings, setting):
+            kwargs[p] = getattr(settings, setting)  # MNIST(epochs): the trainer's epochs
+        else:
+            raise SailError(f"parameter {p} of problem {problem.name} has no value", module=problem.name,
+                            location=problem.location,
+                            fix=f"give it a default, Suggest values, or bind it: discover(params={{'{p}': ...}})")
+    return kwargs
+
+
+def _search_path(repo: Repository, origin: str) -> list[Path]:
+    """Folders of the sources (the problem's first): where relative input files are found."""
+    out: list[Path] = []
+    for o in (origin, *repo.sources()):
+        folder = Path(o).parent if Path(o).is_file() else None
+        if folder is not None and folder not in out:
+            out.append(folder)
+    return out
+
+
+def _error(exc: BaseException, repo: Repository, run: ProblemRun | None) -> RunError:
+    """A RunError naming the module, file or cell and line where ``exc`` came from."""
+    location, module = _sail_site(exc, repo)
+    stage = run.stages if run is not None and run.stages else None
+    checkpoint = run.epoch if run is not None and run.epoch else None
+    if isinstance(exc, ModuleFailed):
+        return RunError(f"{module or 'a module'} failed at execution: {exc.reason}", module, location, stage,
+                        checkpoint)
+    if isinstance(exc, SailError):
+        return RunError(exc.what, exc.module or module, exc.location or location, stage, checkpoint, fix=exc.fix)
+    return RunError(f"{type(exc).__name__}: {exc}", module, location, stage, checkpoint,
+                    kind="error" if location is not None else "internal",
+                    fix=None if location is not None else "this looks like a bug in SAIBench: please report it")
+
+
+def _sail_site(exc: BaseException, repo: Repository) -> tuple[Location | None, str | None]:
+    """The deepest frame of SAIL code in the traceback, and the module it belongs to."""
+    site = None
+    tb = exc.__traceback__
+    while tb is not None:
+        name = tb.tb_frame.f_code.co_filename
+        if name.startswith("<sail "):
+            site = Location(name[len("<sail "):-1], tb.tb_lineno)
+        tb = tb.tb_next
+    if site is None:
+        return None, None
+    module = next((m.name for m in repo.modules() if m.origin == site.origin and m.line <= site.line <= m.end_line),
+                  None)
+    return site, module

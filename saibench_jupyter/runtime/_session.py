@@ -1,0 +1,343 @@
+"""Execution semantics: the problem runs top to bottom with a live model, in stages.
+
+``Train.K(...)`` gathers training records. The first ``Test.*`` or ``Model.*`` call after
+new training data starts a *stage*: the model is trained from its initial weights on
+every record gathered so far (a record declared again, as Fig. 8's cumulative
+``sum(train_stages[0:i+1])`` does, counts once), task by task in the order the problem
+first declared them, with a checkpoint after every epoch of the last task. Data-style
+tests (``Test.Classify(x, y)``) gathered in the stage are evaluated at every checkpoint;
+procedural ones (``Model.Predict``, ``Test.Compare``, ``Gradients``) run once, on the
+final model, and count at the stage's last checkpoint. Metrics are evaluated per
+checkpoint. A problem with no training data is one stage with one checkpoint.
+
+Work counters at a checkpoint measure the work that produced it: this stage's training
+up to the checkpoint (samples, epochs, milliseconds, flops) plus the inference that
+produced its test predictions. Timers cover only model work (no data loading, no
+compilation, no metric code) and stop after the device has finished.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..backends._trainer import Trainer, TrainingDiverged, epoch_order, is_finite
+from ..planner._instances import MetricInfo
+from ..sail._atoms import AtomSet
+from ..sail._concepts import COMPARISON_KINDS
+from ..sail._context import Context
+from ..sail._errors import SailError
+from ..sail._graph import ConvertNode
+from ..sail._lists import SailList
+from ..sail._parser import ParsedModule
+from ..sail._primitives import capability_of
+from ._convert import ChainBook, RecordConverter
+from ._data import open_input
+from ._metrics import evaluate
+from ._result import COUNTERS, Point, RunError, ScenarioResult
+
+
+def collate(values: list[Any]) -> Any:
+    """Records as one batch: stacked arrays (float32 for floats), or stacked fields for atoms."""
+    import numpy as np
+
+    first = values[0]
+    if isinstance(first, AtomSet):
+        keys = [k for k in first.fields if all(k in v.fields for v in values)]
+        try:
+            return {k: _float32(np.stack([v.fields[k] for v in values])) for k in keys}
+        except ValueError:
+            raise SailError("configurations of different atom counts cannot share a batch",
+                            fix="use batch_size=1, or configurations of one size") from None
+    return _float32(np.stack([np.asarray(v) for v in values]))
+
+
+def _float32(arr: Any) -> Any:
+    return arr.astype("float32") if arr.dtype.kind == "f" and arr.dtype.itemsize != 4 else arr
+
+
+def _peak_rss() -> int:
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)
+
+
+@dataclass
+class _Checkpoint:
+    epoch: int
+    state: Any
+    counters: dict[str, float]
+    loss: float | None
+
+
+@dataclass
+class _Stage:
+    index: int
+    checkpoints: list[_Checkpoint] = field(default_factory=list)
+    tests: dict[str, list[tuple[Any, Any]]] = field(default_factory=dict)
+    compared: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
+    procedural_ms: float = 0.0
+
+
+class ProblemRun(Context):
+    """The context a problem runs in at execution, driving the trainer stage by stage.
+
+    Parameters
+    ----------
+    problem : ParsedModule
+        The problem module.
+    trainer : Trainer
+        The live model.
+    tasks : mapping
+        Task kind to its signature (input and output types).
+    chains : ChainBook
+        Conversions for ``Convert(value, type)`` in the problem.
+    convert : RecordConverter
+        Runs conversion chains.
+    metrics : mapping
+        Metric name to (module, function to call).
+    environment : Environment
+        The software environment (its capability implementations).
+    namespace : mapping
+        The execution globals (support names an implementation may be).
+    search : sequence of Path
+        Folders where relative input files are looked up.
+    result : ScenarioResult
+        Filled as the run goes (points are kept when a later stage fails).
+    """
+
+    name = "execution"
+
+    def __init__(self, problem: ParsedModule, trainer: Trainer, tasks: Mapping[str, Any], chains: ChainBook,
+                 convert: RecordConverter, metrics: Mapping[str, tuple[ParsedModule, Callable[[], Any]]],
+                 metric_info: tuple[MetricInfo, ...], environment: Any, namespace: Mapping[str, Any],
+                 search: list[Any], result: ScenarioResult) -> None:
+        self.problem = problem
+        self.trainer = trainer
+        self.tasks = tasks
+        self.chains = chains
+        self.convert = convert
+        self.metrics = metrics
+        self.metric_info = {m.name: m for m in metric_info}
+        self.environment = environment
+        self.namespace = namespace
+        self.search = search
+        self.result = result
+        self.train: dict[str, list[tuple[Any, ...]]] = {}
+        self._seen: set[tuple[Any, ...]] = set()
+        self._keep: list[Any] = []
+        self._dirty = False
+        self.stage: _Stage | None = None
+        self.stages = 0
+        self.epoch = 0
+        self._predicted: dict[int, tuple[str, Any, Any]] = {}
+        self._capabilities: dict[str, Any] = {}
+
+    # -- the problem's primitives ------------------------------------------------------
+    def input(self, source: Any, type: Any) -> Any:
+        return open_input(str(source), type, self.search)
+
+    def suggest(self, param: Any, values: tuple[Any, ...]) -> None:
+        pass  # every parameter is bound at execution
+
+    def task(self, concept: str, kind: str, args: tuple[Any, ...]) -> Any:
+        if not args:
+            raise SailError(f"{concept}.{kind}() records nothing", module=self.problem.name,
+                            fix=f"pass the data: {concept}.{kind}(x, y)")
+        if concept == "Train":
+            self._gather(kind, args)
+            return None
+        stage = self._ensure_trained()
+        if concept == "Model":
+            return self._call_model(stage, kind, args[0])
+        if kind in COMPARISON_KINDS:
+            stage.compared.setdefault(kind, []).append(tuple(args))
+        else:
+            y = args[1] if len(args) > 1 else args[0]
+            stage.tests.setdefault(kind, []).append((args[0], y))
+        return None
+
+    def require(self, what: Any, args: tuple[Any, ...]) -> Any:
+        cap = capability_of(what)
+        if cap is None:
+            raise SailError(f"Require({what!r}) does not name a capability", module=self.problem.name)
+        name = cap.capability_name()
+        if name not in self._capabilities:
+            self._capabilities[name] = self._implementation(name)
+        return self._capabilities[name]
+
+    def convert_value(self, node: ConvertNode, value: Any) -> Any:
+        return self.convert(self.chains.for_value(node, value), value)
+
+    def gradients(self, wrt: Any, output: Any) -> Any:
+        import numpy as np
+
+        hit = self._predicted.get(id(output))
+        if hit is None or hit[2] is not output:
+            raise SailError("Gradients(wrt, output): output is not a value Model.Kind(...) returned",
+                            module=self.problem.name,
+                            fix="pass the model's prediction itself, e.g. e = Model.Predict(x); Gradients(pos, e)")
+        kind, x, _ = hit
+        as_list = isinstance(wrt, list | tuple)
+        target = np.stack([np.asarray(w) for w in wrt]) if as_list else np.asarray(wrt)
+        field_name = None
+        if isinstance(x, AtomSet):
+            field_name = next((k for k, v in x.fields.items() if v.shape == target.shape
+                               and np.allclose(v, target)), None)
+            ok = field_name is not None
+        else:
+            ok = np.shape(x) == target.shape and np.allclose(np.asarray(x), target)
+        if not ok:
+            raise SailError("Gradients(wrt, output): wrt is not the model's input (or one field of it) "
+                            "for that output", module=self.problem.name,
+                            fix="differentiate with respect to what went into Model.Kind(x): x itself, "
+                            "or x.map(lambda a: a.pos) for atoms")
+        start = time.perf_counter()
+        grad = self.trainer.gradients(kind, collate([x]), field_name)
+        self.trainer.sync()
+        if self.stage is not None:
+            self.stage.procedural_ms += (time.perf_counter() - start) * 1e3
+        return SailList(np.asarray(g) for g in grad) if as_list else grad
+
+    # -- training data and stages ---------------------------------------------------------
+    def _gather(self, kind: str, args: tuple[Any, ...]) -> None:
+        key = (kind, *(id(a) for a in args))
+        if key in self._seen:
+            return
+        self._seen.add(key)
+        self._keep.append(args)  # keeps the objects alive, so their ids stay unique
+        self.train.setdefault(kind, []).append(args)
+        self._dirty = True
+        if self.stage is not None:
+            self.finish_stage()
+
+    def _ensure_trained(self) -> _Stage:
+        if self.stage is not None and not self._dirty:
+            return self.stage
+        if self.stage is not None:
+            self.finish_stage()
+        self.stages += 1
+        self.stage = _Stage(self.stages)
+        self._dirty = False
+        self._train_stage(self.stage)
+        return self.stage
+
+    def _train_stage(self, stage: _Stage) -> None:
+        trainer, settings = self.trainer, self.trainer.settings
+        trainer.reset()
+        counters = dict.fromkeys(COUNTERS, 0.0)
+        kinds = [k for k in self.train if trainer.trains]
+        if not kinds:
+            stage.checkpoints.append(_Checkpoint(0, None, counters, None))
+            return
+        for i, kind in enumerate(kinds):
+            records = self.train[kind]
+            x = collate([r[0] for r in records])
+            y = x if len(records[0]) == 1 else collate([r[1] for r in records])
+            n = len(records)
+            start = time.perf_counter()
+            trainer.compile(kind, x, y)
+            self.result.compile_ms += (time.perf_counter() - start) * 1e3
+            bs = min(settings.batch_size, n)
+            per_record = trainer.flops(kind, _head(x, bs), _head(y, bs), True)
+            last = i == len(kinds) - 1
+            epochs = settings.epochs if trainer.epochs else 1
+            for epoch in range(1, epochs + 1):
+                self.epoch = epoch
+                order = epoch_order(settings.seed, stage.index, epoch + 1000 * i, n)
+                start = time.perf_counter()
+                loss = trainer.train_epoch(kind, x, y, order)
+                trainer.sync()
+                counters["TrainingMilliseconds"] += (time.perf_counter() - start) * 1e3
+                counters["SamplesSeen"] += n
+                counters["Epochs"] += 1
+                if per_record is not None:
+                    counters["Flops"] += per_record / bs * n
+                if not is_finite(loss):
+                    raise TrainingDiverged(loss, epoch)
+                if last:
+                    stage.checkpoints.append(_Checkpoint(epoch, trainer.state(), dict(counters), loss))
+
+    def _call_model(self, stage: _Stage, kind: str, x: Any) -> Any:
+        start = time.perf_counter()
+        out = self.trainer.predict(kind, collate([x]))[0]
+        self.trainer.sync()
+        stage.procedural_ms += (time.perf_counter() - start) * 1e3
+        self._predicted[id(out)] = (kind, x, out)
+        return out
+
+    def finish_stage(self) -> None:
+        """Evaluate the open stage's tests and metrics at each of its checkpoints."""
+        stage, self.stage = self.stage, None
+        if stage is None:
+            return
+        trainer = self.trainer
+        last = len(stage.checkpoints)
+        for c, cp in enumerate(stage.checkpoints, 1):
+            if cp.state is not None and last > 1:
+                trainer.load_state(cp.state)  # the last one leaves the live model as trained
+            counters = dict(cp.counters)
+            collections: dict[str, list[tuple[Any, ...]]] = {}
+            inference = 0.0
+            for kind, records in stage.tests.items():
+                start = time.perf_counter()
+                predicted = trainer.predict(kind, collate([r[0] for r in records]))
+                trainer.sync()
+                inference += (time.perf_counter() - start) * 1e3
+                collections[kind] = [(x, y, p) for (x, y), p in zip(records, predicted)]
+            if c == last:
+                inference += stage.procedural_ms
+                collections.update({k: list(v) for k, v in stage.compared.items()})
+            counters["InferenceMilliseconds"] = inference
+            counters["ElapsedMilliseconds"] = counters["TrainingMilliseconds"] + inference
+            counters["PeakMemoryBytes"] = float(trainer.peak_memory() or _peak_rss())
+            values, raw, errors = evaluate(self.metrics, collections, counters, stage.index, c)
+            self.result.warnings.extend(errors)
+            self.result.points.append(Point(stage.index, c, cp.epoch, counters, values, raw, cp.loss))
+
+    # -- capabilities ----------------------------------------------------------------------
+    def _implementation(self, name: str) -> Any:
+        impl = dict(self.environment.provides).get(name)
+        if impl is None:
+            raise SailError(f"the software does not provide {name}", module=self.problem.name,
+                            fix=f"choose software that calls Provides({name}, ...)")
+        if impl in self.namespace:
+            obj = self.namespace[impl]
+        else:
+            import importlib
+
+            mod, _, attr = impl.partition(":")
+            try:
+                obj = importlib.import_module(mod)
+                for part in filter(None, attr.split(".")):
+                    obj = getattr(obj, part)
+            except (ImportError, AttributeError) as exc:
+                raise SailError(f"the implementation {impl!r} of {name} cannot be loaded: {exc}",
+                                module=self.problem.name,
+                                fix="install what the software module's Environment(pip=[...]) lists") from exc
+        return obj() if isinstance(obj, type) else obj
+
+
+def _head(x: Any, n: int) -> Any:
+    if isinstance(x, dict):
+        return {k: v[:n] for k, v in x.items()}
+    return x[:n]
+
+
+def diverged(exc: TrainingDiverged, stage: int | None, lr: float) -> RunError:
+    """The error of a run whose loss stopped being a number."""
+    return RunError(f"training diverged: the loss is {exc.loss} after epoch {exc.epoch}", stage=stage,
+                    kind="diverged", fix=f"lower the learning rate (it is {lr:g}) or normalise the data")
+
+
+def run_problem(run: ProblemRun, fn: Callable[..., Any], kwargs: Mapping[str, Any]) -> None:
+    """Run the problem function to the end and evaluate its last stage."""
+    from ..sail._context import using
+
+    with using(run):
+        fn(**kwargs)
+    run.finish_stage()

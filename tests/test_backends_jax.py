@@ -1,0 +1,357 @@
+"""The JAX backend on models built the real way: SAIL source, discovery, lowering, training."""
+
+from __future__ import annotations
+
+import textwrap
+
+import numpy as np
+import pytest
+
+jax = pytest.importorskip("jax")
+
+from saibench_jupyter import Machine, Repository, discover  # noqa: E402
+from saibench_jupyter.backends._jax import JaxTrainer  # noqa: E402
+from saibench_jupyter.backends._plan import (  # noqa: E402
+    LoweredModel,
+    LoweredTask,
+    Op,
+    graphs_of,
+    init_params,
+    lower,
+)
+from saibench_jupyter.backends._trainer import TrainSettings, epoch_order  # noqa: E402
+from saibench_jupyter.sail._graph import JaxModel  # noqa: E402
+from saibench_jupyter.sail._types import Scalar, Tensor  # noqa: E402
+
+SOURCE = textwrap.dedent('''
+    from saibench_jupyter.sail import *
+
+    @ProblemDefinition
+    def Digits():
+        for x, y in zip(Input("dataset:digits/images"), Input("dataset:digits/labels").OneHot(Tensor(10))):
+            Train.Classify(x, y)
+            Test.Classify(x, y)
+
+    @ProblemDefinition
+    def DigitImages():
+        images = Input("dataset:digits/images", Image(8, 8, 1))
+        for x, y in zip(images, Input("dataset:digits/labels").OneHot(Tensor(10))):
+            Train.Classify(x, y)
+            Test.Classify(x, y)
+
+    @ProblemDefinition
+    def Molecules():
+        for x, e in zip(Input("mols.xyz", Set(Atom(), 5)), Input("energies.npy", Scalar)):
+            Train.Predict(x, e)
+            Test.Predict(x, e)
+
+    @ProblemDefinition
+    def Masks():
+        for x in Input("dataset:digits/images", Image(8, 8, 1)):
+            Train.Pretrain(x)
+        for x, y in zip(Input("dataset:digits/images", Image(8, 8, 1)), Input("masks.npy", Image(8, 8, 1))):
+            Train.Segment(x, y)
+            Test.Segment(x, y)
+
+    @ConverterDefinition
+    def Position(a: Atom) -> Tensor(3):
+        return a.pos
+
+    @ModelDefinition
+    def MLP(task, inputType, outputType):
+        if task != Classify: Fail("classifies only")
+        return Pipeline([Convert(inputType, Tensor), Linear(64), Relu(), Linear(outputType.dims),
+                         Softmax(outputType.dims), Convert(Tensor, outputType)])
+
+    @ModelDefinition
+    def CNN(task, inputType, outputType):
+        if task != Classify or inputType.dims != (8, 8, 1): Fail("classifies 8x8 images only")
+        return Pipeline([Conv2d(4, 3, padding=1), Relu(), MaxPool2d(2), Flatten(), Linear(outputType.dims),
+                         Softmax(outputType.dims), Convert(Tensor, outputType)])
+
+    @ModelDefinition
+    def PermutationInvariantModel(task, inputType, outputType):
+        if task != Predict or not inputType.IsSet: Fail("predicts on sets only")
+        m = Require(Model, task, inputType.ElementType, outputType)
+        return Sum(Array(m, inputType.Size))
+
+    @ModelDefinition
+    def AtomEnergy(task, inputType, outputType):
+        if task != Predict or inputType.IsSet: Fail("one atom at a time")
+        return Pipeline([Convert(inputType, Tensor), Linear(8), Tanh(), Linear(), Convert(Tensor, outputType)])
+
+    @ModelDefinition
+    def PretrainSegmentModel(task, inputType, outputType):
+        embType = Tensor(16)
+        m_base = Require(Model, Embedding, inputType, embType)
+        if task == Pretrain:
+            return Pipeline([m_base, Require(Model, Segment, embType, inputType)])
+        elif task == Segment:
+            return Pipeline(m_base, Require(Model, task, embType, outputType))
+        else:
+            Fail("pretrains and segments only")
+
+    @ModelDefinition
+    def ConvEncoder(task, inputType, outputType):
+        if task != Embedding: Fail("only embeds images")
+        return Pipeline([Conv2d(4, 3), Relu(), MaxPool2d(2), Flatten(), Linear(outputType.dims)])
+
+    @ModelDefinition
+    def DenseDecoder(task, inputType, outputType):
+        if task != Segment or inputType.dims != (16,): Fail("only decodes embeddings into masks")
+        return Pipeline([Convert(inputType, Tensor), Linear(32), Relu(), Linear(outputType.Size),
+                         Sigmoid(), Convert(Tensor, outputType)])
+
+    @HardwareDefinition
+    def CPU():
+        return Resources(cpus=1)
+
+    @SoftwareDefinition
+    def JAX(hardware):
+        return Environment(backend="jax")
+''')
+
+
+def identity_convert(chain, record):
+    """The only user converter in these tests is Position (Atom -> Tensor(3))."""
+    return record["positions"]
+
+
+@pytest.fixture(scope="module")
+def lattice():
+    repo = Repository()
+    repo.add_source(SOURCE, origin="x.py")
+    return discover(repo, machine=Machine(cpus=2, gpus=0, memory=2**34))
+
+
+def lowered(lattice, problem: str, model: str):
+    (sc,) = [s for s in lattice.scenarios if s.problem == problem and s.model_choice.label == model]
+    return lower(graphs_of(sc.model_choice), lattice.converters.resolve)
+
+
+def trainer(model, **settings) -> JaxTrainer:
+    return JaxTrainer(model, TrainSettings(**settings), identity_convert)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = (d.images / 16.0).astype(np.float32)
+    y = np.eye(10, dtype=np.float32)[d.target]
+    perm = np.random.default_rng(0).permutation(len(x))
+    train, test = perm[:1400], perm[1400:]  # 1400 = 43 * 32 + 24: the last batch is partial
+    return x[train], y[train], x[test], d.target[test]
+
+
+@pytest.fixture(scope="module")
+def mlp(lattice):
+    return lowered(lattice, "Digits", "MLP")
+
+
+def test_initial_weights_are_init_params(mlp, digits):
+    tr = trainer(mlp, seed=3)
+    want = init_params(mlp, 3)
+    got = tr.state()
+    assert got.keys() == want.keys() == mlp.params.keys()
+    assert all(np.array_equal(got[k], want[k]) and got[k].dtype == np.float32 for k in want)
+    x, y, _, _ = digits
+    tr.train_epoch("Classify", x[:64], y[:64], epoch_order(3, 0, 0, 64))
+    tr.reset()
+    assert all(np.array_equal(tr.state()[k], want[k]) for k in want)
+    assert all(int(c) == 0 for c in tr.opt["t"].values())
+
+
+def numpy_mlp(params, x):
+    (w1, b1), (w2, b2) = [(params[f"model[Classify]/{i}.weight"], params[f"model[Classify]/{i}.bias"])
+                          for i in (1, 3)]
+    z = np.maximum(x.reshape(len(x), -1) @ w1.T + b1, 0) @ w2.T + b2
+    e = np.exp(z - z.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def test_forward_pass_agrees_with_numpy(mlp, digits):
+    x = digits[0][:50]
+    tr = trainer(mlp, seed=1)
+    np.testing.assert_allclose(tr.predict("Classify", x), numpy_mlp(init_params(mlp, 1), x), atol=1e-5)
+
+
+def test_mlp_learns_digits_and_trains_the_partial_batch(mlp, digits):
+    x, y, xt, labels = digits
+    tr = trainer(mlp, batch_size=32, seed=0)
+    tr.compile("Classify", x, y)
+    losses = [tr.train_epoch("Classify", x, y, epoch_order(0, 0, e, len(x))) for e in range(10)]
+    # 43 full batches and one of 24 records per epoch: 44 Adam steps for every parameter
+    assert all(int(c) == 440 for c in tr.opt["t"].values())
+    assert losses[-1] < losses[0] / 3
+    accuracy = (tr.predict("Classify", xt).argmax(-1) == labels).mean()
+    assert accuracy >= 0.9
+
+
+def test_train_epoch_after_compile_does_not_compile(mlp, digits):
+    from jax._src.dispatch import BACKEND_COMPILE_EVENT
+
+    x, y = digits[0][:100], digits[1][:100]
+    tr = trainer(mlp, batch_size=32)
+    tr.compile("Classify", x, y)
+    traces = tr.traces
+    events = []
+
+    def listen(event, duration, **kwargs):
+        if event == BACKEND_COMPILE_EVENT:
+            events.append(duration)
+
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        for e in range(3):
+            tr.train_epoch("Classify", x, y, epoch_order(0, 0, e, 100))
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listen)
+    assert events == []
+    assert tr.traces == traces and len(tr._epochs) == 1
+
+
+def test_training_matches_torch_adam(mlp, digits):
+    """One epoch with a partial batch, against torch.optim.Adam with its defaults."""
+    torch = pytest.importorskip("torch")
+    x, y = digits[0][:100], digits[1][:100]
+    order = epoch_order(0, 0, 0, 100)
+    tr = trainer(mlp, batch_size=32, seed=2)
+    loss = tr.train_epoch("Classify", x, y, order)
+
+    names = [f"model[Classify]/{i}.{w}" for i in (1, 3) for w in ("weight", "bias")]
+    ps = [torch.tensor(init_params(mlp, 2)[n], requires_grad=True) for n in names]
+    opt = torch.optim.Adam(ps, lr=1e-3)
+    total = 0.0
+    for s in range(0, 100, 32):
+        idx = torch.as_tensor(order[s:s + 32])
+        xb, yb = torch.as_tensor(x)[idx].reshape(len(idx), -1), torch.as_tensor(y)[idx]
+        z = torch.relu(xb @ ps[0].T + ps[1]) @ ps[2].T + ps[3]
+        batch_loss = -(yb * torch.log_softmax(z, -1)).sum(-1).mean()
+        opt.zero_grad()
+        batch_loss.backward()
+        opt.step()
+        total += batch_loss.item() * len(idx)
+    assert loss == pytest.approx(total / 100, rel=1e-5)
+    state = tr.state()
+    for n, p in zip(names, ps):
+        np.testing.assert_allclose(state[n], p.detach().numpy(), atol=2e-5)
+
+
+def test_sgd_is_a_plain_gradient_step(mlp, digits):
+    x, y = digits[0][:32], digits[1][:32]
+    tr = trainer(mlp, batch_size=32, optimizer="sgd", learning_rate=0.5)
+    p0 = tr.state()
+    g = jax.grad(lambda p: tr._loss("Classify", p, x, y, None))(jax.tree_util.tree_map(jax.numpy.asarray, p0))
+    tr.train_epoch("Classify", x, y, np.arange(32))
+    for k, v in tr.state().items():
+        np.testing.assert_allclose(v, p0[k] - 0.5 * np.asarray(g[k]), atol=1e-6)
+
+
+def test_convolutional_model_on_images_trains_like_torch_layouts(lattice, digits):
+    cnn = lowered(lattice, "DigitImages", "CNN")
+    x, y = digits[0][:300, :, :, None], digits[1][:300]
+    tr = trainer(cnn, batch_size=32, learning_rate=3e-3)
+    out = tr.predict("Classify", x[:5])
+    torch = pytest.importorskip("torch")
+    p = {k: torch.as_tensor(v) for k, v in init_params(cnn, 0).items()}
+    h = torch.conv2d(torch.as_tensor(x[:5]).permute(0, 3, 1, 2), p["model[Classify]/0.weight"],
+                     p["model[Classify]/0.bias"], padding=1)
+    h = torch.max_pool2d(torch.relu(h), 2).flatten(1)
+    want = torch.softmax(h @ p["model[Classify]/4.weight"].T + p["model[Classify]/4.bias"], -1)
+    np.testing.assert_allclose(out, want.numpy(), atol=1e-5)
+    losses = [tr.train_epoch("Classify", x, y, epoch_order(0, 0, e, 300)) for e in range(3)]
+    assert losses[2] < losses[0]
+
+
+@pytest.fixture(scope="module")
+def molecules():
+    rng = np.random.default_rng(0)
+    return {"numbers": rng.integers(1, 9, (20, 5)), "positions": rng.normal(size=(20, 5, 3)).astype(np.float32)}
+
+
+def test_sum_of_array_is_permutation_invariant_and_gradients_match_finite_differences(lattice, molecules):
+    model = lowered(lattice, "Molecules", "PermutationInvariantModel[AtomEnergy]")
+    tr = trainer(model, batch_size=8)
+    energies = molecules["positions"].sum(axis=(1, 2))
+    tr.train_epoch("Predict", molecules, energies, epoch_order(0, 0, 0, 20))
+    out = tr.predict("Predict", molecules)
+    assert out.shape == (20,)
+    perm = np.random.default_rng(1).permutation(5)
+    shuffled = {k: v[:, perm] for k, v in molecules.items()}
+    np.testing.assert_allclose(tr.predict("Predict", shuffled), out, rtol=1e-5, atol=1e-5)
+
+    one = {k: v[:1] for k, v in molecules.items()}
+    grad = tr.gradients("Predict", one, "positions")
+    assert grad.shape == (5, 3)
+    eps, fd = 1e-2, np.zeros((5, 3))
+    for i in range(5):
+        for j in range(3):
+            hi, lo = ({**one, "positions": one["positions"].copy()} for _ in range(2))
+            hi["positions"][0, i, j] += eps
+            lo["positions"][0, i, j] -= eps
+            fd[i, j] = (tr.predict("Predict", hi)[0] - tr.predict("Predict", lo)[0]) / (2 * eps)
+    np.testing.assert_allclose(grad, fd, atol=2e-3, rtol=1e-2)
+
+
+def test_a_shared_require_slot_shares_weights_between_tasks(lattice, digits):
+    model = lowered(lattice, "Masks", "PretrainSegmentModel[ConvEncoder, DenseDecoder, DenseDecoder]")
+    tr = trainer(model, batch_size=32)
+    shared = set(tr._names["Pretrain"]) & set(tr._names["Segment"])
+    assert shared and all("[Embedding]" in k for k in shared)
+    assert len(tr.state()) == len(model.params)  # each shared weight once
+    x = digits[0][:96, :, :, None]
+    masks = (x > 0.5).astype(np.float32)
+    before, weights = tr.predict("Segment", x), tr.state()
+    tr.train_epoch("Pretrain", x, x, epoch_order(0, 0, 0, 96))
+    after = tr.state()
+    changed = {k for k in after if not np.array_equal(after[k], weights[k])}
+    assert changed == set(tr._names["Pretrain"])  # the Segment decoder is left alone
+    assert not np.allclose(tr.predict("Segment", x), before)
+    loss = tr.train_epoch("Segment", x, masks, epoch_order(0, 1, 0, 96))
+    assert np.isfinite(loss) and 0 < loss < 1.0  # binary cross-entropy of a one-channel mask
+    # the shared encoder has taken steps for both tasks, the Segment decoder for one
+    counts = {k: int(c) for k, c in tr.opt["t"].items()}
+    assert {counts[k] for k in shared} == {6} and {counts[k] for k in tr._names["Segment"]} == {3, 6}
+
+
+def test_state_round_trips_and_is_a_copy(mlp, digits):
+    x, y = digits[0][:64], digits[1][:64]
+    tr = trainer(mlp, batch_size=32)
+    saved = tr.state()
+    first = tr.predict("Classify", x)
+    tr.train_epoch("Classify", x, y, epoch_order(0, 0, 0, 64))
+    assert not np.allclose(tr.predict("Classify", x), first)
+    tr.load_state(saved)
+    np.testing.assert_allclose(tr.predict("Classify", x), first, atol=0)
+    saved["model[Classify]/1.bias"][:] = 100.0
+    np.testing.assert_allclose(tr.predict("Classify", x), first, atol=0)
+
+
+def test_flops_of_a_step_exceed_those_of_a_prediction(mlp, digits):
+    x, y = digits[0][:32], digits[1][:32]
+    tr = trainer(mlp)
+    train, predict = tr.flops("Classify", x, y, True), tr.flops("Classify", x, None, False)
+    assert predict is not None and train is not None
+    assert predict >= 2 * 32 * (64 * 64 + 64 * 10)
+    assert train > 2 * predict
+    assert tr.peak_memory() is None  # the CPU reports none
+
+
+def test_native_jax_model_trains_in_the_params_pytree():
+    def init(key, x):
+        return {"w": jax.random.normal(key, (x.shape[-1],))}
+
+    def apply(p, x):
+        return x @ p["w"]
+
+    native = Op("native", "model[Predict]/0", Tensor(3), Scalar(), native=JaxModel(init, apply))
+    root = Op("pipeline", "model[Predict]", Tensor(3), Scalar(), children=(native,))
+    model = LoweredModel("Native", {"Predict": LoweredTask("Predict", root)}, {}, {}, (native,))
+    tr = trainer(model, batch_size=16, learning_rate=0.05)
+    x = np.random.default_rng(0).normal(size=(64, 3)).astype(np.float32)
+    y = x @ np.array([1.0, -2.0, 0.5], np.float32)
+    losses = [tr.train_epoch("Predict", x, y, epoch_order(0, 0, e, 64)) for e in range(20)]
+    assert losses[-1] < losses[0] / 10
+    assert set(tr.state()) == {"model[Predict]/0"} and tr.state()["model[Predict]/0"]["w"].shape == (3,)
