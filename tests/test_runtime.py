@@ -6,12 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import paper_source
 
 from saibench_jupyter import Machine, Repository, discover, run_scenario
 from saibench_jupyter.sail import Atom, Image, Scalar, Set, Tensor, register_dataset
 from saibench_jupyter.sail._atoms import AtomSet
-
-from conftest import paper_source
 
 SAIL = Path(__file__).parent / "sail"
 MACHINE = Machine(cpus=2, gpus=0, memory=2**34)

@@ -10,6 +10,7 @@ semantics, so a JAX run and a PyTorch run of one scenario differ only by the bac
 from __future__ import annotations
 
 import math
+import warnings
 import zlib
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -55,6 +56,15 @@ def _signature(x: Any) -> tuple[Any, ...]:
 def _map(f: Callable[[Any], Any], x: Any) -> Any:
     """``f`` on an array, or on every field of an atoms mapping."""
     return {k: f(v) for k, v in x.items()} if isinstance(x, Mapping) else f(x)
+
+
+def _reads_values(exc: BaseException | None) -> bool:
+    """True when ``exc`` (or what caused it) is JAX refusing a concrete value of a traced array."""
+    while exc is not None:
+        if isinstance(exc, jax.errors.JAXTypeError):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _example(t: Any) -> Any:
@@ -197,10 +207,35 @@ class JaxTrainer(Trainer):
                     x = builtin_step(step, x, jnp)
                 return x
             # user converters are written for one record: vectorise them over the batch
-            return jax.vmap(lambda r: jnp.asarray(self.convert(op.chain, r)))(x)
+            try:
+                return jax.vmap(lambda r: jnp.asarray(self.convert(op.chain, r)))(x)
+            except Exception as exc:
+                if not _reads_values(exc):
+                    raise
+            return self._host_convert(op, x)
         if kind == "native":
             return self._native(op).apply(p[op.path], x)
         raise ValueError(f"the JAX backend cannot run a {kind!r} op ({op.path})")
+
+    def _host_convert(self, op: Op, x: Any) -> Any:
+        """A converter that needs concrete values (``a.name``, ``int(...)``), run on the host per record.
+
+        Its output is a constant of the data for differentiation: no gradient flows back
+        through it (right for lookups such as an embedding by element).
+        """
+        warnings.warn(f"{op.chain.label} reads concrete values, so it cannot be traced: it runs on the host, "
+                      "and no gradient flows through it", RuntimeWarning, stacklevel=2)
+        shape = record_shape(op.output)
+
+        def host(batch: Any) -> Any:
+            rows = range(len(_leaves(batch)[0]))
+            recs = [{k: np.asarray(v)[i] for k, v in batch.items()} if isinstance(batch, Mapping)
+                    else np.asarray(batch)[i] for i in rows]
+            out = [np.asarray(self.convert(op.chain, r), np.float32).reshape(shape) for r in recs]
+            return np.stack(out) if out else np.zeros((0, *shape), np.float32)
+
+        result = jax.ShapeDtypeStruct((_leaves(x)[0].shape[0], *shape), jnp.float32)
+        return jax.pure_callback(host, result, lax.stop_gradient(x), vmap_method="sequential")
 
     @staticmethod
     def _native(op: Op) -> JaxModel:

@@ -145,7 +145,7 @@ def record_shape(t: SailType) -> tuple[int, ...]:
         return ()
     if isinstance(t, Tensor | Image):
         dims = t.dims
-    elif t.IsSet or t.IsList:
+    elif (t.IsSet or t.IsList) and t.ElementType is not None:
         dims = (t.Size, *record_shape(t.ElementType)) if not isinstance(t.ElementType, Atom) else (t.Size,)
     else:
         raise ValueError(f"{t!r} is not an array type")
@@ -254,7 +254,7 @@ class _Builder:
 
 
 def _children(steps: Mapping[str, CheckedStep], path: str) -> list[CheckedStep]:
-    out = []
+    out: list[CheckedStep] = []
     i = 0
     while True:
         key = f"{path}.{i}" if path else str(i)

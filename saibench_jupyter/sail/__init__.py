@@ -20,6 +20,7 @@ from ._concepts import Solve as Solve
 from ._concepts import Test as Test
 from ._concepts import Train as Train
 from ._context import Context as Context
+from ._datasets import register_dataset as register_dataset
 from ._decorators import ConverterDefinition as ConverterDefinition
 from ._decorators import HardwareDefinition as HardwareDefinition
 from ._decorators import MetricDefinition as MetricDefinition
@@ -27,7 +28,6 @@ from ._decorators import ModelDefinition as ModelDefinition
 from ._decorators import ModuleKind as ModuleKind
 from ._decorators import ProblemDefinition as ProblemDefinition
 from ._decorators import RankingDefinition as RankingDefinition
-from ._datasets import register_dataset as register_dataset
 from ._decorators import SoftwareDefinition as SoftwareDefinition
 from ._errors import DryRunError as DryRunError
 from ._errors import DryRunTimeout as DryRunTimeout

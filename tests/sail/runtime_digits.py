@@ -1,5 +1,6 @@
 # Digits (scikit-learn's bundled 8x8 images) with the paper's MNIST structure (Fig. 2).
 import numpy as np
+
 from saibench_jupyter.sail import *
 
 

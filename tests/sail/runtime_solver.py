@@ -1,6 +1,7 @@
 # A classical solver at three tolerances: the harmonic oscillator y'' = -w^2 y has an exact solution.
 import numpy as np
 from scipy.integrate import solve_ivp
+
 from saibench_jupyter.sail import *
 
 

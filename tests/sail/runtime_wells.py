@@ -1,6 +1,7 @@
 # A generated molecular energy set: each atom sits in a harmonic well, E = sum_i |r_i|^2.
 # The permutation-invariant model of Fig. 7 learns it; Gradients gives dE/dr (minus the forces).
 import numpy as np
+
 from saibench_jupyter.sail import *
 
 
