@@ -19,6 +19,19 @@ def test_the_readme_example_runs_and_finds_what_it_says():
     assert "model=MLP: 2 scenarios" in lattice.explain(model="MLP")
 
 
+def test_the_readme_run_example_runs_a_scenario(capsys):
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    (found,) = [b for b in blocks if "discover(repo)" in b]
+    (run,) = [b for b in blocks if "run_scenario(" in b]
+    namespace: dict = {}
+    exec(compile(found, "README.md", "exec"), namespace)
+    capsys.readouterr()
+    exec(compile(run, "README.md", "exec"), namespace)
+    result = namespace["result"]
+    assert result.ok and [p.epoch for p in result.points] == [1, 2, 3]
+    assert capsys.readouterr().out.startswith("ok 3\n")
+
+
 def test_saibench_discover_prints_scenarios_and_rejections():
     out = subprocess.run([sys.executable, "-m", "saibench_jupyter.cli", "discover"],
                          capture_output=True, text=True, check=True).stdout

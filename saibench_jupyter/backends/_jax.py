@@ -1,10 +1,12 @@
 """JAX backend: interprets a lowered :class:`._plan.Op` tree with ``jax.numpy`` and ``jax.lax``.
 
-Training compiles a whole epoch: the full batches run as one ``jax.lax.scan`` over the
-``(num_batches, batch_size)`` index array drawn from the epoch's ``order`` (the data stay
-on the device and each step gathers its batch), and a separately compiled step trains on
-the final partial batch. Adam and SGD are written out in the step, with PyTorch's
-semantics, so a JAX run and a PyTorch run of one scenario differ only by the backend.
+Training compiles a whole epoch into one XLA program: the full batches run as a
+``jax.lax.scan`` over the ``(num_batches, batch_size)`` index array drawn from the epoch's
+``order`` (the data stay on the device and each step gathers its batch), then a step of
+its own shape trains on the final partial batch. Adam and SGD are written out with
+PyTorch's semantics, so a JAX run and a PyTorch run of one scenario differ only by the
+backend. User converters run batched under ``jax.vmap``; one that needs concrete values
+(``a.name``) runs on the host per record instead.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from ..sail._atoms import ALIASES
 from ..sail._graph import JaxModel
 from ..sail._types import Atom
 from ._plan import LoweredModel, Op, all_builtin, builtin_step, init_params, is_atoms, loss_kind, record_shape
@@ -33,6 +36,10 @@ _CHUNK = 4096
 _DATA_SLOTS = 4
 
 Params = dict[str, Any]
+#: element-wise layers (softmax over the last axis: classes, or channels of an image)
+_ACTIVATIONS: dict[str, Callable[[Any], Any]] = {
+    "relu": jax.nn.relu, "tanh": jnp.tanh, "sigmoid": jax.nn.sigmoid,
+    "softmax": lambda x: jax.nn.softmax(x, axis=-1)}
 
 
 def _host(a: Any) -> Any:
@@ -58,11 +65,18 @@ def _map(f: Callable[[Any], Any], x: Any) -> Any:
     return {k: f(v) for k, v in x.items()} if isinstance(x, Mapping) else f(x)
 
 
+def _rows(x: Any, rows: slice) -> Any:
+    """Some records of ``x`` (an array or an atoms mapping), in the backend's dtypes."""
+    return _map(lambda a: _host(a[rows]), x)
+
+
 def _reads_values(exc: BaseException | None) -> bool:
     """True when ``exc`` (or what caused it) is JAX refusing a concrete value of a traced array."""
-    while exc is not None:
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
         if isinstance(exc, jax.errors.JAXTypeError):
             return True
+        seen.add(id(exc))
         exc = exc.__cause__ or exc.__context__
     return False
 
@@ -110,10 +124,10 @@ class JaxTrainer(Trainer):
         for path, op in self._natives.items():
             params[path] = self._native(op).init(jax.random.PRNGKey(self.settings.seed), _example(op.input))
         self.params = jax.device_put(params, self.device)
-        zeros = jax.tree_util.tree_map(lambda a: np.zeros(np.shape(a), np.float32), params)
         if self.settings.optimizer == "adam":
+            m, v = (jax.tree_util.tree_map(lambda a: np.zeros(np.shape(a), np.float32), params) for _ in "mv")
             counts = {k: np.zeros((), np.int32) for k in params}
-            self.opt = jax.device_put({"m": zeros, "v": zeros, "t": counts}, self.device)
+            self.opt = jax.device_put({"m": m, "v": v, "t": counts}, self.device)
         else:
             self.opt = {}
         self._epoch_no = 0
@@ -123,8 +137,8 @@ class JaxTrainer(Trainer):
         return jax.tree_util.tree_map(lambda a: np.array(a, copy=True), self.params)
 
     def load_state(self, state: Any) -> None:
-        """Restore weights saved by :meth:`state`."""
-        self.params = jax.device_put(jax.tree_util.tree_map(_host, dict(state)), self.device)
+        """Restore weights saved by :meth:`state` (copied: later edits of the checkpoint cannot reach them)."""
+        self.params = jax.device_put(jax.tree_util.tree_map(lambda a: _host(a).copy(), dict(state)), self.device)
 
     def sync(self) -> None:
         """Wait until the weights are computed."""
@@ -134,8 +148,7 @@ class JaxTrainer(Trainer):
         """Peak bytes in use on a GPU; ``None`` on the CPU."""
         if self.device.platform != "gpu":
             return None
-        stats = self.device.memory_stats() or {}
-        peak = stats.get("peak_bytes_in_use")
+        peak = (self.device.memory_stats() or {}).get("peak_bytes_in_use")
         return None if peak is None else int(peak)
 
     # -- the interpreter -----------------------------------------------------------
@@ -174,14 +187,8 @@ class JaxTrainer(Trainer):
                 x = jnp.transpose(x, (0, 3, 1, 2))
             k = int(op.attrs["k"])
             return lax.reduce_window(x, -jnp.inf, lax.max, (1, 1, k, k), (1, 1, k, k), "VALID")
-        if kind == "relu":
-            return jax.nn.relu(x)
-        if kind == "tanh":
-            return jnp.tanh(x)
-        if kind == "sigmoid":
-            return jax.nn.sigmoid(x)
-        if kind == "softmax":
-            return jax.nn.softmax(x, axis=-1)
+        if kind in _ACTIVATIONS:
+            return _ACTIVATIONS[kind](x)
         if kind == "flatten":  # images flatten in HWC order, feature maps in CHW: both are a reshape
             return jnp.reshape(x, (x.shape[0], -1))
         if kind == "dropout":
@@ -254,9 +261,14 @@ class JaxTrainer(Trainer):
 
     # -- training ------------------------------------------------------------------
     def _loss(self, task: str, p: Params, xb: Any, yb: Any, rng: Any) -> Any:
-        kind = loss_kind(task, self.model.tasks[task])
-        out = self.apply(p, task, xb, train=True, rng=rng, skip_final=kind != "mse")
-        yb = jnp.reshape(yb, out.shape)  # (B, 1) targets for (B,) outputs must not broadcast
+        lowered = self.model.tasks[task]
+        kind = loss_kind(task, lowered)
+        # a loss on logits skips the final activation it applies itself (as the PyTorch backend)
+        own = {"xent": "softmax", "bce": "sigmoid"}.get(kind)
+        out = self.apply(p, task, xb, train=True, rng=rng, skip_final=own is not None and lowered.final == own)
+        if kind == "xent" and jnp.issubdtype(yb.dtype, jnp.integer) and yb.ndim == out.ndim - 1:
+            yb = jax.nn.one_hot(yb, out.shape[-1], dtype=out.dtype)  # class indices
+        yb = jnp.reshape(yb.astype(out.dtype), out.shape)  # (B, 1) targets for (B,) outputs must not broadcast
         if kind == "xent":
             return jnp.mean(-jnp.sum(yb * jax.nn.log_softmax(out, axis=-1), axis=-1))
         if kind == "bce":  # stable form of -(y log s(z) + (1 - y) log(1 - s(z)))
@@ -374,7 +386,9 @@ class JaxTrainer(Trainer):
         p, opt = self._subset(task)
         dx, dy = self._device_data(x, y)
         plan = jax.device_put(np.zeros((n + 1,), np.int32), self.device)
-        compiled = self._epochs[key] = jax.jit(epoch).lower(p, opt, dx, dy, plan).compile()
+        # params and moments are donated: the epoch updates them in place (no second copy)
+        compiled = jax.jit(epoch, donate_argnums=(0, 1)).lower(p, opt, dx, dy, plan).compile()
+        self._epochs[key] = compiled
         return compiled
 
     def compile(self, task: str, x: Any, y: Any) -> None:
@@ -407,17 +421,16 @@ class JaxTrainer(Trainer):
             fn = self._predict[task] = jax.jit(lambda p, xb: self.apply(p, task, xb))
         p, _ = self._subset(task)
         n = int(_leaves(x)[0].shape[0])
-        parts = []
-        for start in range(0, n, _CHUNK):
-            chunk = slice(start, start + _CHUNK)
-            parts.append(np.asarray(fn(p, _map(lambda a: _host(a[chunk]), x))))  # noqa: B023 - used at once
+        parts = [np.asarray(fn(p, _rows(x, slice(s, s + _CHUNK)))) for s in range(0, n, _CHUNK)]
         return np.concatenate(parts) if parts else np.zeros((0,), np.float32)
 
     def gradients(self, task: str, x: Any, field: str | None) -> Any:
         """d(sum of outputs)/d(input) for one record (a batch of one), without the batch axis."""
         atoms = isinstance(x, Mapping)
         if atoms and field not in x:
-            raise ValueError(f"gradients of atoms need one of their fields ({', '.join(x)}), not {field!r}")
+            field = ALIASES.get(str(field), field)  # ``pos`` is ``positions``
+            if field not in x:
+                raise ValueError(f"gradients of atoms need one of their fields ({', '.join(x)}), not {field!r}")
         key = (task, field if atoms else None)
         fn = self._grad.get(key)
         if fn is None:
