@@ -83,6 +83,10 @@ def test_digits_mlp_learns_with_one_point_per_epoch(digits_repo: Repository, bac
     for p in result.points:
         assert p.metrics["CriticalLoss"] is not None and p.metrics["WallTime"] > 0
         assert p.counters["SamplesSeen"] == 1438 * p.epoch
+        # Flops of the 64-128-10 MLP per record: 2 per multiply-add forward, as many for the weight
+        # gradients, and for the input gradients of every layer but the first.
+        macs = 64 * 128 + 128 * 10
+        assert p.counters["Flops"] == pytest.approx(p.epoch * 1438 * (4 * macs + 2 * 128 * 10), rel=0.25)
     walls = result.series("TrainingMilliseconds")
     assert walls == sorted(walls)
     frame = result.to_dataframe()

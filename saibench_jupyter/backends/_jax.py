@@ -455,7 +455,7 @@ class JaxTrainer(Trainer):
                 mom = {"m": o["m"], "v": o["v"]} if "t" in o else {}
                 return step(q, mom, xb, yb, key, None if sched is None else sched[0])
 
-            key = jax.device_put(jax.random.PRNGKey(0), self.device)
+            key = jax.device_put(np.zeros((2,), np.uint32), self.device)  # a raw key: no eager op to compile
             compiled = jax.jit(one).lower(p, opt, dx, jax.device_put(_host(y), self.device), key).compile()
         else:
             compiled = jax.jit(lambda q, xb: self.apply(q, task, xb)).lower(p, dx).compile()

@@ -27,6 +27,8 @@ class NumpyTrainer(Trainer):
         self._pristine = {op.path: copy.deepcopy(op.native.obj) for op in model.natives
                           if isinstance(op.native, Estimator)}
         self._objects: dict[str, Any] = {}
+        #: estimators trained on one-hot targets (as labels): how many classes to give back
+        self._classes: dict[str, int] = {}
         self.reset()
 
     @property
@@ -59,8 +61,11 @@ class NumpyTrainer(Trainer):
                 obj = self._objects[op.path]
                 flat = np.asarray(x).reshape(len(x), -1)
                 if fit_y is not None:
-                    obj.fit(flat, _targets(fit_y))
-                out = np.asarray(obj.predict(flat))
+                    targets = _targets(fit_y)
+                    self._classes[op.path] = fit_y.shape[1] if targets.ndim < np.ndim(fit_y) else 0
+                    obj.fit(flat, targets)
+                classes = self._classes.get(op.path, 0)
+                out = _probabilities(obj, flat, classes) if classes else np.asarray(obj.predict(flat))
                 return out.reshape(len(x), *record_shape(op.output)) if _known(op.output) else out
         raise ValueError(f"the NumPy backend runs Estimator and Solver models, not {op.kind!r}")
 
@@ -105,6 +110,19 @@ def _targets(y: Any) -> Any:
     if arr.ndim == 2 and arr.shape[1] > 1 and set(np.unique(arr)) <= {0.0, 1.0}:
         return arr.argmax(axis=1)
     return arr.reshape(len(arr)) if arr.ndim > 1 and arr.shape[1] == 1 else arr
+
+
+def _probabilities(obj: Any, x: Any, classes: int) -> Any:
+    """A classifier's answer in the task's one-hot layout: probabilities where it has them."""
+    import numpy as np
+
+    out = np.zeros((len(x), classes), dtype=np.float32)
+    labels = np.asarray(getattr(obj, "classes_", np.arange(classes)), dtype=np.int64)
+    if hasattr(obj, "predict_proba"):
+        out[:, labels] = obj.predict_proba(x)
+    else:
+        out[np.arange(len(x)), np.asarray(obj.predict(x), dtype=np.int64)] = 1.0
+    return out
 
 
 def _known(t: Any) -> bool:
