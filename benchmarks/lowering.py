@@ -11,7 +11,7 @@ seed=0)``.
 The hand-written side does the same arithmetic the way one would write it by hand:
 
 * PyTorch: ``nn.Sequential(Flatten, Linear(64, 256), ReLU, Linear(256, 10))``,
-  ``torch.optim.Adam``, ``-(y * log_softmax(z)).sum(-1).mean()``, batches gathered by
+  ``torch.optim.Adam(fused=True)``, ``-(y * log_softmax(z)).sum(-1).mean()``, batches gathered by
   index, the batch losses summed once at the end of the epoch (one synchronisation);
 * JAX: a parameter pytree, Adam written out (PyTorch's defaults, bias corrections in the
   step), the loss on logits, and the fast idiom for an epoch: one jitted function, the
@@ -90,7 +90,7 @@ training loop with the same settings (batch 32, Adam with PyTorch's defaults, lr
 the same initial weights and the same batch order):
 
 * **PyTorch**: `nn.Sequential(Flatten, Linear(64, 256), ReLU, Linear(256, 10))`,
-  `torch.optim.Adam`, `-(y * log_softmax(z)).sum(-1).mean()`, batches gathered by index,
+  `torch.optim.Adam(fused=True)`, `-(y * log_softmax(z)).sum(-1).mean()`, batches gathered by index,
   the batch losses summed once per epoch;
 * **JAX**: a parameter pytree, Adam written out (bias corrections computed in the step),
   the loss on logits, and the fast idiom: the whole epoch as one jitted function, a
@@ -240,7 +240,7 @@ def torch_sides(s: Setup) -> tuple[Side, Side]:
         for i, layer in ((1, net[1]), (2, net[3])):
             layer.weight.copy_(torch.from_numpy(init[f"w{i}"]))
             layer.bias.copy_(torch.from_numpy(init[f"b{i}"]))
-    opt = torch.optim.Adam(net.parameters(), lr=s.settings.learning_rate)
+    opt = torch.optim.Adam(net.parameters(), lr=s.settings.learning_rate, fused=True)
     xt, yt = torch.from_numpy(s.x), torch.from_numpy(s.y)
     size = s.settings.batch_size
 
