@@ -29,16 +29,14 @@ from __future__ import annotations
 import argparse
 import datetime
 import gc
-import os
-import platform
 import statistics
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TypeVar
 
+from _report import README, machine_line, write_section
 from discovery_repo import EDITED, EDITED_LEAF, ModelSpec, build, generate, model_source
 
 from saibench_jupyter import Lattice, Machine, Repository, discover
@@ -52,7 +50,6 @@ TARGET_TUPLES = 100_000
 TARGET_FULL_S = 2.0
 TARGET_EDIT_S = 0.050
 
-README = Path(__file__).with_name("README.md")
 START, END = "<!-- discovery:start -->", "<!-- discovery:end -->"
 
 INTRO = """\
@@ -275,43 +272,19 @@ def render(rows: list[tuple[str, str, str, str]]) -> str:
 
 
 def write_readme(table: str, shape: str, command: str) -> None:
-    cpu = _cpu_model()
     section = "\n".join([
         START,
         "### Latest results",
         "",
         f"* command: `{command}`",
         f"* date: {datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}",
-        f"* Python {platform.python_version()} ({platform.python_implementation()}), "
-        f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs"
-        + (f" ({len(os.sched_getaffinity(0))} usable)" if hasattr(os, "sched_getaffinity") else "")
-        + (f", {cpu}" if cpu else ""),
+        machine_line(),
         f"* repository: {shape}; `Machine(cpus=2, gpus=0)`",
         "",
         table,
         END,
     ])
-    if README.exists():
-        text = README.read_text(encoding="utf-8")
-        if START in text and END in text and text.index(START) < text.index(END):
-            head, rest = text.split(START, 1)
-            tail = rest.split(END, 1)[1]
-            text = head + section + tail
-        else:
-            text = text.rstrip("\n") + "\n\n" + section + "\n"
-    else:
-        text = INTRO + section + "\n"
-    README.write_text(text, encoding="utf-8")
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return ""
+    write_section(START, END, section, INTRO)
 
 
 if __name__ == "__main__":

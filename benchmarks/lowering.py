@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import statistics
 import sys
 import time
@@ -45,12 +44,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from _report import README, machine_line, write_section
+
 #: XLA on one thread (like ``torch.set_num_threads(1)``); must be set before JAX is imported.
 XLA_SINGLE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = ROOT / "saibench_jupyter" / "examples" / "paper"
-README = Path(__file__).with_name("README.md")
 START, END = "<!-- lowering:start -->", "<!-- lowering:end -->"
 
 HIDDEN = 256
@@ -491,17 +491,13 @@ def write_readme(table: str, results: list[Result], command: str) -> None:
     import jax
     import torch
 
-    cpu = _cpu_model()
     section = "\n".join([
         START,
         "### Latest results",
         "",
         f"* command: `{command}`",
         f"* date: {datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}",
-        f"* Python {platform.python_version()} ({platform.python_implementation()}), "
-        f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs"
-        + (f" ({len(os.sched_getaffinity(0))} usable)" if hasattr(os, "sched_getaffinity") else "")
-        + (f", {cpu}" if cpu else "")
+        machine_line()
         + (f"; load average {' / '.join(f'{x:.1f}' for x in os.getloadavg())} (1 / 5 / 15 min) when written"
            if hasattr(os, "getloadavg") else ""),
         f"* torch {torch.__version__} (1 thread), jax {jax.__version__} "
@@ -513,24 +509,7 @@ def write_readme(table: str, results: list[Result], command: str) -> None:
         table,
         END,
     ])
-    text = README.read_text(encoding="utf-8") if README.exists() else "# Benchmarks\n"
-    if START in text and END in text and text.index(START) < text.index(END):
-        head, rest = text.split(START, 1)
-        tail = rest.split(END, 1)[1]
-        text = head + section + tail
-    else:
-        text = text.rstrip("\n") + "\n\n" + INTRO + section + "\n"
-    README.write_text(text, encoding="utf-8")
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return ""
+    write_section(START, END, section, INTRO)
 
 
 if __name__ == "__main__":

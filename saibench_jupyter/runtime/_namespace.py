@@ -14,6 +14,7 @@ import types
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from ..sail._dryrun import module_site as module_site
 from ..sail._errors import Location, SailError, source_filename
 from ..sail._namespace import namespace
 from ..sail._parser import ParsedModule, ParsedSource
@@ -105,9 +106,3 @@ def _deepest_line(exc: BaseException, origin: str) -> int:
             line = tb.tb_lineno
         tb = tb.tb_next
     return line
-
-
-def module_site(exc: BaseException, module: ParsedModule) -> Location:
-    """The deepest line of ``module``'s own code in the traceback of ``exc`` (else its ``def``)."""
-    line = _deepest_line(exc, module.origin)
-    return Location(module.origin, line or module.line)

@@ -432,19 +432,19 @@ def dry_run(
     except DeadlineExceeded as exc:
         error = DryRunTimeout(
             f"the dry run did not finish within {time_limit:g} s", module=module.name,
-            location=_site(exc, module),
+            location=module_site(exc, module),
             fix="discovery runs loops over data once; a loop that never ends, or a long "
             "computation, belongs in execution (or raise discover's time_limit)",
         )
     except ModuleFailed as exc:
-        failure, site = exc.reason, _site(exc, module)
+        failure, site = exc.reason, module_site(exc, module)
     except SailError as exc:
         error = exc if exc.module and exc.location else type(exc)(
-            exc.what, module=exc.module or module.name, location=exc.location or _site(exc, module), fix=exc.fix)
+            exc.what, module=exc.module or module.name, location=exc.location or module_site(exc, module), fix=exc.fix)
     except NameError as exc:
         name = getattr(exc, "name", None) or str(exc)
         error = SailNameError(
-            f"unknown name {name!r}", module=module.name, location=_site(exc, module),
+            f"unknown name {name!r}", module=module.name, location=module_site(exc, module),
             fix=UNKNOWN_NAME_FIX,
         ) if _raised_in(exc, module) else _internal(exc, module)
     except RecursionError:
@@ -453,7 +453,7 @@ def dry_run(
     except Exception as exc:
         error = DryRunError(
             f"{type(exc).__name__} during the dry run: {exc}", module=module.name,
-            location=_site(exc, module),
+            location=module_site(exc, module),
             fix="during discovery data are typed placeholders and unbound parameters have no "
             "value: keep code that needs real values out of the discovery path, or give defaults",
         )
@@ -473,11 +473,11 @@ def _raised_in(exc: BaseException, module: ParsedModule) -> bool:
 
 def _internal(exc: BaseException, module: ParsedModule) -> DryRunError:
     return DryRunError(f"internal error of SAIBench during the dry run: {type(exc).__name__}: {exc}",
-                       module=module.name, location=_site(exc, module),
+                       module=module.name, location=module_site(exc, module),
                        fix="this is a bug in SAIBench, not in your module: please report it with this message")
 
 
-def _site(exc: BaseException, module: ParsedModule) -> Location:
+def module_site(exc: BaseException, module: ParsedModule) -> Location:
     """The deepest line of ``module``'s own code in the traceback of ``exc``."""
     filename = source_filename(module.origin)
     line = 0

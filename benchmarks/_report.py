@@ -1,0 +1,35 @@
+"""What every benchmark script shares: the machine line and its own section of README.md."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+README = Path(__file__).with_name("README.md")
+
+
+def machine_line() -> str:
+    """``* Python 3.11.7 (CPython), Linux x86_64, 2 CPUs (2 usable), <cpu model>``."""
+    cpu = ""
+    try:
+        cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("model name")), "")
+    except OSError:
+        pass
+    return (f"* Python {platform.python_version()} ({platform.python_implementation()}), "
+            f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs"
+            + (f" ({len(os.sched_getaffinity(0))} usable)" if hasattr(os, "sched_getaffinity") else "")
+            + (f", {cpu}" if cpu else ""))
+
+
+def write_section(start: str, end: str, section: str, intro: str = "") -> None:
+    """Replace the text between ``start`` and ``end`` in README.md (``section`` includes both
+    markers); append ``intro`` and the section when the markers are not there yet."""
+    text = README.read_text(encoding="utf-8") if README.exists() else "# Benchmarks\n"
+    if start in text and end in text and text.index(start) < text.index(end):
+        head, rest = text.split(start, 1)
+        text = head + section + rest.split(end, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + intro + section + "\n"
+    README.write_text(text, encoding="utf-8")
