@@ -22,7 +22,7 @@ from ._hardware import hardware
 from ._model import build_model, seed_everything
 from ._namespace import ExecutionNamespace
 from ._result import RunError, ScenarioResult
-from ._session import ProblemRun, diverged, run_problem
+from ._session import ProblemExecution, diverged, run_problem
 
 if TYPE_CHECKING:
     from ..planner._lattice import Scenario
@@ -89,7 +89,7 @@ def run_scenario(scenario: Scenario, *, settings: Mapping[str, Any] | None = Non
                                       fix="use epochs, batch_size, learning_rate, optimizer, seed"), started)
     result = ScenarioResult(scenario.id, scenario.label, backend, train_settings.device,
                             dataclasses.asdict(train_settings))
-    run: ProblemRun | None = None
+    run: ProblemExecution | None = None
     try:
         chains = ChainBook(scenario.converters)
         converters = {m.name: ns.function(m) for m in repo.modules("converter")}
@@ -99,9 +99,8 @@ def run_scenario(scenario: Scenario, *, settings: Mapping[str, Any] | None = Non
             model = build_model(scenario.model_choice, ns, chains)
             trainer = trainer_class(backend)(model, train_settings, convert)
             metrics = {m.name: (repo.get(m.name), ns.function(repo.get(m.name))) for m in scenario.metrics}
-            tasks = {t.kind: t for t in scenario.problem_instance.meta.model_tasks}
-            run = ProblemRun(problem, trainer, tasks, chains, convert, metrics, scenario.metrics,
-                             scenario.environment, ns.globals, _search_path(repo, problem.origin), result)
+            run = ProblemExecution(problem, trainer, chains, convert, metrics, scenario.environment, ns.globals,
+                                   _search_path(repo, problem.origin), result)
             kwargs = _problem_arguments(problem, scenario.problem_instance.params, train_settings)
             run_problem(run, problem_fn, kwargs)
     except TrainingDiverged as exc:
@@ -154,7 +153,7 @@ def _search_path(repo: Repository, origin: str) -> list[Path]:
     return out
 
 
-def _error(exc: BaseException, repo: Repository, run: ProblemRun | None) -> RunError:
+def _error(exc: BaseException, repo: Repository, run: ProblemExecution | None) -> RunError:
     """A RunError naming the module, file or cell and line where ``exc`` came from."""
     location, module = _sail_site(exc, repo)
     stage = run.stages if run is not None and run.stages else None

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..backends._trainer import Trainer, TrainingDiverged, epoch_order, is_finite
-from ..planner._instances import MetricInfo
 from ..sail._atoms import AtomSet
 from ..sail._concepts import COMPARISON_KINDS
 from ..sail._context import Context
@@ -83,7 +82,7 @@ class _Stage:
     procedural_ms: float = 0.0
 
 
-class ProblemRun(Context):
+class ProblemExecution(Context):
     """The context a problem runs in at execution, driving the trainer stage by stage.
 
     Parameters
@@ -92,8 +91,6 @@ class ProblemRun(Context):
         The problem module.
     trainer : Trainer
         The live model.
-    tasks : mapping
-        Task kind to its signature (input and output types).
     chains : ChainBook
         Conversions for ``Convert(value, type)`` in the problem.
     convert : RecordConverter
@@ -112,17 +109,14 @@ class ProblemRun(Context):
 
     name = "execution"
 
-    def __init__(self, problem: ParsedModule, trainer: Trainer, tasks: Mapping[str, Any], chains: ChainBook,
-                 convert: RecordConverter, metrics: Mapping[str, tuple[ParsedModule, Callable[[], Any]]],
-                 metric_info: tuple[MetricInfo, ...], environment: Any, namespace: Mapping[str, Any],
-                 search: list[Any], result: ScenarioResult) -> None:
+    def __init__(self, problem: ParsedModule, trainer: Trainer, chains: ChainBook, convert: RecordConverter,
+                 metrics: Mapping[str, tuple[ParsedModule, Callable[[], Any]]], environment: Any,
+                 namespace: Mapping[str, Any], search: list[Any], result: ScenarioResult) -> None:
         self.problem = problem
         self.trainer = trainer
-        self.tasks = tasks
         self.chains = chains
         self.convert = convert
         self.metrics = metrics
-        self.metric_info = {m.name: m for m in metric_info}
         self.environment = environment
         self.namespace = namespace
         self.search = search
@@ -348,7 +342,7 @@ def diverged(exc: TrainingDiverged, stage: int | None, lr: float) -> RunError:
                     kind="diverged", fix=f"lower the learning rate (it is {lr:g}) or normalise the data")
 
 
-def run_problem(run: ProblemRun, fn: Callable[..., Any], kwargs: Mapping[str, Any]) -> None:
+def run_problem(run: ProblemExecution, fn: Callable[..., Any], kwargs: Mapping[str, Any]) -> None:
     """Run the problem function to the end and evaluate its last stage."""
     from ..sail._context import using
 
