@@ -2,7 +2,7 @@
 
 A :class:`DataStream` reads its source each time it is iterated, one record at a time
 (IDX through ``np.memmap``, ``.npy`` with ``mmap_mode="r"``), and converts every record to
-the element type: the declared one, else the one discovery gives (:func:`input_type`), so
+the element type: the declared one, else the one discovery gives (:func:`~saibench_jupyter.sail._dryrun.input_type`), so
 the data agree with what the planner planned for. Nothing is ever downloaded.
 """
 
@@ -19,14 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from ..sail._atoms import AtomSet, atomic_number
-from ..sail._datasets import DatasetProvider, dataset_provider, dataset_type
+from ..sail._datasets import DatasetProvider, dataset_provider
+from ..sail._dryrun import IMAGE_EXTENSIONS, input_type
 from ..sail._errors import SailError
 from ..sail._symbolic import TupleType
-from ..sail._types import AnyType, SailType, Scalar, Tensor, as_type, unify
 from ..sail._types import Image as ImageType
+from ..sail._types import SailType, Scalar, Tensor, as_type, unify
 
 #: Read with Pillow; ``.img`` and ``.msk`` (images to discovery) in whatever format Pillow sniffs.
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".img", ".msk")
 SUPPORTED = ("MNIST IDX (.idx1-ubyte, .idx3-ubyte, also spelt -idx3-ubyte, optionally .gz), .npy, .csv, "
              "extended XYZ (.xyz, .atoms), images (" + ", ".join(IMAGE_EXTENSIONS) + ")")
 UNKNOWN_FIX = f"use a supported format: {SUPPORTED}; or register a dataset provider"
@@ -166,23 +166,6 @@ def _stack(items: list[Any]) -> Any:
             raise SailError("cannot batch configurations of different atom counts", fix="use batches(1)")
         return {k: np.stack([a.fields[k] for a in items]) for k in items[0].fields}
     return np.stack([np.asarray(x) for x in items])
-
-
-def input_type(source: str, type: Any = None) -> SailType:
-    """The element type of ``Input(source, type)`` by discovery's rules (``_dryrun._EXTENSION_TYPES``).
-
-    IDX names spelt ``-idx3-ubyte`` or ending in ``.gz``, and image extensions discovery
-    does not list, get their format's type; a folder or an unknown extension is ``Any``.
-    """
-    from ..sail._dryrun import _EXTENSION_TYPES
-
-    if type is not None:
-        return as_type(type)
-    if source.startswith("dataset:"):
-        return dataset_type(source[len("dataset:"):])
-    name = re.sub(r"-(idx\d-ubyte)", r".\1", source.lower()).removesuffix(".gz")
-    found = next((t for ext, t in _EXTENSION_TYPES if name.endswith(ext)), None)
-    return found or (ImageType() if name.endswith(IMAGE_EXTENSIONS) else AnyType())
 
 
 def open_input(source: str, type: SailType | type[SailType] | None = None, search: Sequence[Path] = ()) -> DataStream:

@@ -8,6 +8,7 @@ raises becomes an error naming the module, the origin and the line.
 
 from __future__ import annotations
 
+import re
 import sys
 import types
 from collections.abc import Callable, Mapping
@@ -49,6 +50,8 @@ from ._types import AnyType, Atoms, Image, SailType, Scalar, Tensor, TypeVariabl
 
 DEFAULT_TIME_LIMIT = 2.0
 
+#: Image file extensions (``Input`` reads each file as one image).
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".img", ".msk")
 _EXTENSION_TYPES: tuple[tuple[str, SailType], ...] = (
     (".idx1-ubyte", Scalar("int64")),
     (".idx3-ubyte", Tensor(None, None)),
@@ -56,12 +59,23 @@ _EXTENSION_TYPES: tuple[tuple[str, SailType], ...] = (
     (".atoms", Atoms),
     (".npy", Tensor(None)),
     (".csv", Tensor(None)),
-    (".png", Image()),
-    (".jpg", Image()),
-    (".tif", Image()),
-    (".img", Image()),
-    (".msk", Image()),
+    *((ext, Image()) for ext in IMAGE_EXTENSIONS),
 )
+
+
+def input_type(source: str, type: Any = None) -> SailType:
+    """The element type of ``Input(source, type)``: the declared type, a dataset's, or the file format's.
+
+    Discovery and execution both use it, so a stream is read as the type that was planned.
+    IDX names spelt ``-idx3-ubyte`` or gzipped (``.gz``) count as IDX; a folder or an
+    unknown extension is ``Any``.
+    """
+    if type is not None:
+        return as_type(type)
+    if source.startswith("dataset:"):
+        return dataset_type(source[len("dataset:"):])
+    name = re.sub(r"-(idx\d-ubyte)", r".\1", source.lower()).removesuffix(".gz")
+    return next((t for ext, t in _EXTENSION_TYPES if name.endswith(ext)), AnyType())
 
 
 def load_function(module: ParsedModule, support: frozenset[str],
@@ -165,14 +179,7 @@ class ProblemRun(DryRun):
     def input(self, source: Any, type: Any) -> Any:
         src = str(source)
         self.inputs.append(src)
-        if type is not None:
-            return Stream(as_type(type), src)
-        if src.startswith("dataset:"):
-            return Stream(dataset_type(src[len("dataset:"):]), src)
-        for ext, t in _EXTENSION_TYPES:
-            if src.endswith(ext):
-                return Stream(t, src)
-        return Stream(AnyType(), src)
+        return Stream(input_type(src, type), src)
 
     def task(self, concept: str, kind: str, args: tuple[Any, ...]) -> Any:
         if not args:
