@@ -133,7 +133,7 @@ class DataStream:
             raise ValueError(f"batches({n}): a batch holds at least one record")
         it = iter(self)
         while chunk := list(itertools.islice(it, int(n))):
-            yield _stack(chunk)
+            yield stack_records(chunk)
 
     def __add__(self, other: Any) -> DataStream:
         if isinstance(other, int) and other == 0:
@@ -156,16 +156,30 @@ def _concat(a: Any, b: Any, element: SailType) -> DataStream:
     return DataStream(name, element, lambda: itertools.chain(a, b), lambda: len(a) + len(b))
 
 
-def _stack(items: list[Any]) -> Any:
+def stack_records(items: list[Any], float32: bool = False) -> Any:
+    """Records as one batch on a new first axis: an array, a tuple of arrays per column, or for
+    atoms a mapping of arrays per field (the backends' layout); ``float32`` casts floating arrays.
+
+    Raises
+    ------
+    SailError
+        For atomic configurations of different sizes.
+    """
     import numpy as np
 
-    if isinstance(items[0], tuple):
-        return tuple(_stack(list(col)) for col in zip(*items))
-    if isinstance(items[0], AtomSet):
+    def cast(arr: Any) -> Any:
+        return arr.astype(np.float32) if float32 and arr.dtype.kind == "f" and arr.dtype != np.float32 else arr
+
+    first = items[0]
+    if isinstance(first, tuple):
+        return tuple(stack_records(list(col), float32) for col in zip(*items))
+    if isinstance(first, AtomSet):
         if len({len(a) for a in items}) > 1:
-            raise SailError("cannot batch configurations of different atom counts", fix="use batches(1)")
-        return {k: np.stack([a.fields[k] for a in items]) for k in items[0].fields}
-    return np.stack([np.asarray(x) for x in items])
+            raise SailError("configurations of different atom counts cannot share a batch",
+                            fix="use a batch size of 1, or configurations of one size")
+        keys = [k for k in first.fields if all(k in a.fields for a in items)]
+        return {k: cast(np.stack([a.fields[k] for a in items])) for k in keys}
+    return cast(np.stack([np.asarray(x) for x in items]))
 
 
 def open_input(source: str, type: SailType | type[SailType] | None = None, search: Sequence[Path] = ()) -> DataStream:

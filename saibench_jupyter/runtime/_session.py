@@ -33,28 +33,14 @@ from ..sail._lists import SailList
 from ..sail._parser import ParsedModule
 from ..sail._primitives import capability_of
 from ._convert import ChainBook, RecordConverter
-from ._data import open_input
+from ._data import open_input, stack_records
 from ._metrics import evaluate
 from ._result import COUNTERS, Point, RunError, ScenarioResult
 
 
 def collate(values: list[Any]) -> Any:
-    """Records as one batch: stacked arrays (float32 for floats), or stacked fields for atoms."""
-    import numpy as np
-
-    first = values[0]
-    if isinstance(first, AtomSet):
-        keys = [k for k in first.fields if all(k in v.fields for v in values)]
-        try:
-            return {k: _float32(np.stack([v.fields[k] for v in values])) for k in keys}
-        except ValueError:
-            raise SailError("configurations of different atom counts cannot share a batch",
-                            fix="use batch_size=1, or configurations of one size") from None
-    return _float32(np.stack([np.asarray(v) for v in values]))
-
-
-def _float32(arr: Any) -> Any:
-    return arr.astype("float32") if arr.dtype.kind == "f" and arr.dtype.itemsize != 4 else arr
+    """Records as one float32 batch for a backend."""
+    return stack_records(values, float32=True)
 
 
 def _peak_rss() -> int:
