@@ -13,6 +13,7 @@ from saibench_jupyter.sail import Atom, Image, Scalar, Set, Tensor, register_dat
 from saibench_jupyter.sail._atoms import AtomSet
 
 SAIL = Path(__file__).parent / "sail"
+DIGITS = Path(__file__).parents[1] / "saibench_jupyter" / "examples" / "digits.py"
 MACHINE = Machine(cpus=2, gpus=0, memory=2**34)
 
 
@@ -66,7 +67,9 @@ def _repo(*files: str, paper: tuple[str, ...] = ("stacks",)) -> Repository:
 
 @pytest.fixture(scope="module")
 def digits_repo() -> Repository:
-    return _repo("runtime_digits.py", paper=("stacks", "mnist"))
+    repo = _repo(paper=("stacks", "mnist"))
+    repo.load(DIGITS)
+    return repo
 
 
 @pytest.mark.parametrize("backend", ["PyTorch", "JAX"])

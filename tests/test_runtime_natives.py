@@ -20,7 +20,7 @@ MACHINE = Machine(cpus=2, gpus=0, memory=2**34)
 def repo() -> Repository:
     repo = Repository()
     repo.add_source(paper_source("stacks"), origin="stacks.py")
-    repo.load(SAIL / "runtime_digits.py")
+    repo.load(SAIL.parent.parent / "saibench_jupyter" / "examples" / "digits.py")
     repo.load(SAIL / "runtime_natives.py")
     return repo
 

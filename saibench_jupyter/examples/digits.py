@@ -1,4 +1,4 @@
-# Digits (scikit-learn's bundled 8x8 images) with the paper's MNIST structure (Fig. 2).
+# The paper's MNIST problem (Fig. 2) on data that ships with scikit-learn: 8x8 digits, no download.
 import numpy as np
 
 from saibench_jupyter.sail import *
