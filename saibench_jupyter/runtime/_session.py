@@ -109,7 +109,6 @@ class ProblemExecution(Context):
         self.result = result
         self.train: dict[str, list[tuple[Any, ...]]] = {}
         self._seen: set[tuple[Any, ...]] = set()
-        self._keep: list[Any] = []
         self._dirty = False
         self.stage: _Stage | None = None
         self.stages = 0
@@ -196,7 +195,7 @@ class ProblemExecution(Context):
         if key in self._seen:
             return
         self._seen.add(key)
-        self._keep.append(args)  # keeps the objects alive, so their ids stay unique
+        # self.train keeps the objects alive, so the ids in self._seen stay unique.
         self.train.setdefault(kind, []).append(args)
         self._dirty = True
         if self.stage is not None:
@@ -217,7 +216,7 @@ class ProblemExecution(Context):
         trainer, settings = self.trainer, self.trainer.settings
         trainer.reset()
         counters = dict.fromkeys(COUNTERS, 0.0)
-        kinds = [k for k in self.train if trainer.trains]
+        kinds = list(self.train) if trainer.trains else []
         if not kinds:
             stage.checkpoints.append(_Checkpoint(0, None, counters, None))
             return
