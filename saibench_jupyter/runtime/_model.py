@@ -36,6 +36,11 @@ def build_graphs(choice: ModelChoice, ns: ExecutionNamespace, chains: ChainBook,
     """
     module = choice.module
     fn = ns.function(module)
+
+    def convert(source: SailType, target: SailType) -> tuple[SailType, str]:
+        chain = chains.resolve(source, target)
+        return chain.output, chain.label
+
     graphs: dict[str, CheckedGraph] = {}
     for task in choice.tasks:
         ctx = ModelRun(module)
@@ -53,11 +58,6 @@ def build_graphs(choice: ModelChoice, ns: ExecutionNamespace, chains: ChainBook,
             raise ModelBuildError(f"model {module.name} raised {type(exc).__name__}: {exc} (task {task})",
                                   module=module.name, location=module_site(exc, module)) from exc
         graph = meta.graph if isinstance(meta, ModelMeta) else None
-
-        def convert(source: SailType, target: SailType) -> tuple[SailType, str]:
-            chain = chains.resolve(source, target)
-            return chain.output, chain.label
-
         try:
             graphs[task.kind] = check(graph, task.input, task.output, convert=convert)  # type: ignore[arg-type]
         except SailError as exc:
