@@ -13,19 +13,25 @@ from .planner import discover as discover
 from .repository import Repository as Repository
 from .repository import RepositoryEvent as RepositoryEvent
 
-__all__ = ["Lattice", "Machine", "Rejection", "Repository", "RepositoryEvent", "Scenario", "ScenarioResult",
-           "discover", "run_scenario"]
+__all__ = ["Lattice", "Machine", "Rejection", "Repository", "RepositoryEvent", "Results", "Scenario",
+           "ScenarioResult", "Store", "discover", "run", "run_scenario"]
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from .pods import run as run
+    from .results import Results as Results
+    from .results import Store as Store
     from .runtime import ScenarioResult as ScenarioResult
     from .runtime import run_scenario as run_scenario
 
+#: Loaded on first use: discovery alone (the CLI, the planner) never pays for execution.
+_LAZY = {"run_scenario": "runtime", "ScenarioResult": "runtime", "run": "pods", "Results": "results",
+         "Store": "results"}
+
 
 def __getattr__(name: str) -> Any:
-    # Execution is loaded on first use: discovery alone (the CLI, the planner) never pays for it.
-    if name in ("run_scenario", "ScenarioResult"):
-        from . import runtime
+    if name in _LAZY:
+        import importlib
 
-        return getattr(runtime, name)
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""The ``saibench`` command: discover scenarios from SAIL modules on the command line."""
+"""The ``saibench`` command: discover scenarios from SAIL modules, and run them, on the command line."""
 
 from __future__ import annotations
 
@@ -32,15 +32,33 @@ def _parser() -> argparse.ArgumentParser:
     d = sub.add_parser("discover", help="find every scenario the modules form, and why others don't fit")
     d.add_argument("paths", nargs="*", default=[EXAMPLES],
                    help=f"SAIL files, folders or packages (default: the paper's examples, {EXAMPLES})")
-    for kind in ("problem", "model", "software", "hardware", "metric", "ranking"):
-        d.add_argument(f"--{kind}", action="append", metavar="NAME", help=f"only these {kind} modules")
-    d.add_argument("--param", action="append", type=_param, default=[], metavar="NAME=VALUE",
-                   help="bind a parameter: MLP.hiddenSize=128, epochs=5, or a list for a grid")
+    _filters(d)
     d.add_argument("--explain", nargs="+", metavar="NAME",
                    help="explain these modules (problem first, then model, ...): --explain MNIST MLP")
     d.add_argument("--tree", action="store_true", help="print the search tree with rejected branches")
     d.add_argument("--json", action="store_true", help="print scenarios and rejections as JSON")
+    r = sub.add_parser("run", help="run the discovered scenarios as BenchPods and store the results")
+    r.add_argument("paths", nargs="*", default=[EXAMPLES], help="SAIL files, folders or packages")
+    _filters(r)
+    r.add_argument("--executor", default="subprocess", help="subprocess (default), warm or inline")
+    r.add_argument("--jobs", type=int, help="pods at once (default: the usable CPUs)")
+    r.add_argument("--store", default="saibench.db", help="the SQLite results store (default: saibench.db)")
+    r.add_argument("--timeout", type=float, default=600.0, help="seconds per pod (default: 600)")
+    r.add_argument("--repeats", type=int, default=1, help="independent pods per scenario")
+    r.add_argument("--rerun", nargs="?", const=True, default=False, choices=[True, "failed"], type=_rerun,
+                   help="run again what the store holds (all, or 'failed')")
     return parser
+
+
+def _rerun(text: str) -> bool | str:
+    return "failed" if text == "failed" else True
+
+
+def _filters(p: argparse.ArgumentParser) -> None:
+    for kind in ("problem", "model", "software", "hardware", "metric", "ranking"):
+        p.add_argument(f"--{kind}", action="append", metavar="NAME", help=f"only these {kind} modules")
+    p.add_argument("--param", action="append", type=_param, default=[], metavar="NAME=VALUE",
+                   help="bind a parameter: MLP.hiddenSize=128, epochs=5, or a list for a grid")
 
 
 def _explain_names(lattice: Lattice, names: Sequence[str]) -> dict[str, str]:
@@ -89,6 +107,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SailError, ValueError) as exc:
         print(f"saibench: {exc}", file=sys.stderr)
         return 2
+    if args.command == "run":
+        from .pods import run
+
+        results = run(lattice, executor=args.executor, jobs=args.jobs, store=args.store, timeout=args.timeout,
+                      repeats=args.repeats, rerun=args.rerun)
+        print(results)
+        failures = results.failures()
+        for row in failures.itertuples():
+            print(f"  ✗ {row.label} r{row.repeat} ({row.kind}): {str(row.message).splitlines()[0]}")
+        return 1 if len(failures) else 0
     if args.json:
         print(_as_json(lattice))
     elif args.explain:

@@ -49,3 +49,19 @@ def test_saibench_discover_explains_and_reports_bad_paths():
                          capture_output=True, text=True)
     assert bad.returncode == 2
     assert "no/such/dir is not a file, a folder or an importable package" in bad.stderr
+
+
+def test_the_readme_pods_example_runs_and_resumes(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    (found,) = [b for b in blocks if "discover(repo)" in b]
+    (pods,) = [b for b in blocks if "results = run(" in b]
+    namespace: dict = {}
+    exec(compile(found, "README.md", "exec"), namespace)
+    capsys.readouterr()
+    exec(compile(pods, "README.md", "exec"), namespace)
+    assert capsys.readouterr().out == "Results(2 scenarios, 2 pods: 2 ok; saibench.db)\n"
+    frame = namespace["frame"]
+    assert sorted(set(frame.epoch)) == [1, 2] and frame.value.notna().all()
+    exec(compile(pods, "README.md", "exec"), namespace)  # again: everything is in the store
+    assert "0 pods to run, 2 already in the store" in capsys.readouterr().err

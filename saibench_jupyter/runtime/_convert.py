@@ -18,13 +18,13 @@ from ..sail._atoms import AtomRecord
 from ..sail._context import Context, using
 from ..sail._errors import SailError
 from ..sail._graph import ConvertNode
+from ..sail._primitives import array_namespace
 from ..sail._symbolic import typeof
 from ..sail._types import SailType, substitute, unify
 
 
 def _namespace_of(value: Any) -> Any:
     import numpy as np
-    from array_api_compat import array_namespace
 
     try:
         return array_namespace(value)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,7 +52,8 @@ def resolve_settings(scenario: Scenario, overrides: Mapping[str, Any] | None = N
 
 
 def run_scenario(scenario: Scenario, *, settings: Mapping[str, Any] | None = None,
-                 repository: Repository | None = None) -> ScenarioResult:
+                 repository: Repository | None = None,
+                 listener: Callable[[str, Any], None] | None = None) -> ScenarioResult:
     """Run ``scenario`` here, in this process, and return its work–precision points.
 
     Parameters
@@ -63,6 +64,9 @@ def run_scenario(scenario: Scenario, *, settings: Mapping[str, Any] | None = Non
         Training settings that override the scenario's (``{"epochs": 5, "seed": 1}``).
     repository : Repository, optional
         Where support code and converters come from; the scenario's own repository by default.
+    listener : callable, optional
+        Called as the run goes: ``listener("stage", index)``, ``listener("point", Point)``
+        and ``listener("warning", RunError)`` (a failing metric).
 
     Returns
     -------
@@ -100,7 +104,7 @@ def run_scenario(scenario: Scenario, *, settings: Mapping[str, Any] | None = Non
             trainer = trainer_class(backend)(model, train_settings, convert)
             metrics = {m.name: (repo.get(m.name), ns.function(repo.get(m.name))) for m in scenario.metrics}
             run = ProblemExecution(problem, trainer, chains, convert, metrics, scenario.environment, ns.globals,
-                                   _search_path(repo, problem.origin), result)
+                                   _search_path(repo, problem.origin), result, listener)
             kwargs = _problem_arguments(problem, scenario.problem_instance.params, train_settings)
             run_problem(run, problem_fn, kwargs)
     except TrainingDiverged as exc:
@@ -161,6 +165,10 @@ def _error(exc: BaseException, repo: Repository, run: ProblemExecution | None) -
     if isinstance(exc, ModuleFailed):
         return RunError(f"{module or 'a module'} failed at execution: {exc.reason}", module, location, stage,
                         checkpoint)
+    if isinstance(exc, MemoryError):
+        return RunError(f"out of memory: {exc}", module, location, stage, checkpoint, kind="memory",
+                        fix="raise the memory limit (Resources(memory=...) or run(memory=...)), "
+                        "or use smaller batches or models")
     if isinstance(exc, SailError):
         return RunError(exc.what, exc.module or module, exc.location or location, stage, checkpoint, fix=exc.fix)
     return RunError(f"{type(exc).__name__}: {exc}", module, location, stage, checkpoint,

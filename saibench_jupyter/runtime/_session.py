@@ -91,13 +91,18 @@ class ProblemExecution(Context):
         Folders where relative input files are looked up.
     result : ScenarioResult
         Filled as the run goes (points are kept when a later stage fails).
+    listener : callable, optional
+        Told about progress as it happens, as ``listener(what, data)``: ``("stage", index)``
+        when a stage starts training, ``("point", Point)`` for each checkpoint evaluated,
+        ``("warning", RunError)`` for each metric that failed (pods stream these).
     """
 
     name = "execution"
 
     def __init__(self, problem: ParsedModule, trainer: Trainer, chains: ChainBook, convert: RecordConverter,
                  metrics: Mapping[str, tuple[ParsedModule, Callable[[], Any]]], environment: Any,
-                 namespace: Mapping[str, Any], search: list[Any], result: ScenarioResult) -> None:
+                 namespace: Mapping[str, Any], search: list[Any], result: ScenarioResult,
+                 listener: Callable[[str, Any], None] | None = None) -> None:
         self.problem = problem
         self.trainer = trainer
         self.chains = chains
@@ -107,6 +112,7 @@ class ProblemExecution(Context):
         self.namespace = namespace
         self.search = search
         self.result = result
+        self.listener = listener
         self.train: dict[str, list[tuple[Any, ...]]] = {}
         self._seen: set[tuple[Any, ...]] = set()
         self._dirty = False
@@ -209,6 +215,8 @@ class ProblemExecution(Context):
         self.stages += 1
         self.stage = _Stage(self.stages)
         self._dirty = False
+        if self.listener is not None:
+            self.listener("stage", self.stages)
         self._train_stage(self.stage)
         return self.stage
 
@@ -296,7 +304,12 @@ class ProblemExecution(Context):
             counters["PeakMemoryBytes"] = float(trainer.peak_memory() or _peak_rss())
             values, raw, errors = evaluate(self.metrics, collections, counters, stage.index, c)
             self.result.warnings.extend(errors)
-            self.result.points.append(Point(stage.index, c, cp.epoch, counters, values, raw, cp.loss))
+            point = Point(stage.index, c, cp.epoch, counters, values, raw, cp.loss)
+            self.result.points.append(point)
+            if self.listener is not None:
+                for error in errors:
+                    self.listener("warning", error)
+                self.listener("point", point)
 
     # -- capabilities ----------------------------------------------------------------------
     def _implementation(self, name: str) -> Any:

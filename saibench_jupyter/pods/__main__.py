@@ -1,0 +1,24 @@
+"""``python -m saibench_jupyter.pods run SPEC``: run one BenchPod (SPEC is a file, JSON text, or ``-`` for stdin).
+
+``python -m saibench_jupyter.pods serve`` starts a warm worker that forks one pod per request.
+"""
+
+import sys
+
+
+def main(argv: list[str]) -> int:
+    """Dispatch the shim's subcommands; return the exit status."""
+    if len(argv) == 2 and argv[0] == "run":
+        from ._shim import serve_pod
+
+        return serve_pod(argv[1])
+    if argv == ["serve"]:
+        from ._warm import serve
+
+        return serve()
+    print("usage: python -m saibench_jupyter.pods run SPEC|-   (or: serve)", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,220 @@
+"""Executors: where pods run, behind one lifecycle.
+
+Like papermill's engines, every executor shares one template: :meth:`Executor.start`
+once, then for each pod :meth:`~Executor.submit` → (in a worker) ``pod_start`` →
+:meth:`~Executor.execute` → ``pod_finish``, then :meth:`~Executor.finish`. The template
+guarantees every pod ends with exactly one final event (``finished`` or ``failed``),
+whatever the executor saw, so the store never holds a pod in limbo after a run.
+
+Executors are found by name in an explicit registry; installed packages add more under
+the ``saibench_jupyter.executors`` entry-point group (``module:Class`` of an
+:class:`Executor` subclass).
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from ._environments import Interpreter
+from ._spec import PodSpec
+
+Emit = Callable[[dict[str, Any]], None]
+
+#: Built-in executors: name -> "module:Class" (imported on first use).
+BUILTIN = {
+    "inline": "saibench_jupyter.pods._executors:InlineExecutor",
+    "subprocess": "saibench_jupyter.pods._subprocess:SubprocessExecutor",
+    "warm": "saibench_jupyter.pods._warm:WarmExecutor",
+}
+
+
+@dataclass(frozen=True)
+class PodOutcome:
+    """How one pod ended.
+
+    Attributes
+    ----------
+    pod : str
+        The pod key.
+    status : str
+        ``ok``, ``diverged`` or ``failed``.
+    kind : str or None
+        The failure kind (``docs/benchpods.md``) when it failed.
+    message : str or None
+        The failure's message.
+    wall_ms : float
+        Wall time seen by the executor, start to end of the pod.
+    """
+
+    pod: str
+    status: str
+    kind: str | None = None
+    message: str | None = None
+    wall_ms: float = 0.0
+
+
+class PodEvents:
+    """The event stream of one pod as the executor relays it: remembers the final event."""
+
+    def __init__(self, spec: PodSpec, emit: Emit) -> None:
+        self.spec = spec
+        self.emit = emit
+        self.final: dict[str, Any] | None = None
+        self.started = time.perf_counter()
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        if self.final is not None:
+            return  # one final event per pod: a pod that reported and then crashed stays reported
+        event.setdefault("pod", self.spec.pod)
+        event.setdefault("t", time.time())
+        if event.get("event") in ("finished", "failed"):
+            self.final = event
+        self.emit(event)
+
+    def fail(self, kind: str, message: str, *, fix: str | None = None, stderr: str | None = None,
+             tb: str | None = None) -> None:
+        """Emit a ``failed`` event the executor observed (timeout, signal, exit, lost ...)."""
+        self({"event": "failed", "kind": kind, "message": message, "module": None, "location": None,
+              "stage": None, "checkpoint": None, "fix": fix, "traceback": tb, "stderr": stderr})
+
+    def outcome(self) -> PodOutcome:
+        """The pod's outcome from its final event."""
+        final = self.final or {}
+        wall = (time.perf_counter() - self.started) * 1e3
+        if final.get("event") == "finished":
+            return PodOutcome(self.spec.pod, str(final.get("status", "ok")), wall_ms=wall)
+        return PodOutcome(self.spec.pod, "failed", final.get("kind"), final.get("message"), wall)
+
+
+class Executor(ABC):
+    """Runs pods, ``jobs`` at a time; subclasses implement :meth:`execute`.
+
+    Parameters
+    ----------
+    jobs : int
+        Pods running at once.
+    """
+
+    #: the name ``run(executor=...)`` knows it by
+    name: ClassVar[str] = ""
+    #: False when pods share the caller's process (limits and environments can't apply)
+    isolated: ClassVar[bool] = True
+
+    def __init__(self, jobs: int = 1) -> None:
+        if jobs < 1:
+            raise ValueError(f"jobs={jobs}: run at least one pod at a time")
+        self.jobs = jobs
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    # -- the lifecycle ----------------------------------------------------------------------
+    def start(self) -> None:
+        """Called once before the first pod."""
+        self._pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix=f"saibench-{self.name}")
+
+    def submit(self, spec: PodSpec, interpreter: Interpreter, emit: Emit) -> Future[PodOutcome]:
+        """Run ``spec`` in ``interpreter`` in the background; its events go to ``emit``."""
+        if self._pool is None:
+            raise RuntimeError(f"{type(self).__name__}.start() was not called")
+        return self._pool.submit(self._lifecycle, spec, interpreter, emit)
+
+    def _lifecycle(self, spec: PodSpec, interpreter: Interpreter, emit: Emit) -> PodOutcome:
+        events = PodEvents(spec, emit)
+        try:
+            self.pod_start(spec)
+            self.execute(spec, interpreter, events)
+        except Exception as exc:
+            import traceback
+
+            events.fail("internal", f"the {self.name} executor failed: {type(exc).__name__}: {exc}",
+                        tb=traceback.format_exc(), fix="this looks like a bug in SAIBench: please report it")
+        if events.final is None:
+            events.fail("lost", "the pod ended without reporting how", fix="see the pod's stderr")
+        outcome = events.outcome()
+        self.pod_finish(spec, outcome)
+        return outcome
+
+    def pod_start(self, spec: PodSpec) -> None:  # noqa: B027 (an optional hook)
+        """Called in the worker before a pod runs."""
+
+    @abstractmethod
+    def execute(self, spec: PodSpec, interpreter: Interpreter, events: PodEvents) -> None:
+        """Run one pod to its end, relaying its events to ``events`` (blocking)."""
+
+    def pod_finish(self, spec: PodSpec, outcome: PodOutcome) -> None:  # noqa: B027 (an optional hook)
+        """Called in the worker after a pod ended, however it ended."""
+
+    def cancel(self) -> None:  # noqa: B027 (an optional hook)
+        """Stop the pods that are running (a run was interrupted)."""
+
+    def finish(self) -> None:
+        """Called once after the last pod (or after :meth:`cancel`)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> Executor:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is not None:
+            self.cancel()
+        self.finish()
+
+
+class InlineExecutor(Executor):
+    """Pods in this process, one at a time: for debugging (breakpoints, tracebacks).
+
+    Nothing is isolated: a crash takes the caller down, and time and memory limits do
+    not apply. The software module's requirements must be met by this interpreter.
+    """
+
+    name = "inline"
+    isolated = False
+
+    def __init__(self, jobs: int = 1) -> None:
+        super().__init__(1)  # one at a time: pods would share torch's global thread settings
+
+    def execute(self, spec: PodSpec, interpreter: Interpreter, events: PodEvents) -> None:
+        from ._shim import run_pod
+
+        if interpreter.key != "current":
+            events.fail("environment", "the inline executor runs in this interpreter, which does not meet "
+                        f"the software module's requirements ({', '.join(spec.environment.get('pip', []))})",
+                        fix="use executor='subprocess', which runs the pod in an environment built for it")
+            return
+        run_pod(spec, events)
+
+
+def available() -> dict[str, str]:
+    """Every executor name with where its class lives (built-ins, then entry points)."""
+    from importlib.metadata import entry_points
+
+    out = dict(BUILTIN)
+    for ep in entry_points(group="saibench_jupyter.executors"):
+        out.setdefault(ep.name, ep.value)
+    return out
+
+
+def executor_class(name: str) -> type[Executor]:
+    """The executor called ``name``.
+
+    Raises
+    ------
+    KeyError
+        For an unknown name (the message lists the known ones).
+    """
+    # Entry points only for names that are not built in: scanning them costs ~30 ms.
+    known = BUILTIN if name in BUILTIN else available()
+    if name not in known:
+        raise KeyError(f"no executor {name!r} (known: {', '.join(sorted(known))})")
+    module, _, cls = known[name].partition(":")
+    return getattr(importlib.import_module(module), cls)  # type: ignore[no-any-return]

@@ -1,0 +1,258 @@
+"""``run``: scenarios → pod specs → resume → environments → schedule → executor → store → Results.
+
+Every event is written to the results store the moment it arrives, so an interrupted
+run (a killed kernel, Ctrl-C) loses nothing that finished; running the same call again
+does only what the store does not hold yet.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from typing import TYPE_CHECKING, Any, Literal
+
+from ._environments import EnvironmentBuildError, Interpreter, provision, unmet
+from ._executors import Executor, PodOutcome, executor_class
+from ._schedule import Allocator, estimate, order
+from ._spec import Limits, PodSpec, specs_of
+
+if TYPE_CHECKING:
+    from ..planner._lattice import Lattice, Scenario
+    from ..results import Results, Store
+
+Progress = Callable[[dict[str, Any]], None]
+FINAL = ("ok", "diverged", "failed")
+
+
+def run(scenarios: Lattice | Scenario | Iterable[Scenario], *, executor: str | Executor = "subprocess",
+        jobs: int | None = None, store: str | os.PathLike[str] | Store = "saibench.db",
+        timeout: float | None = 600.0, memory: int | str | None = None, repeats: int = 1, seed: int = 0,
+        settings: Mapping[str, Any] | None = None, rerun: bool | Literal["failed"] = False,
+        progress: Progress | bool = True) -> Results:
+    """Run every scenario as isolated BenchPods and store the results as they arrive.
+
+    Parameters
+    ----------
+    scenarios : Lattice, Scenario or iterable of Scenario
+        What to run (``discover(...)``'s result, or some of its scenarios).
+    executor : str or Executor
+        ``"subprocess"`` (default: a process per pod), ``"inline"`` (this process, for
+        debugging), another registered name, or an executor instance.
+    jobs : int, optional
+        Pods at once; the number of usable CPUs by default. Each pod also takes the CPUs
+        its hardware module asks for, so a 2-CPU pod on a 2-core machine runs alone.
+    store : path or Store
+        The SQLite results store (created if missing).
+    timeout : float, optional
+        Seconds one pod may run before it is killed with its children (``None``: no limit).
+    memory : int or str, optional
+        Data memory one pod may allocate (``"4GB"``); the hardware module's ``memory`` by default.
+    repeats : int
+        Independent pods per scenario (repeat ``r`` uses seed ``seed + r``).
+    seed : int
+        The base seed.
+    settings : mapping, optional
+        Training-setting overrides for every scenario (part of each scenario's identity).
+    rerun : bool or "failed"
+        Run again pods the store already holds: all of them (True) or the failed ones.
+    progress : callable or bool
+        Where progress goes: True prints a line per pod to stderr; a callable receives
+        every event (pod events, plus ``environment`` and ``run`` events); False is silent.
+
+    Returns
+    -------
+    Results
+        Every pod of these scenarios in the store (the ones skipped as done included).
+    """
+    from ..results import Results, Store
+    from ..sail._primitives import Resources
+
+    items = _scenarios(scenarios)
+    ex = executor if isinstance(executor, Executor) else executor_class(executor)(jobs or _cpus())
+    db = store if isinstance(store, Store) else Store(store)
+    report = _Reporter() if progress is True else (progress if callable(progress) else None)
+    cap = Resources(memory=memory).memory_bytes if memory is not None else None
+    specs: list[PodSpec] = []
+    for scenario in items:
+        limits = Limits(timeout=timeout, memory=cap or scenario.resources.memory_bytes)
+        pods = specs_of(scenario, repeats=repeats, seed=seed, settings=settings, limits=limits)
+        specs += pods
+        _register(db, scenario, pods[0])
+    identities = list(dict.fromkeys(s.identity for s in specs))
+    done = db.statuses(identities)
+    todo = [s for s in specs if not _skip(done.get((s.identity, s.repeat)), rerun)]
+    run_id = db.begin_run(ex.name, ex.jobs, {"pods": len(todo), "skipped": len(specs) - len(todo),
+                                            "repeats": repeats, "timeout": timeout, "argv": sys.argv[:3]})
+    emit = _Recorder(db, run_id, {s.pod: s for s in todo}, report)
+    emit.notify({"event": "run", "status": "started", "pods": len(todo), "skipped": len(specs) - len(todo),
+                 "executor": ex.name, "jobs": ex.jobs})
+    status = "interrupted"
+    try:
+        interpreters = _interpreters(todo, ex, emit)
+        runnable = [s for s in todo if s.pod not in emit.failed_early]
+        ordered = order(runnable, estimate(runnable, db.durations()))
+        _schedule(ordered, ex, interpreters, emit)
+        status = "finished"
+    finally:
+        db.end_run(run_id, status)
+        emit.notify({"event": "run", "status": status, "pods": len(todo)})
+    return Results(db, identities)
+
+
+def _scenarios(scenarios: Any) -> list[Scenario]:
+    from ..planner._lattice import Lattice, Scenario
+
+    if isinstance(scenarios, Lattice):
+        return list(scenarios.scenarios)
+    if isinstance(scenarios, Scenario):
+        return [scenarios]
+    items = list(scenarios)
+    bad = [type(s).__name__ for s in items if not isinstance(s, Scenario)]
+    if bad:
+        raise TypeError(f"run() takes scenarios from discover(...), not {', '.join(sorted(set(bad)))}")
+    return items
+
+
+def _skip(status: str | None, rerun: bool | str) -> bool:
+    if status not in FINAL or rerun is True:
+        return False
+    return not (rerun == "failed" and status == "failed")
+
+
+def _cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _register(db: Store, scenario: Scenario, spec: PodSpec) -> None:
+    """The scenario's sources and description, stored once per identity."""
+    db.add_sources({digest: (origin, spec.texts[digest]) for origin, digest in spec.sources})
+    repo = scenario.repository
+    modules = {n: repo.get(n).digest for names in scenario.names().values() for n in names if n in repo}
+    db.add_scenario(spec.identity, {
+        "scenario": scenario.id, "label": scenario.label, "family": spec.family, "problem": scenario.problem,
+        "model": scenario.model, "software": scenario.software, "hardware": scenario.hardware,
+        "submodels": scenario.submodels, "params": scenario.params, "metrics": spec.modules["metrics"],
+        "modules": modules, "sources": [d for _, d in spec.sources], "environment": dict(spec.environment),
+        "resources": dict(spec.resources), "settings": dict(spec.settings),
+    })
+
+
+class _Recorder:
+    """Receives every event (from executor threads), writes it to the store, then reports it."""
+
+    def __init__(self, db: Store, run_id: int, specs: dict[str, PodSpec], report: Progress | None) -> None:
+        self.db = db
+        self.run_id = run_id
+        self.specs = specs
+        self.report = report
+        self.failed_early: set[str] = set()
+
+    def start(self, spec: PodSpec) -> None:
+        self.db.start_pod(self.run_id, spec.identity, spec.repeat)
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        spec = self.specs.get(str(event.get("pod")))
+        if spec is None:
+            self.notify(event)
+            return
+        if event.get("event") == "failed" and event.get("kind") == "interrupted":
+            # Not a result: the pod stays unfinished in the store, so the next run() does it.
+            self.notify({**event, "label": spec.label, "repeat": spec.repeat})
+            return
+        self.db.record(self.run_id, spec.identity, spec.repeat, event)
+        self.notify({**event, "label": spec.label, "repeat": spec.repeat})
+
+    def notify(self, event: dict[str, Any]) -> None:
+        if self.report is not None:
+            try:
+                self.report(event)
+            except Exception as exc:  # a broken progress display must not lose results
+                print(f"saibench: progress callback failed: {exc!r}", file=sys.stderr)
+
+    def fail(self, spec: PodSpec, kind: str, message: str, fix: str | None, log: str | None = None) -> None:
+        self.start(spec)
+        self.failed_early.add(spec.pod)
+        self({"event": "failed", "pod": spec.pod, "t": time.time(), "kind": kind, "message": message,
+              "module": None, "location": None, "stage": None, "checkpoint": None, "fix": fix,
+              "traceback": None, "stderr": log})
+
+
+def _interpreters(todo: list[PodSpec], ex: Executor, emit: _Recorder) -> dict[str, Interpreter]:
+    """One interpreter per distinct environment (built once if needed), by pod key."""
+    out: dict[str, Interpreter] = {}
+    groups: dict[str, list[PodSpec]] = {}
+    for spec in todo:
+        groups.setdefault(json.dumps(spec.environment, sort_keys=True), []).append(spec)
+    for key, pods in groups.items():
+        env = json.loads(key)
+        try:
+            if ex.isolated:
+                interp = provision(env, progress=lambda m: emit.notify({"event": "environment", "message": m}))
+            else:
+                missing = unmet(env.get("pip", ()), env.get("conda", ()), env.get("python"))
+                interp = Interpreter(sys.executable, "current" if not missing else "unmet", None, False)
+        except (EnvironmentBuildError, ValueError) as exc:
+            for spec in pods:
+                emit.fail(spec, "environment", str(exc), "fix the software module's requirements",
+                          getattr(exc, "log", None))
+            continue
+        out.update((spec.pod, interp) for spec in pods)
+    return out
+
+
+def _schedule(ordered: list[PodSpec], ex: Executor, interpreters: dict[str, Interpreter], emit: _Recorder) -> None:
+    """Submit pods as CPUs free up, in ``ordered`` order (the first that fits goes next)."""
+    from ..planner import Machine
+
+    slots = Allocator(ex.jobs, gpus=Machine.local().gpus)
+    queue = list(ordered)
+    running: dict[Future[PodOutcome], PodSpec] = {}
+    with ex:
+        while queue or running:
+            for spec in [s for s in queue if slots.fits(s)]:
+                if not slots.fits(spec):
+                    continue
+                cpus, gpus = slots.take(spec)
+                spec = spec.replace(limits=Limits(spec.limits.timeout, spec.limits.memory,
+                                                  cpus if ex.isolated else None, gpus))
+                queue.remove(next(s for s in queue if s.pod == spec.pod))
+                emit.start(spec)
+                running[ex.submit(spec, interpreters[spec.pod], emit)] = spec
+            finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for future in finished:
+                slots.give_back(running.pop(future).pod)
+
+
+class _Reporter:
+    """The default progress: one line per pod and per environment build, on stderr."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.done = 0
+        self.started = time.perf_counter()
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        kind = event.get("event")
+        if kind == "run" and event.get("status") == "started":
+            self.total = int(event.get("pods", 0))
+            skipped = f", {event['skipped']} already in the store" if event.get("skipped") else ""
+            self._print(f"saibench: {self.total} pods to run{skipped} ({event['executor']}, {event['jobs']} at a time)")
+        elif kind == "environment":
+            self._print(f"saibench: {event['message']}")
+        elif kind in ("finished", "failed"):
+            self.done += 1
+            head = f"  [{self.done}/{self.total}] {event.get('label', event.get('pod'))} r{event.get('repeat', 0)}"
+            if kind == "finished":
+                self._print(f"{head} {event.get('status')} in {float(event.get('wall_ms') or 0) / 1e3:.2f} s")
+            else:
+                self._print(f"{head} failed ({event.get('kind')}): {str(event.get('message')).splitlines()[0]}")
+        elif kind == "run" and self.total:
+            self._print(f"saibench: run {event.get('status')} after {time.perf_counter() - self.started:.1f} s")
+
+    @staticmethod
+    def _print(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)

@@ -1,0 +1,286 @@
+"""The pod side of a BenchPod: limits, rebuilding the scenario, running it, streaming events.
+
+``python -m saibench_jupyter.pods run SPEC`` calls :func:`main`; the inline executor calls
+:func:`run_pod` directly. Events are JSON lines (``docs/benchpods.md``). In a pod process
+the event stream is the original stdout; module code's ``print`` becomes ``log`` events
+and C-level output goes to stderr, so nothing a module writes can corrupt the stream.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import resource
+import sys
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from typing import IO, Any
+
+from ._spec import Limits, PodSpec, SpecError
+
+Emit = Callable[[dict[str, Any]], None]
+
+#: Packages whose versions a pod records, besides its software module's requirements.
+RECORDED = ("saibench-jupyter", "numpy", "scipy", "scikit-learn", "torch", "jax", "jaxlib", "pandas", "networkx")
+
+
+class EventWriter:
+    """Writes one JSON line per event to ``stream``, stamped with the pod key and time."""
+
+    def __init__(self, stream: IO[str], pod: str) -> None:
+        self.stream = stream
+        self.pod = pod
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        event.setdefault("pod", self.pod)
+        event.setdefault("t", time.time())
+        self.stream.write(json.dumps(event, default=_jsonable) + "\n")
+        self.stream.flush()
+
+
+class _LogStream(io.TextIOBase):
+    """``sys.stdout`` inside a pod: complete lines become ``log`` events."""
+
+    def __init__(self, emit: Emit) -> None:
+        self.emit = emit
+        self.buffer_ = ""
+
+    def write(self, text: str) -> int:
+        self.buffer_ += text
+        *lines, self.buffer_ = self.buffer_.split("\n")
+        for line in lines:
+            self.emit({"event": "log", "level": "info", "message": line})
+        return len(text)
+
+    def flush(self) -> None:
+        if self.buffer_:
+            self.emit({"event": "log", "level": "info", "message": self.buffer_})
+            self.buffer_ = ""
+
+
+def apply_limits(limits: Limits, cpus: int) -> None:
+    """Pin the process to its CPUs and GPUs, and cap its memory and CPU time (before heavy imports).
+
+    The CPU-time cap (``timeout`` × CPUs, plus slack) is a backstop for a parent that died:
+    the parent enforces the wall-clock timeout itself.
+    """
+    if limits.affinity and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, limits.affinity)
+    if limits.gpus is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, limits.gpus))
+    if limits.memory:
+        # RLIMIT_DATA, not RLIMIT_AS: CUDA and XLA reserve far more address space than they use.
+        resource.setrlimit(resource.RLIMIT_DATA, (limits.memory, limits.memory))
+    if limits.timeout:
+        seconds = math.ceil(limits.timeout * max(cpus, len(limits.affinity or ()), 1)) + 10
+        resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds + 5))
+
+
+def environment_record(requirements: tuple[str, ...] = (), base: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Where this pod runs: Python, package versions, CPU, GPU, host and platform.
+
+    ``base`` is a record made earlier in this interpreter (a warm worker's): only the
+    requirements' versions are looked up then.
+    """
+    import importlib.metadata as metadata
+    import platform
+    import re
+    import socket
+
+    names = [re.split(r"[\s;<>=!~\[]", r, maxsplit=1)[0] for r in requirements]
+    packages = dict(base["packages"]) if base else {}
+    for name in (names if base else [*RECORDED, *names]):
+        try:
+            packages[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    if base:
+        return {**base, "packages": packages, "gpu": _gpu_models()}
+    return {"python": platform.python_version(), "executable": sys.executable, "packages": packages,
+            "cpu": _cpu_model(), "gpu": _gpu_models(), "host": socket.gethostname(), "platform": platform.platform()}
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
+def _gpu_models() -> str | None:
+    # The driver's own listing: no torch import (seconds) just to name the GPU.
+    root = "/proc/driver/nvidia/gpus"
+    names = []
+    if os.path.isdir(root):
+        for gpu in sorted(os.listdir(root)):
+            try:
+                with open(os.path.join(root, gpu, "information"), encoding="utf-8") as f:
+                    names += [ln.split(":", 1)[1].strip() for ln in f if ln.startswith("Model:")]
+            except OSError:
+                continue
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if names and visible is not None:
+        names = [names[int(i)] for i in visible.split(",") if i.strip().isdigit() and int(i) < len(names)]
+    return ", ".join(names) or None
+
+
+def run_pod(spec: PodSpec, emit: Emit, record: dict[str, Any] | None = None) -> bool:
+    """Rebuild ``spec``'s scenario from its sources, run it, and emit its events.
+
+    ``record`` is this interpreter's :func:`environment_record`, when already known.
+
+    Returns
+    -------
+    bool
+        True when the run finished (``ok`` or ``diverged``); a ``failed`` event was
+        emitted otherwise. Nothing is raised for a module's fault.
+    """
+    emit({"event": "started", "pid": os.getpid(),
+          "environment": environment_record(tuple(spec.environment.get("pip", ())), record)})
+    started = time.perf_counter()
+    try:
+        scenario, repo = rebuild(spec)
+    except _Rejected as exc:
+        emit(_failure("rejected", str(exc), fix=exc.fix))
+        return False
+    except Exception as exc:  # a source that no longer parses, an unknown module name
+        emit(_failure("rejected", f"the pod could not rebuild its scenario: {exc}", tb=traceback.format_exc(),
+                      fix="check that the sources load with Repository.add_source in this environment"))
+        return False
+    from ..runtime import run_scenario
+    from ..runtime._result import Point, RunError
+
+    def listener(what: str, data: Any) -> None:
+        if what == "stage":
+            emit({"event": "stage", "stage": data})
+        elif what == "warning" and isinstance(data, RunError):
+            emit({"event": "log", "level": "warning", "message": str(data)})
+        elif what == "point" and isinstance(data, Point):
+            where = {"stage": data.stage, "checkpoint": data.checkpoint}
+            emit({"event": "checkpoint", **where, "epoch": data.epoch, "loss": data.loss,
+                  "counters": dict(data.counters)})
+            for name, value in data.metrics.items():
+                emit({"event": "metric", **where, "name": name, "value": value, "raw": data.values.get(name)})
+
+    settings = {**spec.settings, "seed": spec.seed}
+    result = run_scenario(scenario, settings=settings, repository=repo, listener=listener)
+    wall_ms = (time.perf_counter() - started) * 1e3
+    if result.status == "failed" and result.error is not None:
+        e = result.error
+        emit(_failure(e.kind, e.what, module=e.module, location=str(e.location) if e.location else None,
+                      stage=e.stage, checkpoint=e.checkpoint, fix=e.fix))
+        return False
+    error = None
+    if result.error is not None:
+        error = {"kind": result.error.kind, "message": result.error.what, "stage": result.error.stage,
+                 "checkpoint": result.error.checkpoint, "fix": result.error.fix}
+    emit({"event": "finished", "status": result.status, "wall_ms": wall_ms, "compile_ms": result.compile_ms,
+          "settings": dict(result.settings), "error": error})
+    return True
+
+
+class _Rejected(Exception):
+    def __init__(self, message: str, fix: str) -> None:
+        super().__init__(message)
+        self.fix = fix
+
+
+def rebuild(spec: PodSpec) -> tuple[Any, Any]:
+    """The scenario ``spec`` names, discovered again from its sources on this machine, and its repository.
+
+    The scenario holds its repository weakly: the caller keeps the repository alive.
+
+    Raises
+    ------
+    _Rejected
+        When discovery here does not give the same scenario, with discovery's reasons.
+    """
+    from ..planner import discover
+    from ..repository import Repository
+
+    repo = Repository()
+    for origin, digest in spec.sources:
+        repo.add_source(spec.texts[digest], origin)
+    m = spec.modules
+    lattice = discover(repo, problem=m["problem"], model=m["model"], software=m["software"],
+                       hardware=m["hardware"], metric=list(m.get("metrics", [])), ranking=[], params=spec.params)
+    for scenario in lattice.scenarios:
+        if scenario.id == spec.scenario:
+            return scenario, repo
+    reasons = "; ".join(str(r).splitlines()[0] for r in lattice.rejections[:5])
+    found = ", ".join(s.id for s in lattice.scenarios) or "none"
+    raise _Rejected(f"discovery in the pod did not find scenario {spec.scenario} ({spec.label}); it found {found}"
+                    + (f". Rejected here: {reasons}" if reasons else ""),
+                    fix="run the pod on a machine and in an environment where these modules fit, or "
+                        "discover again on this machine")
+
+
+def _failure(kind: str, message: str, *, module: str | None = None, location: str | None = None,
+             stage: int | None = None, checkpoint: int | None = None, fix: str | None = None,
+             tb: str | None = None) -> dict[str, Any]:
+    return {"event": "failed", "kind": kind, "message": message, "module": module, "location": location,
+            "stage": stage, "checkpoint": checkpoint, "fix": fix, "traceback": tb, "stderr": None}
+
+
+def _jsonable(value: Any) -> Any:
+    """Raw metric values (arrays, numpy scalars) as JSON."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, set | tuple):
+        return list(value)
+    return repr(value)
+
+
+def serve_pod(spec_source: str) -> int:
+    """The body of ``python -m saibench_jupyter.pods run SPEC``: returns the exit status.
+
+    The original stdout becomes the event stream; exit status 0 means a final event was written.
+    """
+    events = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
+    os.dup2(2, 1)  # C-level writes to stdout now land in stderr, not in the events
+    try:
+        text = sys.stdin.read() if spec_source == "-" else spec_source
+        spec = PodSpec.load(text)
+    except SpecError as exc:
+        EventWriter(events, "?")(_failure("spec", str(exc), fix="write the spec with specs_of(...)"))
+        return 2
+    return run_guarded(spec, EventWriter(events, spec.pod))
+
+
+def run_guarded(spec: PodSpec, emit: Emit, record: dict[str, Any] | None = None) -> int:
+    """Everything a pod process does once it has its spec; returns its exit status.
+
+    Module ``print`` becomes ``log`` events; limits and the working directory are set;
+    whatever goes wrong still ends in a ``failed`` event (0 means a final event was written).
+    """
+    sys.stdout = _LogStream(emit)
+    try:
+        apply_limits(spec.limits, int(spec.resources.get("cpus", 1)))
+        os.chdir(spec.workdir)
+    except (OSError, ValueError) as exc:
+        emit(_failure("rejected", f"the pod could not set up its limits or working directory: {exc}",
+                      fix="check limits.affinity against this machine's CPUs, and that workdir exists"))
+        return 1
+    try:
+        finished = run_pod(spec, emit, record)
+    except MemoryError as exc:
+        emit(_failure("memory", f"out of memory: {exc}", fix="raise the memory limit"))
+        return 1
+    except BaseException as exc:  # our own bug: still a final event, with the traceback
+        emit(_failure("internal", f"{type(exc).__name__}: {exc}", tb=traceback.format_exc(),
+                      fix="this looks like a bug in SAIBench: please report it with the traceback"))
+        return 1
+    finally:
+        sys.stdout.flush()
+    return 0 if finished else 1

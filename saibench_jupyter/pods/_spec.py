@@ -1,0 +1,328 @@
+"""The BenchPod spec: everything one isolated run needs, as a versioned JSON document.
+
+A spec carries the sources (content-addressed), the names of the chosen modules and the
+parameter bindings that make discovery find the same scenario again inside the pod, the
+environment, resources, seed and limits. Its ``identity`` hashes whatever can change the
+result, so the results store can tell what is already done (see ``docs/benchpods.md``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..planner._instances import digest_of
+
+if TYPE_CHECKING:
+    from ..planner._converters import Chain
+    from ..planner._lattice import Scenario
+
+#: The spec format this version writes and reads.
+SPEC_VERSION = 1
+
+
+class SpecError(ValueError):
+    """A pod spec that cannot be used: names the field, what is wrong and the fix."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a pod may use.
+
+    Parameters
+    ----------
+    timeout : float, optional
+        Wall-clock seconds before the pod (and its children) is killed.
+    memory : int, optional
+        Bytes of data memory (``RLIMIT_DATA``); past it allocations fail with ``MemoryError``.
+    affinity : tuple of int, optional
+        The CPU ids the pod is pinned to (the executor assigns them).
+    gpus : tuple of int, optional
+        The CUDA device ids the pod may see (``CUDA_VISIBLE_DEVICES``).
+    """
+
+    timeout: float | None = None
+    memory: int | None = None
+    affinity: tuple[int, ...] | None = None
+    gpus: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
+class PodSpec:
+    """One BenchPod: a scenario, a repeat, and all it needs to run anywhere.
+
+    Build specs with :func:`specs_of`; read one with :meth:`load`.
+    """
+
+    identity: str
+    repeat: int
+    scenario: str
+    label: str
+    sources: tuple[tuple[str, str], ...]
+    texts: Mapping[str, str]
+    modules: Mapping[str, Any]
+    params: Mapping[str, list[Any]]
+    settings: Mapping[str, Any]
+    seed: int
+    environment: Mapping[str, Any]
+    resources: Mapping[str, Any]
+    limits: Limits = field(default_factory=Limits)
+    workdir: str = "."
+
+    @property
+    def pod(self) -> str:
+        """The pod's key: ``{identity}-r{repeat}``."""
+        return f"{self.identity}-r{self.repeat}"
+
+    @property
+    def family(self) -> str:
+        """Problem × model × software × hardware names (parameters aside): cost estimates group by it."""
+        m = self.modules
+        return " × ".join(str(m[k]) for k in ("problem", "model", "software", "hardware"))
+
+    def replace(self, **changes: Any) -> PodSpec:
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+    # -- JSON ---------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """The spec as a JSON-able dict (the format ``docs/benchpods.md`` describes)."""
+        return {
+            "saibench_pod": SPEC_VERSION, "pod": self.pod, "identity": self.identity, "repeat": self.repeat,
+            "scenario": self.scenario, "label": self.label,
+            "sources": [{"origin": o, "digest": d} for o, d in self.sources], "texts": dict(self.texts),
+            "modules": dict(self.modules), "params": dict(self.params), "settings": dict(self.settings),
+            "seed": self.seed, "environment": dict(self.environment), "resources": dict(self.resources),
+            "limits": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self.limits).items()},
+            "workdir": self.workdir,
+        }
+
+    def to_json(self) -> str:
+        """The spec as JSON text."""
+        return json.dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PodSpec:
+        """Validate ``data`` and build the spec.
+
+        Raises
+        ------
+        SpecError
+            Naming the first bad field, what is wrong, and the fix.
+        """
+        if not isinstance(data, Mapping):
+            raise SpecError(f"a pod spec is a JSON object, not {type(data).__name__}")
+        version = data.get("saibench_pod")
+        if version != SPEC_VERSION:
+            fix = ("write it with this version's saibench_jupyter.pods.specs_of"
+                   if version is None or (isinstance(version, int) and version < SPEC_VERSION)
+                   else "run the pod with the saibench-jupyter version that wrote it, or upgrade")
+            raise SpecError(f"saibench_pod: this is spec format {version!r}; this version reads {SPEC_VERSION}. "
+                            f"Fix: {fix}")
+        get = _Fields(data)
+        sources = tuple((get.str_in(s, "origin", "sources[]"), get.str_in(s, "digest", "sources[]"))
+                        for s in get.items("sources"))
+        texts = get.mapping("texts")
+        for origin, digest in sources:
+            text = texts.get(digest)
+            if not isinstance(text, str):
+                raise SpecError(f"sources: {origin} has digest {digest}, which texts does not hold. "
+                                "Fix: include every source's text under its digest")
+            if _sha256(text) != digest:
+                raise SpecError(f"texts: the text of {origin} does not match its digest {digest} (it was "
+                                "changed after the spec was written). Fix: write the spec again")
+        modules = get.mapping("modules")
+        for key in ("problem", "model", "software", "hardware"):
+            if not isinstance(modules.get(key), str):
+                raise SpecError(f"modules.{key}: missing or not a module name. Fix: name the scenario's {key} module")
+        if not isinstance(modules.get("metrics", []), list):
+            raise SpecError("modules.metrics: must be a list of metric names")
+        limits = get.mapping("limits")
+        spec = cls(
+            identity=get.text("identity"), repeat=get.integer("repeat"), scenario=get.text("scenario"),
+            label=get.text("label"), sources=sources, texts=dict(texts), modules=dict(modules),
+            params={k: list(v) for k, v in get.mapping("params").items()}, settings=dict(get.mapping("settings")),
+            seed=get.integer("seed"), environment=dict(get.mapping("environment")),
+            resources=dict(get.mapping("resources")), limits=_limits(limits), workdir=get.text("workdir"),
+        )
+        if "pod" in data and data["pod"] != spec.pod:
+            raise SpecError(f"pod: {data['pod']!r} does not match identity and repeat ({spec.pod}). "
+                            "Fix: write the spec again")
+        return spec
+
+    @classmethod
+    def load(cls, source: str | os.PathLike[str]) -> PodSpec:
+        """Read a spec from a JSON file (or JSON text starting with ``{``).
+
+        Raises
+        ------
+        SpecError
+            When the file is missing, is not JSON, or the spec is invalid.
+        """
+        text = str(source)
+        if not text.lstrip().startswith("{"):
+            try:
+                text = Path(source).read_text(encoding="utf-8")
+            except OSError as exc:
+                raise SpecError(f"cannot read the pod spec {source}: {exc.strerror}. Fix: give the path "
+                                "of a spec written by specs_of(...)") from None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SpecError(f"the pod spec is not JSON: {exc}. Fix: give a spec written by specs_of(...)") from None
+        return cls.from_dict(data)
+
+
+class _Fields:
+    """Typed access to a spec's fields, with errors that name the field."""
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        self.data = data
+
+    def _get(self, name: str, kind: type | tuple[type, ...], what: str) -> Any:
+        if name not in self.data:
+            raise SpecError(f"{name}: missing. Fix: write the spec with specs_of(...), which fills every field")
+        value = self.data[name]
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
+            raise SpecError(f"{name}: expected {what}, got {type(value).__name__} {value!r:.60}")
+        return value
+
+    def text(self, name: str) -> str:
+        return self._get(name, str, "a string")  # type: ignore[no-any-return]
+
+    def integer(self, name: str) -> int:
+        return self._get(name, int, "an integer")  # type: ignore[no-any-return]
+
+    def items(self, name: str) -> list[Any]:
+        return self._get(name, list, "a list")  # type: ignore[no-any-return]
+
+    def mapping(self, name: str) -> Mapping[str, Any]:
+        return self._get(name, dict, "an object")  # type: ignore[no-any-return]
+
+    @staticmethod
+    def str_in(item: Any, key: str, where: str) -> str:
+        value = item.get(key) if isinstance(item, dict) else None
+        if not isinstance(value, str):
+            raise SpecError(f"{where}.{key}: missing or not a string in {item!r:.80}")
+        return value
+
+
+def _limits(data: Mapping[str, Any]) -> Limits:
+    def ids(key: str) -> tuple[int, ...] | None:
+        value = data.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, list) or not all(isinstance(v, int) for v in value):
+            raise SpecError(f"limits.{key}: expected a list of integer ids, got {value!r}")
+        return tuple(value)
+
+    timeout, memory = data.get("timeout"), data.get("memory")
+    if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
+        raise SpecError(f"limits.timeout: expected seconds > 0 or null, got {timeout!r}")
+    if memory is not None and (not isinstance(memory, int) or memory <= 0):
+        raise SpecError(f"limits.memory: expected bytes > 0 or null, got {memory!r}")
+    return Limits(timeout, memory, ids("affinity"), ids("gpus"))
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# -- building specs from scenarios ------------------------------------------------------------
+def specs_of(scenario: Scenario, *, repeats: int = 1, seed: int = 0, settings: Mapping[str, Any] | None = None,
+             limits: Limits | None = None, workdir: str | os.PathLike[str] | None = None) -> list[PodSpec]:
+    """The pod specs of ``repeats`` independent runs of ``scenario`` (repeat ``r`` uses seed ``seed + r``).
+
+    Parameters
+    ----------
+    scenario : Scenario
+        A discovered scenario (its repository must still exist: the sources come from it).
+    repeats : int
+        How many independent pods.
+    seed : int
+        The base seed.
+    settings : mapping, optional
+        Training-setting overrides (``{"epochs": 5}``); part of the identity.
+    limits : Limits, optional
+        Time and memory limits.
+    workdir : path, optional
+        Where relative inputs resolve; the current directory by default.
+
+    Raises
+    ------
+    SpecError
+        When a parameter value or setting cannot be written as JSON.
+    """
+    if repeats < 1:
+        raise SpecError(f"repeats={repeats}: run each scenario at least once (repeats >= 1)")
+    repo = scenario.repository
+    sources = repo.sources()
+    texts = {origin: src.text for origin, src in sources.items()}
+    digests = {origin: _sha256(text) for origin, text in texts.items()}
+    metrics = sorted(m.name for m in scenario.metrics)
+    converters = sorted(_converters(scenario.converters))
+    used = [repo.get(n).digest for n in (*metrics, *converters)]
+    environment = _environment(scenario)
+    settings = dict(settings or {})
+    params = _bindings(scenario)
+    for what, value in (("settings", settings), ("params", params)):
+        try:
+            json.dumps(value, allow_nan=True)
+        except (TypeError, ValueError) as exc:
+            raise SpecError(f"{what} of {scenario.label} cannot be written to a pod spec ({exc}). "
+                            "Fix: use numbers, strings, booleans, lists or dicts as parameter values") from None
+    identity = digest_of(scenario.id, *used, *sorted(s.support_digest for s in sources.values()),
+                         json.dumps(environment, sort_keys=True), json.dumps(settings, sort_keys=True), str(seed))
+    base = PodSpec(
+        identity=identity, repeat=0, scenario=scenario.id, label=scenario.label,
+        sources=tuple((o, digests[o]) for o in sources), texts={digests[o]: t for o, t in texts.items()},
+        modules={"problem": scenario.problem, "model": scenario.model, "software": scenario.software,
+                 "hardware": scenario.hardware, "metrics": metrics, "submodels": scenario.submodels,
+                 "converters": converters},
+        params=params, settings=settings, seed=seed, environment=environment,
+        resources=_resources(scenario), limits=limits or Limits(), workdir=str(workdir or os.getcwd()),
+    )
+    return [base.replace(repeat=r, seed=seed + r) for r in range(repeats)]
+
+
+def _bindings(scenario: Scenario) -> dict[str, list[Any]]:
+    """``{"Module.param": [values]}`` that make discovery build this scenario again.
+
+    A grid of every value a module's parameter takes in any role (a model may also be
+    its own sub-model with other parameters); the pod then picks the scenario by id.
+    """
+    names = {"problem": scenario.problem, "hardware": scenario.hardware, "software": scenario.software}
+    names.update((role, m.name) for role, m in scenario.model_choice.walk())
+    out: dict[str, list[Any]] = {}
+    for role, params in scenario.params.items():
+        for key, value in params.items():
+            values = out.setdefault(f"{names[role]}.{key}", [])
+            if value not in values:
+                values.append(value)
+    return out
+
+
+def _converters(chains: Sequence[Chain]) -> set[str]:
+    out: set[str] = set()
+    for chain in chains:
+        for step in chain.steps:
+            if not step.builtin:
+                out.add(step.converter)
+            out |= _converters(step.inner)
+    return out
+
+
+def _environment(scenario: Scenario) -> dict[str, Any]:
+    env = scenario.environment
+    return {"backend": env.backend, "pip": list(env.pip), "conda": list(env.conda), "python": env.python}
+
+
+def _resources(scenario: Scenario) -> dict[str, Any]:
+    res = scenario.resources
+    return {"cpus": res.cpus, "device": res.device, "gpus": res.gpus, "memory": res.memory_bytes}

@@ -1,0 +1,236 @@
+"""``run``: real pods in subprocesses, faults, the store, resume, repeats and scheduling."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+from pods_helpers import DOUBLING, doubling, write_data
+
+from saibench_jupyter.pods import run
+from saibench_jupyter.results import Results
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    write_data(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+class Events(list):
+    """A progress callback that keeps every event."""
+
+    def __call__(self, event):
+        self.append(event)
+
+    def ran(self) -> list[str]:
+        return sorted(e["label"] for e in self if e["event"] in ("finished", "failed"))
+
+
+@pytest.mark.parametrize("executor", ["subprocess", "warm"])
+def test_faults_are_recorded_and_the_other_pods_finish(workdir, executor):
+    modes = ("ok", "raise", "exit", "signal", "sleep", "memory", "print")
+    scenarios = doubling(*modes)
+    results = run(scenarios, executor=executor, store=workdir / "s.db", jobs=2, timeout=4, memory="512MB",
+                  progress=False)
+    assert isinstance(results, Results) and len(results) == len(modes)
+
+    fails = results.failures().set_index("label")
+    kind = {label.split("mode='")[1].split("'")[0]: row.kind for label, row in fails.iterrows()}
+    assert kind == {"raise": "error", "exit": "exit", "signal": "signal", "sleep": "timeout", "memory": "memory"}
+    message = {label.split("mode='")[1].split("'")[0]: row.message for label, row in fails.iterrows()}
+    assert message["exit"] == "the pod exited with status 3 before reporting a result"
+    assert message["signal"] == "the pod was killed by SIGSEGV"
+    assert message["sleep"].startswith("the pod ran past its 4 s time limit")
+    assert message["memory"].startswith("out of memory: Unable to allocate 8.00 GiB")
+    assert message["raise"] == "RuntimeError: the solver blew up"
+
+    frame = results.to_dataframe()
+    done = frame[frame.status == "ok"]
+    assert sorted(done.label.str.extract(r"mode='(\w+)'")[0]) == ["ok", "print"]
+    assert set(done.metric) == {"Error"} and (done.value == 0.0).all()
+    assert (frame[frame.status == "failed"].metric.isna()).all()  # failed pods are rows too (DNF)
+    # The store is a plain SQLite file any reader can open.
+    with sqlite3.connect(workdir / "s.db") as db:
+        assert db.execute("select count(*) from pods where status = 'failed'").fetchone() == (5,)
+
+
+def test_a_second_run_does_only_what_is_missing(workdir):
+    extra = textwrap.dedent("""
+        from saibench_jupyter.sail import *
+
+        @ModelDefinition
+        def Copier(task, inputType, outputType):
+            if task != Solve: Fail("solves only")
+            return Solver(lambda x: x * 2.0)
+    """)
+    scenarios = doubling("ok", extra=extra)
+    first = Events()
+    run(scenarios, store=workdir / "s.db", progress=first)
+    assert len(first.ran()) == 2
+
+    again = Events()
+    results = run(scenarios, store=workdir / "s.db", progress=again)
+    assert again.ran() == [] and len(results) == 2
+    assert again[0] == {"event": "run", "status": "started", "pods": 0, "skipped": 2, "executor": "subprocess",
+                        "jobs": again[0]["jobs"]}
+
+    # Editing Copier reruns Copier's scenario only.
+    edited = doubling("ok", extra=extra.replace("x * 2.0", "x + x"))
+    third = Events()
+    run(edited, store=workdir / "s.db", progress=third)
+    assert third.ran() == ["Doubling × Copier × NumPy × OneCore"]
+
+    forced = Events()
+    run(edited, store=workdir / "s.db", progress=forced, rerun=True)
+    assert len(forced.ran()) == 2
+
+
+def test_repeats_run_independent_pods_and_aggregate(workdir):
+    scenarios = doubling("ok")
+    results = run(scenarios, store=workdir / "s.db", repeats=3, seed=5, progress=False)
+    frame = results.to_dataframe()
+    assert sorted(frame.repeat) == [0, 1, 2]
+    with sqlite3.connect(workdir / "s.db") as db:
+        seeds = sorted(row[0] for row in db.execute("select json_extract(settings, '$.seed') from pods"))
+    assert seeds == [5, 6, 7]
+    agg = results.aggregate()
+    assert list(agg.n) == [3] and list(agg.value_median) == [0.0]
+
+
+def test_failed_pods_are_retried_on_request(workdir):
+    scenarios = doubling("ok", "raise")
+    run(scenarios, store=workdir / "s.db", progress=False)
+    retried = Events()
+    run(scenarios, store=workdir / "s.db", progress=retried, rerun="failed")
+    assert retried.ran() == ["Doubling × Doubler(mode='raise') × NumPy × OneCore"]
+
+
+KILLED_PARENT = """
+import sys
+sys.path.insert(0, {tests!r})
+from pods_helpers import doubling
+from saibench_jupyter.pods import run
+scenarios = doubling("ok", "slow")
+run(scenarios, store="s.db", repeats=3, jobs=1, progress=False)
+"""
+
+
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGINT"])
+def test_stopping_the_parent_mid_run_loses_nothing_finished(workdir, how):
+    script = workdir / "parent.py"
+    script.write_text(KILLED_PARENT.format(tests=str(DOUBLING.parents[1])))
+    parent = subprocess.Popen([sys.executable, str(script)], start_new_session=True)
+    db = workdir / "s.db"
+    deadline = time.monotonic() + 60
+    finished = 0
+    while time.monotonic() < deadline and not finished:
+        time.sleep(0.1)
+        if db.exists():
+            with sqlite3.connect(db) as con:
+                try:
+                    finished = con.execute("select count(*) from pods where status = 'ok'").fetchone()[0]
+                except sqlite3.OperationalError:
+                    continue  # the schema is being created
+    import os
+    import signal
+
+    if how == "SIGKILL":
+        os.killpg(parent.pid, signal.SIGKILL)  # the parent and its running pod, no clean-up
+    else:
+        os.kill(parent.pid, signal.SIGINT)  # Ctrl-C: the run stops its pods and closes the store
+    assert parent.wait(timeout=30) != 0
+    assert 1 <= finished < 6
+    with sqlite3.connect(db) as con:
+        stored = con.execute("select count(*) from pods where status = 'ok'").fetchone()[0]
+        assert con.execute("select count(*) from pods where status = 'failed'").fetchone()[0] == 0
+        if how == "SIGINT":
+            assert con.execute("select status from runs").fetchall() == [("interrupted",)]
+
+    scenarios = doubling("ok", "slow")
+    events = Events()
+    results = run(scenarios, store=db, repeats=3, jobs=1, progress=events)
+    assert len(events.ran()) == 6 - stored
+    assert sorted(results.to_dataframe().status) == ["ok"] * 6
+
+
+def test_an_environment_that_cannot_be_built_fails_its_pods_only(workdir):
+    extra = textwrap.dedent("""
+        from saibench_jupyter.sail import *
+
+        @SoftwareDefinition
+        def Missing(hardware):
+            return Environment(backend="numpy", pip=["saibench-no-such-package-xyz"])
+    """)
+    scenarios = doubling("ok", extra=extra)
+    events = Events()
+    results = run(scenarios, store=workdir / "s.db", progress=events)
+    fails = results.failures()
+    assert list(fails.kind) == ["environment"]
+    assert "saibench-no-such-package-xyz" in fails.message[0]
+    assert "Doubling × Doubler(mode='ok') × NumPy × OneCore" in events.ran()
+    assert any(e["event"] == "environment" for e in events)  # the build was shown, not silent
+
+
+def test_inline_runs_in_this_process_and_keeps_the_caller_alive(workdir):
+    scenarios = doubling("ok", "raise")
+    results = run(scenarios, executor="inline", store=workdir / "s.db", progress=False)
+    status = dict(zip(results.to_dataframe().label, results.to_dataframe().status))
+    assert sorted(status.values()) == ["failed", "ok"]
+
+
+def test_a_pod_asking_for_every_cpu_runs_alone(workdir):
+    import os
+
+    cpus = len(os.sched_getaffinity(0))
+    if cpus < 2:
+        pytest.skip("needs two CPUs to tell a 2-CPU pod from two 1-CPU pods")
+    extra = textwrap.dedent(f"""
+        from saibench_jupyter.sail import *
+
+        @HardwareDefinition
+        def AllCores():
+            return Resources(cpus={cpus})
+    """)
+    scenarios = doubling("slow", extra=extra)
+    results = run(scenarios, store=workdir / "s.db", jobs=cpus, repeats=2, progress=False)
+    with sqlite3.connect(results.store.path) as db:
+        rows = db.execute("select s.hardware, p.started, p.finished from pods p join scenarios s "
+                          "using (identity)").fetchall()
+    whole = [(a, b) for hw, a, b in rows if hw == "AllCores"]
+    others = [(a, b) for hw, a, b in rows if hw != "AllCores"]
+    assert len(whole) == 2 and len(others) == 2
+    for a, b in whole:
+        for c, d in whole + others:
+            if (a, b) != (c, d):
+                assert b <= c or d <= a, "a pod ran beside the one that asked for every CPU"
+
+
+def test_an_unknown_executor_is_named_with_the_known_ones(workdir):
+    with pytest.raises(KeyError, match=r"no executor 'nope' \(known: inline, subprocess, warm\)"):
+        run(doubling("ok"), executor="nope", store=workdir / "s.db")
+    assert not (workdir / "s.db").exists()  # refused before anything was written
+
+
+def test_the_default_progress_shows_each_pod(workdir, capsys):
+    run(doubling("ok", "raise"), store=workdir / "s.db")
+    err = capsys.readouterr().err
+    assert "saibench: 2 pods to run (subprocess, " in err
+    assert "Doubling × Doubler(mode='ok') × NumPy × OneCore r0 ok in " in err
+    assert "Doubling × Doubler(mode='raise') × NumPy × OneCore r0 failed (error): RuntimeError: the solver blew up" in err
+
+
+def test_the_command_line_runs_and_resumes(workdir):
+    command = [sys.executable, "-m", "saibench_jupyter.cli", "run", str(DOUBLING),
+               "--param", "Doubler.mode=['ok','raise']", "--store", "cli.db"]
+    first = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 1  # one pod failed
+    assert "Results(2 scenarios, 2 pods: 1 ok, 1 failed; cli.db)" in first.stdout
+    assert "(error): RuntimeError: the solver blew up" in first.stdout
+    again = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert "0 pods to run, 2 already in the store" in again.stderr

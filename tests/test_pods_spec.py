@@ -1,0 +1,106 @@
+"""The BenchPod spec: JSON round trip, validation, and the identity that resume relies on."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from pods_helpers import DOUBLING, doubling
+
+from saibench_jupyter import Repository, discover
+from saibench_jupyter.pods import SPEC_VERSION, Limits, PodSpec, SpecError, specs_of
+
+
+def test_round_trip_through_json_keeps_every_field():
+    (scenario,) = doubling("ok")
+    (spec,) = specs_of(scenario, limits=Limits(timeout=5, memory=2**29), settings={"epochs": 2})
+    again = PodSpec.load(spec.to_json())
+    assert again == spec
+    data = json.loads(spec.to_json())
+    assert data["saibench_pod"] == SPEC_VERSION
+    assert data["pod"] == f"{spec.identity}-r0"
+    assert data["modules"]["model"] == "Doubler" and data["modules"]["metrics"] == ["Error"]
+    assert data["params"]["Doubler.mode"] == ["ok"]
+    assert data["limits"] == {"timeout": 5, "memory": 2**29, "affinity": None, "gpus": None}
+    # Content-addressed: the one source is stored once, under the sha256 of its text.
+    (source,) = data["sources"]
+    assert data["texts"][source["digest"]] == DOUBLING.read_text()
+
+
+def test_repeats_are_pods_of_one_identity_with_their_own_seeds():
+    (scenario,) = doubling("ok")
+    specs = specs_of(scenario, repeats=3, seed=10)
+    assert [s.repeat for s in specs] == [0, 1, 2]
+    assert [s.seed for s in specs] == [10, 11, 12]
+    assert len({s.identity for s in specs}) == 1 and len({s.pod for s in specs}) == 3
+
+
+def test_identity_is_stable_and_follows_what_the_scenario_uses():
+    extra = "from saibench_jupyter.sail import *\n\n@ModelDefinition\ndef Copier(task, inputType, outputType):\n" \
+            "    if task != Solve: Fail('solves only')\n    return Solver(lambda x: x)\n"
+    first = doubling("ok", extra=extra)
+    again = doubling("ok", extra=extra)
+    ids = {s.label: specs_of(s)[0].identity for s in first}
+    assert ids == {s.label: specs_of(s)[0].identity for s in again}  # fresh repositories, same identities
+
+    # Editing Copier changes Copier's scenario only; a comment-only edit changes nothing.
+    edited = doubling("ok", extra=extra.replace("lambda x: x", "lambda x: x + 0"))
+    changed = {s.label for s in edited if specs_of(s)[0].identity != ids[s.label]}
+    assert changed == {"Doubling × Copier × NumPy × OneCore"}
+    cosmetic = doubling("ok", extra=extra.replace("def Copier", "# copies its input\ndef Copier"))
+    assert {s.label: specs_of(s)[0].identity for s in cosmetic} == ids
+
+    # Settings and the seed are part of the identity; the repeat is not.
+    scenario = first[0]
+    assert specs_of(scenario, settings={"epochs": 3})[0].identity != ids[scenario.label]
+    assert specs_of(scenario, seed=1)[0].identity != ids[scenario.label]
+
+
+def test_a_scenario_of_a_lost_repository_is_refused():
+    repo = Repository()
+    repo.load(DOUBLING)
+    scenario = discover(repo).scenarios[0]
+    del repo
+    with pytest.raises(RuntimeError, match="no longer exists; discover again"):
+        specs_of(scenario)
+
+
+def _spec_dict() -> dict:
+    (scenario,) = doubling("ok")
+    return json.loads(specs_of(scenario)[0].to_json())
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda d: d.update(saibench_pod=2), r"spec format 2; this version reads 1.*upgrade"),
+    (lambda d: d.pop("saibench_pod"), r"spec format None.*specs_of"),
+    (lambda d: d.pop("seed"), r"seed: missing"),
+    (lambda d: d.update(repeat="0"), r"repeat: expected an integer, got str"),
+    (lambda d: d["modules"].pop("model"), r"modules.model: missing or not a module name"),
+    (lambda d: d["limits"].update(timeout=-1), r"limits.timeout: expected seconds > 0"),
+    (lambda d: d["limits"].update(affinity=["a"]), r"limits.affinity: expected a list of integer ids"),
+    (lambda d: d.update(pod="other-r0"), r"pod: 'other-r0' does not match"),
+    (lambda d: d["texts"].update({k: v + "#" for k, v in d["texts"].items()}),
+     r"does not match its digest .* write the spec again"),
+    (lambda d: d["texts"].clear(), r"which texts does not hold"),
+])
+def test_invalid_specs_name_the_field_and_the_fix(change, message):
+    data = _spec_dict()
+    change(data)
+    with pytest.raises(SpecError, match=message):
+        PodSpec.from_dict(data)
+
+
+def test_load_reports_missing_files_and_bad_json(tmp_path):
+    with pytest.raises(SpecError, match=r"cannot read the pod spec .*nope\.json"):
+        PodSpec.load(tmp_path / "nope.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(SpecError, match="is not JSON"):
+        PodSpec.load(tmp_path / "bad.json")
+
+
+def test_parameters_that_json_cannot_hold_are_refused():
+    (scenario,) = doubling("ok")
+    with pytest.raises(SpecError, match="cannot be written to a pod spec"):
+        specs_of(scenario, settings={"epochs": object()})
+    with pytest.raises(SpecError, match="at least once"):
+        specs_of(scenario, repeats=0)

@@ -1,0 +1,188 @@
+"""Reading a results store: the tidy frame, aggregates over repeats, views, summaries and files."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from test_results_store import ENV, ID, counters, failed_event, pod_events, run_pod
+
+from saibench_jupyter.results import Results, Store
+from saibench_jupyter.runtime._result import COUNTERS
+
+OTHER = "fedcba9876543210"
+SCENARIO = {"scenario": "s1", "label": "MNIST × MLP(hiddenSize=128) × PyTorch × CPU", "family": "mnist",
+            "problem": "MNIST", "model": "MLP", "software": "PyTorch", "hardware": "CPU",
+            "params": {"MLP.hiddenSize": [128]}, "metrics": ["Accuracy", "CriticalLoss"],
+            "modules": {"MNIST": "aa11", "MLP": "bb22"}, "sources": ["d1"], "settings": {}}
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    with Store(tmp_path / "saibench.db") as s:
+        yield s
+
+
+def with_accuracy(values: list[float], pod: str) -> list[dict[str, Any]]:
+    """A finished pod with one checkpoint whose Accuracy is each of ``values`` in turn (one per checkpoint)."""
+    events: list[dict[str, Any]] = [{"event": "started", "t": 1.0, "pid": 1, "environment": ENV}]
+    for c, v in enumerate(values, 1):
+        events.append({"event": "checkpoint", "stage": 1, "checkpoint": c, "epoch": c, "loss": v,
+                       "counters": counters(10.0 * v)})
+        events.append({"event": "metric", "stage": 1, "checkpoint": c, "name": "Accuracy", "value": v, "raw": None})
+    events.append({"event": "finished", "t": 2.0, "status": "ok", "wall_ms": 1000.0, "compile_ms": 0.0})
+    return events
+
+
+def test_the_tidy_frame_of_a_full_pod(store: Store) -> None:
+    store.add_scenario(ID, SCENARIO)
+    run_pod(store, ID, 0, pod_events())
+    df = Results(store).to_dataframe()
+    assert list(df.columns) == ["identity", "scenario", "label", "family", "problem", "model", "software", "hardware",
+                                "params", "repeat", "status", "stage", "checkpoint", "epoch", "loss", *COUNTERS,
+                                "metric", "value"]
+    assert df[["checkpoint", "metric", "value"]].values.tolist() == [
+        [1, "Accuracy", 0.7], [1, "CriticalLoss", 2.0], [2, "Accuracy", 0.9], [2, "CriticalLoss", 1.0]]
+    assert df["ElapsedMilliseconds"].tolist() == [100.0, 100.0, 200.0, 200.0]
+    assert df["PeakMemoryBytes"].tolist() == [2.0**27] * 4
+    assert set(df["status"]) == {"ok"} and set(df["label"]) == {SCENARIO["label"]}
+    assert df["params"].iloc[0] == '{"MLP.hiddenSize": [128]}'  # JSON text: hashable, groupable
+    env = Results(store).environments()
+    assert env[["python", "executable", "host", "platform", "pods"]].values.tolist() == [
+        ["3.11.7", "/venv/bin/python", "bench1", "Linux-6.1-x86_64", 1]]
+    assert env["packages"].iloc[0] == {"numpy": "1.26.4", "torch": "2.3.0"}
+    logs = Results(store).logs()
+    assert logs[["identity", "repeat", "level", "message"]].values.tolist() == [[ID, 0, "info", "epoch 2 done"]]
+
+
+def test_a_failed_pod_without_points_is_one_row_and_a_failure(store: Store) -> None:
+    store.add_scenario(ID, SCENARIO)
+    run_pod(store, ID, 0, [failed_event()])
+    results = Results(store)
+    df = results.to_dataframe()
+    assert len(df) == 1
+    row = df.iloc[0]
+    assert row["status"] == "failed" and row["label"] == SCENARIO["label"]
+    assert pd.isna(row["stage"]) and pd.isna(row["metric"]) and math.isnan(row["value"])
+    failures = results.failures()
+    assert list(failures.columns[:12]) == ["identity", "label", "repeat", "kind", "message", "module", "location",
+                                           "stage", "checkpoint", "fix", "stderr", "traceback"]
+    assert failures[["kind", "message", "stderr", "label"]].values.tolist() == [
+        ["error", "ZeroDivisionError: division by zero", "warning: something\n", SCENARIO["label"]]]
+
+
+def test_a_checkpoint_without_metrics_is_one_row(store: Store) -> None:
+    run_pod(store, ID, 0, [{"event": "checkpoint", "stage": 1, "checkpoint": 1, "epoch": 1, "loss": 0.3,
+                            "counters": counters(5.0)}])
+    df = Results(store).to_dataframe()
+    assert len(df) == 1 and df["metric"].iloc[0] is None and df["loss"].iloc[0] == 0.3
+
+
+def test_the_aggregate_over_three_repeats(store: Store) -> None:
+    store.add_scenario(ID, SCENARIO)
+    run_id = store.begin_run("local", 1)
+    for repeat, v in enumerate([3.0, 1.0, 2.0]):
+        run_pod(store, ID, repeat, with_accuracy([v, v + 10], f"{ID}-r{repeat}"), run_id)
+    run_pod(store, ID, 3, [failed_event()], run_id)  # a repeat without points does not count
+    agg = Results(store).aggregate()
+    assert agg[["stage", "checkpoint", "metric", "n"]].values.tolist() == [[1, 1, "Accuracy", 3],
+                                                                           [1, 2, "Accuracy", 3]]
+    first = agg.iloc[0]
+    assert (first["value_median"], first["value_min"], first["value_max"]) == (2.0, 1.0, 3.0)
+    assert first["value_q20"] == pytest.approx(1.4) and first["value_q80"] == pytest.approx(2.6)
+    assert first["ElapsedMilliseconds"] == 20.0 and first["loss"] == 2.0 and first["epoch"] == 1.0
+    assert agg.iloc[1]["value_median"] == 12.0
+    assert first["label"] == SCENARIO["label"] and first["family"] == "mnist"
+
+
+def test_the_aggregate_keeps_a_scenario_that_never_finished_as_n_0(store: Store) -> None:
+    run_pod(store, ID, 0, with_accuracy([0.5], f"{ID}-r0"))
+    run_pod(store, OTHER, 0, [failed_event()])
+    agg = Results(store).aggregate()
+    assert agg[["identity", "n"]].values.tolist() == [[ID, 1], [OTHER, 0]]
+    assert pd.isna(agg.iloc[1]["stage"]) and math.isnan(agg.iloc[1]["value_median"])
+
+
+def test_identities_limit_the_view(store: Store) -> None:
+    store.add_scenario(ID, SCENARIO)
+    store.add_scenario(OTHER, {**SCENARIO, "label": "other"})
+    run_pod(store, ID, 0, pod_events())
+    run_pod(store, OTHER, 0, pod_events())
+    run_pod(store, OTHER, 1, [failed_event()])
+    everything, mine = Results(store), Results(store, identities=[OTHER])
+    assert len(everything) == 3 and len(mine) == 2
+    assert set(mine.to_dataframe()["identity"]) == {OTHER}
+    assert mine.scenarios()["identity"].tolist() == [OTHER]
+    assert mine.failures()["identity"].tolist() == [OTHER]
+    assert len(Results(store, identities=[ID]).failures()) == 0
+    assert len(Results(store, identities=[]).to_dataframe()) == 0
+
+
+def test_scenarios_decode_json_and_count_pods(store: Store) -> None:
+    store.add_scenario(ID, SCENARIO)
+    events = pod_events()
+    run_pod(store, ID, 0, events)
+    run_pod(store, ID, 1, [failed_event()])
+    run_pod(store, ID, 2, [*events[:-1], {**events[-1], "status": "diverged", "error": {"message": "NaN loss"}}])
+    run_pod(store, ID, 3, events[:2])
+    run_pod(store, OTHER, 0, events)  # a pod whose scenario row is missing is still listed
+    sc = Results(store).scenarios()
+    assert sc["identity"].tolist() == [ID, OTHER]
+    first = sc.iloc[0]
+    assert first["modules"] == {"MNIST": "aa11", "MLP": "bb22"} and first["params"] == {"MLP.hiddenSize": [128]}
+    assert [first[c] for c in ("repeats", "ok", "failed", "diverged", "running")] == [4, 1, 1, 1, 1]
+    assert sc.iloc[1]["ok"] == 1 and pd.isna(sc.iloc[1]["label"])
+
+
+def test_repr_summarises_scenarios_and_pods(store: Store) -> None:
+    events = pod_events()
+    run_pod(store, ID, 0, events)
+    run_pod(store, ID, 1, events)
+    run_pod(store, OTHER, 0, [failed_event()])
+    run_pod(store, OTHER, 1, [*events[:-1], {**events[-1], "status": "diverged", "error": {"message": "NaN"}}])
+    assert repr(Results(store)) == f"Results(2 scenarios, 4 pods: 2 ok, 1 failed, 1 diverged; {store.path})"
+    assert repr(Results(store, identities=["nothing"])) == f"Results(0 scenarios, 0 pods; {store.path})"
+
+
+def test_csv_and_parquet_round_trips(store: Store, tmp_path: Path) -> None:
+    store.add_scenario(ID, SCENARIO)
+    run_pod(store, ID, 0, pod_events())
+    run_pod(store, ID, 1, [failed_event()])
+    results = Results(store)
+    df = results.to_dataframe()
+    parquet = results.to_parquet(tmp_path / "r.parquet")
+    assert parquet == tmp_path / "r.parquet"
+    pd.testing.assert_frame_equal(pd.read_parquet(parquet), df)
+    csv = pd.read_csv(results.to_csv(tmp_path / "r.csv"))
+    assert list(csv.columns) == list(df.columns) and len(csv) == len(df) == 5
+    pd.testing.assert_series_equal(csv["value"], df["value"])
+    assert csv["status"].tolist() == df["status"].tolist()
+    assert json.loads(csv["params"].iloc[0]) == SCENARIO["params"]
+
+
+def test_parquet_without_pyarrow_says_how_to_install_it(store: Store, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # import pyarrow now raises ImportError
+    with pytest.raises(ImportError, match=r"pip install 'saibench-jupyter\[parquet\]'"):
+        Results(store).to_parquet(tmp_path / "r.parquet")
+
+
+def test_results_opens_a_store_by_path(store: Store) -> None:
+    run_pod(store, ID, 0, pod_events())
+    results = Results(str(store.path))
+    try:
+        assert len(results) == 1 and results.store.path == store.path
+    finally:
+        results.store.close()
+
+
+def test_an_empty_store_gives_empty_frames(store: Store) -> None:
+    results = Results(store)
+    assert len(results.to_dataframe()) == 0 and len(results.aggregate()) == 0
+    assert len(results.scenarios()) == len(results.failures()) == len(results.environments()) == 0
+    assert "value_q80" in results.aggregate().columns
