@@ -8,8 +8,7 @@ a backend is asked for.
 
 from __future__ import annotations
 
-import importlib
-
+from .. import _registry
 from ._plan import LoweredModel as LoweredModel
 from ._plan import ModelGraphs as ModelGraphs
 from ._plan import graphs_of as graphs_of
@@ -19,6 +18,7 @@ from ._trainer import Trainer as Trainer
 from ._trainer import TrainingDiverged as TrainingDiverged
 from ._trainer import TrainSettings as TrainSettings
 
+GROUP = "saibench_jupyter.backends"
 #: Built-in backends: name -> "module:Class" (imported on first use).
 BUILTIN = {
     "torch": "saibench_jupyter.backends._torch:TorchTrainer",
@@ -29,12 +29,7 @@ BUILTIN = {
 
 def available() -> dict[str, str]:
     """Every backend name with where its trainer lives (built-ins, then entry points)."""
-    from importlib.metadata import entry_points
-
-    out = dict(BUILTIN)
-    for ep in entry_points(group="saibench_jupyter.backends"):
-        out.setdefault(ep.name, ep.value)
-    return out
+    return _registry.available(GROUP, BUILTIN)
 
 
 def trainer_class(backend: str) -> type[Trainer]:
@@ -47,18 +42,11 @@ def trainer_class(backend: str) -> type[Trainer]:
     ImportError
         When the backend's library is not installed (the message says what to install).
     """
-    # Entry points are scanned only for names that are not built in: the scan reads every
-    # installed package's metadata (~30 ms), which each pod would pay.
-    known = BUILTIN if backend in BUILTIN else available()
-    if backend not in known:
-        raise KeyError(f"no backend {backend!r} (known: {', '.join(sorted(known))})")
-    module, _, name = known[backend].partition(":")
     try:
-        cls = getattr(importlib.import_module(module), name)
+        return _registry.load(GROUP, BUILTIN, backend, "backend")  # type: ignore[no-any-return]
     except ImportError as exc:
         raise ImportError(f"the {backend} backend needs {exc.name or backend}: "
                           f"pip install 'saibench-jupyter[{backend}]'") from exc
-    return cls  # type: ignore[no-any-return]
 
 
 __all__ = ["BUILTIN", "LoweredModel", "ModelGraphs", "Trainer", "TrainSettings", "TrainingDiverged",

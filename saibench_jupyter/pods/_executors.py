@@ -13,7 +13,6 @@ the ``saibench_jupyter.executors`` entry-point group (``module:Class`` of an
 
 from __future__ import annotations
 
-import importlib
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -22,11 +21,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from .. import _registry
 from ._environments import Interpreter
 from ._spec import PodSpec
 
 Emit = Callable[[dict[str, Any]], None]
 
+GROUP = "saibench_jupyter.executors"
 #: Built-in executors: name -> "module:Class" (imported on first use).
 BUILTIN = {
     "inline": "saibench_jupyter.pods._executors:InlineExecutor",
@@ -196,12 +197,7 @@ class InlineExecutor(Executor):
 
 def available() -> dict[str, str]:
     """Every executor name with where its class lives (built-ins, then entry points)."""
-    from importlib.metadata import entry_points
-
-    out = dict(BUILTIN)
-    for ep in entry_points(group="saibench_jupyter.executors"):
-        out.setdefault(ep.name, ep.value)
-    return out
+    return _registry.available(GROUP, BUILTIN)
 
 
 def executor_class(name: str) -> type[Executor]:
@@ -212,9 +208,4 @@ def executor_class(name: str) -> type[Executor]:
     KeyError
         For an unknown name (the message lists the known ones).
     """
-    # Entry points only for names that are not built in: scanning them costs ~30 ms.
-    known = BUILTIN if name in BUILTIN else available()
-    if name not in known:
-        raise KeyError(f"no executor {name!r} (known: {', '.join(sorted(known))})")
-    module, _, cls = known[name].partition(":")
-    return getattr(importlib.import_module(module), cls)  # type: ignore[no-any-return]
+    return _registry.load(GROUP, BUILTIN, name, "executor")  # type: ignore[no-any-return]
