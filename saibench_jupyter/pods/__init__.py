@@ -4,23 +4,43 @@
 the shim every pod process runs. See ``docs/benchpods.md``.
 """
 
-from ._environments import EnvironmentBuildError as EnvironmentBuildError
-from ._environments import Interpreter as Interpreter
-from ._environments import provision as provision
-from ._environments import unmet as unmet
-from ._executors import Executor as Executor
-from ._executors import InlineExecutor as InlineExecutor
-from ._executors import PodEvents as PodEvents
-from ._executors import PodOutcome as PodOutcome
-from ._executors import available as available
-from ._executors import executor_class as executor_class
-from ._run import run as run
-from ._spec import SPEC_VERSION as SPEC_VERSION
-from ._spec import Limits as Limits
-from ._spec import PodSpec as PodSpec
-from ._spec import SpecError as SpecError
-from ._spec import specs_of as specs_of
+from typing import TYPE_CHECKING, Any
 
+if TYPE_CHECKING:
+    from ._environments import EnvironmentBuildError as EnvironmentBuildError
+    from ._environments import Interpreter as Interpreter
+    from ._environments import provision as provision
+    from ._environments import unmet as unmet
+    from ._executors import Executor as Executor
+    from ._executors import InlineExecutor as InlineExecutor
+    from ._executors import PodEvents as PodEvents
+    from ._executors import PodOutcome as PodOutcome
+    from ._executors import available as available
+    from ._executors import executor_class as executor_class
+    from ._run import run as run
+    from ._spec import SPEC_VERSION as SPEC_VERSION
+    from ._spec import Limits as Limits
+    from ._spec import PodSpec as PodSpec
+    from ._spec import SpecError as SpecError
+    from ._spec import specs_of as specs_of
+
+# Loaded on first use: a pod process (``python -m saibench_jupyter.pods``) needs only the
+# spec and the shim, not the parent's scheduling and environment machinery.
+_MODULES = {
+    "._environments": ("EnvironmentBuildError", "Interpreter", "provision", "unmet"),
+    "._executors": ("Executor", "InlineExecutor", "PodEvents", "PodOutcome", "available", "executor_class"),
+    "._run": ("run",),
+    "._spec": ("SPEC_VERSION", "Limits", "PodSpec", "SpecError", "specs_of"),
+}
+_LAZY = {name: module for module, names in _MODULES.items() for name in names}
 __all__ = ["SPEC_VERSION", "EnvironmentBuildError", "Executor", "InlineExecutor", "Interpreter", "Limits",
            "PodEvents", "PodOutcome", "PodSpec", "SpecError", "available", "executor_class", "provision", "run",
            "specs_of", "unmet"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -183,16 +183,19 @@ class InlineExecutor(Executor):
 
     def __init__(self, jobs: int = 1) -> None:
         super().__init__(1)  # one at a time: pods would share torch's global thread settings
+        self._record: dict[str, Any] | None = None
 
     def execute(self, spec: PodSpec, interpreter: Interpreter, events: PodEvents) -> None:
-        from ._shim import run_pod
+        from ._shim import environment_record, run_pod
 
         if interpreter.key != "current":
             events.fail("environment", "the inline executor runs in this interpreter, which does not meet "
                         f"the software module's requirements ({', '.join(spec.environment.get('pip', []))})",
                         fix="use executor='subprocess', which runs the pod in an environment built for it")
             return
-        run_pod(spec, events)
+        if self._record is None:
+            self._record = environment_record()  # this process's: looked up once, not per pod
+        run_pod(spec, events, self._record)
 
 
 def available() -> dict[str, str]:
