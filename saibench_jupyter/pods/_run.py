@@ -213,13 +213,13 @@ def _schedule(ordered: list[PodSpec], ex: Executor, interpreters: dict[str, Inte
     running: dict[Future[PodOutcome], PodSpec] = {}
     with ex:
         while queue or running:
-            for spec in [s for s in queue if slots.fits(s)]:
-                if not slots.fits(spec):
+            for queued in list(queue):
+                if not slots.fits(queued):
                     continue
-                cpus, gpus = slots.take(spec)
-                spec = spec.replace(limits=Limits(spec.limits.timeout, spec.limits.memory,
-                                                  cpus if ex.isolated else None, gpus))
-                queue.remove(next(s for s in queue if s.pod == spec.pod))
+                queue.remove(queued)
+                cpus, gpus = slots.take(queued)
+                spec = queued.replace(limits=Limits(queued.limits.timeout, queued.limits.memory,
+                                                    cpus if ex.isolated else None, gpus))
                 emit.start(spec)
                 running[ex.submit(spec, interpreters[spec.pod], emit)] = spec
             finished, _ = wait(list(running), return_when=FIRST_COMPLETED)

@@ -30,7 +30,7 @@ from ._environments import Interpreter
 from ._executors import PodEvents
 from ._shim import EventWriter, environment_record, run_guarded
 from ._spec import PodSpec
-from ._subprocess import SubprocessExecutor, _kill_group, conclude, pod_environment, relay_line
+from ._subprocess import SubprocessExecutor, _kill_group, conclude, pod_environment, relay_line, stderr_tail
 
 #: A scenario the worker runs once before serving, so that every forked pod inherits
 #: the imports and first-use caches a run needs (measured: a first run costs ~3× the next).
@@ -301,7 +301,7 @@ class WarmExecutor(SubprocessExecutor):
                 pod.exited.wait()
                 timed_out = spec.limits.timeout
             with open(path, "rb") as f:
-                tail = f.read()[-4000:].decode("utf-8", "replace")
+                tail = stderr_tail(f)
         finally:
             os.unlink(path)
         conclude(spec, events, pod.held, pod.returncode, timed_out, tail, self._cancelled)
