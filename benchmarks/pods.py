@@ -11,9 +11,12 @@ in a temporary working directory that also holds the stores. Measured (``time.pe
 * the warm worker's start-up: ``python -m saibench_jupyter.pods serve`` until ``{"event": "ready"}``;
 * throughput with ``jobs=2`` (subprocess, warm): wall / N, and (last − first finish) / (N − 2);
 * a cold pod taken apart: the bare pod process (``python -m saibench_jupyter.pods run -`` fed the
-  spec, no parent harness) and its time after the ``finished`` line (shutdown); ``python -c pass``
-  in the pod's environment, the pod's imports (minus that), ``environment_record()`` without a
-  base, ``run_pod`` in this process after a warm-up, and one pod's events written to a ``Store``;
+  spec and, as the executor does after an interpreter's first pod, its environment record; no
+  parent harness) and its time after the ``finished`` line (shutdown); ``python -c pass`` in the
+  pod's environment, the pod's imports and ``import numpy`` alone (minus that),
+  ``environment_record()`` with and without that record, ``run_pod`` in this process after a
+  warm-up, and one pod's events written to a ``Store``;
+* the floor of any cold pod of this scenario, harness or not: interpreter start + ``import numpy``;
 * per stored point: ``Store.record`` of a checkpoint and 2 metrics, shaped as ``run_pod`` emits them;
 * harness overhead per pod = steady pod wall − the in-process ``run_pod``, against the targets
   (2-core machine): cold ≤ 150 ms, warm ≤ 20 ms, ≤ 1 ms per stored point.
@@ -28,6 +31,7 @@ import argparse
 import datetime
 import importlib
 import itertools
+import json
 import os
 import statistics
 import subprocess
@@ -41,7 +45,7 @@ from typing import Any
 from _report import README, machine_line, write_section
 
 from saibench_jupyter.pods import run
-from saibench_jupyter.pods._shim import environment_record, run_pod
+from saibench_jupyter.pods._shim import RECORD_VARIABLE, environment_record, run_pod
 from saibench_jupyter.pods._spec import specs_of
 from saibench_jupyter.pods._subprocess import pod_environment
 from saibench_jupyter.results import Store
@@ -49,6 +53,7 @@ from saibench_jupyter.results import Store
 ROOT = Path(__file__).resolve().parents[1]
 START, END = "<!-- pods:start -->", "<!-- pods:end -->"
 IMPORTS = "import saibench_jupyter.pods._shim, saibench_jupyter.runtime, saibench_jupyter.planner, numpy"
+NUMPY = "import numpy"
 INTRO = """\
 ## BenchPods: harness overhead per pod
 
@@ -111,12 +116,12 @@ def pods(scenario: Any, executor: str, jobs: int, n: int) -> tuple[float, list[f
     return time.perf_counter() - t0, finished, inner
 
 
-def pod_process(command: str, stdin: str, until: bytes) -> tuple[float, float]:
+def pod_process(command: str, stdin: str, until: bytes, env: dict[str, str] | None = None) -> tuple[float, float]:
     """Run ``python -m saibench_jupyter.pods COMMAND`` fed ``stdin``: seconds to its first line holding
     ``until``, and to its exit (a warm worker exits once its stdin is closed)."""
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "saibench_jupyter.pods", *command.split()], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=pod_environment())
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env or pod_environment())
     assert proc.stdout is not None and proc.stdin is not None
     proc.stdin.write(stdin.encode())
     proc.stdin.close()
@@ -164,15 +169,20 @@ def main(argv: list[str] | None = None) -> int:
 
         # 3. a cold pod's parts.
         spec, env = specs_of(scenario)[0], pod_environment()
-        starts, loads, bares = [], [], []
+        requirements = tuple(spec.environment.get("pip", ()))
+        record = environment_record(requirements)
+        # As the subprocess executor hands it to every pod after the first one.
+        bare_env = {**env, RECORD_VARIABLE: json.dumps(record)}
+        starts, loads, numpys, bares = [], [], [], []
         for _ in range(k):  # interleaved, like the trials
             starts.append(timed(lambda: subprocess.run([sys.executable, "-c", "pass"], env=env, check=True)))
             loads.append(timed(lambda: subprocess.run([sys.executable, "-c", IMPORTS], env=env, check=True)))
-            bares.append(pod_process("run -", spec.to_json(), b'"finished"'))
-        interp, imports = med(starts), med(loads) - med(starts)
+            numpys.append(timed(lambda: subprocess.run([sys.executable, "-c", NUMPY], env=env, check=True)))
+            bares.append(pod_process("run -", spec.to_json(), b'"finished"', bare_env))
+        interp, imports, numpy_s = med(starts), med(loads) - med(starts), med(numpys) - med(starts)
         bare, shutdown = med([w for _, w in bares]), med([w - f for f, w in bares])
-        env_cold = med([timed(environment_record) for _ in range(k)])
-        record = environment_record(tuple(spec.environment.get("pip", ())))
+        env_cold = med([timed(lambda: environment_record(requirements)) for _ in range(k)])
+        env_base = med([timed(lambda: environment_record(requirements, record)) for _ in range(k)])
         events: list[dict[str, Any]] = []
         for _ in range(2):
             run_pod(spec, lambda e: None, record)  # warm-up: first-time imports and caches
@@ -216,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
         return [label, ms(value) if abs(value) >= 1e-3 else f"{value * 1e3:.3f} ms", ratio, goal, ok]
 
     cold, warm, over_in = steady["subprocess", 1], steady["warm", 1], base - in_process
-    parts = interp + imports + env_cold + in_process + shutdown
+    parts = interp + imports + env_base + in_process + shutdown
+    floor = interp + numpy_s
     rows = [
         row(f"**inline**, per pod (steady, jobs=1, N={n})", base, base),
         row("**subprocess (cold)**, per pod (steady, jobs=1)", cold, base),
@@ -237,12 +248,17 @@ def main(argv: list[str] | None = None) -> int:
         row(f"    of which store writes of one pod's {len(sample)} events (`start_pod` + `record`)", store_s),
         row("  bare pod part: interpreter start (`python -c pass`, pod environment)", interp),
         row("  bare pod part: imports (shim, runtime, planner, numpy)", imports),
-        row("  bare pod part: `environment_record()` without a base", env_cold),
+        row("    of which `import numpy` (the scenario's own import)", numpy_s),
+        row("  bare pod part: `environment_record()` from the executor's record of an earlier pod", env_base),
+        row("    (the first pod of an interpreter: `environment_record()` from nothing)", env_cold),
         row("  bare pod part: `run_pod` in this process (after a warm-up)", in_process),
         row("  bare pod part: after its `finished` line (interpreter shutdown)", shutdown),
-        row("  bare pod, the rest: first-time costs in the pod's run, other imports (bare − parts)", bare - parts),
+        row("  bare pod, the rest: first-time costs in the pod's run (bare − parts; the parts are "
+            "separate processes, so it can come out below zero)", bare - parts),
         row(f"**per stored point**: checkpoint + 2 metrics (`Store.record`, {points:,})", point_s, None, 1.0),
         row("**harness overhead, cold** (subprocess − in-process run)", cold - in_process, over_in, 150.0),
+        row("  the floor under it, no harness at all: interpreter start + `import numpy`", floor),
+        row("  the harness's own share, cold (subprocess − floor − in-process run)", cold - floor - in_process),
         row("**harness overhead, warm** (warm − in-process run)", warm - in_process, over_in, 20.0),
         row("harness overhead, inline (inline − in-process run)", over_in, over_in),
     ]

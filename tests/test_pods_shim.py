@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from pods_helpers import doubling, write_data
 
 from saibench_jupyter.pods import Limits, specs_of
+from saibench_jupyter.pods._shim import RECORD_VARIABLE
 
 
 @pytest.fixture
@@ -19,9 +22,9 @@ def workdir(tmp_path, monkeypatch):
     return tmp_path
 
 
-def shim(spec_arg: str, stdin: str | None = None) -> tuple[int, list[dict], str]:
+def shim(spec_arg: str, stdin: str | None = None, env: dict[str, str] | None = None) -> tuple[int, list[dict], str]:
     proc = subprocess.run([sys.executable, "-m", "saibench_jupyter.pods", "run", spec_arg], input=stdin,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, env=env)
     return proc.returncode, [json.loads(line) for line in proc.stdout.splitlines()], proc.stderr
 
 
@@ -85,3 +88,42 @@ def test_a_pod_that_cannot_rebuild_its_scenario_says_why(workdir):
 def test_usage_is_explained():
     proc = subprocess.run([sys.executable, "-m", "saibench_jupyter.pods"], capture_output=True, text=True)
     assert proc.returncode == 2 and "usage: python -m saibench_jupyter.pods run SPEC" in proc.stderr
+
+
+def test_a_pod_uses_the_environment_record_an_executor_hands_it_only_for_its_own_interpreter(workdir):
+    (scenario,) = doubling("ok")
+    spec = specs_of(scenario)[0].to_json()
+    handed = {"python": "3.x", "executable": sys.executable, "packages": {"numpy": "0.0+handed"}, "cpu": "c",
+              "gpu": "stale", "host": "h", "platform": "p"}
+    env = {**os.environ, RECORD_VARIABLE: json.dumps(handed)}
+    code, events, _ = shim("-", stdin=spec, env=env)
+    assert code == 0
+    record = events[0]["environment"]
+    assert record["packages"] == {"numpy": "0.0+handed"} and record["host"] == "h"
+    assert record["gpu"] != "stale"  # the GPUs are looked up by each pod: they depend on CUDA_VISIBLE_DEVICES
+
+    # A record made for another interpreter is ignored: the pod looks everything up itself.
+    env[RECORD_VARIABLE] = json.dumps({**handed, "executable": "/elsewhere/bin/python"})
+    code, events, _ = shim("-", stdin=spec, env=env)
+    assert code == 0 and events[0]["environment"]["packages"]["numpy"] == np.__version__
+
+
+def test_the_warm_worker_serves_pods_and_lets_a_pod_report_what_it_could_not_rebuild(workdir):
+    (scenario,) = doubling("ok")
+    good = specs_of(scenario, repeats=2)
+    bad = json.loads(good[0].to_json())
+    bad["params"]["Doubler.mode"] = ["other"]  # the worker can't rebuild it either: the pod says why
+    bad["repeat"], bad["pod"] = 7, f"{bad['identity']}-r7"
+    requests = [{"spec": json.loads(s.to_json()), "stderr": str(workdir / f"{i}.err")} for i, s in enumerate(good)]
+    requests.append({"spec": bad, "stderr": str(workdir / "bad.err")})
+    proc = subprocess.run([sys.executable, "-m", "saibench_jupyter.pods", "serve"],
+                          input="".join(json.dumps(r) + "\n" for r in requests), capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert events[0]["event"] == "ready"
+    final = {e["pod"]: e for e in events if e["event"] in ("finished", "failed")}
+    assert [final[s.pod]["status"] for s in good] == ["ok", "ok"]
+    assert final[bad["pod"]]["kind"] == "rejected"
+    assert f"did not find scenario {scenario.id}" in final[bad["pod"]]["message"]
+    assert sorted(e["returncode"] for e in events if e["event"] == "exited") == [0, 0, 1]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 import textwrap
 import time
@@ -393,6 +395,38 @@ def test_endless_loop_stops_with_a_timeout() -> None:
     assert isinstance(trace.error, DryRunTimeout)
     assert trace.error.what == "the dry run did not finish within 0.3 s"
     assert trace.error.location.line in (4, 5)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork: warm pods are POSIX-only")
+def test_time_limit_works_in_a_forked_child_even_if_forked_mid_check() -> None:
+    # A warm pod is forked from a worker whose watchdog thread may hold its lock at that moment.
+    from saibench_jupyter.sail._deadline import _WATCHDOG
+
+    problem = parse_one(
+        """
+        @ProblemDefinition
+        def P():
+            while True:
+                pass
+        """
+    )
+    dry_run(problem, ProblemRun(problem), time_limit=0.05)  # the watchdog thread is running
+    with _WATCHDOG._lock:
+        pid = os.fork()
+        if pid == 0:  # the child: exit 0 only if its own endless loop is stopped in time
+            trace = dry_run(problem, ProblemRun(problem), time_limit=0.2)
+            os._exit(0 if isinstance(trace.error, DryRunTimeout) else 1)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child hung on the watchdog's lock")
+    assert os.waitstatus_to_exitcode(status) == 0
 
 
 def test_time_limit_leaves_no_trace_function_installed() -> None:

@@ -68,6 +68,8 @@ class PodEvents:
         self.spec = spec
         self.emit = emit
         self.final: dict[str, Any] | None = None
+        #: the environment record the pod's ``started`` event carried
+        self.environment: dict[str, Any] | None = None
         self.started = time.perf_counter()
 
     def __call__(self, event: dict[str, Any]) -> None:
@@ -75,8 +77,11 @@ class PodEvents:
             return  # one final event per pod: a pod that reported and then crashed stays reported
         event.setdefault("pod", self.spec.pod)
         event.setdefault("t", time.time())
-        if event.get("event") in ("finished", "failed"):
+        kind = event.get("event")
+        if kind in ("finished", "failed"):
             self.final = event
+        elif kind == "started" and isinstance(event.get("environment"), dict):
+            self.environment = event["environment"]
         self.emit(event)
 
     def fail(self, kind: str, message: str, *, fix: str | None = None, stderr: str | None = None,

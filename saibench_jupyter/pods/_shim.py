@@ -23,6 +23,10 @@ from ._spec import Limits, PodSpec, SpecError
 
 Emit = Callable[[dict[str, Any]], None]
 
+#: The environment variable through which an executor hands a pod the environment record an
+#: earlier pod of the same interpreter made (JSON), so that each cold pod need not redo it.
+RECORD_VARIABLE = "SAIBENCH_POD_ENVIRONMENT"
+
 #: Packages whose versions a pod records, besides its software module's requirements.
 RECORDED = ("saibench-jupyter", "numpy", "scipy", "scikit-learn", "torch", "jax", "jaxlib", "pandas", "networkx")
 
@@ -82,23 +86,28 @@ def apply_limits(limits: Limits, cpus: int) -> None:
 def environment_record(requirements: tuple[str, ...] = (), base: dict[str, Any] | None = None) -> dict[str, Any]:
     """Where this pod runs: Python, package versions, CPU, GPU, host and platform.
 
-    ``base`` is a record made earlier in this interpreter (a warm worker's): only the
-    requirements' versions are looked up then.
+    ``base`` is a record made earlier for this interpreter (the warm worker's, or the
+    executor's from an earlier pod): only requirements it lacks are looked up then, and the
+    GPUs, which depend on ``CUDA_VISIBLE_DEVICES``.
     """
-    import importlib.metadata as metadata
-    import platform
     import re
-    import socket
 
     names = [re.split(r"[\s;<>=!~\[]", r, maxsplit=1)[0] for r in requirements]
     packages = dict(base["packages"]) if base else {}
-    for name in (names if base else [*RECORDED, *names]):
-        try:
-            packages[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
+    missing = [n for n in (names if base else [*RECORDED, *names]) if n not in packages]
+    if missing:  # importlib.metadata alone costs a cold pod ~15 ms: only when there is a lookup
+        import importlib.metadata as metadata
+
+        for name in missing:
+            try:
+                packages[name] = metadata.version(name)
+            except metadata.PackageNotFoundError:
+                continue
     if base:
         return {**base, "packages": packages, "gpu": _gpu_models()}
+    import platform
+    import socket
+
     return {"python": platform.python_version(), "executable": sys.executable, "packages": packages,
             "cpu": _cpu_model(), "gpu": _gpu_models(), "host": socket.gethostname(), "platform": platform.platform()}
 
@@ -133,10 +142,12 @@ def _gpu_models() -> str | None:
     return ", ".join(names) or None
 
 
-def run_pod(spec: PodSpec, emit: Emit, record: dict[str, Any] | None = None) -> bool:
+def run_pod(spec: PodSpec, emit: Emit, record: dict[str, Any] | None = None,
+            rebuilt: tuple[Any, Any] | None = None) -> bool:
     """Rebuild ``spec``'s scenario from its sources, run it, and emit its events.
 
-    ``record`` is this interpreter's :func:`environment_record`, when already known.
+    ``record`` is this interpreter's :func:`environment_record`, when already known;
+    ``rebuilt`` is :func:`rebuild`'s result for ``spec``, when a warm worker made it before forking.
 
     Returns
     -------
@@ -148,7 +159,7 @@ def run_pod(spec: PodSpec, emit: Emit, record: dict[str, Any] | None = None) -> 
           "environment": environment_record(tuple(spec.environment.get("pip", ())), record)})
     started = time.perf_counter()
     try:
-        scenario, repo = rebuild(spec)
+        scenario, repo = rebuilt or rebuild(spec)
     except _Rejected as exc:
         emit(_failure("rejected", str(exc), fix=exc.fix))
         return False
@@ -255,10 +266,23 @@ def serve_pod(spec_source: str) -> int:
     except SpecError as exc:
         EventWriter(events, "?")(_failure("spec", str(exc), fix="write the spec with specs_of(...)"))
         return 2
-    return run_guarded(spec, EventWriter(events, spec.pod))
+    return run_guarded(spec, EventWriter(events, spec.pod), _inherited_record())
 
 
-def run_guarded(spec: PodSpec, emit: Emit, record: dict[str, Any] | None = None) -> int:
+def _inherited_record() -> dict[str, Any] | None:
+    """The record in :data:`RECORD_VARIABLE`, if it was made for this very interpreter."""
+    try:
+        record = json.loads(os.environ.pop(RECORD_VARIABLE, "null"))
+    except ValueError:
+        return None
+    if not isinstance(record, dict) or record.get("executable") != sys.executable \
+            or not isinstance(record.get("packages"), dict):
+        return None
+    return record
+
+
+def run_guarded(spec: PodSpec, emit: Emit, record: dict[str, Any] | None = None,
+                rebuilt: tuple[Any, Any] | None = None) -> int:
     """Everything a pod process does once it has its spec; returns its exit status.
 
     Module ``print`` becomes ``log`` events; limits and the working directory are set;
@@ -273,7 +297,7 @@ def run_guarded(spec: PodSpec, emit: Emit, record: dict[str, Any] | None = None)
                       fix="check limits.affinity against this machine's CPUs, and that workdir exists"))
         return 1
     try:
-        finished = run_pod(spec, emit, record)
+        finished = run_pod(spec, emit, record, rebuilt)
     except MemoryError as exc:
         emit(_failure("memory", f"out of memory: {exc}", fix="raise the memory limit"))
         return 1

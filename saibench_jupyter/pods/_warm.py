@@ -28,7 +28,7 @@ from typing import Any
 
 from ._environments import Interpreter
 from ._executors import PodEvents
-from ._shim import EventWriter, environment_record, run_guarded
+from ._shim import EventWriter, environment_record, rebuild, run_guarded
 from ._spec import PodSpec
 from ._subprocess import SubprocessExecutor, _kill_group, conclude, pod_environment, relay_line, stderr_tail
 
@@ -88,7 +88,7 @@ def serve() -> int:
     gc.freeze()  # the forked pods share these pages instead of copying them when the GC touches them
     out = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
     os.dup2(2, 1)
-    record = environment_record()
+    prepared = _Prepared(environment_record())
     selector = selectors.DefaultSelector()
     stdin = sys.stdin.fileno()
     selector.register(stdin, selectors.EVENT_READ, None)
@@ -108,7 +108,7 @@ def serve() -> int:
                 while b"\n" in pending:
                     line, _, rest = bytes(pending).partition(b"\n")
                     pending[:] = rest
-                    _spawn(line, out, selector, children, record)
+                    _spawn(line, out, selector, children, prepared)
             else:
                 fd = key.fd
                 pod, pid, partial = children[fd]
@@ -128,14 +128,59 @@ def serve() -> int:
     return 0
 
 
+class _Prepared:
+    """What the worker works out once, before forking, so that its pods need not each redo it.
+
+    * the environment record per set of requirements (package metadata: no user code);
+    * the rebuilt scenario per scenario and sources. Discovery dry-runs module code, which
+      the kernel that planned the run has already done with the same sources: the worker
+      is no more exposed than the kernel. A rebuild that fails is left to the pod, which
+      reports why.
+    """
+
+    LIMIT = 64  # scenarios kept: each holds a parsed repository
+
+    def __init__(self, record: dict[str, Any]) -> None:
+        self.record = record
+        self.records: dict[tuple[str, ...], dict[str, Any]] = {}
+        self.rebuilt: dict[tuple[Any, ...], tuple[Any, Any] | None] = {}
+
+    def environment(self, spec: PodSpec) -> dict[str, Any]:
+        requirements = tuple(spec.environment.get("pip", ()))
+        if requirements not in self.records:
+            self.records[requirements] = environment_record(requirements, self.record)
+        return self.records[requirements]
+
+    def scenario(self, spec: PodSpec) -> tuple[Any, Any] | None:
+        key = (spec.scenario, spec.sources, json.dumps(spec.params, sort_keys=True, default=repr))
+        if key not in self.rebuilt:
+            here = os.getcwd()
+            try:
+                os.chdir(spec.workdir)  # where the pod itself would rebuild it (data paths are relative)
+                self.rebuilt[key] = rebuild(spec)
+            except KeyboardInterrupt:
+                raise
+            except BaseException:  # a dry run past its deadline, sys.exit in a module: the pod reports it
+                self.rebuilt[key] = None
+            finally:
+                os.chdir(here)
+            while len(self.rebuilt) > self.LIMIT:
+                del self.rebuilt[next(iter(self.rebuilt))]
+            import gc
+
+            gc.freeze()  # as after the warm-up: the pods share these objects' pages
+        return self.rebuilt[key]
+
+
 def _spawn(line: bytes, out: Any, selector: selectors.BaseSelector, children: dict[int, Any],
-           record: dict[str, Any]) -> None:
+           prepared: _Prepared) -> None:
     try:
         request = json.loads(line)
         spec = PodSpec.from_dict(request["spec"])
     except (ValueError, KeyError, TypeError) as exc:
         _send(out, {"event": "failed", "pod": "?", "kind": "spec", "message": f"bad request to the warm worker: {exc}"})
         return
+    record, rebuilt = prepared.environment(spec), prepared.scenario(spec)
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the pod
@@ -150,7 +195,8 @@ def _spawn(line: bytes, out: Any, selector: selectors.BaseSelector, children: di
             os.dup2(err, 1)
             null = os.open(os.devnull, os.O_RDONLY)
             os.dup2(null, 0)
-            code = _child(spec, os.fdopen(write, "w", buffering=1, encoding="utf-8"), record)
+            code = run_guarded(spec, EventWriter(os.fdopen(write, "w", buffering=1, encoding="utf-8"), spec.pod),
+                               record, rebuilt)
         except BaseException:
             traceback.print_exc()
         finally:
@@ -159,10 +205,6 @@ def _spawn(line: bytes, out: Any, selector: selectors.BaseSelector, children: di
     selector.register(read, selectors.EVENT_READ, spec.pod)
     children[read] = (spec.pod, pid, bytearray())
     _send(out, {"event": "spawned", "pod": spec.pod, "pid": pid})
-
-
-def _child(spec: PodSpec, stream: Any, record: dict[str, Any]) -> int:
-    return run_guarded(spec, EventWriter(stream, spec.pod), record)
 
 
 def _returncode(status: int) -> int:

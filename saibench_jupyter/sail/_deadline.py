@@ -10,6 +10,7 @@ Python code; a single blocking C call (a long ``time.sleep``) ends before it lan
 from __future__ import annotations
 
 import ctypes
+import os
 import threading
 import time
 
@@ -22,6 +23,12 @@ class DeadlineExceeded(BaseException):
 
 class _Watchdog:
     def __init__(self) -> None:
+        self._forks_handled = False
+        self._reset()
+
+    def _reset(self) -> None:
+        # Also run in a forked child (a warm pod): the watchdog thread is not copied, and
+        # its lock may have been copied held, which would hang the child's first dry run.
         self._lock = threading.Lock()
         self._armed: dict[int, tuple[int, float]] = {}  # token -> (thread id, deadline)
         self._fired: set[int] = set()
@@ -34,6 +41,9 @@ class _Watchdog:
             token = self._next
             self._armed[token] = (threading.get_ident(), time.monotonic() + seconds)
             if self._thread is None or not self._thread.is_alive():
+                if not self._forks_handled and hasattr(os, "register_at_fork"):
+                    os.register_at_fork(after_in_child=self._reset)
+                    self._forks_handled = True
                 self._thread = threading.Thread(target=self._watch, name="saibench-deadline", daemon=True)
                 self._thread.start()
         return token
