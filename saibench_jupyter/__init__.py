@@ -35,3 +35,17 @@ def __getattr__(name: str) -> Any:
 
         return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext saibench_jupyter``: the ``%%problem`` ... ``%%ranking`` and ``%%sail`` cells, and ``%sail``."""
+    from .ui._magics import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext saibench_jupyter``."""
+    from .ui._magics import unload_ipython_extension as unload
+
+    unload(ipython)

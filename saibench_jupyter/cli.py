@@ -1,4 +1,4 @@
-"""The ``saibench`` command: discover scenarios from SAIL modules, and run them, on the command line."""
+"""The ``saibench`` command: discover and run scenarios from SAIL modules, and run notebooks headless."""
 
 from __future__ import annotations
 
@@ -47,7 +47,26 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--repeats", type=int, default=1, help="independent pods per scenario")
     r.add_argument("--rerun", nargs="?", const=True, default=False, choices=[True, "failed"], type=_rerun,
                    help="run again what the store holds (all, or 'failed')")
+    q = sub.add_parser("quickstart", help="run the quickstart notebook headless and write an HTML report")
+    q.add_argument("--out", default="saibench-quickstart",
+                   help="folder for the report, the executed notebook and the results store "
+                        "(default: saibench-quickstart)")
+    n = sub.add_parser("report", help="run a notebook headless (Papermill) and write it as HTML")
+    n.add_argument("notebook", help="the .ipynb to run")
+    n.add_argument("--out", help="folder for the outputs (default: <notebook name>-report)")
     return parser
+
+
+def _report(notebook: str | None, out: str) -> int:
+    from .ui._report import ReportError, quickstart, report
+
+    try:
+        done = report(notebook or quickstart(), out, log=lambda line: print(f"saibench: {line}", file=sys.stderr))
+    except (ReportError, FileNotFoundError) as exc:
+        print(f"saibench: {exc}", file=sys.stderr)
+        return 1
+    print(f"{done.html}\n  open it in a browser; the executed notebook is {done.notebook}")
+    return 0
 
 
 def _rerun(text: str) -> bool | str:
@@ -98,6 +117,10 @@ def _summary(lattice: Lattice) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``saibench`` command; return its exit status."""
     args = _parser().parse_args(argv)
+    if args.command == "quickstart":
+        return _report(None, args.out)
+    if args.command == "report":
+        return _report(args.notebook, args.out or f"{args.notebook.removesuffix('.ipynb')}-report")
     repo = Repository()
     try:
         for path in args.paths:

@@ -74,7 +74,7 @@ def test_a_new_store_has_the_schema_in_wal_mode(store: Store) -> None:
     assert {"meta", "runs", "sources", "scenarios", "pods", "points", "metrics", "environments", "failures",
             "logs"} <= tables
     assert rows(store.path, "PRAGMA journal_mode") == [("wal",)]
-    assert rows(store.path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("1",)]
+    assert rows(store.path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("2",)]
     columns = [r[1] for r in rows(store.path, "PRAGMA table_info(points)")]
     assert columns == ["identity", "repeat", "stage", "checkpoint", "epoch", "loss", *COUNTERS]
 
@@ -92,10 +92,26 @@ def test_a_store_of_a_newer_version_asks_for_an_upgrade(tmp_path: Path) -> None:
     path = tmp_path / "saibench.db"
     Store(path).close()
     with sqlite3.connect(path) as db:
-        db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
-    with pytest.raises(StoreError, match=r"saibench\.db was written by a newer saibench-jupyter \(schema_version 2; "
-                                         r"this one reads 1\): upgrade saibench-jupyter"):
+        db.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    with pytest.raises(StoreError, match=r"saibench\.db was written by a newer saibench-jupyter \(schema_version 3; "
+                                         r"this one reads 2\): upgrade saibench-jupyter"):
         Store(path)
+
+
+def test_a_version_1_store_is_upgraded_in_place_and_keeps_its_data(tmp_path: Path) -> None:
+    path = tmp_path / "saibench.db"
+    with Store(path) as s:
+        run_pod(s, ID, 0, pod_events())
+    with sqlite3.connect(path) as db:  # as version 1 wrote it: no metric_info column
+        db.execute("ALTER TABLE scenarios DROP COLUMN metric_info")
+        db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    with Store(path) as s:
+        assert s.statuses() == {(ID, 0): "ok"}
+        assert Results(s).metric_info() == {}
+        s.add_scenario(ID, {"label": "L", "metric_info": {"Error": {"axis": "precision", "better": "lower",
+                                                                     "unit": None}}})
+        assert Results(s).metric_info() == {"Error": {"axis": "precision", "better": "lower", "unit": None}}
+    assert rows(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("2",)]
 
 
 def test_a_file_that_is_not_sqlite_is_refused_with_a_fix(tmp_path: Path) -> None:

@@ -136,6 +136,7 @@ def _register(db: Store, scenario: Scenario, spec: PodSpec) -> None:
         "scenario": scenario.id, "label": scenario.label, "family": spec.family, "problem": scenario.problem,
         "model": scenario.model, "software": scenario.software, "hardware": scenario.hardware,
         "submodels": scenario.submodels, "params": scenario.params, "metrics": spec.modules["metrics"],
+        "metric_info": {m.name: {"axis": m.axis, "better": m.better, "unit": m.unit} for m in scenario.metrics},
         "modules": modules, "sources": [d for _, d in spec.sources], "environment": dict(spec.environment),
         "resources": dict(spec.resources), "settings": dict(spec.settings),
     })

@@ -164,6 +164,20 @@ class Results:
             out[column] = out[column].fillna(0).astype("int64")
         return out.sort_values("identity", ignore_index=True)
 
+    def metric_info(self) -> dict[str, dict[str, Any]]:
+        """What the metrics in view measure: ``{name: {"axis": "work"|"precision", "better": "lower"|"higher",
+        "unit": str or None}}``, from their ``@MetricDefinition`` options.
+
+        Empty for scenarios stored before this was recorded (schema version 1).
+        """
+        where, params = self._where("s")
+        _, rows = self.store._query(f"SELECT s.metric_info FROM scenarios s {where}", params)
+        info: dict[str, dict[str, Any]] = {}
+        for (text,) in rows:
+            for name, meta in (_decode(text) or {}).items():
+                info.setdefault(name, meta)
+        return dict(sorted(info.items()))
+
     def failures(self) -> pandas.DataFrame:
         """Every failure in view (``failed`` pods, and ``diverged`` ones with the reason).
 

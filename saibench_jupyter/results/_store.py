@@ -38,7 +38,8 @@ class StoreError(Exception):
 
 #: Columns of ``scenarios`` a record may give: plain text, then JSON-encoded values.
 _SCENARIO_TEXT = ("scenario", "label", "family", "problem", "model", "software", "hardware")
-_SCENARIO_JSON = ("submodels", "params", "metrics", "modules", "sources", "environment", "resources", "settings")
+_SCENARIO_JSON = ("submodels", "params", "metrics", "metric_info", "modules", "sources", "environment", "resources",
+                  "settings")
 #: Fields of a failure, shared by ``failed`` events and the ``error`` of a diverged ``finished``.
 _FAILURE_FIELDS = ("kind", "message", "module", "location", "stage", "checkpoint", "fix", "traceback", "stderr")
 #: Fields of an environment record (the ``started`` event), in the columns' order.
@@ -58,7 +59,7 @@ CREATE TABLE IF NOT EXISTS sources (digest TEXT PRIMARY KEY, origin TEXT, text T
 CREATE TABLE IF NOT EXISTS scenarios (
     identity TEXT PRIMARY KEY, scenario TEXT, label TEXT, family TEXT, problem TEXT, model TEXT, software TEXT,
     hardware TEXT, submodels TEXT, params TEXT, metrics TEXT, modules TEXT, sources TEXT, environment TEXT,
-    resources TEXT, settings TEXT);
+    resources TEXT, settings TEXT, metric_info TEXT);
 CREATE TABLE IF NOT EXISTS pods (
     identity TEXT NOT NULL, repeat INTEGER NOT NULL, run_id INTEGER, status TEXT NOT NULL, started REAL,
     finished REAL, wall_ms REAL, compile_ms REAL, settings TEXT, environment_id TEXT, pid INTEGER,
@@ -142,7 +143,11 @@ class Store:
     method holds a lock for its duration. Each write method is one transaction.
     """
 
-    SCHEMA_VERSION = 1
+    SCHEMA_VERSION = 2
+    #: How to bring an older store up to date: version -> the statements that make it version + 1.
+    _MIGRATIONS: ClassVar[dict[int, str]] = {
+        1: "ALTER TABLE scenarios ADD COLUMN metric_info TEXT",  # version 2: metrics' axis, direction and unit
+    }
 
     def __init__(self, path: str | os.PathLike[str] = "saibench.db") -> None:
         self.path = Path(path).expanduser()
@@ -181,9 +186,11 @@ class Store:
                 raise StoreError(f"{self.path} was written by a newer saibench-jupyter (schema_version {version}; "
                                  f"this one reads {self.SCHEMA_VERSION}): upgrade saibench-jupyter "
                                  f"(pip install -U saibench-jupyter)")
-            if version < self.SCHEMA_VERSION:
+            if version not in self._MIGRATIONS and version != self.SCHEMA_VERSION:
                 raise StoreError(f"{self.path} has no usable schema_version ({row[0] if row else 'none'}): it is "
                                  f"not a SAIBench results store; pass another path or move the file away")
+            if version < self.SCHEMA_VERSION:
+                self._migrate()
             return  # an existing store: no write lock needed, so a reader opens it while a run is writing
         if tables - {"sqlite_sequence"}:
             raise StoreError(f"{self.path} is an SQLite database of another program (tables: "
@@ -191,6 +198,17 @@ class Store:
         # One transaction: a second process opening the same new file sees the whole schema or none of it.
         db.executescript(f"BEGIN IMMEDIATE; {_SCHEMA}\nINSERT OR IGNORE INTO meta (key, value) "
                          f"VALUES ('schema_version', '{self.SCHEMA_VERSION}');\nCOMMIT;")
+
+    def _migrate(self) -> None:
+        """Upgrade an older store in place, one version per transaction (another process may race us)."""
+        while True:
+            with self._transaction() as db:
+                row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+                version = int(row[0])
+                if version >= self.SCHEMA_VERSION:
+                    return
+                db.execute(self._MIGRATIONS[version])
+                db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version + 1),))
 
     @contextmanager
     def _transaction(self) -> Iterator[Connection]:
@@ -251,7 +269,8 @@ class Store:
             The scenario identity (16 hex digits).
         record : mapping
             ``scenario``, ``label``, ``family``, ``problem``, ``model``, ``software``,
-            ``hardware`` (text) and ``submodels``, ``params``, ``metrics``, ``modules``,
+            ``hardware`` (text) and ``submodels``, ``params``, ``metrics``, ``metric_info``
+            (``{name: {"axis", "better", "unit"}}``), ``modules``,
             ``sources``, ``environment``, ``resources``, ``settings`` (JSON-able). Missing
             keys are stored as NULL.
 

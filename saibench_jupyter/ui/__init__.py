@@ -1,0 +1,41 @@
+"""The notebook experience: magics, background runs, work–precision charts and headless reports.
+
+``%load_ext saibench_jupyter`` registers the magics (``saibench_jupyter.ui._magics``), a
+thin layer over :class:`Notebook`, the plain core that holds a kernel's repository, runs
+and store. Nothing here imports IPython, plotly or pandas until it is used.
+"""
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._charts import Trace as Trace
+    from ._charts import axes_available as axes_available
+    from ._charts import plot_work_precision as plot_work_precision
+    from ._charts import work_precision_traces as work_precision_traces
+    from ._handle import PodStatus as PodStatus
+    from ._handle import RunError as RunError
+    from ._handle import RunHandle as RunHandle
+    from ._magics import notebook as notebook
+    from ._report import Report as Report
+    from ._report import ReportError as ReportError
+    from ._report import report as report
+    from ._session import Notebook as Notebook
+    from ._session import NotebookError as NotebookError
+
+_MODULES = {
+    "._charts": ("Trace", "axes_available", "plot_work_precision", "work_precision_traces"),
+    "._handle": ("PodStatus", "RunError", "RunHandle"),
+    "._magics": ("notebook",),
+    "._report": ("Report", "ReportError", "report"),
+    "._session": ("Notebook", "NotebookError"),
+}
+_LAZY = {name: module for module, names in _MODULES.items() for name in names}
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,478 @@
+"""Background runs: pods run on a thread while the kernel keeps executing cells.
+
+A :class:`RunHandle` wraps one :func:`saibench_jupyter.run` call on a daemon thread. It
+follows every event (per-pod status, stage, checkpoint, failure), estimates the time
+left from the pods that finished, and shows a live display in the output area of the
+cell that started it (an IPython display updated in place, throttled). Anything the run
+raises is kept on the handle and shown there; it never surfaces in an unrelated cell.
+"""
+
+from __future__ import annotations
+
+import atexit
+import dataclasses
+import functools
+import os
+import statistics
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from html import escape
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from ..planner import Scenario
+    from ..pods import Executor
+    from ..results import Results
+
+Subscriber = Callable[[dict[str, Any]], None]
+#: Seconds between two updates of a live display (events can come by the hundred per second).
+THROTTLE = 0.3
+#: Seconds ``start()`` waits for the run to have read the repository (then the cells may change it).
+PREPARE_WAIT = 30.0
+_ENDED = ("ok", "diverged", "failed", "interrupted")
+_MARK = {"ok": "✓", "diverged": "~", "failed": "✗", "interrupted": "■", "running": "▶"}
+_LIVE: weakref.WeakSet[RunHandle] = weakref.WeakSet()
+
+
+class RunError(RuntimeError):
+    """The run itself failed (not a pod: those are results); the cause is chained."""
+
+
+@dataclass(frozen=True)
+class PodStatus:
+    """Where one pod is: its scenario label and repeat, status, stage, checkpoint, failure."""
+
+    pod: str
+    label: str
+    repeat: int = 0
+    status: str = "running"
+    stage: int | None = None
+    checkpoint: int | None = None
+    epoch: int | None = None
+    kind: str | None = None
+    message: str | None = None
+    started: float = 0.0
+    seconds: float | None = None
+
+    def line(self) -> str:
+        """One line of text: ``✗ label r0 failed (error): message``."""
+        head = f"{_MARK.get(self.status, '·')} {self.label} r{self.repeat} {self.status}"
+        if self.status == "running":
+            where = [f"stage {self.stage}"] if self.stage else []
+            where += [f"checkpoint {self.checkpoint}"] if self.checkpoint else []
+            return f"{head} {' · '.join(where)}".rstrip()
+        if self.status in ("failed", "interrupted"):
+            return f"{head} ({self.kind}): {self.message or ''}"
+        return f"{head} in {self.seconds or 0:.2f} s"
+
+
+def make_executor(name: str, jobs: int | None) -> Executor:
+    """The executor called ``name`` for ``jobs`` pods at once; ``inline`` made cancellable.
+
+    Raises
+    ------
+    KeyError
+        For an unknown executor (the message lists the known ones).
+    """
+    from ..pods._executors import executor_class
+
+    count = jobs or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    if name == "inline":
+        return _inline_class()(count)
+    return executor_class(name)(count)
+
+
+@functools.cache
+def _inline_class() -> type[Executor]:
+    from ..pods._executors import InlineExecutor, PodEvents
+    from ..pods._spec import PodSpec
+
+    class CancellableInline(InlineExecutor):
+        """The inline executor, whose waiting pods a cancel skips (the running one runs to its end)."""
+
+        cancelled = False
+
+        def execute(self, spec: PodSpec, interpreter: Any, events: PodEvents) -> None:
+            if self.cancelled:
+                events.fail("interrupted", "the run was cancelled before this pod started")
+                return
+            super().execute(spec, interpreter, events)
+
+        def cancel(self) -> None:
+            self.cancelled = True
+
+    return CancellableInline
+
+
+class RunHandle:
+    """One run in the background: progress, ETA, results, cancellation, live display.
+
+    Made by :meth:`Notebook.run <saibench_jupyter.ui._session.Notebook.run>`; the pods
+    run as :func:`saibench_jupyter.run` runs them, with every event stored as it arrives.
+
+    Parameters
+    ----------
+    scenarios : sequence of Scenario
+        What to run.
+    executor : Executor
+        Where the pods run (an instance: cancelling goes through it).
+    store : path
+        The results store.
+    repeats, rerun, timeout, settings
+        As :func:`saibench_jupyter.run` takes them.
+
+    Attributes
+    ----------
+    total : int
+        Pods this run runs (known once it started; those the store held are not counted).
+    skipped : int
+        Pods the store already held, not run again.
+    error : BaseException or None
+        What the run itself raised (failed pods are results, not errors); ``traceback`` has the details.
+    """
+
+    def __init__(self, scenarios: Sequence[Scenario], executor: Executor, *, store: str | os.PathLike[str],
+                 repeats: int = 1, rerun: bool | Literal["failed"] = False, timeout: float | None = 600.0,
+                 settings: Mapping[str, Any] | None = None) -> None:
+        self.scenarios = list(scenarios)
+        self.executor = executor
+        self.store = Path(store)
+        self._options: dict[str, Any] = {"repeats": repeats, "rerun": rerun, "timeout": timeout,
+                                         "settings": dict(settings) if settings else None}
+        self._lock = threading.RLock()
+        self._prepared = threading.Event()
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pods: dict[str, PodStatus] = {}
+        self._subscribers: list[Subscriber] = []
+        self._views: list[Any] = []  # IPython DisplayHandles updated from the run's thread
+        self._shown_in: int | None = None
+        self._timer: threading.Timer | None = None
+        self._last_refresh = 0.0
+        self._status = "starting"
+        self.total = 0
+        self.skipped = 0
+        self._note = ""
+        self._cancelled = False
+        self._started = time.monotonic()
+        self._ended: float | None = None
+        self._results: Results | None = None
+        self.error: BaseException | None = None
+        self.traceback: str | None = None
+
+    # -- running ------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the run's thread; return once it has read what it runs (the cells may change then)."""
+        if self._thread is not None:
+            return
+        _watch_exit(self)
+        self._started = time.monotonic()
+        self._thread = threading.Thread(target=self._main, name="saibench-run", daemon=True)
+        self._thread.start()
+        # Pod specs copy the repository's sources before the run's "started" event: a cell
+        # run right after must not change what this run runs.
+        self._prepared.wait(PREPARE_WAIT)
+
+    def _main(self) -> None:
+        from ..pods import run
+
+        try:
+            results = run(self.scenarios, executor=self.executor, store=self.store, progress=self._on_event,
+                          **self._options)
+            with self._lock:
+                self._results = results
+                self._status = "cancelled" if self._cancelled else "finished"
+        except BaseException as exc:  # the thread's top: kept on the handle, never raised into a cell
+            import traceback
+
+            with self._lock:
+                self.error = exc
+                self.traceback = traceback.format_exc()
+                self._status = "error"
+        finally:
+            self._ended = time.monotonic()
+            self._prepared.set()
+            self._done.set()
+            self._publish({"event": "done", "status": self._status,
+                           "error": None if self.error is None else f"{type(self.error).__name__}: {self.error}"})
+            self._refresh(force=True)
+
+    def _on_event(self, event: dict[str, Any]) -> None:
+        kind = event.get("event")
+        with self._lock:
+            if kind == "run" and event.get("status") == "started":
+                self.total = int(event.get("pods") or 0)
+                self.skipped = int(event.get("skipped") or 0)
+                self._status = "running"
+                self._prepared.set()
+            elif kind == "environment":
+                self._note = str(event.get("message", ""))
+            elif event.get("pod") is not None:
+                self._update_pod(str(event["pod"]), event)
+        if self._cancelled and kind == "started":
+            self.executor.cancel()  # a pod that started as we cancelled: stop it too
+        self._publish(event)
+        self._refresh()
+
+    def _update_pod(self, key: str, event: dict[str, Any]) -> None:
+        pod = self._pods.get(key) or PodStatus(key, str(event.get("label", key)), int(event.get("repeat") or 0),
+                                               started=time.monotonic())
+        kind = event.get("event")
+        if kind == "stage":
+            pod = dataclasses.replace(pod, stage=event.get("stage"), checkpoint=None)
+        elif kind == "checkpoint":
+            pod = dataclasses.replace(pod, stage=event.get("stage"), checkpoint=event.get("checkpoint"),
+                                      epoch=event.get("epoch"))
+        elif kind == "finished":
+            seconds = float(event.get("wall_ms") or 0) / 1e3 or time.monotonic() - pod.started
+            pod = dataclasses.replace(pod, status=str(event.get("status", "ok")), seconds=seconds)
+        elif kind == "failed":
+            status = "interrupted" if event.get("kind") == "interrupted" else "failed"
+            message = str(event.get("message") or "").strip().splitlines()
+            pod = dataclasses.replace(pod, status=status, kind=event.get("kind"),
+                                      message=message[0] if message else "", seconds=time.monotonic() - pod.started)
+        self._pods[key] = pod
+
+    def _publish(self, event: dict[str, Any]) -> None:
+        for callback in list(self._subscribers):
+            try:
+                callback(event)
+            except Exception as exc:  # a broken dashboard must not stop the run
+                print(f"saibench: a run subscriber failed: {exc!r}", file=sys.stderr)
+
+    # -- the public surface ---------------------------------------------------------------------
+    @property
+    def status(self) -> str:
+        """``starting``, ``running``, ``finished``, ``cancelled`` or ``error`` (the run itself failed)."""
+        return self._status
+
+    @property
+    def done(self) -> bool:
+        """True once the run has ended (however it ended)."""
+        return self._done.is_set()
+
+    @property
+    def results(self) -> Results | None:
+        """The run's :class:`~saibench_jupyter.results.Results` once it has ended (None before, or on error)."""
+        return self._results
+
+    @property
+    def pods(self) -> list[PodStatus]:
+        """Every pod seen so far, in the order they started."""
+        with self._lock:
+            return list(self._pods.values())
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the run started (until it ended)."""
+        return (self._ended or time.monotonic()) - self._started
+
+    @property
+    def eta(self) -> float | None:
+        """Seconds left, estimated from the durations of the pods that finished (None before one did)."""
+        if self.done:
+            return 0.0
+        pods = self.pods
+        durations = [p.seconds for p in pods if p.status in ("ok", "diverged", "failed") and p.seconds]
+        if not durations:
+            return None
+        typical = statistics.median(durations)
+        now = time.monotonic()
+        running = [p for p in pods if p.status == "running"]
+        waiting = max(self.total - len(pods), 0)
+        work = waiting * typical + sum(max(typical - (now - p.started), 0.0) for p in running)
+        return work / max(min(self.executor.jobs, waiting + len(running)), 1)
+
+    def wait(self, timeout: float | None = None) -> Results:
+        """Block until the run ends; return its results.
+
+        Raises
+        ------
+        TimeoutError
+            When it is still running after ``timeout`` seconds (it goes on).
+        RunError
+            When the run itself failed (failed pods are results, not errors).
+        """
+        if not self._done.wait(timeout):
+            raise TimeoutError(f"the run is still going after {timeout:g} s ({self.summary()}); "
+                               "wait again, or cancel() it")
+        if self.error is not None or self._results is None:
+            raise RunError(f"the run failed: {type(self.error).__name__}: {self.error}") from self.error
+        return self._results
+
+    def cancel(self) -> None:
+        """Stop the run: running pods are killed, waiting ones skipped (the store keeps what finished).
+
+        Cancelled pods stay unfinished in the store, so the next run of the same
+        scenarios does them. The inline executor lets its running pod finish.
+        """
+        if self.done:
+            return
+        self._cancelled = True
+        self.executor.cancel()
+        self._refresh(force=True)
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        """Call ``callback(event)`` for every event of the run (from its thread); return an unsubscriber.
+
+        Events are those of :func:`saibench_jupyter.run` (``docs/benchpods.md``), then a
+        last ``{"event": "done", "status": ..., "error": ...}``, sent at once to a
+        subscriber that comes after the end.
+        """
+        self._subscribers.append(callback)
+        if self.done:
+            callback({"event": "done", "status": self._status,
+                      "error": None if self.error is None else f"{type(self.error).__name__}: {self.error}"})
+        return lambda: self._subscribers.remove(callback) if callback in self._subscribers else None
+
+    # -- display -------------------------------------------------------------------------------
+    def summary(self) -> str:
+        """One line: the status, pods done out of all, failures, time left or taken."""
+        pods = self.pods
+        counts = {s: sum(1 for p in pods if p.status == s) for s in ("ok", "diverged", "failed", "interrupted")}
+        ended = sum(counts.values())
+        if self._status == "error":
+            return f"the run failed: {type(self.error).__name__}: {self.error} (.traceback has the details)"
+        if self._status == "starting":
+            return "preparing"
+        parts = [f"{ended} of {self.total} pods done" if not self.done else f"{self.total} pods"]
+        if any(counts.values()):
+            parts[-1] += " (" + ", ".join(f"{n} {s}" for s, n in counts.items() if n) + ")"
+        if self.skipped:
+            parts.append(f"{self.skipped} already in the store")
+        eta = self.eta
+        if self.done:
+            parts.append(f"{self.elapsed:.1f} s")
+        elif eta is not None:
+            parts.append(f"ETA ~{eta:.0f} s")
+        if self._note and not self.done and not pods:
+            parts.append(self._note)
+        return f"{self._status}: " + ", ".join(parts)
+
+    def __repr__(self) -> str:
+        return f"RunHandle({self.summary()})"
+
+    def text(self, limit: int = 30) -> str:
+        """The summary and one line per pod (at most ``limit``)."""
+        pods = self.pods
+        lines = [f"SAIBench run — {self.summary()}"]
+        lines += ["  " + p.line() for p in pods[:limit]]
+        if len(pods) > limit:
+            lines.append(f"  … {len(pods) - limit} more pods")
+        waiting = self.total - len(pods)
+        if waiting > 0 and not self.done:
+            lines.append(f"  … {waiting} waiting")
+        return "\n".join(lines)
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(self.text())
+
+    def _repr_html_(self, limit: int = 50) -> str:
+        pods = self.pods
+        ended = sum(1 for p in pods if p.status in _ENDED)
+        bar = "" if self.done else (f'<progress value="{ended}" max="{max(self.total, 1)}" '
+                                    'style="width: 20em"></progress>')
+        rows = "".join(
+            f"<tr><td>{_MARK.get(p.status, '')}</td><td>{escape(p.label)}</td><td>{p.repeat}</td>"
+            f"<td>{escape(p.status)}</td><td>{p.stage or ''}</td><td>{p.checkpoint or ''}</td>"
+            f"<td>{escape(_note_of(p))}</td></tr>" for p in pods[:limit])
+        more = f"<p>… {len(pods) - limit} more pods</p>" if len(pods) > limit else ""
+        table = ("<table><thead><tr><th></th><th>scenario</th><th>repeat</th><th>status</th><th>stage</th>"
+                 f"<th>checkpoint</th><th></th></tr></thead><tbody>{rows}</tbody></table>") if rows else ""
+        return (f"<div><b>SAIBench run</b> — {escape(self.summary())}<br>{bar}{table}{more}</div>")
+
+    def _bundle(self) -> dict[str, str]:
+        return {"text/plain": self.text(), "text/html": self._repr_html_()}
+
+    def show(self) -> None:
+        """Display the run here; in a Jupyter kernel the display follows the run until it ends."""
+        from IPython.display import display
+
+        self._shown_in = _execution_count()
+        front_end = _front_end()
+        if front_end == "none":  # plain Python: no display machinery at all
+            print(self.text())
+            return
+        if front_end == "terminal":
+            display(self._bundle(), raw=True)  # a terminal or a test: printed once, never updated
+            return
+        view = display(self._bundle(), raw=True, display_id=True)
+        with self._lock:
+            self._views.append(view)
+
+    def _ipython_display_(self) -> None:
+        # The cell that started the run shows it already (the magic called show()): not twice.
+        if self._shown_in is not None and self._shown_in == _execution_count():
+            self._shown_in = None  # once: asked again later, it is shown again
+            return
+        self.show()
+        self._shown_in = None
+
+    def _refresh(self, force: bool = False) -> None:
+        """Update the live displays, at most every THROTTLE seconds (and always at the end)."""
+        with self._lock:
+            if not self._views:
+                return
+            now = time.monotonic()
+            if not force and now - self._last_refresh < THROTTLE:
+                if self._timer is None:  # a later update will show what this one skipped
+                    self._timer = threading.Timer(THROTTLE - (now - self._last_refresh), self._tick)
+                    self._timer.daemon = True
+                    self._timer.start()
+                return
+            self._last_refresh = now
+            views = list(self._views)
+        bundle = self._bundle()
+        for view in views:
+            try:
+                view.update(bundle, raw=True)
+            except Exception as exc:  # a closed front end must not stop the run
+                print(f"saibench: could not update the run's display: {exc!r}", file=sys.stderr)
+                with self._lock:
+                    self._views.remove(view)
+
+    def _tick(self) -> None:
+        with self._lock:
+            self._timer = None
+        self._refresh(force=True)
+
+
+def _note_of(pod: PodStatus) -> str:
+    if pod.status in ("failed", "interrupted"):
+        return f"{pod.kind}: {pod.message or ''}"
+    return f"{pod.seconds:.2f} s" if pod.seconds is not None else ""
+
+
+def _front_end() -> Literal["kernel", "terminal", "none"]:
+    """``kernel`` where a front end can update a display in place; ``terminal`` (or a test shell); ``none``."""
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is None:
+        return "none"
+    return "kernel" if getattr(shell, "kernel", None) is not None else "terminal"
+
+
+def _execution_count() -> int | None:
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    return None if shell is None else int(shell.execution_count)
+
+
+def _watch_exit(handle: RunHandle) -> None:
+    """Cancel running runs when the kernel exits: their pods are other process groups and would live on."""
+    if not _LIVE:
+        atexit.unregister(_cancel_all)
+        atexit.register(_cancel_all)
+    _LIVE.add(handle)
+
+
+def _cancel_all() -> None:
+    for handle in list(_LIVE):
+        handle.cancel()

@@ -1,0 +1,457 @@
+"""The IPython magics: a thin adapter over :class:`~saibench_jupyter.ui._session.Notebook`.
+
+``%load_ext saibench_jupyter`` registers ``%%problem``, ``%%model``, ``%%metric``,
+``%%converter``, ``%%software``, ``%%hardware``, ``%%ranking`` and ``%%sail`` (cells of
+SAIL source) and the line magic ``%sail`` (``list``, ``discover``, ``explain``, ``run``,
+``wait``, ``plot``, ``rank``, ``results``, ``dashboard``, ``load``, ``clear``). Parsing
+arguments, the cell's identity and turning mistakes into ``UsageError`` is all that
+happens here; the work is the notebook's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import re
+import shlex
+import sys
+from collections.abc import Callable, Iterable
+from html import escape
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_cell_magic, magics_class
+
+from ._session import CELL_KINDS, ModuleList, Notebook, NotebookError
+
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import ExecutionInfo, InteractiveShell
+
+    from ..planner import Lattice
+    from ..results import Results
+
+USAGE = """\
+SAIBench in a notebook
+  %%problem  %%model  %%metric  %%converter  %%software  %%hardware  %%ranking
+                           register the cell's modules (running the cell again replaces them)
+  %%sail                   support code modules share (helpers, imports, constants); shipped to pods
+  %sail list [KIND]        the registered modules
+  %sail discover           every scenario, and why other combinations don't fit
+  %sail explain NAME...    why these modules do or do not form scenarios (%sail explain MNIST MLP)
+  %sail run [SELECTOR]     run in the background; SELECTOR: scenario ids, module names, role=Name;
+                           options --executor E, --jobs N, --repeats N, --rerun, --rerun-failed,
+                           --timeout S, --set KEY=VALUE (a training setting); %sail run --help
+  %sail wait [--timeout S] wait for the last run; its results
+  %sail cancel             stop the last run
+  %sail results            everything the results store holds
+  %sail plot [--work W] [--precision P] [--swap]   the work–precision chart
+  %sail rank [RANKING]     rankings (the ranking modules, else the Pareto front)
+  %sail dashboard          modules, scenarios, runs and charts in one widget
+  %sail load PATH|PACKAGE  register the modules of files, folders or packages
+  %sail clear              forget every module (the results store stays)"""
+
+#: The shell each loaded extension serves: id(shell) -> its magics.
+_LOADED: dict[int, SailMagics] = {}
+
+
+class _Help(Exception):
+    """``--help`` was asked for and printed: nothing more to do."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose mistakes are UsageErrors (a magic must never exit the kernel)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message}\n  usage: {self.format_usage().strip().removeprefix('usage: ')}")
+
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        if message:
+            print(message, file=sys.stderr)
+        raise _Help
+
+
+def _parser(name: str, description: str) -> _Parser:
+    return _Parser(prog=f"%sail {name}", description=description, add_help=True)
+
+
+@magics_class
+class SailMagics(Magics):
+    """The SAIL cell magics and ``%sail``, over one :class:`Notebook`.
+
+    Parameters
+    ----------
+    shell : InteractiveShell
+        The IPython shell.
+    notebook : Notebook, optional
+        The state behind the magics (a new one, with the shell's namespace, by default).
+    """
+
+    def __init__(self, shell: InteractiveShell, notebook: Notebook | None = None) -> None:
+        super().__init__(shell)
+        self.notebook = notebook if notebook is not None else Notebook(user_ns=shell.user_ns)
+        #: (cell id, raw text) of the cell being run, from IPython's pre_run_cell event
+        self._cell: tuple[str | None, str] | None = None
+
+    # -- cell identity --------------------------------------------------------------------------
+    def pre_run_cell(self, info: ExecutionInfo) -> None:
+        """Remember the cell being run: its Jupyter id is the cell's identity."""
+        self._cell = (getattr(info, "cell_id", None), info.raw_cell or "")
+
+    def post_run_cell(self, result: Any) -> None:
+        """Forget it (a magic called from code later must not take this cell's id)."""
+        self._cell = None
+
+    def _identity(self, kind: str) -> tuple[str | None, int]:
+        """The cell id, and the cell lines above the body, when this magic is the running cell's."""
+        if self._cell is None:
+            return None, 1
+        cell_id, raw = self._cell
+        lines = raw.splitlines()
+        first = next((i for i, line in enumerate(lines) if line.strip()), None)
+        if first is None or not re.match(rf"%%{kind}(\s|$)", lines[first].strip()):
+            return None, 1  # run_cell_magic from code inside some other cell
+        return cell_id, first + 1
+
+    # -- the cell magics ------------------------------------------------------------------------
+    def _register(self, kind: str, line: str, cell: str) -> None:
+        if line.strip():
+            raise UsageError(f"%%{kind} takes no arguments (got {line.strip()!r}): write the modules in the "
+                             f"cell, below the %%{kind} line")
+        cell_id, offset = self._identity(kind)
+        try:
+            registered = self.notebook.register(kind, cell, cell_id, line_offset=offset)
+        except NotebookError as exc:
+            raise UsageError(str(exc)) from None
+        for warning in registered.warnings:
+            print(f"saibench warning: {warning}", file=sys.stderr)
+        print(f"saibench: {registered.summary()}")
+
+    @cell_magic
+    def problem(self, line: str, cell: str) -> None:
+        """Register the cell's @ProblemDefinition modules."""
+        self._register("problem", line, cell)
+
+    @cell_magic
+    def model(self, line: str, cell: str) -> None:
+        """Register the cell's @ModelDefinition modules."""
+        self._register("model", line, cell)
+
+    @cell_magic
+    def metric(self, line: str, cell: str) -> None:
+        """Register the cell's @MetricDefinition modules."""
+        self._register("metric", line, cell)
+
+    @cell_magic
+    def converter(self, line: str, cell: str) -> None:
+        """Register the cell's @ConverterDefinition modules."""
+        self._register("converter", line, cell)
+
+    @cell_magic
+    def software(self, line: str, cell: str) -> None:
+        """Register the cell's @SoftwareDefinition modules."""
+        self._register("software", line, cell)
+
+    @cell_magic
+    def hardware(self, line: str, cell: str) -> None:
+        """Register the cell's @HardwareDefinition modules."""
+        self._register("hardware", line, cell)
+
+    @cell_magic
+    def ranking(self, line: str, cell: str) -> None:
+        """Register the cell's @RankingDefinition modules."""
+        self._register("ranking", line, cell)
+
+    # -- %sail and %%sail -----------------------------------------------------------------------
+    @line_cell_magic
+    def sail(self, line: str, cell: str | None = None) -> Any:
+        """``%%sail``: support code for modules; ``%sail COMMAND``: see ``%sail help``."""
+        if cell is not None:
+            self._register("sail", line, cell)
+            return None
+        try:
+            words = shlex.split(line)
+        except ValueError as exc:
+            raise UsageError(f"%sail {line}: {exc} (close the quotes)") from None
+        if not words or words[0] in ("help", "-h", "--help"):
+            print(USAGE)
+            return None
+        command, args = words[0], words[1:]
+        handler = getattr(self, f"_cmd_{command}", None)
+        if handler is None:
+            raise UsageError(f"%sail {command}: no such command; the commands are {', '.join(_commands())}\n"
+                             f"{USAGE}")
+        try:
+            return handler(args)
+        except _Help:
+            return None
+        except NotebookError as exc:
+            raise UsageError(str(exc)) from None
+
+    def _cmd_list(self, args: list[str]) -> Any:
+        p = _parser("list", "the registered modules")
+        p.add_argument("kind", nargs="?", help="only modules of this kind")
+        return self.notebook.modules(p.parse_args(args).kind)
+
+    def _cmd_discover(self, args: list[str]) -> Lattice:
+        _parser("discover", "every scenario the modules form, and why others don't").parse_args(args)
+        return self.notebook.lattice()
+
+    def _cmd_explain(self, args: list[str]) -> Any:
+        p = _parser("explain", "why these modules do, or do not, form scenarios")
+        p.add_argument("names", nargs="+", help="module names (problem, model, ...), or role=Name")
+        ns = p.parse_args(args)
+        names = [n for n in ns.names if "=" not in n]
+        roles = dict(n.split("=", 1) for n in ns.names if "=" in n)
+        return self.notebook.explain(*names, **roles)
+
+    def _cmd_run(self, args: list[str]) -> Any:
+        p = _parser("run", "run scenarios as BenchPods in the background")
+        p.add_argument("selector", nargs="*", help="scenario ids, module names, role=Name (all: every scenario)")
+        p.add_argument("--executor", default="subprocess", help="subprocess (default), warm or inline")
+        p.add_argument("--jobs", type=int, help="pods at once (default: the usable CPUs)")
+        p.add_argument("--repeats", type=int, default=1, help="independent pods per scenario")
+        p.add_argument("--rerun", action="store_true", help="run again what the store already holds")
+        p.add_argument("--rerun-failed", action="store_true", help="run again the pods that failed")
+        p.add_argument("--timeout", type=float, default=600.0, help="seconds per pod (default: 600)")
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
+                       help="a training setting for every scenario: --set epochs=3")
+        ns = p.parse_intermixed_args(args)  # selector words may come after options
+        rerun: bool | Literal["failed"] = True if ns.rerun else "failed" if ns.rerun_failed else False
+        handle = self.notebook.run(ns.selector or None, executor=ns.executor, jobs=ns.jobs, repeats=ns.repeats,
+                                   rerun=rerun, timeout=ns.timeout, settings=_settings(ns.settings))
+        handle.show()
+        return handle
+
+    def _cmd_wait(self, args: list[str]) -> Results:
+        from ._handle import RunError
+
+        p = _parser("wait", "wait for the last run to end; its results")
+        p.add_argument("--timeout", type=float, help="give up waiting after this many seconds")
+        ns = p.parse_args(args)
+        handle = self._last_run()
+        try:
+            return handle.wait(ns.timeout)
+        except (TimeoutError, RunError) as exc:
+            raise UsageError(f"{exc}\n  details: the run's handle (%sail run returns it) has .error and "
+                             ".traceback") from None
+        except KeyboardInterrupt:
+            raise UsageError("stopped waiting: the run goes on in the background (%sail wait again, "
+                             "or %sail cancel)") from None
+
+    def _cmd_cancel(self, args: list[str]) -> Any:
+        _parser("cancel", "stop the last run").parse_args(args)
+        handle = self._last_run()
+        handle.cancel()
+        return handle
+
+    def _last_run(self) -> Any:
+        handle = self.notebook.last_run
+        if handle is None:
+            raise UsageError("there is no run yet: start one with %sail run")
+        return handle
+
+    def _cmd_results(self, args: list[str]) -> Results:
+        _parser("results", "everything the results store holds").parse_args(args)
+        return self.notebook.results()
+
+    def _cmd_plot(self, args: list[str]) -> Any:
+        p = _parser("plot", "the work–precision chart of the results")
+        p.add_argument("--work", help="the work metric or counter (x axis)")
+        p.add_argument("--precision", help="the precision metric (y axis)")
+        p.add_argument("--color", default="family", help="what colours the curves (default: family)")
+        p.add_argument("--swap", action="store_true", help="precision on x, work on y")
+        ns = p.parse_args(args)
+        results = self.notebook.results()
+        try:
+            from ._charts import plot_work_precision
+        except ImportError as exc:
+            raise UsageError(f"charts are not available: {exc}") from None
+        try:
+            return plot_work_precision(results, work=ns.work, precision=ns.precision, color=ns.color, swap=ns.swap)
+        except (ValueError, KeyError) as exc:
+            raise UsageError(f"%sail plot: {exc.args[0] if exc.args else exc}") from None
+
+    def _cmd_rank(self, args: list[str]) -> Any:
+        p = _parser("rank", "rank the results (the ranking modules, else the Pareto front)")
+        p.add_argument("ranking", nargs="?", help="a ranking module's name, or pareto")
+        ns = p.parse_args(args)
+        repo = self.notebook.repository
+        known = [r.name for r in repo.modules("ranking")]
+        if ns.ranking is not None and ns.ranking != "pareto" and ns.ranking not in known:
+            raise UsageError(f"%sail rank {ns.ranking}: there is no ranking module {ns.ranking!r}\n  fix: use "
+                             f"{', '.join([*known, 'pareto'])}")
+        results = self.notebook.results()
+        try:
+            from ..results._rankings import rank
+        except ImportError as exc:
+            raise UsageError(f"rankings are not available: {exc}") from None
+        names = [ns.ranking] if ns.ranking else known or ["pareto"]
+        try:
+            rankings = [rank(results, name, repository=repo) for name in names]
+        except (ValueError, KeyError) as exc:
+            raise UsageError(f"%sail rank: {exc.args[0] if exc.args else exc}") from None
+        return rankings[0] if len(rankings) == 1 else Outputs(rankings)
+
+    def _cmd_dashboard(self, args: list[str]) -> Any:
+        import importlib
+
+        _parser("dashboard", "modules, scenarios, runs and charts in one widget").parse_args(args)
+        try:
+            module = importlib.import_module("saibench_jupyter.ui._dashboard")
+        except ImportError:
+            raise UsageError("the dashboard is not available yet: use %sail discover, %sail run, "
+                             "%sail plot and %sail rank meanwhile") from None
+        return module.Dashboard(self.notebook)
+
+    def _cmd_load(self, args: list[str]) -> Any:
+        p = _parser("load", "register the modules of files, folders or packages")
+        p.add_argument("paths", nargs="+", help="a .py file, a folder of them, or a package name")
+        records: list[Any] = []
+        for path in p.parse_args(args).paths:
+            records += self.notebook.load(path)
+        return ModuleList(tuple(records))
+
+    def _cmd_clear(self, args: list[str]) -> None:
+        _parser("clear", "forget every module and support cell (the results store stays)").parse_args(args)
+        print(f"saibench: forgot {self.notebook.clear()} modules (the results in {self.notebook.store} stay)")
+
+    def _cmd_help(self, args: list[str]) -> None:
+        print(USAGE)
+
+
+class Outputs(tuple[Any, ...]):
+    """Several results of one magic (rankings), each displayed in turn."""
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        for item in self:
+            display(item)
+
+
+def _commands() -> list[str]:
+    return [name.removeprefix("_cmd_") for name in dir(SailMagics) if name.startswith("_cmd_")]
+
+
+def _settings(pairs: Iterable[str]) -> dict[str, Any] | None:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--set {pair}: write KEY=VALUE, e.g. --set epochs=3")
+        try:
+            out[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[key] = value
+    return out or None
+
+
+# -- displays of types we don't own (registered with the extension) -------------------------------
+def lattice_text(lattice: Lattice, limit: int = 25) -> str:
+    """Scenarios and rejections, one line each (at most ``limit`` of each)."""
+    n, r = len(lattice.scenarios), len(lattice.rejections)
+    lines = [f"{n} scenario{'s' * (n != 1)}, {r} rejection{'s' * (r != 1)} "
+             f"({lattice.stats.tuples_considered} candidates, {lattice.stats.seconds * 1000:.0f} ms)"]
+    lines += [f"  ✓ {s.label}  [{', '.join(m.name for m in s.metrics) or 'no metrics'}]  {s.id}"
+              for s in lattice.scenarios[:limit]]
+    lines += [f"  … and {n - limit} more scenarios"] if n > limit else []
+    lines += ["  ✗ " + str(x).replace("\n", "\n  ") for x in lattice.rejections[:limit]]
+    lines += [f"  … and {r - limit} more rejections"] if r > limit else []
+    lines.append("%sail explain PROBLEM MODEL says why; %sail run [SELECTOR] runs them")
+    return "\n".join(lines)
+
+
+def lattice_html(lattice: Lattice, limit: int = 100) -> str:
+    """The scenarios and the rejections as two tables."""
+    head = escape(lattice_text(lattice, 0).splitlines()[0])
+    rows = "".join(f"<tr><td>{escape(s.label)}</td><td>{escape(', '.join(m.name for m in s.metrics))}</td>"
+                   f"<td><code>{s.id}</code></td></tr>" for s in lattice.scenarios[:limit])
+    rejected = "".join(f"<tr><td>{escape(x.kind)} {escape(x.module)}</td><td>{escape(x.reason)}</td>"
+                       f"<td>{escape(str(x.location or ''))}</td></tr>" for x in lattice.rejections[:limit])
+    out = f"<p><b>Discovery</b>: {head}</p>"
+    if rows:
+        out += f"<table><tr><th>scenario</th><th>metrics</th><th>id</th></tr>{rows}</table>"
+    if rejected:
+        out += f"<details><summary>rejected</summary><table>{rejected}</table></details>"
+    return out
+
+
+def results_html(results: Results, limit: int = 50) -> str | None:
+    """The results' summary line, their scenarios and their failures as tables."""
+    try:
+        scenarios = results.scenarios().head(limit)
+        failures = results.failures().head(limit)
+    except Exception:  # a display must never raise: the plain repr still shows
+        return None
+    out = f"<p>{escape(repr(results))}</p>"
+    if len(scenarios):
+        out += scenarios[["label", "ok", "failed", "diverged", "running"]].to_html(index=False)
+    if len(failures):
+        failures = failures.assign(message=failures["message"].astype(str).str.split("\n").str[0])
+        out += "<p>failures</p>" + failures[["label", "repeat", "kind", "message", "fix"]].to_html(index=False)
+    return out
+
+
+def _pretty_lattice(lattice: Lattice, p: Any, cycle: bool) -> None:
+    p.text(lattice_text(lattice))
+
+
+_FORMATTERS: dict[tuple[str, str, str], Callable[..., Any]] = {
+    ("text/plain", "saibench_jupyter.planner._lattice", "Lattice"): _pretty_lattice,
+    ("text/html", "saibench_jupyter.planner._lattice", "Lattice"): lattice_html,
+    ("text/html", "saibench_jupyter.results._results", "Results"): results_html,
+}
+
+
+# -- the extension ---------------------------------------------------------------------------------
+def load_ipython_extension(ipython: InteractiveShell) -> None:
+    """Register the SAIL magics, the cell-id hooks and the displays (``%load_ext saibench_jupyter``)."""
+    if id(ipython) in _LOADED:
+        return
+    magics = SailMagics(ipython)
+    ipython.register_magics(magics)
+    ipython.events.register("pre_run_cell", magics.pre_run_cell)
+    ipython.events.register("post_run_cell", magics.post_run_cell)
+    if ipython.display_formatter is not None:
+        formatters = ipython.display_formatter.formatters
+        for (mime, module, name), func in _FORMATTERS.items():
+            formatters[mime].for_type_by_name(module, name, func)
+    _LOADED[id(ipython)] = magics
+
+
+def unload_ipython_extension(ipython: InteractiveShell) -> None:
+    """Remove what :func:`load_ipython_extension` added (runs in progress go on)."""
+    magics = _LOADED.pop(id(ipython), None)
+    if magics is None:
+        return
+    for event, callback in (("pre_run_cell", magics.pre_run_cell), ("post_run_cell", magics.post_run_cell)):
+        try:
+            ipython.events.unregister(event, callback)
+        except ValueError:
+            pass  # already gone
+    table: dict[str, dict[str, Any]] = getattr(ipython.magics_manager, "magics", {"cell": {}, "line": {}})
+    for kind, names in (("cell", [*CELL_KINDS]), ("line", ["sail"])):
+        for name in names:
+            if getattr(table[kind].get(name), "__self__", None) is magics:
+                del table[kind][name]
+    if ipython.display_formatter is not None:
+        formatters = ipython.display_formatter.formatters
+        for mime, module, name in _FORMATTERS:
+            formatters[mime].pop(f"{module}.{name}", None)
+
+
+def notebook(ipython: InteractiveShell | None = None) -> Notebook:
+    """The :class:`Notebook` behind the magics of ``ipython`` (the running shell by default).
+
+    Raises
+    ------
+    RuntimeError
+        When the extension is not loaded there.
+    """
+    from IPython import get_ipython
+
+    shell = ipython if ipython is not None else get_ipython()
+    magics = _LOADED.get(id(shell)) if shell is not None else None
+    if magics is None:
+        raise RuntimeError("the SAIBench extension is not loaded: run %load_ext saibench_jupyter first")
+    return magics.notebook

@@ -1,0 +1,500 @@
+"""The notebook's state behind the magics (and the dashboard): cells, discovery, runs, results.
+
+Plain Python with no IPython in it, so everything the magics do can be tested and
+reused. A cell's SAIL source is registered under the cell's identity (its origin,
+``<cell 5f3a1b2c>``): running a cell again replaces what it defined, like saving a file.
+Mistakes a user can make come out as :class:`NotebookError` with the cell line and the
+fix; the magics turn them into ``UsageError``.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from ..repository import ModuleRecord, Repository
+from ..sail._decorators import DECORATOR_OF, DECORATORS, ModuleKind
+from ..sail._errors import SailError, source_filename
+
+if TYPE_CHECKING:
+    from ..planner import Lattice, Scenario
+    from ..results import Results
+    from ._handle import RunHandle
+
+#: The cell magics that register modules: one per module kind, and ``sail`` for support code (any kind).
+CELL_KINDS = ("problem", "model", "metric", "converter", "software", "hardware", "ranking", "sail")
+ROLES = ("problem", "model", "software", "hardware", "metric", "ranking")
+#: Names IPython puts in every user namespace: never "defined in the notebook" by the user.
+_IPYTHON_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit"})
+
+
+class NotebookError(Exception):
+    """A mistake in a cell or a request, told with the cell line (when there is one) and the fix.
+
+    Parameters
+    ----------
+    message : str
+        What is wrong, where and how to fix it.
+    line : int, optional
+        The line of the cell (the ``%%model`` line is line 1).
+    """
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+class Registered(list[ModuleRecord]):
+    """The module records one cell registered, with what changed and the warnings.
+
+    A plain list of records, plus ``origin`` (the cell's identity), ``changes``
+    (``{name: "new" | "changed" | "unchanged"}``), ``removed`` (names the cell no longer
+    defines) and ``warnings`` (one line each, with the cell line and the fix).
+    """
+
+    def __init__(self, records: Sequence[ModuleRecord], origin: str, changes: Mapping[str, str],
+                 removed: Sequence[str], warnings: Sequence[str]) -> None:
+        super().__init__(records)
+        self.origin = origin
+        self.changes = dict(changes)
+        self.removed = tuple(removed)
+        self.warnings = tuple(warnings)
+
+    def summary(self) -> str:
+        """One line: ``MLP (new), CNN (changed); removed Old — <cell 5f3a1b2c>``."""
+        text = ", ".join(f"{name} ({change})" for name, change in self.changes.items()) or "support code"
+        return text + (f"; removed {', '.join(self.removed)}" if self.removed else "") + f" — {self.origin}"
+
+
+@dataclass(frozen=True)
+class ModuleList:
+    """Registered modules (and support-code sources), displayed as a table."""
+
+    records: tuple[ModuleRecord, ...]
+    #: support code by origin: the names it defines
+    support: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __iter__(self) -> Iterator[ModuleRecord]:
+        return iter(self.records)
+
+    def rows(self) -> list[tuple[str, str, str, str]]:
+        """``(kind, name, parameters, where)`` per module, then per support source."""
+        out = [(r.kind.value, r.name, ", ".join(r.params), f"{r.origin}, line {r.line}") for r in self.records]
+        out += [("support", ", ".join(sorted(names)), "", origin) for origin, names in self.support.items()]
+        return out
+
+    def __repr__(self) -> str:
+        rows = self.rows()
+        if not rows:
+            return "no SAIL modules yet: define some in %%problem, %%model, ... cells, or %sail load a file"
+        widths = [max(len(r[i]) for r in rows) for i in range(3)]
+        return "\n".join(f"{k:<{widths[0]}}  {n:<{widths[1]}}  {p:<{widths[2]}}  {w}".rstrip()
+                         for k, n, p, w in rows)
+
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        rows = [("kind", "name", "parameters", "where"), *self.rows()]
+        body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+        return f"<table>{body}</table>" if len(rows) > 1 else f"<p>{escape(repr(self))}</p>"
+
+
+class Explanation(str):
+    """Why modules do, or do not, form scenarios (``Lattice.explain``): text that displays as itself."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(str(self))
+
+
+@dataclass(frozen=True)
+class _Cell:
+    """What one cell registered last: for finding the cell again when the kernel gives no cell id."""
+
+    kind: str
+    defined: frozenset[str]  # support names other than imports (imports are shared by many cells)
+    body: str
+
+
+class Notebook:
+    """One per kernel: the repository the cells fill, discovery, background runs and their results.
+
+    Parameters
+    ----------
+    repository : Repository, optional
+        Where modules go (a new, empty one by default).
+    store : path
+        The SQLite results store (``saibench.db`` in the working directory by default).
+    user_ns : mapping, optional
+        The notebook's namespace (IPython's ``user_ns``): names a module reads from it,
+        which pods cannot see, are flagged when the module is registered.
+    """
+
+    def __init__(self, repository: Repository | None = None, store: str | os.PathLike[str] = "saibench.db",
+                 user_ns: Mapping[str, Any] | None = None) -> None:
+        self.repository = repository if repository is not None else Repository()
+        # Absolute now: the store must not move when the notebook's code changes directory.
+        self.store = Path(store).expanduser().absolute()
+        self.user_ns = user_ns
+        self.runs: list[RunHandle] = []
+        self._cells: dict[str, _Cell] = {}       # origin -> what that cell registered
+        self._cell_ids: dict[str, str] = {}      # Jupyter cell id -> origin
+        self._lattice: tuple[int, Lattice] | None = None
+
+    # -- cells ------------------------------------------------------------------------------
+    def register(self, kind: str, text: str, cell: str | None = None, *, line_offset: int = 1) -> Registered:
+        """Register the SAIL source of a ``%%kind`` cell under the cell's identity.
+
+        Parameters
+        ----------
+        kind : str
+            The magic: a module kind (``problem``, ``model`` ...), or ``sail`` for support
+            code (which may hold modules of any kind too).
+        text : str
+            The cell's body (without the ``%%kind`` line).
+        cell : str, optional
+            The Jupyter cell id. Without one, the cell that registered any of the same
+            names before is taken to be this one; else it is a new cell.
+        line_offset : int
+            Cell lines above the body (the ``%%kind`` line and any blank lines before it),
+            so that errors and tracebacks count lines as the cell shows them.
+
+        Returns
+        -------
+        Registered
+            The cell's module records, with the changes and the warnings.
+
+        Raises
+        ------
+        NotebookError
+            For invalid SAIL, a module of another kind, or no module of this kind; nothing
+            is registered then, and the previous version of the cell stays in use.
+        """
+        if kind not in CELL_KINDS:
+            raise NotebookError(f"%%{kind} is not a SAIL cell: use one of " + ", ".join(f"%%{k}" for k in CELL_KINDS))
+        found = _scan(text, line_offset)
+        origin = self._origin_for(cell, found, text)
+        # A comment in place of the magic line keeps every line number equal to the cell's.
+        source = "\n" * max(line_offset - 1, 0) + (f"# %%{kind}\n" if line_offset > 0 else "") + text
+        if found.valid:
+            self._check_kinds(kind, found, source)
+        before = {r.name: r.digest for r in self.repository}
+        held = [r.name for r in self.repository if r.origin == origin]
+        try:
+            records = self.repository.add_source(source, origin=origin)
+        except SailError as exc:
+            raise _cell_error(exc, origin, kind, source) from None
+        names = {r.name for r in records}
+        self._cells[origin] = _Cell(kind, found.defined, text)
+        if cell is not None:
+            self._cell_ids[cell] = origin
+        changes = {r.name: "new" if r.name not in before else "unchanged" if before[r.name] == r.digest
+                   else "changed" for r in records}
+        warnings = self._notebook_names(records)
+        if kind == "sail" and origin not in self.repository.sources() and text.strip() and not records:
+            warnings.append("this %%sail cell defines no name (function, class, import or assignment), so it is "
+                            "not kept and pods won't run it; define what modules use (a helper, a constant)")
+        return Registered(records, origin, changes, [n for n in held if n not in names], warnings)
+
+    def _origin_for(self, cell: str | None, found: _Found, text: str) -> str:
+        """The cell's origin: by its id, else by the names it defines (or its very text), else new."""
+        if cell is not None and cell in self._cell_ids:
+            return self._cell_ids[cell]
+        if cell is None:
+            best, score = None, 0
+            for origin, known in reversed(self._cells.items()):  # the latest cell wins a tie
+                owned = sum(1 for n in found.functions if n in self.repository
+                            and self.repository.get(n).origin == origin)
+                points = 2 * owned + len(found.defined & known.defined) + (100 if known.body == text else 0)
+                if points > score:
+                    best, score = origin, points
+            if best is not None:
+                return best
+        short = (cell or uuid.uuid4().hex).replace("-", "")[:8]
+        taken = set(self._cells) | set(self.repository.sources())
+        origin, n = f"<cell {short}>", 1
+        while origin in taken:
+            n += 1
+            origin = f"<cell {short}-{n}>"
+        return origin
+
+    @staticmethod
+    def _check_kinds(kind: str, found: _Found, source: str) -> None:
+        if kind == "sail":
+            return
+        lines = source.splitlines()
+        for name, (other, line) in found.kinds.items():
+            if other.value != kind:
+                raise NotebookError(
+                    f"line {line} of this %%{kind} cell: {name} is a @{DECORATOR_OF[other]}, "
+                    f"not a @{DECORATOR_OF[ModuleKind(kind)]}\n    {line} | {lines[line - 1].strip()}\n"
+                    f"  fix: move {name} into a %%{other.value} cell (or a %%sail cell, which takes modules "
+                    f"of every kind), or decorate it with @{DECORATOR_OF[ModuleKind(kind)]}; nothing was registered",
+                    line)
+        if not found.kinds:
+            deco = DECORATOR_OF[ModuleKind(kind)]
+            raise NotebookError(
+                f"this %%{kind} cell defines no @{deco} module\n  fix: decorate a function with @{deco}; "
+                "support code alone (helpers, imports, constants) goes in a %%sail cell; nothing was registered")
+
+    def _notebook_names(self, records: Sequence[ModuleRecord]) -> list[str]:
+        """Warnings for names modules read from the notebook's namespace, which pods never see."""
+        if self.user_ns is None:
+            return []
+        support = self.repository.support_names
+        out = []
+        for record in records:
+            missing = [n for n in record.free_names - support
+                       if n in self.user_ns and not n.startswith("_") and n not in _IPYTHON_NAMES]
+            for name in sorted(missing, key=lambda n: record.name_sites.get(n, (0, 0))):
+                line = record.name_sites.get(name, (record.line, 0))[0]
+                out.append(f"line {line} ({record.name}): `{name}` is defined in the notebook, not in a %%sail "
+                           f"cell: pods won't see it; move it into a %%sail cell")
+        return out
+
+    @property
+    def cells(self) -> dict[str, str]:
+        """The cells registered so far: origin (``<cell 5f3a1b2c>``) -> magic (``model``, ``sail`` ...)."""
+        return {origin: cell.kind for origin, cell in self._cells.items()}
+
+    # -- the repository -----------------------------------------------------------------------
+    def modules(self, kind: str | None = None) -> ModuleList:
+        """The registered modules (optionally of one ``kind``) and the support-code sources."""
+        if kind is not None and kind not in {k.value for k in ModuleKind}:
+            raise NotebookError(f"{kind!r} is not a module kind: use one of {', '.join(k.value for k in ModuleKind)}")
+        support = {o: s.support_names for o, s in self.repository.sources().items() if s.support_names}
+        return ModuleList(tuple(self.repository.modules(kind)), support if kind is None else {})
+
+    def load(self, path: str | os.PathLike[str]) -> ModuleList:
+        """Register the modules of a file, a folder of ``.py`` files or an importable package."""
+        try:
+            return ModuleList(tuple(self.repository.load(Path(path))))
+        except SailError as exc:
+            raise NotebookError(str(exc)) from None
+
+    def clear(self) -> int:
+        """Forget every module and support source (the results store is kept); return how many modules."""
+        count = len(self.repository)
+        self.repository.clear()
+        self._cells.clear()
+        self._cell_ids.clear()
+        self._lattice = None
+        return count
+
+    # -- discovery ----------------------------------------------------------------------------
+    def lattice(self) -> Lattice:
+        """Every scenario the modules form, and why others don't (cached until a module changes)."""
+        from ..planner import discover
+
+        version = self.repository.version
+        if self._lattice is None or self._lattice[0] != version:
+            self._lattice = (version, discover(self.repository))
+        return self._lattice[1]
+
+    def explain(self, *names: str, **roles: str) -> Explanation:
+        """Why the named modules do, or do not, form scenarios.
+
+        Parameters
+        ----------
+        *names : str
+            Module names; each one's role is its kind (``explain("Digits", "MLP")``).
+        **roles : str
+            Names by role, as ``Lattice.explain`` takes them (``problem="Digits"``).
+        """
+        wanted: dict[str, str] = {}
+        for name in names:
+            if name not in self.repository:
+                raise NotebookError(f"there is no module {name!r}\n  fix: use one of {self._known()}")
+            kind = self.repository.get(name).kind.value
+            if kind not in ROLES:
+                raise NotebookError(f"{name} is a {kind}: converters are chosen by the planner, not explained; "
+                                    "explain the problem and the model that use it")
+            wanted[kind] = name
+        for role, name in roles.items():
+            if role not in ROLES:
+                raise NotebookError(f"{role!r} is not a role: use {', '.join(ROLES)}")
+            wanted[role] = name
+        return Explanation(self.lattice().explain(**wanted))
+
+    def select(self, selector: str | Sequence[str] | None = None) -> list[Scenario]:
+        """The scenarios a selector names.
+
+        Parameters
+        ----------
+        selector : str or list of str, optional
+            Words separated by spaces, all of which must match: a scenario id, a module
+            name (of any role), or ``role=Name`` (``model=MLP problem=Digits``; a comma
+            gives alternatives: ``model=MLP,CNN``). Nothing selects every scenario.
+        """
+        lattice = self.lattice()
+        if not lattice.scenarios:
+            raise NotebookError("nothing to run: discovery found no scenario\n  fix: %sail discover shows why "
+                                "(every rejection with its reason); define the missing modules")
+        words = selector.split() if isinstance(selector, str) else list(selector or ())
+        ids = {s.id for s in lattice.scenarios}
+        names = [w for w in words if w not in ids and "=" not in w]
+        filters: dict[str, set[str]] = {}
+        for role, _, value in (w.partition("=") for w in words if w not in ids and "=" in w):
+            if role not in ROLES:
+                raise NotebookError(f"{role}={value}: {role!r} is not a role\n  fix: filter with "
+                                    + ", ".join(f"{r}=NAME" for r in ROLES))
+            filters.setdefault(role, set()).update(v for v in value.split(",") if v)
+        wanted = [*names, *(v for vs in filters.values() for v in sorted(vs))]
+        unknown = [n for n in wanted if n not in self.repository]
+        if unknown:
+            raise NotebookError(f"there is no module or scenario {unknown[0]!r}\n  fix: use a module name "
+                                f"({self._known()}) or a scenario id from %sail discover")
+        chosen = [s for s in lattice.scenarios if (s.id in words or not ids & set(words))
+                  and all(any(n in have for have in s.names().values()) for n in names)
+                  and all(s.names()[role] & want for role, want in filters.items())]
+        if not chosen:
+            raise NotebookError(f"{' '.join(words)} selects no scenario\n  fix: %sail explain {' '.join(wanted)} "
+                                "says why")
+        return chosen
+
+    def _known(self) -> str:
+        return ", ".join(r.name for r in self.repository) or "none are registered yet"
+
+    # -- runs and results -----------------------------------------------------------------------
+    def run(self, selector: str | Sequence[str] | None = None, *, executor: str = "subprocess",
+            jobs: int | None = None, repeats: int = 1, rerun: bool | Literal["failed"] = False,
+            timeout: float | None = 600.0, settings: Mapping[str, Any] | None = None) -> RunHandle:
+        """Start running the selected scenarios as BenchPods in the background; return at once.
+
+        Parameters
+        ----------
+        selector : str or list of str, optional
+            What to run (see :meth:`select`); every scenario by default.
+        executor : str
+            ``subprocess`` (default), ``warm`` or ``inline``.
+        jobs : int, optional
+            Pods at once (the usable CPUs by default).
+        repeats : int
+            Independent pods per scenario.
+        rerun : bool or "failed"
+            Run again pods the store already holds (all, or the failed ones).
+        timeout : float, optional
+            Seconds one pod may run.
+        settings : mapping, optional
+            Training-setting overrides (``{"epochs": 3}``).
+
+        Returns
+        -------
+        RunHandle
+            Progress, ``.wait()``, ``.cancel()``; the results are stored as they arrive.
+        """
+        from ._handle import RunHandle, make_executor
+
+        if repeats < 1:
+            raise NotebookError(f"--repeats {repeats}: run each scenario at least once")
+        if jobs is not None and jobs < 1:
+            raise NotebookError(f"--jobs {jobs}: run at least one pod at a time")
+        scenarios = self.select(selector)
+        try:
+            ex = make_executor(executor, jobs)
+        except KeyError as exc:
+            raise NotebookError(f"{exc.args[0] if exc.args else exc}\n  fix: --executor subprocess, warm "
+                                "or inline") from None
+        handle = RunHandle(scenarios, ex, store=self.store, repeats=repeats, rerun=rerun, timeout=timeout,
+                           settings=settings)
+        self.runs.append(handle)
+        handle.start()
+        return handle
+
+    @property
+    def last_run(self) -> RunHandle | None:
+        """The most recent run, if any."""
+        return self.runs[-1] if self.runs else None
+
+    def results(self) -> Results:
+        """Everything the results store holds (read afresh at each use)."""
+        from ..results import Results, StoreError
+
+        try:
+            return Results(self.store)
+        except StoreError as exc:
+            raise NotebookError(f"no results yet ({exc})\n  fix: %sail run first") from None
+
+    def __repr__(self) -> str:
+        return f"Notebook({self.repository!r}, store={str(self.store)!r}, {len(self.runs)} runs)"
+
+
+@dataclass(frozen=True)
+class _Found:
+    """What a cell's top level defines, read before the parser runs (to find the cell, to check kinds)."""
+
+    kinds: Mapping[str, tuple[ModuleKind, int]] = field(default_factory=dict)  # name -> (kind, decorator line)
+    #: top-level function names (modules among them)
+    functions: frozenset[str] = frozenset()
+    #: support names other than imports (imports are shared by many cells)
+    defined: frozenset[str] = frozenset()
+    #: False when the text is not valid Python (names were found line by line, kinds not at all)
+    valid: bool = True
+
+
+_TOP_DEF = re.compile(r"^(?:async\s+)?(def|class)\s+(\w+)|^(\w+)\s*(?::[^=\n]*)?=[^=]", re.MULTILINE)
+
+
+def _scan(text: str, line_offset: int) -> _Found:
+    """Module kinds and names of a cell's top level (names only, line by line, when it does not parse)."""
+    try:
+        tree = ast.parse(text, filename=source_filename("scan"))
+    except (SyntaxError, ValueError):
+        # The parser reports the error; the names still tell which cell this is.
+        found = [(m[1], m[2] or m[3]) for m in _TOP_DEF.finditer(text)]
+        return _Found(functions=frozenset(n for what, n in found if what == "def"),
+                      defined=frozenset(n for what, n in found if what != "def"), valid=False)
+    kinds: dict[str, tuple[ModuleKind, int]] = {}
+    functions: set[str] = set()
+    defined: set[str] = set()
+    for stmt in tree.body:
+        decorators = [(d, _decorator_name(d)) for d in getattr(stmt, "decorator_list", [])]
+        sail = [(d, DECORATORS[n]) for d, n in decorators if n in DECORATORS]
+        if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
+            functions.add(stmt.name)
+        if isinstance(stmt, ast.FunctionDef) and sail:
+            kinds[stmt.name] = (sail[0][1], sail[0][0].lineno + line_offset)  # the cell's line
+        elif isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            defined.add(stmt.name)
+        elif not isinstance(stmt, ast.Import | ast.ImportFrom):
+            defined.update(n.id for n in ast.walk(stmt) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store))
+    return _Found(kinds, frozenset(functions), frozenset(defined))
+
+
+def _decorator_name(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Call):
+        node = node.func
+    return node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else None
+
+
+def _cell_error(exc: SailError, origin: str, kind: str, source: str) -> NotebookError:
+    """A SAIL error in a cell, told by the cell's line number (quoting the rejected ``source``)."""
+    loc = exc.location
+    if loc is None or loc.origin != origin or not loc.line:
+        return NotebookError(str(exc))
+    text = f"line {loc.line} of this %%{kind} cell: {exc.what}"
+    if exc.module:
+        text += f" (module {exc.module})"
+    lines = source.splitlines()
+    # Not linecache: the repository put the version that stays in use back there.
+    code = lines[loc.line - 1] if loc.line <= len(lines) else ""
+    if code.strip():
+        stripped = code.lstrip()
+        text += f"\n    {loc.line} | {stripped}"
+        indent = len(code) - len(stripped)
+        if loc.col >= indent:
+            text += "\n    " + " " * (len(str(loc.line)) + 3 + loc.col - indent) + "^"
+    if exc.fix:
+        text += f"\n  fix: {exc.fix}"
+    return NotebookError(text, loc.line)

@@ -1,0 +1,224 @@
+"""The magics through a real IPython shell: cells, %sail commands, background runs in real pods."""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+
+import pytest
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+from pods_helpers import DOUBLING, write_data
+from test_ui_session import MODEL, PROBLEM, REST, SUPPORT
+
+from saibench_jupyter.planner import Lattice
+from saibench_jupyter.results import Results
+from saibench_jupyter.ui._handle import RunHandle
+from saibench_jupyter.ui._magics import load_ipython_extension, notebook, unload_ipython_extension
+from saibench_jupyter.ui._session import ModuleList
+
+TWO_HARDWARE = "@HardwareDefinition\ndef OneCore():\n    return Resources(cpus=1)\n\n" \
+               "@HardwareDefinition\ndef TwoCores():\n    return Resources(cpus=2)\n"
+
+
+@pytest.fixture
+def ip(tmp_path, monkeypatch):
+    write_data(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    shell = InteractiveShell.instance()
+    unload_ipython_extension(shell)  # a fresh notebook for every test
+    load_ipython_extension(shell)
+    names = set(shell.user_ns)
+    yield shell
+    unload_ipython_extension(shell)
+    for name in set(shell.user_ns) - names:
+        del shell.user_ns[name]
+
+
+def doubling(ip, *modes: str) -> None:
+    """The doubling benchmark, one cell per kind; ``Doubler`` calls ``double`` from the %%sail cell."""
+    ip.run_cell_magic("sail", "", SUPPORT)
+    ip.run_cell_magic("problem", "", PROBLEM)
+    ip.run_cell_magic("model", "", MODEL.format(modes=", ".join(repr(m) for m in modes)))
+    for kind, text in REST.items():
+        ip.run_cell_magic(kind, "", text)
+
+
+def test_a_cell_registers_its_modules_and_a_rerun_replaces_them(ip, capsys):
+    ip.run_cell_magic("hardware", "", TWO_HARDWARE)
+    assert capsys.readouterr().out.startswith("saibench: OneCore (new), TwoCores (new) — <cell ")
+    repo = notebook(ip).repository
+    assert [m.name for m in repo.modules("hardware")] == ["OneCore", "TwoCores"]
+    ip.run_cell_magic("hardware", "", TWO_HARDWARE.replace("cpus=2", "cpus=4"))
+    assert "TwoCores (changed)" in capsys.readouterr().out
+    ip.run_cell_magic("hardware", "", REST["hardware"])  # TwoCores dropped from the cell
+    assert "; removed TwoCores" in capsys.readouterr().out
+    assert [m.name for m in repo] == ["OneCore"]
+
+
+def test_the_kernel_cell_id_is_the_identity(ip):
+    ip.run_cell("%%hardware\n" + TWO_HARDWARE, cell_id="a1b2c3d4-e5f6")
+    ip.run_cell('%%hardware\n@HardwareDefinition\ndef Big():\n    return Resources(cpus=8)\n', cell_id="a1b2c3d4-e5f6")
+    # Other names, same cell: what it held before is gone.
+    assert [(m.name, m.origin) for m in notebook(ip).repository] == [("Big", "<cell a1b2c3d4>")]
+    # Blank lines above %%hardware count in the cell's line numbers.
+    result = ip.run_cell("\n\n%%hardware\n@HardwareDefinition\ndef Big(:\n    return 1\n", cell_id="a1b2c3d4-e5f6")
+    assert isinstance(result.error_in_exec, UsageError)
+    assert str(result.error_in_exec).startswith("line 5 of this %%hardware cell: invalid Python")
+    assert "the previous version of Big stays in use" in str(result.error_in_exec)
+
+
+def test_a_module_of_another_kind_is_a_usage_error_naming_the_line(ip):
+    with pytest.raises(UsageError, match=r"(?s)^line 7 of this %%problem cell: OneCore is a @HardwareDefinition, not a "
+                       r"@ProblemDefinition\n    7 \| @HardwareDefinition\n  fix: move OneCore into a %%hardware cell"):
+        ip.run_cell_magic("problem", "", PROBLEM.lstrip() + "\n" + REST["hardware"])
+    with pytest.raises(UsageError, match="this %%metric cell defines no @MetricDefinition module"):
+        ip.run_cell_magic("metric", "", "x = 1\n")
+    with pytest.raises(UsageError, match=r"%%model takes no arguments \(got '--fast'\)"):
+        ip.run_cell_magic("model", "--fast", MODEL)
+    assert len(notebook(ip).repository) == 0
+
+
+def test_a_sail_syntax_error_names_the_cell_line_and_the_fix(ip):
+    with pytest.raises(UsageError, match=r"(?s)^line 4 of this %%model cell: invalid Python.*\n    4 \| return "
+                       r"Solver\(0\.\.3\)\n.*\^\n  fix: Python has no a\.\.b ranges"):
+        ip.run_cell_magic("model", "", "@ModelDefinition\ndef M(task, inputType, outputType):\n    return Solver(0..3)\n")
+
+
+def test_a_name_defined_only_in_the_notebook_is_flagged(ip, capsys):
+    ip.run_cell("scale = 3")
+    ip.run_cell_magic("model", "", "@ModelDefinition\ndef Scaled(task, inputType, outputType):\n"
+                                   "    return Solver(lambda x: x * scale)\n")
+    assert capsys.readouterr().err == ("saibench warning: line 4 (Scaled): `scale` is defined in the notebook, not in "
+                                       "a %%sail cell: pods won't see it; move it into a %%sail cell\n")
+    ip.run_cell_magic("sail", "", "scale = 3\n")
+    ip.run_cell_magic("model", "", "@ModelDefinition\ndef Scaled(task, inputType, outputType):\n"
+                                   "    return Solver(lambda x: x * scale)\n")
+    assert capsys.readouterr().err == ""
+
+
+def test_support_code_reaches_the_pods_and_a_failing_pod_breaks_nothing(ip):
+    doubling(ip, "ok", "raise")
+    handle = ip.run_line_magic("sail", "run --jobs 2")
+    assert isinstance(handle, RunHandle) and handle.executor.name == "subprocess"
+    results = ip.run_line_magic("sail", "wait")
+    assert isinstance(results, Results) and handle.status == "finished"
+    frame = results.to_dataframe()
+    ok = frame[frame.status == "ok"]
+    # Doubler(mode='ok') ran `double` from the %%sail cell in its own process.
+    assert list(ok.label) == ["Doubling × Doubler(mode='ok') × NumPy × OneCore"] and list(ok.value) == [0.0]
+    failure = results.failures().iloc[0]
+    assert failure.kind == "error" and failure.message == "RuntimeError: the solver blew up"
+    # The traceback names the %%sail cell and its line (the %%sail line is line 1).
+    assert failure.location.startswith("<cell ") and failure.location.endswith(", line 8")
+    # The shell, the notebook and the store carry on.
+    assert ip.run_cell("1 + 1").result == 2
+    assert len(ip.run_line_magic("sail", "results")) == 2
+    again = ip.run_line_magic("sail", "run --rerun-failed model=Doubler --jobs 1 Doubling")
+    assert again.wait(60) is not None and again.total == 1 and again.skipped == 1
+
+
+def test_run_returns_at_once_and_the_kernel_keeps_running_cells(ip):
+    doubling(ip, "nap")
+    started = time.monotonic()
+    handle = ip.run_line_magic("sail", "run")
+    returned = time.monotonic() - started
+    assert ip.run_cell("sum(range(10))").result == 45
+    other_cell = time.monotonic() - started
+    # The run takes >= 1 s (the model naps); the magic and another cell were done well before.
+    assert not handle.done and returned < 1.0 and other_cell < 1.0
+    handle.wait(60)
+    assert time.monotonic() - started >= 1.0 and [p.status for p in handle.pods] == ["ok"]
+    assert handle.pods[0].seconds >= 1.0
+
+
+def test_discover_explain_list_load_results_and_clear(ip, capsys):
+    with pytest.raises(UsageError, match=r"no results yet .*\n  fix: %sail run first"):
+        ip.run_line_magic("sail", "results")
+    loaded = ip.run_line_magic("sail", f"load {DOUBLING}")
+    assert isinstance(loaded, ModuleList) and [m.name for m in loaded] == ["Doubling", "Doubler", "Error", "NumPy",
+                                                                           "OneCore"]
+    lattice = ip.run_line_magic("sail", "discover")
+    assert isinstance(lattice, Lattice) and len(lattice.scenarios) == 1
+    shown, _ = ip.display_formatter.format(lattice)
+    assert shown["text/plain"].startswith("1 scenario, 0 rejections")
+    assert "✓ Doubling × Doubler × NumPy × OneCore  [Error]" in shown["text/plain"]
+    assert "<b>Discovery</b>" in shown["text/html"]
+    explained = ip.run_line_magic("sail", "explain Doubling Doubler")
+    assert str(explained).startswith("problem=Doubling, model=Doubler: 1 scenario")
+    assert [m.name for m in ip.run_line_magic("sail", "list model")] == ["Doubler"]
+    assert "support   behave, np, os, signal, time" in repr(ip.run_line_magic("sail", "list"))
+    with pytest.raises(UsageError, match="there is no module 'MLP'"):
+        ip.run_line_magic("sail", "explain MLP")
+    with pytest.raises(UsageError, match="is not a file, a folder or an importable package"):
+        ip.run_line_magic("sail", "load no/such/file.py")
+    capsys.readouterr()
+    ip.run_line_magic("sail", "clear")
+    assert capsys.readouterr().out.startswith("saibench: forgot 5 modules")
+    assert len(notebook(ip).repository) == 0
+
+
+def test_a_run_shows_itself_once_and_its_results_display(ip, capsys):
+    doubling(ip, "ok")
+    capsys.readouterr()
+    ip.run_cell("h = %sail run --executor inline", store_history=True)
+    ip.run_cell("_ = h.wait(60)", store_history=True)
+    assert capsys.readouterr().out.count("SAIBench run — ") == 1
+    ip.run_cell("h", store_history=True)  # asked for again in another cell: shown again
+    assert "SAIBench run — finished: 1 pods (1 ok)" in capsys.readouterr().out
+    shown, _ = ip.display_formatter.format(ip.run_line_magic("sail", "results"))
+    assert "Results(1 scenario, 1 pod: 1 ok;" in shown["text/html"] and "<table" in shown["text/html"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("plotly") is None, reason="plotly is not installed")
+def test_plot_and_rank(ip):
+    doubling(ip, "ok")
+    ip.run_line_magic("sail", "run --executor inline").wait(60)
+    figure = ip.run_line_magic("sail", "plot --precision Error")
+    assert type(figure).__name__ in ("Figure", "FigureWidget")
+    assert ip.run_line_magic("sail", "rank pareto") is not None
+    with pytest.raises(UsageError, match=r"there is no ranking module 'Best'\n  fix: use pareto"):
+        ip.run_line_magic("sail", "rank Best")
+
+
+def test_bad_commands_and_options_are_usage_errors(ip, capsys):
+    with pytest.raises(UsageError, match="%sail bogus: no such command; the commands are cancel, clear"):
+        ip.run_line_magic("sail", "bogus")
+    with pytest.raises(UsageError, match="%sail run: argument --jobs: invalid int value: 'x'"):
+        ip.run_line_magic("sail", "run --jobs x")
+    with pytest.raises(UsageError, match="there is no run yet: start one with %sail run"):
+        ip.run_line_magic("sail", "wait")
+    with pytest.raises(UsageError, match="nothing to run: discovery found no scenario"):
+        ip.run_line_magic("sail", "run")
+    doubling(ip, "ok")
+    with pytest.raises(UsageError, match="there is no module or scenario 'MLP'"):
+        ip.run_line_magic("sail", "run model=MLP")
+    with pytest.raises(UsageError, match="fix: --executor subprocess, warm or inline"):
+        ip.run_line_magic("sail", "run --executor fast")
+    with pytest.raises(UsageError, match="--set epochs: write KEY=VALUE"):
+        ip.run_line_magic("sail", "run --set epochs")
+    with pytest.raises(UsageError, match="close the quotes"):
+        ip.run_line_magic("sail", "run 'model=")
+    if importlib.util.find_spec("saibench_jupyter.ui._dashboard") is None:
+        with pytest.raises(UsageError, match="the dashboard is not available yet"):
+            ip.run_line_magic("sail", "dashboard")
+    capsys.readouterr()
+    assert ip.run_line_magic("sail", "") is None and ip.run_line_magic("sail", "run --help") is None
+    out = capsys.readouterr().out
+    assert out.startswith("SAIBench in a notebook\n") and "%sail run [SELECTOR]" in out and "--executor" in out
+
+
+def test_unloading_removes_the_magics(ip):
+    unload_ipython_extension(ip)
+    assert "sail" not in ip.magics_manager.magics["line"] and "model" not in ip.magics_manager.magics["cell"]
+    with pytest.raises(RuntimeError, match="%load_ext saibench_jupyter"):
+        notebook(ip)
+    load_ipython_extension(ip)
+    load_ipython_extension(ip)  # twice: still one set of hooks
+    assert ip.events.callbacks["pre_run_cell"].count(notebook_magics_hook(ip)) == 1
+
+
+def notebook_magics_hook(ip):
+    from saibench_jupyter.ui._magics import _LOADED
+
+    return _LOADED[id(ip)].pre_run_cell
