@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import time
 
 import pytest
@@ -170,7 +169,6 @@ def test_a_run_shows_itself_once_and_its_results_display(ip, capsys):
     assert "Results(1 scenario, 1 pod: 1 ok;" in shown["text/html"] and "<table" in shown["text/html"]
 
 
-@pytest.mark.skipif(importlib.util.find_spec("plotly") is None, reason="plotly is not installed")
 def test_plot_and_rank(ip):
     doubling(ip, "ok")
     ip.run_line_magic("sail", "run --executor inline").wait(60)
@@ -199,9 +197,13 @@ def test_bad_commands_and_options_are_usage_errors(ip, capsys):
         ip.run_line_magic("sail", "run --set epochs")
     with pytest.raises(UsageError, match="close the quotes"):
         ip.run_line_magic("sail", "run 'model=")
-    if importlib.util.find_spec("saibench_jupyter.ui._dashboard") is None:
-        with pytest.raises(UsageError, match="the dashboard is not available yet"):
-            ip.run_line_magic("sail", "dashboard")
+    board = ip.run_line_magic("sail", "dashboard")
+    try:
+        assert [board.tabs.get_title(i) for i in range(len(board.tabs.children))] == [
+            "Modules", "Lattice", "Converters", "Runs", "Results"]
+        assert board.lattice_nodes  # the cells registered above are in its lattice
+    finally:
+        board.close()
     capsys.readouterr()
     assert ip.run_line_magic("sail", "") is None and ip.run_line_magic("sail", "run --help") is None
     out = capsys.readouterr().out

@@ -293,15 +293,10 @@ class SailMagics(Magics):
         return rankings[0] if len(rankings) == 1 else Outputs(rankings)
 
     def _cmd_dashboard(self, args: list[str]) -> Any:
-        import importlib
+        from ._dashboard import Dashboard
 
         _parser("dashboard", "modules, scenarios, runs and charts in one widget").parse_args(args)
-        try:
-            module = importlib.import_module("saibench_jupyter.ui._dashboard")
-        except ImportError:
-            raise UsageError("the dashboard is not available yet: use %sail discover, %sail run, "
-                             "%sail plot and %sail rank meanwhile") from None
-        return module.Dashboard(self.notebook)
+        return Dashboard(self.notebook)
 
     def _cmd_load(self, args: list[str]) -> Any:
         p = _parser("load", "register the modules of files, folders or packages")

@@ -1,0 +1,205 @@
+"""The dashboard's state through the real objects (no browser): lattice, selection, runs, results, live refresh."""
+
+from __future__ import annotations
+
+import textwrap
+from types import SimpleNamespace
+
+import pytest
+from pods_helpers import write_data
+
+pytest.importorskip("anywidget")  # plotly's FigureWidget needs it
+
+from saibench_jupyter.ui._dashboard import Dashboard
+from saibench_jupyter.ui._lattice_view import (
+    REJECTED_COLOR,
+    converter_figure,
+    converter_figure_data,
+    lattice_figure,
+    lattice_figure_data,
+)
+from saibench_jupyter.ui._session import Notebook
+
+SUPPORT = "import numpy as np\n\ndef double(x):\n    return np.asarray(x, dtype=np.float64) * 2.0\n"
+PROBLEM = textwrap.dedent('''
+    @ProblemDefinition
+    def Doubling():
+        for x, y in zip(Input("inputs.npy", Tensor(3)), Input("doubled.npy", Tensor(3))):
+            Test.Solve(x, y)
+''')
+MODEL = textwrap.dedent('''
+    @ModelDefinition
+    def Doubler(task, inputType, outputType, mode):
+        Suggest(mode, {modes})
+        if task != Solve: Fail("solves only")
+        return Solver(lambda x: double(x))
+''')
+PICKY = textwrap.dedent('''
+    @ModelDefinition
+    def Picky(task, inputType, outputType):
+        Fail("classifies only")
+        return Solver(lambda x: x)
+''')
+REST = {
+    "metric": "@MetricDefinition\ndef Error():\n    return sum(L2Error(y0, y) for (_, y0, y) in Test.Solve) / len(Test.Solve)\n",
+    "software": '@SoftwareDefinition\ndef NumPy(hardware):\n    return Environment(backend="numpy", pip=["numpy"])\n',
+    "hardware": "@HardwareDefinition\ndef OneCore():\n    return Resources(cpus=1)\n",
+}
+MODEL_CELL = "aaaaaaaa-0000-4000-8000-000000000000"
+
+
+@pytest.fixture
+def nb(tmp_path, monkeypatch):
+    write_data(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    nb = Notebook(user_ns={})
+    nb.register("sail", SUPPORT)
+    nb.register("problem", PROBLEM)
+    nb.register("model", MODEL.format(modes="'a', 'b'"), cell=MODEL_CELL)
+    nb.register("model", PICKY)
+    for kind, text in REST.items():
+        nb.register(kind, text)
+    return nb
+
+
+@pytest.fixture
+def dash(nb):
+    board = Dashboard(nb, executor="inline", jobs=1)
+    yield board
+    board.close()
+
+
+def by_label(board: Dashboard, label: str) -> dict:
+    return next(n for n in board.lattice_nodes if n["label"].lstrip("✗ ") == label)
+
+
+# -- the lattice as data --------------------------------------------------------------------------------
+def test_lattice_data_has_accepted_and_rejected_nodes_with_reasons_and_the_scenarios_under_each(nb):
+    lattice = nb.lattice()
+    data = lattice_figure_data(lattice)
+    n = len(data["ids"])
+    assert all(len(column) == n for column in data.values())
+    assert data["parents"][0] == "" and set(data["parents"][1:]) <= set(data["ids"])
+    assert sorted(data["scenarios"][0]) == sorted(s.id for s in lattice.scenarios)  # the root holds all
+    picky = data["labels"].index("✗ Picky")
+    assert not data["accepted"][picky] and data["reasons"][picky] == "classifies only"
+    assert data["colors"][picky] == REJECTED_COLOR and "classifies only" in data["hover"][picky]
+    assert data["scenarios"][picky] == []
+    leaves = [i for i, label in enumerate(data["labels"]) if label.startswith("Doubler(")]
+    assert len(leaves) == 2 and all(len(data["scenarios"][i]) == 1 for i in leaves)
+    assert {data["colors"][i] for i in leaves} != {REJECTED_COLOR}
+
+    fig = lattice_figure(lattice)
+    assert fig.data[0].type == "sunburst" and list(fig.data[0].ids) == data["ids"]
+    assert list(fig.data[0].marker.colors) == data["colors"]
+
+
+def test_converter_graph_highlights_the_chains_of_the_chosen_scenario(nb):
+    step = SimpleNamespace(source="Atom", target="Tensor(16)", inner=())
+    chain = SimpleNamespace(steps=(step,))
+    scenario = SimpleNamespace(converters=(chain,))
+    import networkx as nx
+
+    graph = nx.DiGraph()
+    graph.add_edge("'Atom'", "'Tensor(16)'", converter="AtomEmbedding")
+    graph.add_edge("'Tensor(16)'", "Scalar", converter="Squeeze")
+    lattice = SimpleNamespace(converter_graph=graph, __getitem__=None)
+    data = converter_figure_data(lattice, scenario)  # type: ignore[arg-type]
+    assert data["nodes"] == sorted(graph.nodes) and len(data["x"]) == 3
+    marked = {(a, b) for a, b, _, hit in data["edges"] if hit}
+    assert marked == {("'Atom'", "'Tensor(16)'")}
+    fig = converter_figure(lattice, scenario)  # type: ignore[arg-type]
+    assert [len([x for x in t.x if x is not None]) for t in fig.data] == [2, 2, 3]
+    empty = converter_figure(nb.lattice())  # the doubling benchmark converts nothing
+    assert "none" in empty.layout.title.text and len(empty.data) == 3
+
+
+# -- the dashboard ---------------------------------------------------------------------------------
+def test_the_dashboard_shows_modules_nodes_and_rejections(dash, nb):
+    assert list(dash.tabs.titles) == ["Modules", "Lattice", "Converters", "Runs", "Results"]
+    assert {"Doubler", "Picky", "Doubling", "OneCore", "NumPy", "Error"} <= {
+        name for name in (r.name for r in nb.repository)}
+    assert "Picky" in dash.modules_html.value and "classifies only" in dash.modules_html.value
+    picky = by_label(dash, "Picky")
+    assert not picky["accepted"] and picky["reason"] == "classifies only" and picky["scenarios"] == []
+    assert any("Picky" in r and "classifies only" in r for r in dash.rejected_reasons)
+    assert "classifies only" in dash.rejected_html.value
+    assert any(n["accepted"] and n["kind"] == "model" for n in dash.lattice_nodes)
+    assert dash.lattice_figure.data[0].type == "sunburst"
+    assert len(dash.node_picker.options) == len(dash.lattice_nodes)
+
+
+def test_selecting_a_node_selects_exactly_the_scenarios_under_it(dash, nb):
+    everything = sorted(s.id for s in nb.lattice().scenarios)
+    assert sorted(dash.select_node(by_label(dash, "NumPy")["id"])) == everything
+    assert dash.run_button.description == "Run 2 selected" and not dash.run_button.disabled
+    leaf = by_label(dash, "Doubler(mode='b')")
+    assert dash.select_node(leaf["id"]) == leaf["scenarios"] and len(leaf["scenarios"]) == 1
+    assert dash.converter_scenario == leaf["scenarios"][0]
+    assert dash.select_node(by_label(dash, "Picky")["id"]) == []
+    assert dash.run_button.disabled and "classifies only" in dash.selection_label.value
+    dash.node_picker.value = leaf["id"]  # the picker beside the chart does the same
+    assert dash.selected == leaf["scenarios"]
+    index = [n["id"] for n in dash.lattice_nodes].index(by_label(dash, "NumPy")["id"])
+    dash._on_click(None, SimpleNamespace(point_inds=[index]), None)  # as a click on the sunburst
+    assert sorted(dash.selected) == everything
+    with pytest.raises(KeyError, match="no node"):
+        dash.select_node("9/9")
+    with pytest.raises(ValueError, match="no scenario is selected"):
+        dash.selected = []
+        dash.run_selected()
+
+
+def test_run_selected_runs_exactly_those_and_fills_runs_and_results(dash, nb):
+    figures = (dash.lattice_figure, dash.converter_figure, dash.results_figure)
+    leaf = by_label(dash, "Doubler(mode='a')")
+    dash.select_node(leaf["id"])
+    handle = dash.run_selected()
+    dash.wait(60)
+    ran = {p.label for p in handle.pods}
+    assert len(handle.pods) == 1 and "mode='a'" in next(iter(ran))
+    stored = nb.results().to_dataframe()
+    assert set(stored["scenario"]) == set(leaf["scenarios"])
+    assert dash.progress.value == dash.progress.max == 1 and "ok" in dash.pods_html.value
+    # Results: the chart has traces and the dropdowns list the metrics
+    assert "Error" in dash.precision_picker.options and "ElapsedMilliseconds" in dash.work_picker.options
+    assert len(dash.results_figure.data) > 0
+    assert dash.rankings_html.value
+    assert "ElapsedMilliseconds" in dash.results_figure.layout.yaxis.title.text  # work up, precision across
+    dash.swap_toggle.value = True
+    assert "ElapsedMilliseconds" in dash.results_figure.layout.xaxis.title.text
+    dash.work_picker.value = "SamplesSeen"
+    assert "SamplesSeen" in dash.results_figure.layout.xaxis.title.text
+    dash.refresh()
+    assert (dash.lattice_figure, dash.converter_figure, dash.results_figure) == figures
+    assert all(a is b for a, b in zip((dash.lattice_figure, dash.converter_figure, dash.results_figure),
+                                      figures, strict=True))
+
+
+def test_rerunning_a_model_cell_refreshes_the_lattice_live_until_closed(dash, nb):
+    figure, trace = dash.lattice_figure, dash.lattice_figure.data[0]
+    assert len([n for n in dash.lattice_nodes if n["label"].startswith("Doubler(")]) == 2
+    nb.register("model", MODEL.format(modes="'a', 'b', 'c'"), cell=MODEL_CELL)
+    leaves = [n for n in dash.lattice_nodes if n["label"].startswith("Doubler(")]
+    assert len(leaves) == 3 and len(by_label(dash, "NumPy")["scenarios"]) == 3
+    assert dash.lattice_figure is figure and dash.lattice_figure.data[0] is trace
+    assert len(dash.lattice_figure.data[0].ids) == len(dash.lattice_nodes)
+    assert "3 scenarios" in dash.status.value
+    dash.close()
+    nb.register("model", MODEL.format(modes="'a'"), cell=MODEL_CELL)
+    assert len([n for n in dash.lattice_nodes if n["label"].startswith("Doubler(")]) == 3  # no longer followed
+
+
+def test_a_failed_pod_shows_with_its_message(dash, nb):
+    nb.register("sail", "def blow_up(x):\n    raise RuntimeError('the solver blew up')\n")
+    nb.register("model", textwrap.dedent('''
+        @ModelDefinition
+        def Boom(task, inputType, outputType):
+            return Solver(lambda x: blow_up(x))
+    '''))
+    dash.select_node(by_label(dash, "Boom")["id"])
+    assert len(dash.selected) == 1
+    handle = dash.run_selected()
+    dash.wait(60)
+    assert [p.status for p in handle.pods] == ["failed"]
+    assert "blew up" in dash.pods_html.value and dash.progress.bar_style == "danger"
