@@ -119,6 +119,7 @@ class Executor(ABC):
         self.jobs = jobs
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
+        self._cancelled = False  # set by cancel(): pods not started yet are skipped
 
     # -- the lifecycle ----------------------------------------------------------------------
     def start(self) -> None:
@@ -133,6 +134,11 @@ class Executor(ABC):
 
     def _lifecycle(self, spec: PodSpec, interpreter: Interpreter, emit: Emit) -> PodOutcome:
         events = PodEvents(spec, emit)
+        if self._cancelled:
+            events.fail("interrupted", "the run was interrupted before this pod started")
+            outcome = events.outcome()
+            self.pod_finish(spec, outcome)
+            return outcome
         try:
             self.pod_start(spec)
             self.execute(spec, interpreter, events)
@@ -157,8 +163,9 @@ class Executor(ABC):
     def pod_finish(self, spec: PodSpec, outcome: PodOutcome) -> None:  # noqa: B027 (an optional hook)
         """Called in the worker after a pod ended, however it ended."""
 
-    def cancel(self) -> None:  # noqa: B027 (an optional hook)
-        """Stop the pods that are running (a run was interrupted)."""
+    def cancel(self) -> None:
+        """The run was interrupted: pods not started yet are skipped; subclasses also stop running ones."""
+        self._cancelled = True
 
     def finish(self) -> None:
         """Called once after the last pod (or after :meth:`cancel`)."""

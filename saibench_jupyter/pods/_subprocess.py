@@ -105,15 +105,11 @@ class SubprocessExecutor(Executor):
     def __init__(self, jobs: int = 1) -> None:
         super().__init__(jobs)
         self._running: dict[str, subprocess.Popen[bytes]] = {}
-        self._cancelled = False
         #: interpreter -> the environment record its last pod reported, handed to the next
         #: one (JSON), which then skips the package-metadata lookups (~30 ms per cold pod)
         self._records: dict[str, str] = {}
 
     def execute(self, spec: PodSpec, interpreter: Interpreter, events: PodEvents) -> None:
-        if self._cancelled:
-            events.fail("interrupted", "the run was interrupted before this pod started")
-            return
         env = pod_environment()
         with self._lock:
             if interpreter.python in self._records:
@@ -158,7 +154,7 @@ class SubprocessExecutor(Executor):
         return timeout
 
     def cancel(self) -> None:
-        self._cancelled = True
+        super().cancel()
         with self._lock:
             running = list(self._running.values())
         for proc in running:

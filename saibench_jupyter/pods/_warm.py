@@ -329,9 +329,6 @@ class WarmExecutor(SubprocessExecutor):
         return worker
 
     def execute(self, spec: PodSpec, interpreter: Interpreter, events: PodEvents) -> None:
-        if self._cancelled:
-            events.fail("interrupted", "the run was interrupted before this pod started")
-            return
         with tempfile.NamedTemporaryFile(prefix="saibench-pod-", suffix=".stderr", delete=False) as err:
             path = err.name
         try:
@@ -349,7 +346,7 @@ class WarmExecutor(SubprocessExecutor):
         conclude(spec, events, pod.held, pod.returncode, timed_out, tail, self._cancelled)
 
     def cancel(self) -> None:
-        self._cancelled = True
+        super().cancel()
         with self._lock:
             workers = list(self._workers.values())
         for worker in workers:

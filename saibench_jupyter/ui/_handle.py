@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
-import functools
 import os
 import statistics
 import sys
@@ -72,7 +71,7 @@ class PodStatus:
 
 
 def make_executor(name: str, jobs: int | None) -> Executor:
-    """The executor called ``name`` for ``jobs`` pods at once; ``inline`` made cancellable.
+    """The executor called ``name`` for ``jobs`` pods at once (the usable CPUs by default), as ``run()`` makes it.
 
     Raises
     ------
@@ -80,33 +79,9 @@ def make_executor(name: str, jobs: int | None) -> Executor:
         For an unknown executor (the message lists the known ones).
     """
     from ..pods._executors import executor_class
+    from ..pods._run import _cpus
 
-    count = jobs or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
-    if name == "inline":
-        return _inline_class()(count)
-    return executor_class(name)(count)
-
-
-@functools.cache
-def _inline_class() -> type[Executor]:
-    from ..pods._executors import InlineExecutor, PodEvents
-    from ..pods._spec import PodSpec
-
-    class CancellableInline(InlineExecutor):
-        """The inline executor, whose waiting pods a cancel skips (the running one runs to its end)."""
-
-        cancelled = False
-
-        def execute(self, spec: PodSpec, interpreter: Any, events: PodEvents) -> None:
-            if self.cancelled:
-                events.fail("interrupted", "the run was cancelled before this pod started")
-                return
-            super().execute(spec, interpreter, events)
-
-        def cancel(self) -> None:
-            self.cancelled = True
-
-    return CancellableInline
+    return executor_class(name)(jobs or _cpus())
 
 
 class RunHandle:
