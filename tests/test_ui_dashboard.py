@@ -7,8 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 from pods_helpers import write_data
-
-pytest.importorskip("anywidget")  # plotly's FigureWidget needs it
+from test_ui_session import MODEL, PROBLEM, REST, SUPPORT
 
 from saibench_jupyter.ui._dashboard import Dashboard
 from saibench_jupyter.ui._lattice_view import (
@@ -20,31 +19,12 @@ from saibench_jupyter.ui._lattice_view import (
 )
 from saibench_jupyter.ui._session import Notebook
 
-SUPPORT = "import numpy as np\n\ndef double(x):\n    return np.asarray(x, dtype=np.float64) * 2.0\n"
-PROBLEM = textwrap.dedent('''
-    @ProblemDefinition
-    def Doubling():
-        for x, y in zip(Input("inputs.npy", Tensor(3)), Input("doubled.npy", Tensor(3))):
-            Test.Solve(x, y)
-''')
-MODEL = textwrap.dedent('''
-    @ModelDefinition
-    def Doubler(task, inputType, outputType, mode):
-        Suggest(mode, {modes})
-        if task != Solve: Fail("solves only")
-        return Solver(lambda x: double(x))
-''')
 PICKY = textwrap.dedent('''
     @ModelDefinition
     def Picky(task, inputType, outputType):
         Fail("classifies only")
         return Solver(lambda x: x)
 ''')
-REST = {
-    "metric": "@MetricDefinition\ndef Error():\n    return sum(L2Error(y0, y) for (_, y0, y) in Test.Solve) / len(Test.Solve)\n",
-    "software": '@SoftwareDefinition\ndef NumPy(hardware):\n    return Environment(backend="numpy", pip=["numpy"])\n',
-    "hardware": "@HardwareDefinition\ndef OneCore():\n    return Resources(cpus=1)\n",
-}
 MODEL_CELL = "aaaaaaaa-0000-4000-8000-000000000000"
 
 
