@@ -25,9 +25,14 @@ ModuleRecord = ParsedModule
 
 @dataclass(frozen=True)
 class RepositoryEvent:
-    """A change of the repository: a module ``added``, ``replaced`` or ``removed``."""
+    """A change of the repository: a module ``added``, ``replaced`` or ``removed``, or ``support`` code.
 
-    action: Literal["added", "replaced", "removed"]
+    A ``support`` event names the source (cell or file) whose support code changed; it
+    carries no record, since no module changed, yet modules that use the code may now
+    behave differently.
+    """
+
+    action: Literal["added", "replaced", "removed", "support"]
     name: str
     record: ModuleRecord | None
     previous: ModuleRecord | None
@@ -154,7 +159,9 @@ class Repository:
             elif previous.digest != record.digest or previous.origin != record.origin:
                 events.append(RepositoryEvent("replaced", record.name, record, previous))
         self._forget_empty_sources()
-        self._emit(events, changed=support_changed and bool(parsed.support_names or before))
+        if support_changed and (parsed.support_names or before):
+            events.append(RepositoryEvent("support", origin, None, None))
+        self._emit(events)
         return list(parsed.modules)
 
     def load(self, path: str | Path) -> list[ModuleRecord]:
@@ -200,9 +207,8 @@ class Repository:
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
 
-    def _emit(self, events: list[RepositoryEvent], changed: bool = False) -> None:
-        # ``changed``: support code changed, which emits no module event but matters too.
-        if not events and not changed:
+    def _emit(self, events: list[RepositoryEvent]) -> None:
+        if not events:
             return
         self._support_names = None
         self.version += 1

@@ -128,6 +128,16 @@ def test_whitespace_only_edit_emits_no_event() -> None:
     assert events == []
 
 
+def test_a_support_code_change_emits_one_support_event_naming_its_source() -> None:
+    repo = Repository()
+    events = recorded(repo)
+    repo.add_source("SCALE = 2\n", origin="helpers")
+    repo.add_source("SCALE = 2\n", origin="helpers")
+    repo.add_source("SCALE = 3\n", origin="helpers")
+    assert [(e.action, e.name, e.record, e.previous) for e in events] == [("support", "helpers", None, None)] * 2
+    assert repo.version == 2 and "SCALE" in repo.support_names
+
+
 def test_source_without_origin_gets_its_own_origin() -> None:
     repo = Repository()
     (a,) = repo.add_source(hardware("A"))

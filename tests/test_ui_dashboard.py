@@ -170,6 +170,16 @@ def test_rerunning_a_model_cell_refreshes_the_lattice_live_until_closed(dash, nb
     assert len([n for n in dash.lattice_nodes if n["label"].startswith("Doubler(")]) == 3  # no longer followed
 
 
+def test_defining_a_missing_name_in_support_code_accepts_the_module_live(dash, nb):
+    nb.register("model", MODEL.format(modes="'a'").replace("double(x, mode)", "halve(x)"), cell=MODEL_CELL)
+    doubler = [n for n in dash.lattice_nodes if n["label"].lstrip("✗ ").startswith("Doubler")]
+    assert doubler and not any(n["accepted"] for n in doubler)
+    assert any("unknown name 'halve'" in r for r in dash.rejected_reasons)
+    nb.register("sail", "def halve(x):\n    return x / 2\n")
+    assert [n["accepted"] for n in dash.lattice_nodes if n["label"].startswith("Doubler(")] == [True]
+    assert not any("halve" in r for r in dash.rejected_reasons)
+
+
 def test_a_failed_pod_shows_with_its_message(dash, nb):
     nb.register("sail", "def blow_up(x):\n    raise RuntimeError('the solver blew up')\n")
     nb.register("model", textwrap.dedent('''

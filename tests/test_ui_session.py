@@ -139,21 +139,6 @@ def test_lattice_is_cached_until_a_module_changes(nb):
     assert nb.lattice() is not lattice
 
 
-def test_select_by_id_name_and_role_filters(nb):
-    doubling(nb, "ok", "raise")
-    scenarios = nb.lattice().scenarios
-    assert nb.select() == scenarios and nb.select("Doubler NumPy") == scenarios
-    assert nb.select(scenarios[1].id) == [scenarios[1]]
-    assert nb.select("model=Doubler problem=Doubling,Other".replace(",Other", "")) == scenarios
-    with pytest.raises(NotebookError, match="there is no module or scenario 'MLP'"):
-        nb.select("model=MLP")
-    with pytest.raises(NotebookError, match="'modle' is not a role"):
-        nb.select("modle=Doubler")
-    nb.register("model", "@ModelDefinition\ndef Lazy(task, inputType, outputType):\n    Fail('never')\n")
-    with pytest.raises(NotebookError, match="Lazy selects no scenario\n  fix: %sail explain Lazy says why"):
-        nb.select("Lazy")
-
-
 def test_explain_takes_names_and_roles(nb):
     doubling(nb, "ok")
     text = str(nb.explain("Doubling", "Doubler"))

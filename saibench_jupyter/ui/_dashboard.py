@@ -136,15 +136,13 @@ class Dashboard(widgets.VBox):
                     self.results_note, self.results_figure, self.rankings_html]),
         ], titles=list(_TABS))
         self.children = [self.status, self.tabs]
-        self.tabs.observe(lambda _: self._ensure_fresh(), names="selected_index")
 
     # -- following the repository ------------------------------------------------------------------
     def _on_repository(self, event: Any) -> None:
         self._ensure_fresh()
 
     def _ensure_fresh(self) -> None:
-        # One refresh per change, not per event; and support code changes send no event at all,
-        # so selecting, running and switching tabs check the repository's version too.
+        # One refresh per change, not per event (re-running a cell sends one event per module).
         if self.notebook.repository.version != self._version:
             self.refresh_lattice()
 

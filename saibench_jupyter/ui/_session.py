@@ -9,9 +9,7 @@ fix; the magics turn them into ``UsageError``.
 
 from __future__ import annotations
 
-import ast
 import os
-import re
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,8 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..repository import ModuleRecord, Repository
-from ..sail._decorators import DECORATOR_OF, DECORATORS, ModuleKind
-from ..sail._errors import SailError, source_filename
+from ..sail._decorators import DECORATOR_OF, ModuleKind
+from ..sail._errors import SailError
+from ._cells import CellScan, cell_error, scan_cell
+from ._cells import NotebookError as NotebookError
+from ._select import ROLES
 
 if TYPE_CHECKING:
     from ..planner import Lattice, Scenario
@@ -29,25 +30,8 @@ if TYPE_CHECKING:
 
 #: The cell magics that register modules: one per module kind, and ``sail`` for support code (any kind).
 CELL_KINDS = ("problem", "model", "metric", "converter", "software", "hardware", "ranking", "sail")
-ROLES = ("problem", "model", "software", "hardware", "metric", "ranking")
 #: Names IPython puts in every user namespace: never "defined in the notebook" by the user.
 _IPYTHON_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit"})
-
-
-class NotebookError(Exception):
-    """A mistake in a cell or a request, told with the cell line (when there is one) and the fix.
-
-    Parameters
-    ----------
-    message : str
-        What is wrong, where and how to fix it.
-    line : int, optional
-        The line of the cell (the ``%%model`` line is line 1).
-    """
-
-    def __init__(self, message: str, line: int | None = None) -> None:
-        super().__init__(message)
-        self.line = line
 
 
 class Registered(list[ModuleRecord]):
@@ -183,7 +167,7 @@ class Notebook:
         """
         if kind not in CELL_KINDS:
             raise NotebookError(f"%%{kind} is not a SAIL cell: use one of " + ", ".join(f"%%{k}" for k in CELL_KINDS))
-        found = _scan(text, line_offset)
+        found = scan_cell(text, line_offset)
         origin = self._origin_for(cell, found, text)
         # A comment in place of the magic line keeps every line number equal to the cell's.
         source = "\n" * max(line_offset - 1, 0) + (f"# %%{kind}\n" if line_offset > 0 else "") + text
@@ -194,7 +178,7 @@ class Notebook:
         try:
             records = self.repository.add_source(source, origin=origin)
         except SailError as exc:
-            raise _cell_error(exc, origin, kind, source) from None
+            raise cell_error(exc, origin, kind, source) from None
         names = {r.name for r in records}
         self._cells[origin] = _Cell(kind, found.defined, text)
         if cell is not None:
@@ -207,7 +191,7 @@ class Notebook:
                             "not kept and pods won't run it; define what modules use (a helper, a constant)")
         return Registered(records, origin, changes, [n for n in held if n not in names], warnings)
 
-    def _origin_for(self, cell: str | None, found: _Found, text: str) -> str:
+    def _origin_for(self, cell: str | None, found: CellScan, text: str) -> str:
         """The cell's origin: by its id, else by the names it defines (or its very text), else new."""
         if cell is not None and cell in self._cell_ids:
             return self._cell_ids[cell]
@@ -230,7 +214,7 @@ class Notebook:
         return origin
 
     @staticmethod
-    def _check_kinds(kind: str, found: _Found, source: str) -> None:
+    def _check_kinds(kind: str, found: CellScan, source: str) -> None:
         if kind == "sail":
             return
         lines = source.splitlines()
@@ -328,40 +312,18 @@ class Notebook:
         return Explanation(self.lattice().explain(**wanted))
 
     def select(self, selector: str | Sequence[str] | None = None) -> list[Scenario]:
-        """The scenarios a selector names.
+        """The scenarios a selector names (every one when it is empty).
 
         Parameters
         ----------
         selector : str or list of str, optional
             Words separated by spaces, all of which must match: a scenario id, a module
-            name (of any role), or ``role=Name`` (``model=MLP problem=Digits``; a comma
-            gives alternatives: ``model=MLP,CNN``). Nothing selects every scenario.
+            name (of any role), ``role=Name`` (``model=MLP problem=Digits``) or
+            ``param=value`` (``rtol=1e-6``); a comma gives alternatives (``model=MLP,CNN``).
         """
-        lattice = self.lattice()
-        if not lattice.scenarios:
-            raise NotebookError("nothing to run: discovery found no scenario\n  fix: %sail discover shows why "
-                                "(every rejection with its reason); define the missing modules")
-        words = selector.split() if isinstance(selector, str) else list(selector or ())
-        ids = {s.id for s in lattice.scenarios}
-        names = [w for w in words if w not in ids and "=" not in w]
-        filters: dict[str, set[str]] = {}
-        for role, _, value in (w.partition("=") for w in words if w not in ids and "=" in w):
-            if role not in ROLES:
-                raise NotebookError(f"{role}={value}: {role!r} is not a role\n  fix: filter with "
-                                    + ", ".join(f"{r}=NAME" for r in ROLES))
-            filters.setdefault(role, set()).update(v for v in value.split(",") if v)
-        wanted = [*names, *(v for vs in filters.values() for v in sorted(vs))]
-        unknown = [n for n in wanted if n not in self.repository]
-        if unknown:
-            raise NotebookError(f"there is no module or scenario {unknown[0]!r}\n  fix: use a module name "
-                                f"({self._known()}) or a scenario id from %sail discover")
-        chosen = [s for s in lattice.scenarios if (s.id in words or not ids & set(words))
-                  and all(any(n in have for have in s.names().values()) for n in names)
-                  and all(s.names()[role] & want for role, want in filters.items())]
-        if not chosen:
-            raise NotebookError(f"{' '.join(words)} selects no scenario\n  fix: %sail explain {' '.join(wanted)} "
-                                "says why")
-        return chosen
+        from ._select import select
+
+        return select(self.lattice(), self.repository, selector)
 
     def _known(self) -> str:
         return ", ".join(r.name for r in self.repository) or "none are registered yet"
@@ -428,73 +390,3 @@ class Notebook:
 
     def __repr__(self) -> str:
         return f"Notebook({self.repository!r}, store={str(self.store)!r}, {len(self.runs)} runs)"
-
-
-@dataclass(frozen=True)
-class _Found:
-    """What a cell's top level defines, read before the parser runs (to find the cell, to check kinds)."""
-
-    kinds: Mapping[str, tuple[ModuleKind, int]] = field(default_factory=dict)  # name -> (kind, decorator line)
-    #: top-level function names (modules among them)
-    functions: frozenset[str] = frozenset()
-    #: support names other than imports (imports are shared by many cells)
-    defined: frozenset[str] = frozenset()
-    #: False when the text is not valid Python (names were found line by line, kinds not at all)
-    valid: bool = True
-
-
-_TOP_DEF = re.compile(r"^(?:async\s+)?(def|class)\s+(\w+)|^(\w+)\s*(?::[^=\n]*)?=[^=]", re.MULTILINE)
-
-
-def _scan(text: str, line_offset: int) -> _Found:
-    """Module kinds and names of a cell's top level (names only, line by line, when it does not parse)."""
-    try:
-        tree = ast.parse(text, filename=source_filename("scan"))
-    except (SyntaxError, ValueError):
-        # The parser reports the error; the names still tell which cell this is.
-        found = [(m[1], m[2] or m[3]) for m in _TOP_DEF.finditer(text)]
-        return _Found(functions=frozenset(n for what, n in found if what == "def"),
-                      defined=frozenset(n for what, n in found if what != "def"), valid=False)
-    kinds: dict[str, tuple[ModuleKind, int]] = {}
-    functions: set[str] = set()
-    defined: set[str] = set()
-    for stmt in tree.body:
-        decorators = [(d, _decorator_name(d)) for d in getattr(stmt, "decorator_list", [])]
-        sail = [(d, DECORATORS[n]) for d, n in decorators if n in DECORATORS]
-        if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
-            functions.add(stmt.name)
-        if isinstance(stmt, ast.FunctionDef) and sail:
-            kinds[stmt.name] = (sail[0][1], sail[0][0].lineno + line_offset)  # the cell's line
-        elif isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            defined.add(stmt.name)
-        elif not isinstance(stmt, ast.Import | ast.ImportFrom):
-            defined.update(n.id for n in ast.walk(stmt) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store))
-    return _Found(kinds, frozenset(functions), frozenset(defined))
-
-
-def _decorator_name(node: ast.expr) -> str | None:
-    if isinstance(node, ast.Call):
-        node = node.func
-    return node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else None
-
-
-def _cell_error(exc: SailError, origin: str, kind: str, source: str) -> NotebookError:
-    """A SAIL error in a cell, told by the cell's line number (quoting the rejected ``source``)."""
-    loc = exc.location
-    if loc is None or loc.origin != origin or not loc.line:
-        return NotebookError(str(exc))
-    text = f"line {loc.line} of this %%{kind} cell: {exc.what}"
-    if exc.module:
-        text += f" (module {exc.module})"
-    lines = source.splitlines()
-    # Not linecache: the repository put the version that stays in use back there.
-    code = lines[loc.line - 1] if loc.line <= len(lines) else ""
-    if code.strip():
-        stripped = code.lstrip()
-        text += f"\n    {loc.line} | {stripped}"
-        indent = len(code) - len(stripped)
-        if loc.col >= indent:
-            text += "\n    " + " " * (len(str(loc.line)) + 3 + loc.col - indent) + "^"
-    if exc.fix:
-        text += f"\n  fix: {exc.fix}"
-    return NotebookError(text, loc.line)

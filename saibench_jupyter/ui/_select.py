@@ -1,0 +1,88 @@
+"""Selectors: which scenarios ``%sail run Digits model=MLP,CNN rtol=1e-6`` names.
+
+A selector is words separated by spaces, all of which must match a scenario:
+
+* a scenario id (ids select exactly those scenarios);
+* a module name of any role (``MLP``);
+* ``role=Name[,Name]`` (``model=MLP,CNN``);
+* ``param=value[,value]``: a parameter of any module in the scenario (a ``Suggest`` grid
+  value or a default), compared as a Python literal, so ``rtol=1e-6`` matches ``1e-06``
+  and ``width=64`` matches ``64`` but not ``"64"``.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ._cells import NotebookError
+
+if TYPE_CHECKING:
+    from ..planner import Lattice, Scenario
+    from ..repository import Repository
+
+ROLES = ("problem", "model", "software", "hardware", "metric", "ranking")
+
+
+def _literal(text: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text  # a bare word: a string parameter value (mode=fast)
+
+
+def _param_values(scenario: Scenario, name: str) -> list[Any]:
+    return [params[name] for params in scenario.params.values() if name in params]
+
+
+def _matches(value: Any, wanted: Iterable[Any]) -> bool:
+    # ``True == 1`` in Python; a selector that says 1 means the number.
+    return any(value == w and isinstance(value, bool) == isinstance(w, bool) for w in wanted)
+
+
+def select(lattice: Lattice, repository: Repository, selector: str | Sequence[str] | None = None) -> list[Scenario]:
+    """The scenarios of ``lattice`` that ``selector`` names (every one when it is empty).
+
+    Raises
+    ------
+    NotebookError
+        When the lattice is empty, a word names nothing, or nothing matches; each with the fix.
+    """
+    if not lattice.scenarios:
+        raise NotebookError("nothing to run: discovery found no scenario\n  fix: %sail discover shows why "
+                            "(every rejection with its reason); define the missing modules")
+    words = selector.split() if isinstance(selector, str) else list(selector or ())
+    ids = {s.id for s in lattice.scenarios}
+    names = [w for w in words if w not in ids and "=" not in w]
+    roles: dict[str, set[str]] = {}
+    params: dict[str, list[Any]] = {}
+    known_params = sorted({p for s in lattice.scenarios for ps in s.params.values() for p in ps})
+    for key, _, value in (w.partition("=") for w in words if w not in ids and "=" in w):
+        values = [v for v in value.split(",") if v]
+        if key in ROLES:
+            roles.setdefault(key, set()).update(values)
+        elif key in known_params:
+            params.setdefault(key, []).extend(_literal(v) for v in values)
+        else:
+            raise NotebookError(
+                f"{key}={value}: {key!r} is neither a role nor a parameter of any scenario\n  fix: filter with "
+                + ", ".join(f"{r}=NAME" for r in ROLES)
+                + (f", or a parameter: {', '.join(f'{p}=VALUE' for p in known_params)}" if known_params else ""))
+    wanted = [*names, *(v for vs in roles.values() for v in sorted(vs))]
+    unknown = [n for n in wanted if n not in repository]
+    if unknown:
+        known = ", ".join(r.name for r in repository) or "none are registered yet"
+        raise NotebookError(f"there is no module or scenario {unknown[0]!r}\n  fix: use a module name "
+                            f"({known}) or a scenario id from %sail discover")
+    chosen = [s for s in lattice.scenarios if (s.id in words or not ids & set(words))
+              and all(any(n in have for have in s.names().values()) for n in names)
+              and all(s.names()[role] & want for role, want in roles.items())
+              and all(any(_matches(v, want) for v in _param_values(s, p)) for p, want in params.items())]
+    if not chosen:
+        hint = f"%sail explain {' '.join(wanted)} says why" if wanted else "%sail discover lists the scenarios"
+        if params:
+            seen = {p: sorted({repr(v) for s in lattice.scenarios for v in _param_values(s, p)}) for p in params}
+            hint += "; the parameters take " + "; ".join(f"{p} in {', '.join(vs)}" for p, vs in seen.items())
+        raise NotebookError(f"{' '.join(words)} selects no scenario\n  fix: {hint}")
+    return chosen
