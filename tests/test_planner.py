@@ -286,6 +286,23 @@ def test_types_and_capabilities_declared_in_support_code_take_part_in_discovery(
     assert [c.label for c in s.converters] == ["Fingerprint", "identity"]
 
 
+def test_software_with_a_capability_serves_only_problems_that_require_it(repo, cpu_machine):
+    load(repo, "stacks", "md")
+    repo.add_source(MLP_PREDICTS, origin="mnist.py")
+    repo.add_source(paper_source("mnist").replace("def MLP(", "def PaperMLP("), origin="paper-mnist.py")
+    lat = discover(repo, machine=cpu_machine)
+    assert {s.software for s in lat.scenarios if s.problem == "MNIST"} == {"PyTorch", "JAX"}
+    assert {s.software for s in lat.scenarios if s.problem == "MDSimulation"} == {"ASE"}
+    (r,) = [r for r in lat.rejections if r.kind == "software" and r.module == "ASE"]
+    assert (r.reason, dict(r.context)["problem"]) == (
+        "provides MolecularDynamicsSoftware, which the problem does not require; "
+        "PyTorch gives the same torch backend without it", "MNIST")
+    # Without a leaner stack of its backend, the capable software runs the other problems too.
+    repo.remove("PyTorch")
+    alone = discover(repo, machine=cpu_machine)
+    assert {s.software for s in alone.scenarios if s.problem == "MNIST"} == {"ASE", "JAX"}
+
+
 def test_a_declaration_that_uses_support_names_is_refused_with_its_line(repo):
     with pytest.raises(SailSyntaxError, match=r"(?s)the declaration of Bad failed: NameError.*line 3.*"
                                               r"use only SAIL names and literals"):
@@ -314,7 +331,7 @@ def test_concurrent_discoveries_agree(repo, cpu_machine):
     load(repo, "mnist", "stacks", "md", "segmentation", "rankings")
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(lambda _: [s.id for s in discover(repo, machine=cpu_machine).scenarios], range(8)))
-    assert all(r == results[0] for r in results) and len(results[0]) == 12
+    assert all(r == results[0] for r in results) and len(results[0]) == 8
 
 
 CLASSICAL = textwrap.dedent('''

@@ -67,6 +67,16 @@ def test_marker_labels_say_the_differing_parameter_and_the_epoch(results: Result
     assert traces[JAX].labels == ("epoch 1", "epoch 2", "epoch 3")  # nothing differs within that family
 
 
+def test_tolerances_sort_as_numbers_along_a_curve(results: Results) -> None:
+    # 0.0001 and 0.001 split into the same integer pieces, and 1e-06 holds none at its front.
+    tols = {A1: "0.001", A2: "0.0001", A3: "1e-06"}
+    frame = results.to_dataframe()
+    frame["label"] = frame["identity"].map(lambda i: f"Heat × RK45(rtol={tols[i]}) × PyTorch × CPU" if i in tols
+                                           else None).fillna(frame["label"])
+    torch = by_name(work_precision_traces(frame))[TORCH]
+    assert torch.identities[::3] == (A3, A2, A1)
+
+
 def test_hover_shows_the_whole_scenario_and_the_repeats(results: Results) -> None:
     hover = by_name(work_precision_traces(results))[JAX].hover[2]
     lines = hover.split("\n")

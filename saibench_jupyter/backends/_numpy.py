@@ -21,6 +21,7 @@ class NumpyTrainer(Trainer):
 
     backend: ClassVar[str] = "numpy"
     epochs: ClassVar[bool] = False
+    warms_up: ClassVar[bool] = False
 
     def __init__(self, model: LoweredModel, settings: TrainSettings, convert: ConvertRecord) -> None:
         super().__init__(model, settings, convert)

@@ -104,6 +104,9 @@ class Trainer(ABC):
     trains: ClassVar[bool] = True
     #: True when training is epochs of optimiser steps (False: one ``fit`` per stage)
     epochs: ClassVar[bool] = True
+    #: True when a first call at a new shape pays one-off costs (JIT compilation, kernel
+    #: selection) that the runtime pays once, untimed; NumPy's first call costs what any other does
+    warms_up: ClassVar[bool] = True
 
     def __init__(self, model: LoweredModel, settings: TrainSettings, convert: ConvertRecord) -> None:
         self.model = model

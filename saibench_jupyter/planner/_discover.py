@@ -271,7 +271,7 @@ class Planner:
         if hit is not None and len(hit[0]) == len(inputs) and all(a is b for a, b in zip(hit[0], inputs)):
             rejections.extend(hit[2])
             return hit[1]
-        prefixes, local = [], []
+        fitting, local = [], []
         for h, sw in pairs:
             missing = [c for c in p.meta.capabilities if c not in sw.meta.environment.provides]
             if missing:
@@ -279,7 +279,18 @@ class Planner:
                     "software", sw.label, f"does not provide {', '.join(missing)}, which the problem requires",
                     (("problem", p.label), ("hardware", h.label)), sw.module.location))
             else:
+                fitting.append((h, sw))
+        prefixes = []
+        for h, sw in fitting:
+            leaner = _leaner(sw, [s for g, s in fitting if g is h])
+            if leaner is None:
                 prefixes.append((h, sw))
+                continue
+            extra = sorted(set(sw.meta.environment.provides) - set(leaner.meta.environment.provides))
+            local.append(Rejection(
+                "software", sw.label, f"provides {', '.join(extra)}, which the problem does not require; "
+                f"{leaner.label} gives the same {sw.backend} backend without it",
+                (("problem", p.label), ("hardware", h.label)), sw.module.location))
         self._prefixes[p.digest] = (inputs, prefixes, local)
         rejections.extend(local)
         return prefixes
@@ -490,3 +501,16 @@ def discover(repo: Repository, *, problem: Names = None, model: Names = None, so
     return planner.discover(problem=problem, model=model, software=software, hardware=hardware,
                             metric=metric, ranking=ranking, machine=machine, params=params,
                             max_depth=max_depth, time_limit=time_limit)
+
+
+def _leaner(sw: SoftwareInstance, others: Sequence[SoftwareInstance]) -> SoftwareInstance | None:
+    """Software among ``others`` with ``sw``'s backend and strictly fewer capabilities, if any.
+
+    Software that provides a capability (ASE for molecular dynamics) serves the problems that
+    require it; on the others it would only repeat each scenario of the plain stack.
+    """
+    mine = set(sw.meta.environment.provides)
+    for o in others:
+        if o.backend == sw.backend and set(o.meta.environment.provides) < mine:
+            return o
+    return None

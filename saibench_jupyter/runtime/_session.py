@@ -257,9 +257,9 @@ class ProblemExecution(Context):
                     stage.checkpoints.append(_Checkpoint(epoch, trainer.state(), dict(counters), loss))
 
     def _predict(self, kind: str, x: Any) -> tuple[Any, float]:
-        """Predictions and their milliseconds; a first call per shape (JIT compilation) is not timed."""
+        """Predictions and their milliseconds; a first call per shape (JIT compilation) is run untimed first."""
         key = (kind, len(next(iter(x.values()))) if isinstance(x, dict) else len(x))
-        if key not in self._warm:
+        if self.trainer.warms_up and key not in self._warm:
             self._warm.add(key)
             start = time.perf_counter()
             self.trainer.predict(kind, x)

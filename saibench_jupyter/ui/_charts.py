@@ -173,9 +173,12 @@ def _flat_params(params: Any) -> dict[str, Any]:
     return out
 
 
+_NUMBER = re.compile(r"(\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)")
+
+
 def _natural(text: str) -> list[Any]:
-    """A sort key that puts hiddenSize=32 before hiddenSize=128 (numbers compare as numbers)."""
-    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", text)]
+    """A sort key that puts hiddenSize=32 before 128 and rtol=1e-06 before 0.0001 (numbers compare as numbers)."""
+    return [(0, float(part), "") if k % 2 else (1, 0.0, part) for k, part in enumerate(_NUMBER.split(text))]
 
 
 def _fmt(value: Any) -> str:
