@@ -8,18 +8,34 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 QUICKSTART = NOTEBOOKS / "quickstart.ipynb"
+#: The case studies of sail_modules, each in its quick mode (the default of its parameters cell).
+CASE_STUDIES = sorted(p.name for p in NOTEBOOKS.glob("*.ipynb") if p != QUICKSTART)
+
+
+def _nbval(notebook: Path, folder: Path) -> None:
+    # A copy in an empty folder: the notebook's results store starts empty, as on a new machine.
+    shutil.copy(notebook, folder)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider", "-q",
+                           "--rootdir", str(folder), notebook.name],
+                          cwd=folder, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert (folder / "saibench.db").is_file()
 
 
 def test_the_quickstart_passes_nbval(tmp_path):
-    # A copy in an empty folder: the notebook's results store starts empty, as on a new machine.
-    shutil.copy(QUICKSTART, tmp_path)
-    proc = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider", "-q",
-                           "--rootdir", str(tmp_path), "quickstart.ipynb"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    assert (tmp_path / "saibench.db").is_file()
+    _nbval(QUICKSTART, tmp_path)
+
+
+@pytest.mark.parametrize("name", CASE_STUDIES)
+def test_a_case_study_passes_nbval_in_quick_mode(name, tmp_path):
+    source = json.loads((NOTEBOOKS / name).read_text(encoding="utf-8"))
+    parameters = [c for c in source["cells"] if "parameters" in c["metadata"].get("tags", [])]
+    assert parameters and "quick = True" in "".join(parameters[0]["source"])  # Papermill's -p quick False is full
+    _nbval(NOTEBOOKS / name, tmp_path)
 
 
 def test_saibench_quickstart_writes_a_report_with_the_chart_and_rankings(tmp_path):

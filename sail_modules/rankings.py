@@ -1,0 +1,68 @@
+"""Rankings (paper section 4.1): Pareto fronts over work and precision, and fastest to a target.
+
+A ranking reads each scenario's final point (its metrics at the last checkpoint, medians
+over repeats) and names its metrics statically (``r.WallTime``): a ranking cannot take
+the metrics as parameters, nor have parameters of its own (SAIL refuses defaults on
+rankings). So each ranking here is written for fixed metrics, those of the digits case
+study (``WallTime`` for work; ``Accuracy`` and ``CriticalLoss`` for precision, from
+``sail_modules.metrics``); the planner attaches a ranking only to the problems whose
+scenarios carry every metric it reads. For other metrics, copy one and change the names.
+
+Comparisons are shown as levels: level 1 is the Pareto front (nothing beats it on both
+axes), level 2 the front of what remains, and so on; ties and incomparable scenarios share
+a level. Scores rank lower first; a scenario whose score is NaN gets no level.
+"""
+
+from saibench_jupyter.sail import *
+
+#: The test accuracy FastestToAccuracy asks for: the digits quality bar. A support cell
+#: (``%%sail``) run after loading this file may set another value before ``%sail rank``.
+FASTEST_TARGET_ACCURACY = 0.95
+
+
+@RankingDefinition
+def ParetoAccuracy(a, b):
+    """Pareto fronts over work (``WallTime``, lower is better) and ``Accuracy`` (higher is better).
+
+    ``a`` ranks before ``b`` when it is no slower and no less accurate; equal scenarios tie, and
+    a faster but less accurate scenario is incomparable with a slower, more accurate one (they
+    share a level).
+
+    Accepts
+    -------
+    Scenarios with the ``WallTime`` and ``Accuracy`` metrics (classification problems).
+    """
+    return a.WallTime <= b.WallTime and a.Accuracy >= b.Accuracy
+
+
+@RankingDefinition
+def ParetoCriticalLoss(a, b):
+    """Pareto fronts over the paper's two metrics (Fig. 3): ``WallTime`` and ``CriticalLoss``, both lower is better.
+
+    ``a`` ranks before ``b`` when it is no slower and its worst 1 % of errors is no larger;
+    equal scenarios tie, and scenarios that each win on one axis share a level.
+
+    Accepts
+    -------
+    Scenarios with the ``WallTime`` and ``CriticalLoss`` metrics (classification problems).
+    """
+    return a.WallTime <= b.WallTime and a.CriticalLoss <= b.CriticalLoss
+
+
+@RankingDefinition(better="lower")
+def FastestToAccuracy(r):
+    """The fastest scenarios among those that reach the target accuracy (0.95 by default).
+
+    The score is the scenario's ``WallTime`` when its final ``Accuracy`` is at least
+    ``FASTEST_TARGET_ACCURACY``, else NaN: scenarios that miss the target get no level. A
+    ranking sees final points only, so this is the work of the whole run; to rank the work
+    needed to reach the target, sweep the training budget (``epochs=5,10,20``): each budget is
+    its own scenario, and the cheapest one that reaches the target ranks first.
+
+    Accepts
+    -------
+    Scenarios with the ``WallTime`` and ``Accuracy`` metrics (classification problems).
+    """
+    if r.Accuracy >= FASTEST_TARGET_ACCURACY:
+        return r.WallTime
+    return float("nan")

@@ -1,0 +1,46 @@
+"""The whole library at once, as `%sail load sail_modules` gives it: every file parses, every module is documented."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from saibench_jupyter import Lattice, Machine, Repository, discover
+
+NO_GPU = Machine(cpus=2, gpus=0, memory=2**34)
+
+
+@pytest.fixture(scope="module")
+def library() -> Repository:
+    repo = Repository()
+    repo.load("sail_modules")
+    return repo
+
+
+@pytest.fixture(scope="module")
+def lattice(library: Repository) -> Lattice:
+    return discover(library, machine=NO_GPU)
+
+
+def test_every_module_has_a_docstring(library: Repository) -> None:
+    undocumented = [m.name for m in library.modules() if not (m.doc or "").strip()]
+    assert undocumented == []
+
+
+def test_every_problem_forms_scenarios_and_cuda_is_rejected_without_a_gpu(library: Repository,
+                                                                           lattice: Lattice) -> None:
+    problems = {m.name for m in library.modules("problem")}
+    assert {"Digits", "DigitsIdx", "BurgersPDE", "MDCu13", "SegmentBlobs", "LotkaVolterraIVP", "VanDerPolIVP",
+            "RobertsonIVP", "HypothesisLotkaVolterra"} <= problems
+    assert {s.problem for s in lattice.scenarios} == problems
+    (cuda,) = [r for r in lattice.rejections if r.kind == "hardware"]
+    assert cuda.module == "CUDA" and "none is visible" in cuda.reason
+
+
+def test_no_scenario_is_offered_twice_by_two_stacks_of_one_backend(lattice: Lattice) -> None:
+    # One NumPy stack, and ASE's PyTorch stack only where the problem needs molecular dynamics.
+    runs = Counter((s.problem_instance.label, s.model_choice.label, s.hardware_instance.label,
+                    s.software_instance.backend) for s in lattice.scenarios)
+    assert [k for k, n in runs.items() if n > 1] == []
+    assert {s.problem for s in lattice.scenarios if s.software == "ASEPyTorch"} == {"MDCu13"}

@@ -1,0 +1,154 @@
+"""The ODE problem class (sail_modules/ode.py): tolerance sweeps, DNF under the cap, references, a surrogate."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from saibench_jupyter import Machine, Repository, discover, run, run_scenario
+from saibench_jupyter.runtime._namespace import ExecutionNamespace
+from saibench_jupyter.ui._charts import work_precision_traces
+
+MODULES = Path(__file__).resolve().parents[1] / "sail_modules"
+MACHINE = Machine(cpus=2, gpus=0, memory=2**34)
+SWEEP = [1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8]
+CAP = re.compile(r"RK45 at rtol=0\.001 needed more than 50000 function evaluations on one vanderpol "
+                 r"initial-value problem \(the cap\): did not finish")
+
+
+@pytest.fixture(scope="module")
+def repo() -> Repository:
+    repo = Repository()
+    for name in ("stacks", "metrics", "ode"):
+        repo.load(MODULES / f"{name}.py")
+    return repo
+
+
+@pytest.fixture(scope="module")
+def support(repo: Repository) -> dict:
+    """The file's support code as pods run it (datasets registered, helpers defined)."""
+    return ExecutionNamespace.of(repo).globals
+
+
+def _scenarios(repo: Repository, problem: str, model: str, rtols: list[float], software: str = "SciPy") -> dict:
+    lat = discover(repo, problem=problem, model=model, software=software, machine=MACHINE,
+                   params={f"{model}.rtol": rtols})
+    return {s.params["model"]["rtol"]: s for s in lat.scenarios}
+
+
+def _sweep(repo: Repository, problem: str, model: str, rtols: list[float]) -> dict:
+    out = {}
+    for rtol, scenario in _scenarios(repo, problem, model, rtols).items():
+        result = run_scenario(scenario)
+        assert result.ok, result.error
+        (point,) = result.points
+        out[rtol] = point.metrics
+    return out
+
+
+def test_scenarios_cover_three_systems_five_methods_and_a_surrogate(repo: Repository) -> None:
+    lat = discover(repo, machine=MACHINE)
+    solvers = ("ODERK45", "ODEDOP853", "ODERadau", "ODEBDF", "ODELSODA")
+    for problem in ("LotkaVolterraIVP", "VanDerPolIVP", "RobertsonIVP"):
+        scipy = [s for s in lat.scenarios if s.problem == problem and s.software == "SciPy"]
+        assert sorted({s.model for s in scipy}) == sorted(solvers)
+        assert sorted(s.params["model"]["rtol"] for s in scipy if s.model == "ODERK45") == sorted(SWEEP)
+        surrogate = [s.software for s in lat.scenarios if s.problem == problem and s.model == "ODESurrogate"]
+        assert sorted(surrogate) == ["JAX", "PyTorch"]
+        metrics = {m.name: m.axis for m in scipy[0].metrics}
+        assert metrics == {"ODEGridError": "precision", "ODEEndError": "precision",
+                           "ODEFunctionEvaluations": "work", "WallTime": "work"}
+
+
+def test_explicit_methods_converge_on_lotka_volterra_and_dop853_wins_when_tight(repo: Repository) -> None:
+    sweeps = {m: _sweep(repo, "LotkaVolterraIVP", m, SWEEP) for m in ("ODERK45", "ODEDOP853")}
+    for model, sweep in sweeps.items():
+        for metric in ("ODEGridError", "ODEEndError"):
+            errors = [sweep[r][metric] for r in SWEEP]  # loosest first
+            assert all(a > b for a, b in itertools.pairwise(errors)), (model, metric, errors)
+            assert errors[0] > 1e4 * errors[-1], (model, metric, errors)
+        evaluations = [sweep[r]["ODEFunctionEvaluations"] for r in SWEEP]
+        assert evaluations == sorted(evaluations) and evaluations[0] < evaluations[-1]
+    rk45, dop853 = sweeps["ODERK45"][1e-8], sweeps["ODEDOP853"][1e-8]
+    # At the tightest tolerance the 8th-order method is both more precise and cheaper.
+    assert dop853["ODEGridError"] < 0.6 * rk45["ODEGridError"]
+    assert dop853["ODEEndError"] < 0.6 * rk45["ODEEndError"]
+    assert dop853["ODEFunctionEvaluations"] < rk45["ODEFunctionEvaluations"]
+    assert dop853["ODEGridError"] < 1e-7
+
+
+def test_van_der_pol_rk45_is_a_dnf_while_stiff_methods_finish(repo: Repository) -> None:
+    (rk45,) = _scenarios(repo, "VanDerPolIVP", "ODERK45", [1e-3]).values()
+    result = run_scenario(rk45)
+    assert result.status == "failed" and result.points == []
+    assert CAP.search(result.error.what), result.error.what
+    for model in ("ODERadau", "ODEBDF", "ODELSODA"):
+        metrics = _sweep(repo, "VanDerPolIVP", model, [1e-3])[1e-3]
+        # The cap RK45 exhausted on one IVP is 50000 evaluations; these need a few thousand each.
+        assert metrics["ODEFunctionEvaluations"] < 5000, model
+        assert metrics["ODEGridError"] < 0.2, model
+
+
+def test_the_cap_raises_a_clear_error(support: dict) -> None:
+    x = np.array([1.0, 2.0, 0.0])
+    with pytest.raises(support["ODEBudgetExceeded"], match=r"RK45 at rtol=0\.001 needed more than 2000 function "
+                       r"evaluations on one vanderpol initial-value problem \(the cap\): did not finish"):
+        support["ode_integrate"](x, "RK45", 1e-3, 1e-6, cap=2000)
+    with pytest.raises(ValueError, match=r"x\[0\] = 7\.0 names no ODE system"):
+        support["ode_integrate"](np.array([7.0, 1.0, 1.0]), "RK45", 1e-3, 1e-6)
+
+
+def test_dnf_reaches_the_work_precision_chart_through_pods(repo: Repository, tmp_path: Path) -> None:
+    scenarios = [*_scenarios(repo, "VanDerPolIVP", "ODERK45", [1e-3]).values(),
+                 *_scenarios(repo, "VanDerPolIVP", "ODELSODA", [1e-3, 1e-5]).values()]
+    results = run(scenarios, executor="inline", store=tmp_path / "ode.db", progress=False)
+    traces = {t.name: t for t in work_precision_traces(results, work="ODEFunctionEvaluations",
+                                                       precision="ODEGridError")}
+    assert traces["DNF"].dnf and len(traces["DNF"].x) == 1 and "ODERK45" in traces["DNF"].labels[0]
+    (lsoda,) = [t for name, t in traces.items() if "ODELSODA" in name]
+    assert len(lsoda.x) == 2 and min(lsoda.x) < 1e-3
+
+
+def test_robertson_solves_with_bdf_and_lsoda(repo: Repository) -> None:
+    for model in ("ODEBDF", "ODELSODA"):
+        sweep = _sweep(repo, "RobertsonIVP", model, [1e-4, 1e-7])
+        assert sweep[1e-7]["ODEGridError"] < sweep[1e-4]["ODEGridError"] < 1e-3, model
+        assert sweep[1e-7]["ODEGridError"] < 1e-6, model
+        assert sweep[1e-7]["ODEFunctionEvaluations"] < 5000, model
+
+
+def test_references_are_far_tighter_than_the_sweep_and_agree_with_other_methods(repo: Repository,
+                                                                                support: dict) -> None:
+    reference = support["_ODE_REFERENCE"]
+    lat = discover(repo, problem="LotkaVolterraIVP", software="SciPy", machine=MACHINE)
+    tightest = min(s.params["model"]["rtol"] for s in lat.scenarios)
+    assert tightest >= 100 * reference["rtol"] and tightest / reference["atol"] >= 100 * 1e3
+    generate, integrate = support["_ode_generate"], support["ode_integrate"]
+    lv = generate(0, "test")
+    assert len(lv["x"]) == 8 and lv["y"][0].shape == (40, 2) and lv["y"][0].dtype == np.float64
+    # Independent checks: DOP853 (explicit, order 8) on Lotka–Volterra, Radau (implicit) on Robertson.
+    y, _ = integrate(lv["x"][0], "DOP853", 1e-13, 1e-16)
+    assert np.linalg.norm(y - lv["y"][0]) / np.linalg.norm(lv["y"][0]) < 1e-11
+    rob = generate(2, "test")
+    y, _ = integrate(rob["x"][0], "Radau", 1e-10, 1e-13, jacobian=True)
+    assert np.linalg.norm(y - rob["y"][0]) / np.linalg.norm(rob["y"][0]) < 1e-9
+    # The data are deterministic: generating again (from the cache or not) gives the same arrays.
+    again = generate(0, "test")
+    assert all(np.array_equal(a, b) for a, b in zip(lv["y"], again["y"]))
+
+
+def test_surrogate_trains_and_has_no_function_evaluations(repo: Repository) -> None:
+    lat = discover(repo, problem="LotkaVolterraIVP", model="ODESurrogate", software="PyTorch", machine=MACHINE)
+    (scenario,) = lat.scenarios
+    result = run_scenario(scenario, settings={"epochs": 40})
+    assert result.ok, result.error
+    assert len(result.points) == 40
+    errors = result.series("ODEGridError")
+    assert errors[-1] < 0.6 * errors[0] and errors[-1] < 0.35
+    assert result.series("ODEFunctionEvaluations") == [None] * 40
+    walls = result.series("WallTime")
+    assert walls == sorted(walls)
