@@ -36,6 +36,14 @@ def _figure_widget() -> Any:
     return go.FigureWidget()
 
 
+def _sync_figure(figure: Any) -> None:
+    """Set the state a new browser view of ``figure`` starts from to the figure as it is now."""
+    from copy import deepcopy
+
+    figure._widget_layout = deepcopy(figure._layout_obj._props)
+    figure._widget_data = deepcopy(figure._data)
+
+
 def _pod_row(pod: PodStatus) -> str:
     """One row of the Runs tab's table: scenario, repeat, status, stage, checkpoint, time, failure."""
     seconds = "" if pod.seconds is None else f"{pod.seconds:.2f} s"
@@ -411,6 +419,15 @@ class Dashboard(widgets.VBox):
         self.rankings_html.value = "".join(parts)
 
     # -- the end -----------------------------------------------------------------------------------------
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        # A FigureWidget brings its figure up to date for the browser only when it is itself
+        # displayed; inside a container, a view made now would start from the figure as it was
+        # when the widget was created (the updates sent before the view existed are lost).
+        # Do what plotly's own _repr_mimebundle_ does, for the three figures inside.
+        for figure in (self.lattice_figure, self.converter_figure, self.results_figure):
+            _sync_figure(figure)
+        return super()._repr_mimebundle_(**kwargs)
+
     def close(self) -> None:
         """Stop following the repository and the run, and close the widgets."""
         for unsubscribe in (self._unsubscribe_repo, self._unsubscribe_run):

@@ -206,7 +206,8 @@ class SailMagics(Magics):
 
     def _cmd_run(self, args: list[str]) -> Any:
         p = _parser("run", "run scenarios as BenchPods in the background")
-        p.add_argument("selector", nargs="*", help="scenario ids, module names, role=Name (all: every scenario)")
+        p.add_argument("selector", nargs="*",
+                       help="scenario ids, module names, role=Name, param=value (all: every scenario)")
         p.add_argument("--executor", default="subprocess", help="subprocess (default), warm or inline")
         p.add_argument("--jobs", type=int, help="pods at once (default: the usable CPUs)")
         p.add_argument("--repeats", type=int, default=1, help="independent pods per scenario")
@@ -295,8 +296,12 @@ class SailMagics(Magics):
     def _cmd_dashboard(self, args: list[str]) -> Any:
         from ._dashboard import Dashboard
 
-        _parser("dashboard", "modules, scenarios, runs and charts in one widget").parse_args(args)
-        return Dashboard(self.notebook)
+        p = _parser("dashboard", "modules, scenarios, runs and charts in one widget")
+        p.add_argument("--executor", default="subprocess", help="how 'Run selected' runs pods: subprocess "
+                                                                "(default), warm or inline")
+        p.add_argument("--jobs", type=int, help="pods at once (default: the usable CPUs)")
+        ns = p.parse_args(args)
+        return Dashboard(self.notebook, executor=ns.executor, jobs=ns.jobs)
 
     def _cmd_load(self, args: list[str]) -> Any:
         p = _parser("load", "register the modules of files, folders or packages")

@@ -1,0 +1,158 @@
+"""The dashboard in a real JupyterLab and a real Chromium: open, run all, click a lattice node, run it, see results.
+
+Needs Debian's ``chromium`` (``apt-get install chromium``), ``playwright`` and ``jupyterlab``
+(both in the ``test`` extra); Playwright's own browser download is never used. Without
+Chromium the test is skipped, unless ``SAIBENCH_BROWSER_TESTS=required`` (as in CI), where
+that is a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from pods_helpers import write_data
+from test_ui_session import MODEL, PROBLEM, REST, SUPPORT
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+if CHROMIUM is None and os.environ.get("SAIBENCH_BROWSER_TESTS") != "required":
+    pytest.skip("no chromium on PATH (apt-get install chromium)", allow_module_level=True)
+if CHROMIUM is None:
+    pytest.fail("SAIBENCH_BROWSER_TESTS=required but there is no chromium on PATH", pytrace=False)
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
+TOKEN = "saibench-browser-test"
+#: Generous: a cold kernel, Plotly's JavaScript and two cores shared with other work.
+SLOW = 180_000
+
+
+def _notebook(folder: Path) -> None:
+    cells = ["%load_ext saibench_jupyter", "%%sail\n" + SUPPORT, "%%problem\n" + PROBLEM,
+             "%%model\n" + MODEL.format(modes="'ok', 'slow'"), *(f"%%{kind}\n{text}" for kind, text in REST.items()),
+             "board = %sail dashboard --executor inline --jobs 1\nboard.tabs.selected_index = 1  # Lattice\nboard"]
+    (folder / "dashboard.ipynb").write_text(json.dumps({
+        "cells": [{"cell_type": "code", "id": f"cell-{i}", "metadata": {}, "execution_count": None, "outputs": [],
+                   "source": source} for i, source in enumerate(cells)],
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        "nbformat": 4, "nbformat_minor": 5}))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A JupyterLab server on loopback serving a folder with the dashboard notebook; yields its URL."""
+    folder = tmp_path_factory.mktemp("lab")
+    write_data(folder)
+    _notebook(folder)
+    port = _free_port()
+    log = (folder / "server.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
+         "--ServerApp.port_retries=0", f"--IdentityProvider.token={TOKEN}", "--ServerApp.allow_root=True",
+         "--LabApp.expose_app_in_browser=True", f"--ServerApp.root_dir={folder}"],
+        cwd=folder, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/api/status?token={TOKEN}", timeout=5).read()
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail("JupyterLab did not start:\n" + (folder / "server.log").read_text()[-3000:])
+                time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)  # the server and its kernels
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+        log.close()
+
+
+@pytest.fixture
+def page(lab: str) -> Iterator[Page]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser.new_page(viewport={"width": 1400, "height": 1000})
+        finally:
+            browser.close()
+
+
+@contextmanager
+def _explained(page: Page, tmp_path: Path) -> Iterator[None]:
+    """On failure, show what the notebook said (and keep a screenshot): a timeout alone says nothing."""
+    try:
+        yield
+    except Exception as exc:
+        page.screenshot(path=str(tmp_path / "failure.png"))
+        text = page.locator(".jp-Notebook").inner_text(timeout=5000)[-4000:]
+        raise AssertionError(f"{exc}\n--- the notebook showed (screenshot {tmp_path / 'failure.png'}):\n{text}") from exc
+
+
+def _click_slice(page: Page, text: str) -> None:
+    # A sunburst ring's centre point belongs to the inner rings: click where its label is drawn.
+    label = page.locator(".js-plotly-plot g.slice", has_text=text).first.locator("text")
+    label.scroll_into_view_if_needed()
+    box = label.bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+
+
+def test_select_a_lattice_node_run_it_and_see_the_pods_and_the_chart(lab: str, page: Page, tmp_path: Path) -> None:
+    with _explained(page, tmp_path):
+        page.goto(f"{lab}/lab/tree/dashboard.ipynb?token={TOKEN}")
+        page.wait_for_function("window.jupyterapp?.shell.currentWidget?.sessionContext?.session?.kernel?.status"
+                            " === 'idle'", timeout=SLOW)
+        page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        # The Lattice tab: the sunburst from the Python side, drawn by plotly.js in the browser.
+        page.wait_for_selector(".js-plotly-plot .sunburstlayer g.slice", timeout=SLOW)
+        labels = page.locator(".js-plotly-plot .sunburstlayer g.slice text").all_text_contents()
+        assert {"Doubling", "NumPy", "OneCore", "Doubler(mode='ok')", "Doubler(mode='slow')"} <= set(labels)
+
+        # A click in the browser reaches the kernel: the node's two scenarios are selected.
+        _click_slice(page, "NumPy")
+        page.wait_for_selector("button:has-text('Run 2 selected'):not([disabled])", timeout=SLOW)
+        # A leaf selects its one scenario.
+        _click_slice(page, "mode='ok'")
+        run = page.wait_for_selector("button:has-text('Run 1 selected'):not([disabled])", timeout=SLOW)
+        run.click()
+
+        # The Runs tab follows the pod live, then shows it finished.
+        runs = page.locator(".widget-tab-contents > :not(.lm-mod-hidden)").filter(has_text="status")
+        runs.locator("td", has_text="ok").first.wait_for(timeout=SLOW)
+        assert "Doubling × Doubler(mode='ok') × NumPy × OneCore" in runs.inner_text()
+        assert "slow" not in runs.inner_text()  # exactly the selected scenario ran
+
+        # The Results tab: the work–precision chart has the run's point, the ranking table its row.
+        page.locator(".lm-TabBar-tab", has_text="Results").click()
+        results = page.locator(".widget-tab-contents > :not(.lm-mod-hidden)").filter(has_text="Reload results")
+        results.locator(".js-plotly-plot .scatterlayer .points path").first.wait_for(timeout=SLOW)
+        axes = results.locator(".js-plotly-plot .g-xtitle, .js-plotly-plot .g-ytitle").all_text_contents()
+        assert any("Error" in a for a in axes) and any("ElapsedMilliseconds" in a for a in axes)
+        assert "Doubling × Doubler(mode='ok') × NumPy × OneCore" in results.locator("table").inner_text()
