@@ -22,6 +22,10 @@ from saibench_jupyter.ui._session import Notebook
 PICKY = textwrap.dedent('''
     @ModelDefinition
     def Picky(task, inputType, outputType):
+        """A model that declines every task.
+
+        It shows how a rejected model looks.
+        """
         Fail("classifies only")
         return Solver(lambda x: x)
 ''')
@@ -100,6 +104,8 @@ def test_the_dashboard_shows_modules_nodes_and_rejections(dash, nb):
     assert {"Doubler", "Picky", "Doubling", "OneCore", "NumPy", "Error"} <= {
         name for name in (r.name for r in nb.repository)}
     assert "Picky" in dash.modules_html.value and "classifies only" in dash.modules_html.value
+    assert "<summary>A model that declines every task.</summary>" in dash.modules_html.value
+    assert "It shows how a rejected model looks." in dash.modules_html.value
     picky = by_label(dash, "Picky")
     assert not picky["accepted"] and picky["reason"] == "classifies only" and picky["scenarios"] == []
     assert any("Picky" in r and "classifies only" in r for r in dash.rejected_reasons)

@@ -118,6 +118,30 @@ def test_names_from_the_notebook_are_flagged_with_their_line(nb):
     assert "defines no name" in nb.register("sail", "print('hello')\n").warnings[0]
 
 
+def test_modules_list_shows_each_docstring_summary_and_unfolds_the_whole_text(nb):
+    nb.register("hardware", textwrap.dedent('''
+        @HardwareDefinition
+        def Cores(threads):
+            """CPU cores for one pod,
+            one thread by default.
+
+            Parameters
+            ----------
+            threads : int
+                Threads for BLAS <and> PyTorch.
+            """
+            Suggest(threads, 1)
+            return Resources(cpus=threads)
+    '''))
+    listed = nb.modules()
+    (row,) = listed.rows()
+    assert row[:3] + row[4:] == ("hardware", "Cores", "threads", "CPU cores for one pod, one thread by default.")
+    assert repr(listed).splitlines()[1].strip() == "CPU cores for one pod, one thread by default."
+    html = listed._repr_html_()
+    assert "<details><summary>CPU cores for one pod, one thread by default.</summary>" in html
+    assert "Threads for BLAS &lt;and&gt; PyTorch." in html
+
+
 def test_modules_list_and_clear(nb):
     doubling(nb, "ok")
     listed = nb.modules()

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
+from ._session import doc_html
+
 if TYPE_CHECKING:
     from ..planner import Lattice
     from ..results import Results
@@ -214,11 +216,11 @@ class Dashboard(widgets.VBox):
             issues = "; ".join(dict.fromkeys(problems.get(m.name, [])))
             rows.append(f"<tr><td>{escape(m.name)}</td><td>{escape(m.kind.value)}</td>"
                         f"<td>{escape(str(m.origin))}, line {m.line}</td><td>{used.get(m.name, 0)}</td>"
-                        f"<td>{escape(issues)}</td></tr>")
+                        f"<td>{escape(issues)}</td><td>{doc_html(m.doc)}</td></tr>")
         if not rows:
             return "<p>no SAIL modules yet: define some in %%problem, %%model ... cells</p>"
         return ("<table><thead><tr><th>name</th><th>kind</th><th>origin</th><th>scenarios</th>"
-                f"<th>problems</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
+                f"<th>problems</th><th>what it is</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
     # -- selection ----------------------------------------------------------------------------------
     def _on_click(self, trace: Any, points: Any, state: Any) -> None:

@@ -56,6 +56,24 @@ class Registered(list[ModuleRecord]):
         return text + (f"; removed {', '.join(self.removed)}" if self.removed else "") + f" — {self.origin}"
 
 
+def doc_summary(doc: str | None) -> str:
+    """A docstring's first paragraph on one line (empty for a module without one)."""
+    first = (doc or "").strip().split("\n\n", 1)[0]
+    return " ".join(first.split())
+
+
+def doc_html(doc: str | None) -> str:
+    """A docstring as an HTML table cell's content: its summary, unfolding to the whole text."""
+    from html import escape
+
+    summary = escape(doc_summary(doc))
+    whole = (doc or "").strip()
+    if "\n\n" not in whole:
+        return summary
+    return (f"<details><summary>{summary}</summary>"
+            f"<pre style='white-space: pre-wrap'>{escape(whole)}</pre></details>")
+
+
 @dataclass(frozen=True)
 class ModuleList:
     """Registered modules (and support-code sources), displayed as a table."""
@@ -70,26 +88,35 @@ class ModuleList:
     def __iter__(self) -> Iterator[ModuleRecord]:
         return iter(self.records)
 
-    def rows(self) -> list[tuple[str, str, str, str]]:
-        """``(kind, name, parameters, where)`` per module, then per support source."""
-        out = [(r.kind.value, r.name, ", ".join(r.params), f"{r.origin}, line {r.line}") for r in self.records]
-        out += [("support", ", ".join(sorted(names)), "", origin) for origin, names in self.support.items()]
+    def rows(self) -> list[tuple[str, str, str, str, str]]:
+        """``(kind, name, parameters, where, summary)`` per module, then per support source.
+
+        The summary is the first paragraph of the module's docstring.
+        """
+        out = [(r.kind.value, r.name, ", ".join(r.params), f"{r.origin}, line {r.line}", doc_summary(r.doc))
+               for r in self.records]
+        out += [("support", ", ".join(sorted(names)), "", origin, "") for origin, names in self.support.items()]
         return out
 
     def __repr__(self) -> str:
         rows = self.rows()
         if not rows:
             return "no SAIL modules yet: define some in %%problem, %%model, ... cells, or %sail load a file"
-        widths = [max(len(r[i]) for r in rows) for i in range(3)]
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        # The summary goes on a line of its own: it is often longer than the rest of the row.
         return "\n".join(f"{k:<{widths[0]}}  {n:<{widths[1]}}  {p:<{widths[2]}}  {w}".rstrip()
-                         for k, n, p, w in rows)
+                         + (f"\n{'':<{widths[0]}}  {s}" if s else "") for k, n, p, w, s in rows)
 
     def _repr_html_(self) -> str:
         from html import escape
 
-        rows = [("kind", "name", "parameters", "where"), *self.rows()]
-        body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in rows)
-        return f"<table>{body}</table>" if len(rows) > 1 else f"<p>{escape(repr(self))}</p>"
+        if not self.records and not self.support:
+            return f"<p>{escape(repr(self))}</p>"
+        head = "".join(f"<th>{h}</th>" for h in ("kind", "name", "parameters", "where", "what it is"))
+        docs = [doc_html(r.doc) for r in self.records] + [""] * len(self.support)
+        body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row[:4]) + f"<td>{doc}</td></tr>"
+                       for row, doc in zip(self.rows(), docs))
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 class Explanation(str):
