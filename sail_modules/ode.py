@@ -409,6 +409,15 @@ def ODEGridError():
 
 
 @MetricDefinition
+def ODEMaxError():
+    """Relative L∞ error on the fixed grid, max |y − y_ref| / max |y_ref|, averaged over the test IVPs.
+
+    Both maxima run over every grid time and component.
+    """
+    return [np.abs(np.asarray(y, np.float64) - y0).max() / np.abs(y0).max() for (_, y0, y) in Test.IVP]
+
+
+@MetricDefinition
 def ODEEndError():
     """Relative L2 error of the end state (the grid's last time), averaged over the test IVPs."""
     return [np.linalg.norm(np.asarray(y, np.float64)[-1] - y0[-1]) / np.linalg.norm(y0[-1])
