@@ -55,9 +55,9 @@ def FastestToAccuracy(r):
 
     The score is the scenario's ``WallTime`` when its final ``Accuracy`` is at least
     ``FASTEST_TARGET_ACCURACY``, else NaN: scenarios that miss the target get no level. A
-    ranking sees final points only, so this is the work of the whole run; to rank the work
-    needed to reach the target, sweep the training budget (``epochs=5,10,20``): each budget is
-    its own scenario, and the cheapest one that reaches the target ranks first.
+    ranking sees final points only, so this is the work of the whole run; the built-in
+    ``%sail rank target Accuracy 0.95`` ranks by the work at the first checkpoint that reaches
+    the target instead.
 
     Accepts
     -------

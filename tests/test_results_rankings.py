@@ -11,10 +11,11 @@ import pandas as pd
 import pytest
 
 from saibench_jupyter.repository import Repository
-from saibench_jupyter.results import Results, Store
-from saibench_jupyter.results._rankings import (
+from saibench_jupyter.results import (
     Ranking,
     RankingError,
+    Results,
+    Store,
     final_points,
     pareto,
     rank,

@@ -177,6 +177,15 @@ def test_plot_and_rank(ip):
     assert ip.run_line_magic("sail", "rank pareto") is not None
     with pytest.raises(UsageError, match=r"there is no ranking module 'Best'\n  fix: use pareto"):
         ip.run_line_magic("sail", "rank Best")
+    reached = ip.run_line_magic("sail", "rank target Error 0.5")
+    assert reached.name == "TimeToTarget(Error ≤ 0.5, ElapsedMilliseconds)" and list(reached.table["level"]) == [1]
+    with pytest.raises(UsageError, match=r"rank target Error: name a precision metric and the value to reach\n"
+                                         r"  fix: %sail rank target Accuracy 0.95 \[--work WallTime\]"):
+        ip.run_line_magic("sail", "rank target Error")
+    with pytest.raises(UsageError, match=r"'Accuracy' is not a metric of these results \(metrics: Error\)"):
+        ip.run_line_magic("sail", "rank target Accuracy 0.9")
+    with pytest.raises(UsageError, match=r"rank pareto: Error is for target only"):
+        ip.run_line_magic("sail", "rank pareto Error")
 
 
 def test_bad_commands_and_options_are_usage_errors(ip, capsys):

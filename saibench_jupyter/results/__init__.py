@@ -4,19 +4,21 @@
 WAL mode so a notebook may read while it writes); :class:`Results` reads a store as tidy
 DataFrames, their spread over repeats, failures, environments and logs. The table layout
 is described in ``docs/benchpods.md``. :func:`rank` orders the scenarios by a ranking
-module, a function or the built-in Pareto ranking. pandas is imported only when a frame is asked for.
+module, a function, the built-in Pareto ranking or the time to a target precision.
+pandas is imported only when a frame is asked for.
 """
 
+from ._pareto import pareto as pareto
 from ._rankings import Ranking as Ranking
 from ._rankings import RankingError as RankingError
 from ._rankings import final_points as final_points
-from ._rankings import pareto as pareto
 from ._rankings import rank as rank
 from ._rankings import rank_comparison as rank_comparison
 from ._rankings import rank_scores as rank_scores
 from ._results import Results as Results
 from ._store import Store as Store
 from ._store import StoreError as StoreError
+from ._target import time_to_target as time_to_target
 
 __all__ = ["Store", "StoreError", "Results", "Ranking", "RankingError", "final_points", "pareto", "rank",
-           "rank_comparison", "rank_scores"]
+           "rank_comparison", "rank_scores", "time_to_target"]

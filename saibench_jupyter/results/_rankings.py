@@ -296,10 +296,14 @@ def _score(code: _UserCode, points: pandas.DataFrame, better: str) -> Ranking:
             raise code.error(f"returned {type(value).__name__} {value!r}, not a number", [label]) from None
         if not math.isnan(number):
             scores[i] = number
-    order = sorted(set(scores.values()), reverse=better == "higher")
-    dense = {value: level for level, value in enumerate(order, 1)}  # ties share a level, the next is +1
-    table, notes = _table(points, {i: dense[s] for i, s in scores.items()}, read, score=scores)
+    table, notes = _table(points, _dense_levels(scores, better), read, score=scores)
     return Ranking(code.name, "score", table, tuple(notes))
+
+
+def _dense_levels(scores: Mapping[int, float], better: str) -> dict[int, int]:
+    """Levels of scores: the best is 1, ties share a level and the next level is one more."""
+    order = {value: level for level, value in enumerate(sorted(set(scores.values()), reverse=better == "higher"), 1)}
+    return {i: order[s] for i, s in scores.items()}
 
 
 def _comparison(code: _UserCode, points: pandas.DataFrame) -> Ranking:
@@ -378,49 +382,6 @@ def rank_comparison(points: pandas.DataFrame, before: Callable[[Any, Any], Any],
     return _comparison(_UserCode(name or str(getattr(before, "__name__", "comparison")), before), points)
 
 
-def pareto(points: pandas.DataFrame, work: str, precision: str, *, better: Mapping[str, str] | None = None) -> Ranking:
-    """Pareto fronts over two columns: level 1 is the non-dominated front, then the next front ...
-
-    Parameters
-    ----------
-    points : pandas.DataFrame
-        One row per scenario, as :func:`final_points` gives.
-    work, precision : str
-        The two columns (metrics or work counters).
-    better : mapping, optional
-        ``{column: "lower" | "higher"}``; by default from ``points.attrs["metric_info"]``,
-        else lower is better.
-
-    Raises
-    ------
-    ValueError
-        For a column ``points`` does not have, or a direction that is not lower/higher.
-    """
-    import pandas as pd
-
-    points = _check_points(points)
-    info = points.attrs.get("metric_info") or {}
-    signs = []
-    for column in (work, precision):
-        if column not in points.columns:
-            raise ValueError(f"pareto: no column {column!r}; the points have "
-                             f"{', '.join(c for c in points.columns if c not in (*INFO, 'status', 'why'))}")
-        direction = (better or {}).get(column) or (info.get(column) or {}).get("better") or "lower"
-        if direction not in _BETTER:
-            raise ValueError(f"pareto: better[{column!r}] = {direction!r}; use 'lower' or 'higher'")
-        signs.append(-1.0 if direction == "higher" else 1.0)  # minimise both after flipping "higher"
-    pairs = zip(pd.to_numeric(points[work], errors="coerce"), pd.to_numeric(points[precision], errors="coerce"))
-    # A scenario without both values cannot be placed on a front: it stays unranked ("no value").
-    values = {i: (signs[0] * float(w), signs[1] * float(p)) for i, (w, p) in enumerate(pairs)
-              if points["status"][i] == "ok" and not (math.isnan(w) or math.isnan(p))}
-    index = list(values)
-    edges = [(a, b) for a, va in enumerate(values.values()) for b, vb in enumerate(values.values())
-             if va[0] <= vb[0] and va[1] <= vb[1] and va != vb]
-    levels, _ = _levels(len(index), edges)
-    table, notes = _table(points, {index[k]: level for k, level in enumerate(levels)}, [work, precision])
-    return Ranking(f"Pareto({work}, {precision})", "pareto", table, tuple(notes))
-
-
 def rank(results: Results, ranking: str | tuple[str, ...] | Callable[..., Any],
          repository: Repository | None = None) -> Ranking:
     """Rank the scenarios of ``results`` by a ranking module, a function, or Pareto fronts.
@@ -432,7 +393,9 @@ def rank(results: Results, ranking: str | tuple[str, ...] | Callable[..., Any],
     ranking : str, tuple or callable
         A ``@RankingDefinition`` module's name; a function of one row (a score, lower is
         better) or of two (a comparison); ``"pareto"`` or ``("pareto", work, precision)``
-        (defaults: the first work metric or ``ElapsedMilliseconds``, the first precision metric).
+        (defaults: the first work metric or ``ElapsedMilliseconds``, the first precision metric);
+        ``("target", precision, value)`` or ``("target", precision, value, work)``: the least work
+        at which ``precision`` reaches ``value``, over every checkpoint (:func:`time_to_target`).
     repository : Repository, optional
         Where ranking modules are found; by default the sources the store kept for these scenarios.
 
@@ -443,10 +406,17 @@ def rank(results: Results, ranking: str | tuple[str, ...] | Callable[..., Any],
     RankingError
         When the ranking's code fails: the message names the module, its line and the scenario.
     """
+    if isinstance(ranking, tuple) and ranking[:1] == ("target",) and len(ranking) in (3, 4):
+        from ._target import time_to_target
+
+        _, precision, value, *work = ranking
+        return time_to_target(results, str(precision), float(value), *work)
+    from ._pareto import pareto, pareto_axes
+
     points = final_points(results)
     if ranking == "pareto" or (isinstance(ranking, tuple) and ranking[:1] == ("pareto",)):
         axes = [*ranking[1:3], None, None][:2] if isinstance(ranking, tuple) else [None, None]
-        return pareto(points, *_pareto_axes(points, axes[0], axes[1]))
+        return pareto(points, *pareto_axes(points, axes[0], axes[1]))
     if isinstance(ranking, str):
         module, fn = _module(results, ranking, repository)
         code = _UserCode(module.name, fn, module)
@@ -458,18 +428,8 @@ def rank(results: Results, ranking: str | tuple[str, ...] | Callable[..., Any],
         if arity not in (1, 2):
             raise ValueError(f"a ranking function takes one scenario (a score) or two (a comparison), not {arity}")
         return (rank_scores if arity == 1 else rank_comparison)(points, ranking)
-    raise TypeError(f"ranking={ranking!r}: pass a ranking module's name, a function, or ('pareto', work, precision)")
-
-
-def _pareto_axes(points: pandas.DataFrame, work: str | None, precision: str | None) -> tuple[str, str]:
-    info: Mapping[str, Mapping[str, Any]] = points.attrs.get("metric_info") or {}
-    metrics = [m for m in info if m not in COUNTERS and points[m].notna().any()]
-    work = work or next((m for m in metrics if info[m]["axis"] == "work"), "ElapsedMilliseconds")
-    precision = precision or next((m for m in metrics if info[m]["axis"] == "precision"), None)
-    if precision is None:
-        raise ValueError(f"pareto: these results have no precision metric (metrics: {', '.join(metrics) or 'none'});"
-                         " pass ('pareto', work, precision) with the columns to use")
-    return work, precision
+    raise TypeError(f"ranking={ranking!r}: pass a ranking module's name, a function, ('pareto', work, precision) "
+                    "or ('target', precision, value)")
 
 
 def _module(results: Results, name: str, repository: Repository | None) -> tuple[ParsedModule, Callable[..., Any]]:

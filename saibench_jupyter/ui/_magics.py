@@ -274,19 +274,32 @@ class SailMagics(Magics):
 
     def _cmd_rank(self, args: list[str]) -> Any:
         p = _parser("rank", "rank the results (the ranking modules, else the Pareto front)")
-        p.add_argument("ranking", nargs="?", help="a ranking module's name, or pareto")
+        p.add_argument("ranking", nargs="?", help="a ranking module's name, pareto, or target")
+        p.add_argument("target", nargs="*", metavar="METRIC VALUE",
+                       help="with target: the precision metric and the value to reach (target Accuracy 0.95)")
+        p.add_argument("--work", help="with target: the work axis (default: the first work metric)")
         ns = p.parse_args(args)
         repo = self.notebook.repository
         known = [r.name for r in repo.modules("ranking")]
-        if ns.ranking is not None and ns.ranking != "pareto" and ns.ranking not in known:
+        if ns.ranking is not None and ns.ranking not in ("pareto", "target", *known):
             raise UsageError(f"%sail rank {ns.ranking}: there is no ranking module {ns.ranking!r}\n  fix: use "
-                             f"{', '.join([*known, 'pareto'])}")
+                             f"{', '.join([*known, 'pareto', 'target METRIC VALUE'])}")
+        names: list[str | tuple[str, ...]] = [ns.ranking] if ns.ranking else [*known] or ["pareto"]
+        if ns.ranking == "target":
+            names = [("target", *ns.target, *([ns.work] if ns.work else []))]
+            try:
+                float(ns.target[1])
+            except (IndexError, ValueError):
+                raise UsageError(f"%sail rank target {' '.join(ns.target)}: name a precision metric and the value "
+                                 "to reach\n  fix: %sail rank target Accuracy 0.95 [--work WallTime]") from None
+        elif ns.target or ns.work:
+            raise UsageError(f"%sail rank {ns.ranking or ''}: {' '.join(ns.target) or '--work'} is for target "
+                             "only\n  fix: %sail rank target METRIC VALUE [--work W]")
         results = self.notebook.results()
         try:
             from ..results._rankings import rank
         except ImportError as exc:
             raise UsageError(f"rankings are not available: {exc}") from None
-        names = [ns.ranking] if ns.ranking else known or ["pareto"]
         try:
             rankings = [rank(results, name, repository=repo) for name in names]
         except (ValueError, KeyError) as exc:
