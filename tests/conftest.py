@@ -9,11 +9,20 @@ import pytest
 from saibench_jupyter import Machine, Repository
 
 PAPER = Path(__file__).resolve().parents[1] / "saibench_jupyter" / "examples" / "paper"
+LIBRARY = Path(__file__).resolve().parents[1] / "sail_modules"
 
 
 def paper_source(name: str) -> str:
     """The text of one of the paper's example files (``mnist``, ``md``, ``stacks`` ...)."""
     return (PAPER / f"{name}.py").read_text()
+
+
+def library(*names: str) -> Repository:
+    """A repository holding the named files of ``sail_modules`` (``library("stacks", "metrics", "md")``)."""
+    repo = Repository()
+    for name in names:
+        repo.load(LIBRARY / f"{name}.py")
+    return repo
 
 
 #: Fig. 5's MLP as the paper's text describes it (element-wise prediction for Fig. 7):

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
+from conftest import library
 
 from saibench_jupyter import Machine, Repository, discover, run_scenario
 from sail_modules import burgers
 
-MODULES = Path(__file__).resolve().parents[1] / "sail_modules"
 MACHINE = Machine(cpus=2, gpus=0, memory=2**34)
 
 
@@ -20,10 +18,7 @@ def _nrmse(u: np.ndarray, ref: np.ndarray) -> float:
 
 @pytest.fixture(scope="module")
 def repo() -> Repository:
-    repo = Repository()
-    for name in ("stacks", "metrics", "burgers"):
-        repo.load(MODULES / f"{name}.py")
-    return repo
+    return library("stacks", "metrics", "burgers")
 
 
 def test_discovery_pairs_the_solver_with_scipy_and_the_surrogate_with_both_backends(repo: Repository) -> None:
@@ -40,9 +35,7 @@ def test_discovery_pairs_the_solver_with_scipy_and_the_surrogate_with_both_backe
 
 
 def test_models_decline_other_tasks_types_and_bad_parameters(repo: Repository) -> None:
-    other = Repository()
-    for name in ("stacks", "burgers"):
-        other.load(MODULES / f"{name}.py")
+    other = library("stacks", "burgers")
     other.add_source(
         "from saibench_jupyter.sail import *\n\n"
         "@ProblemDefinition\n"

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import library
 
 from saibench_jupyter import Machine, Repository, discover, run_scenario
 from saibench_jupyter.results import Results, Store, rank
@@ -22,7 +23,6 @@ from saibench_jupyter.runtime._data import open_input
 from saibench_jupyter.runtime._namespace import ExecutionNamespace
 from saibench_jupyter.sail import Image, RandomSplit, Scalar, Tensor, register_dataset
 
-MODULES = Path(__file__).resolve().parents[1] / "sail_modules"
 MACHINE = Machine(cpus=2, gpus=0, memory=2**34)
 IDX_FILES = ("train-images.idx3-ubyte", "train-labels.idx1-ubyte", "t10k-images.idx3-ubyte", "t10k-labels.idx1-ubyte")
 
@@ -74,10 +74,7 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 @pytest.fixture(scope="module")
 def repo() -> Repository:
-    repo = Repository()
-    for name in ("stacks", "metrics", "digits", "rankings"):
-        repo.load(MODULES / f"{name}.py")
-    return repo
+    return library("stacks", "metrics", "digits", "rankings")
 
 
 _RUNS: dict[tuple[Any, ...], Any] = {}
@@ -123,9 +120,7 @@ def test_both_problems_get_every_model_with_the_digits_metrics_and_rankings(repo
 
 
 def test_the_cnn_declines_what_is_not_an_image_classification() -> None:
-    repo = Repository()
-    for name in ("stacks", "metrics", "digits"):
-        repo.load(MODULES / f"{name}.py")
+    repo = library("stacks", "metrics", "digits")
     repo.add_source(NOT_FOR_THE_CNN, origin="not_for_the_cnn.py")
     lat = discover(repo, problem=["FlatDigitVectors", "TinyImages", "DigitInk", "DigitImages"], model="CNN",
                    machine=MACHINE)
@@ -277,8 +272,6 @@ def test_fastest_to_accuracy_ranks_only_what_reaches_the_target(repo: Repository
 
 
 def test_fastest_to_accuracy_takes_its_target_from_support_code(results: Results) -> None:
-    repo = Repository()
-    for name in ("metrics", "rankings"):
-        repo.load(MODULES / f"{name}.py")
+    repo = library("metrics", "rankings")
     repo.add_source("FASTEST_TARGET_ACCURACY = 0.85\n", origin="target.py")
     assert levels(repo, results, "FastestToAccuracy")["quick"] == 1

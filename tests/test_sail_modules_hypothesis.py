@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
+from conftest import library
 
 from saibench_jupyter import Machine, Repository, discover, run_scenario
 from saibench_jupyter.runtime._namespace import ExecutionNamespace
 
-MODULES = Path(__file__).resolve().parents[1] / "sail_modules"
 MACHINE = Machine(cpus=2, gpus=0, memory=2**34)
 NOISE = [0.001, 0.01, 0.05, 0.1, 0.2, 0.4]
 
 
 def _repo(*names: str) -> Repository:
-    repo = Repository()
-    for name in ("stacks", "metrics", *names):
-        repo.load(MODULES / f"{name}.py")
-    return repo
+    return library("stacks", "metrics", *names)
 
 
 @pytest.fixture(scope="module")

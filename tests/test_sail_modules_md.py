@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import math
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import library
 
 from saibench_jupyter import Machine, Repository, discover, run_scenario
 from saibench_jupyter.runtime._namespace import ExecutionNamespace
 
-MODULES = Path(__file__).resolve().parents[1] / "sail_modules"
 MACHINE = Machine(cpus=2, gpus=0, memory=2**34)
 #: Fewer held-out frames and a shorter closed loop than the defaults (25 and 100).
 SMALL = {"MDCu13.test_frames": 10, "MDCu13.loop_steps": 30}
@@ -79,10 +78,7 @@ PLAIN = textwrap.dedent('''
 
 @pytest.fixture(scope="module")
 def repo() -> Repository:
-    repo = Repository()
-    for name in ("stacks", "metrics", "md"):
-        repo.load(MODULES / f"{name}.py")
-    return repo
+    return library("stacks", "metrics", "md")
 
 
 @pytest.fixture(scope="module")
@@ -118,9 +114,7 @@ def test_discovery_composes_the_potentials_and_rejects_what_cannot_run(repo: Rep
 
 
 def test_md_metrics_decline_problems_without_atoms(repo: Repository) -> None:
-    repo = Repository()
-    for name in ("stacks", "metrics", "md"):
-        repo.load(MODULES / f"{name}.py")
+    repo = library("stacks", "metrics", "md")
     repo.add_source(PLAIN, origin="plain.py")
     lat = discover(repo, machine=MACHINE, problem="MDPlainVectors")
     reasons = {r.module: r.reason for r in lat.rejections if r.kind == "metric"}
@@ -190,9 +184,7 @@ def test_closed_loop_compares_trajectories_from_one_start(sweep: dict) -> None:
 
 @pytest.mark.parametrize("model", ["BehlerParrinello", "PermutationInvariantModel"])
 def test_gradients_of_the_trained_potential_match_finite_differences(model: str) -> None:
-    repo = Repository()
-    for name in ("stacks", "md"):
-        repo.load(MODULES / f"{name}.py")
+    repo = library("stacks", "md")
     repo.add_source(PROBE, origin="probe.py")
     lat = discover(repo, machine=MACHINE, problem="MDForceProbe", model=model)
     (scenario,) = lat.scenarios

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import library
 
 from saibench_jupyter import Machine, Repository, discover, run, run_scenario
 from saibench_jupyter.runtime._namespace import ExecutionNamespace
 from saibench_jupyter.ui._charts import work_precision_traces
 
-MODULES = Path(__file__).resolve().parents[1] / "sail_modules"
 MACHINE = Machine(cpus=2, gpus=0, memory=2**34)
 SWEEP = [1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8]
 CAP = re.compile(r"RK45 at rtol=0\.001 needed more than 50000 function evaluations on one vanderpol "
@@ -22,10 +22,7 @@ CAP = re.compile(r"RK45 at rtol=0\.001 needed more than 50000 function evaluatio
 
 @pytest.fixture(scope="module")
 def repo() -> Repository:
-    repo = Repository()
-    for name in ("stacks", "metrics", "ode"):
-        repo.load(MODULES / f"{name}.py")
-    return repo
+    return library("stacks", "metrics", "ode")
 
 
 @pytest.fixture(scope="module")

@@ -6,15 +6,13 @@ The scenarios run for real through ``discover`` and ``run_scenario``: the paper'
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
+from conftest import library
 
 from saibench_jupyter import Machine, Repository, discover, run_scenario
 from saibench_jupyter.sail import Image, register_dataset
 
-MODULES = Path(__file__).parents[1] / "sail_modules"
 MACHINE = Machine(cpus=2, gpus=0, memory=2**34)
 #: the test's training budget: three stages of five epochs (the problem's default is eight)
 EPOCHS = 5
@@ -63,9 +61,7 @@ def SegmentDigitsDecoy():
 
 
 def _repo(*extra: str) -> Repository:
-    repo = Repository()
-    for name in ("stacks", "metrics", "segmentation"):
-        repo.load(MODULES / f"{name}.py")
+    repo = library("stacks", "metrics", "segmentation")
     for i, source in enumerate(extra):
         repo.add_source(source, origin=f"<test source {i}>")
     return repo
