@@ -46,6 +46,7 @@ from ._instances import (
     Rejection,
     SoftwareInstance,
     label_of,
+    software_for,
 )
 from ._lattice import DiscoveryStats, Lattice, Scenario
 from ._machine import Machine
@@ -265,32 +266,13 @@ class Planner:
 
     def _prefixes_of(self, p: ProblemInstance, pairs: tuple[tuple[HardwareInstance, SoftwareInstance], ...],
                      rejections: list[Rejection]) -> list[tuple[HardwareInstance, SoftwareInstance]]:
-        """The (hardware, software) pairs that fit the problem's required capabilities."""
+        """The (hardware, software) pairs that serve the problem (:func:`software_for`), cached per problem."""
         inputs = (p, *(x for pair in pairs for x in pair))
         hit = self._prefixes.get(p.digest)
         if hit is not None and len(hit[0]) == len(inputs) and all(a is b for a, b in zip(hit[0], inputs)):
             rejections.extend(hit[2])
             return hit[1]
-        fitting, local = [], []
-        for h, sw in pairs:
-            missing = [c for c in p.meta.capabilities if c not in sw.meta.environment.provides]
-            if missing:
-                local.append(Rejection(
-                    "software", sw.label, f"does not provide {', '.join(missing)}, which the problem requires",
-                    (("problem", p.label), ("hardware", h.label)), sw.module.location))
-            else:
-                fitting.append((h, sw))
-        prefixes = []
-        for h, sw in fitting:
-            leaner = _leaner(sw, [s for g, s in fitting if g is h])
-            if leaner is None:
-                prefixes.append((h, sw))
-                continue
-            extra = sorted(set(sw.meta.environment.provides) - set(leaner.meta.environment.provides))
-            local.append(Rejection(
-                "software", sw.label, f"provides {', '.join(extra)}, which the problem does not require; "
-                f"{leaner.label} gives the same {sw.backend} backend without it",
-                (("problem", p.label), ("hardware", h.label)), sw.module.location))
+        prefixes, local = software_for(p, pairs)
         self._prefixes[p.digest] = (inputs, prefixes, local)
         rejections.extend(local)
         return prefixes
@@ -502,15 +484,3 @@ def discover(repo: Repository, *, problem: Names = None, model: Names = None, so
                             metric=metric, ranking=ranking, machine=machine, params=params,
                             max_depth=max_depth, time_limit=time_limit)
 
-
-def _leaner(sw: SoftwareInstance, others: Sequence[SoftwareInstance]) -> SoftwareInstance | None:
-    """Software among ``others`` with ``sw``'s backend and strictly fewer capabilities, if any.
-
-    Software that provides a capability (ASE for molecular dynamics) serves the problems that
-    require it; on the others it would only repeat each scenario of the plain stack.
-    """
-    mine = set(sw.meta.environment.provides)
-    for o in others:
-        if o.backend == sw.backend and set(o.meta.environment.provides) < mine:
-            return o
-    return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -198,3 +198,38 @@ class Rejection:
         text = f"{self.kind} {self.module}{' for ' + ctx if ctx else ''}: {self.reason}{where}"
         text += "".join(f"\n    - {d}" for d in self.details)
         return text + (f"\n    fix: {self.fix}" if self.fix else "")
+
+
+def software_for(p: ProblemInstance, pairs: Sequence[tuple[HardwareInstance, SoftwareInstance]]
+                 ) -> tuple[list[tuple[HardwareInstance, SoftwareInstance]], list[Rejection]]:
+    """The (hardware, software) pairs that serve problem ``p``, and why the others don't.
+
+    Software must provide every capability the problem requires. Software that provides more
+    is passed over where another of the same backend on the same hardware provides fewer:
+    ASE's stack serves the problems that need molecular dynamics, and on the others it would
+    only repeat each scenario of the plain stack.
+    """
+    fitting: list[tuple[HardwareInstance, SoftwareInstance]] = []
+    rejected: list[Rejection] = []
+    for h, sw in pairs:
+        missing = [c for c in p.meta.capabilities if c not in sw.meta.environment.provides]
+        if missing:
+            rejected.append(Rejection(
+                "software", sw.label, f"does not provide {', '.join(missing)}, which the problem requires",
+                (("problem", p.label), ("hardware", h.label)), sw.module.location))
+        else:
+            fitting.append((h, sw))
+    served = []
+    for h, sw in fitting:
+        mine = set(sw.meta.environment.provides)
+        leaner = next((o for g, o in fitting if g is h and o.backend == sw.backend
+                       and set(o.meta.environment.provides) < mine), None)
+        if leaner is None:
+            served.append((h, sw))
+            continue
+        extra = sorted(mine - set(leaner.meta.environment.provides))
+        rejected.append(Rejection(
+            "software", sw.label, f"provides {', '.join(extra)}, which the problem does not require; "
+            f"{leaner.label} gives the same {sw.backend} backend without it",
+            (("problem", p.label), ("hardware", h.label)), sw.module.location))
+    return served, rejected
