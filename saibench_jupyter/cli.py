@@ -54,7 +54,23 @@ def _parser() -> argparse.ArgumentParser:
     n = sub.add_parser("report", help="run a notebook headless (Papermill) and write it as HTML")
     n.add_argument("notebook", help="the .ipynb to run")
     n.add_argument("--out", help="folder for the outputs (default: <notebook name>-report)")
+    e = sub.add_parser("export", help="copy a results store into one self-contained file (no -wal beside it)")
+    e.add_argument("db", help="the results store (saibench.db)")
+    e.add_argument("path", help="the copy's file")
+    e.add_argument("--force", action="store_true", help="replace a file already at PATH")
     return parser
+
+
+def _export(db: str, path: str, force: bool) -> int:
+    from .results import Results, StoreError
+
+    try:
+        target = Results(db, versions="all").export(path, overwrite=force)
+    except StoreError as exc:
+        print(f"saibench: {exc}", file=sys.stderr)
+        return 1
+    print(f"{target}\n  a copy of {db} that needs no other file: Results({str(target)!r}) reads it")
+    return 0
 
 
 def _report(notebook: str | None, out: str) -> int:
@@ -121,6 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _report(None, args.out)
     if args.command == "report":
         return _report(args.notebook, args.out or f"{args.notebook.removesuffix('.ipynb')}-report")
+    if args.command == "export":
+        return _export(args.db, args.path, args.force)
     repo = Repository()
     try:
         for path in args.paths:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
+import shutil
 import sqlite3
 import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
+import pandas as pd
 import pytest
 from pods_helpers import DOUBLING, doubling, write_data
 
@@ -234,3 +238,107 @@ def test_the_command_line_runs_and_resumes(workdir):
     assert "(error): RuntimeError: the solver blew up" in first.stdout
     again = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert "0 pods to run, 2 already in the store" in again.stderr
+
+
+LOG_ERROR = textwrap.dedent("""
+    import math
+    from saibench_jupyter.sail import *
+
+    @MetricDefinition
+    def LogError():
+        # Fine in the dry run; on real data, a pod whose error is 0 raises ValueError: math domain error.
+        return math.log(sum(L2Error(y0, y) for (_, y0, y) in Test.Solve))
+
+    @ModelDefinition
+    def Offset(task, inputType, outputType):
+        if task != Solve: Fail("solves only")
+        return Solver(lambda x: x * 2.0 + 1.0)
+""")
+
+
+def test_a_metric_that_raises_on_real_data_is_said_where_results_are_read(workdir, capsys):
+    results = run(doubling("ok", extra=LOG_ERROR), store=workdir / "s.db", repeats=2)
+    line = "⚠ metric LogError failed in 2 of 4 pods: ValueError: math domain error"
+    assert repr(results).splitlines() == [f"Results(2 scenarios, 4 pods: 4 ok; {workdir / 's.db'})", line]
+    warnings = results.warnings()
+    assert warnings[["repeat", "metric", "count", "stage", "checkpoint"]].values.tolist() == [
+        [0, "LogError", 1, 1, 1], [1, "LogError", 1, 1, 1]]
+    assert set(warnings.label) == {"Doubling × Doubler(mode='ok') × NumPy × OneCore"}
+    assert set(warnings.message) == {"metric LogError raised ValueError: math domain error"}
+    assert set(warnings.location) == {"<cell extra>, line 8"}
+    # The metric is there for the pods where it worked, and the other metric everywhere.
+    frame = results.to_dataframe()
+    assert sorted(frame.groupby("metric").size().items()) == [("Error", 4), ("LogError", 2)]
+    assert results.logs().empty  # a record of its own, not a log line
+    err = capsys.readouterr().err  # the default progress says it once (pods run two at a time: r0 or r1 first)
+    assert len(re.findall(r"⚠ Doubling × Doubler\(mode='ok'\) × NumPy × OneCore r[01]: metric LogError raised "
+                          r"ValueError: math domain error\n", err)) == 1
+
+
+def test_after_a_run_the_database_file_alone_holds_every_result(workdir):
+    results = run(doubling("ok", "raise"), store=workdir / "s.db", progress=False)
+    (workdir / "copy").mkdir()
+    copy = Path(shutil.copy(workdir / "s.db", workdir / "copy" / "s.db"))  # without s.db-wal
+    alone = Results(copy)
+    assert repr(alone) == f"Results(2 scenarios, 2 pods: 1 ok, 1 failed; {copy})"
+    pd.testing.assert_frame_equal(alone.to_dataframe(), results.to_dataframe())
+
+
+def test_a_cancelled_run_leaves_its_pods_cancelled_and_the_next_run_does_them(workdir):
+    from saibench_jupyter.pods import executor_class
+
+    ex = executor_class("subprocess")(1)
+    events = Events()
+
+    def cancel_at_the_first_start(event):
+        events(event)
+        if event["event"] == "started":
+            ex.cancel()
+
+    results = run(doubling("slow", "ok"), executor=ex, store=workdir / "s.db", progress=cancel_at_the_first_start)
+    assert repr(results) == f"Results(2 scenarios, 2 pods: 2 cancelled; {workdir / 's.db'})"
+    assert len(results.failures()) == 0
+    with sqlite3.connect(workdir / "s.db") as db:
+        assert db.execute("select status, count(*) from pods group by status").fetchall() == [("cancelled", 2)]
+    again = Events()
+    assert repr(run(doubling("slow", "ok"), store=workdir / "s.db", progress=again)).startswith(
+        "Results(2 scenarios, 2 pods: 2 ok;")
+    assert len(again.ran()) == 2
+
+
+CONTROLLER = """
+import sys
+sys.path.insert(0, {tests!r})
+from pods_helpers import doubling
+from saibench_jupyter.pods import run
+run(doubling("sleep"), executor="inline", store="s.db", progress=False)
+"""
+
+
+def test_a_pod_whose_controller_died_is_interrupted_not_running(workdir):
+    import os
+    import signal
+
+    script = workdir / "controller.py"
+    script.write_text(CONTROLLER.format(tests=str(DOUBLING.parents[1])))
+    controller = subprocess.Popen([sys.executable, str(script)])
+    db = workdir / "s.db"
+    deadline = time.monotonic() + 60
+    started = False
+    while time.monotonic() < deadline and not started:
+        time.sleep(0.1)
+        if db.exists():
+            with sqlite3.connect(db) as con:
+                try:
+                    started = con.execute("select count(*) from pods where pid is not null").fetchone()[0] == 1
+                except sqlite3.OperationalError:
+                    continue  # the schema is being created
+    assert started
+    assert repr(Results(db)) == f"Results(1 scenario, 1 pod: 1 running; {db})"  # its controller is alive
+    os.kill(controller.pid, signal.SIGKILL)  # no clean-up: the store never hears the end
+    assert controller.wait(timeout=30) == -signal.SIGKILL
+    results = Results(db)
+    assert repr(results) == f"Results(1 scenario, 1 pod: 1 interrupted; {db})"
+    assert results.scenarios()[["interrupted", "running"]].values.tolist() == [[1, 0]]
+    with sqlite3.connect(db) as con:
+        assert con.execute("select status from runs").fetchall() == [("interrupted",)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -186,3 +187,98 @@ def test_an_empty_store_gives_empty_frames(store: Store) -> None:
     assert len(results.to_dataframe()) == 0 and len(results.aggregate()) == 0
     assert len(results.scenarios()) == len(results.failures()) == len(results.environments()) == 0
     assert "value_q80" in results.aggregate().columns
+
+
+# -- metric warnings -------------------------------------------------------------------
+def metric_warning(name: str, message: str, checkpoint: int) -> dict[str, Any]:
+    return {"event": "warning", "kind": "metric", "name": name, "message": message, "location": "metrics.py, line 3",
+            "stage": 1, "checkpoint": checkpoint, "fix": "return a number"}
+
+
+def test_a_metric_that_failed_is_a_warning_record_said_in_the_summary(store: Store) -> None:
+    store.add_scenario(ID, SCENARIO)
+    events = pod_events()
+    boom = "metric CriticalLoss raised ValueError: x and y differ in length"
+    run_pod(store, ID, 0, [*events[:3], metric_warning("CriticalLoss", boom, 1), *events[3:-1],
+                           metric_warning("CriticalLoss", boom, 2), events[-1]])
+    run_pod(store, ID, 1, [*events[:3], metric_warning("CriticalLoss", boom, 1), *events[3:]])
+    run_pod(store, ID, 2, events)
+    run_pod(store, ID, 3, [*events[:3], metric_warning("CriticalLoss", "metric CriticalLoss failed: empty", 1),
+                           *events[3:]])
+    results = Results(store)
+    warnings = results.warnings()
+    assert list(warnings.columns) == ["identity", "label", "repeat", "kind", "metric", "count", "message", "stage",
+                                      "checkpoint", "location", "fix", "run_id"]
+    assert warnings[["repeat", "metric", "count", "checkpoint"]].values.tolist() == [
+        [0, "CriticalLoss", 2, 1], [1, "CriticalLoss", 1, 1], [3, "CriticalLoss", 1, 1]]
+    assert set(warnings.label) == {SCENARIO["label"]} and set(warnings.stage) == {1}
+    # The pods stay ok: the other metric is there, and the status says so.
+    assert set(results.to_dataframe().status) == {"ok"}
+    line = "⚠ metric CriticalLoss failed in 3 of 4 pods: ValueError: x and y differ in length (and 1 other error)"
+    assert results.warning_lines() == [line]
+    assert repr(results).splitlines() == [f"Results(1 scenario, 4 pods: 4 ok; {store.path})", line]
+    assert results.scenarios()["warnings"].tolist() == [3]
+    # A rerun of a pod replaces its warnings too.
+    run_pod(store, ID, 0, events)
+    assert Results(store).warnings()["repeat"].tolist() == [1, 3]
+
+
+# -- versions --------------------------------------------------------------------------
+def test_by_default_only_the_current_version_of_a_label_is_in_view(store: Store, monkeypatch) -> None:
+    import itertools
+    import time
+
+    clock = itertools.count(100.0)  # the store's clock, one tick a call: each registration is later than the last
+    monkeypatch.setattr(time, "time", lambda: next(clock))
+    store.add_scenario(ID, {**SCENARIO, "version": "aaaaaaa"})
+    run_pod(store, ID, 0, pod_events())
+    store.add_scenario(OTHER, {**SCENARIO, "version": "bbbbbbb"})  # the model edited: same label, new code
+    run_pod(store, OTHER, 0, pod_events())
+    monkeypatch.undo()
+    current, every = Results(store), Results(store, versions="all")
+    assert current.scenarios()[["identity", "version"]].values.tolist() == [[OTHER, "bbbbbbb"]]
+    assert set(current.to_dataframe().identity) == {OTHER} and len(current) == 1
+    assert every.scenarios()[["identity", "version"]].values.tolist() == [[ID, "aaaaaaa"], [OTHER, "bbbbbbb"]]
+    assert str(every.scenarios()["registered"].dtype).startswith("datetime64")
+    # Asked for again (the edit undone and run: its pods are in the store already), the first is current again.
+    store.add_scenario(ID, {**SCENARIO, "version": "aaaaaaa"})
+    assert Results(store).scenarios()["identity"].tolist() == [ID]
+    # Other settings are another scenario, not another version.
+    store.add_scenario("1111222233334444", {**SCENARIO, "version": "ccccccc", "settings": {"epochs": 3}})
+    assert Results(store).scenarios()["identity"].tolist() == [ID, "1111222233334444"]
+    with pytest.raises(ValueError, match=r"versions='latest': use 'current' \(the latest code version of each "
+                                         r"scenario label\) or 'all'"):
+        Results(store, versions="latest")  # type: ignore[arg-type]
+
+
+# -- pods no live run owns -------------------------------------------------------------
+def test_a_pod_whose_run_ended_or_whose_controller_is_gone_is_interrupted(store: Store) -> None:
+    store.add_scenario(ID, SCENARIO)
+    live = run_pod(store, ID, 0, pod_events()[:3])  # this process: alive
+    assert Results(store).scenarios()["running"].tolist() == [1]
+    ended = run_pod(store, ID, 1, pod_events()[:3])
+    store.end_run(ended, "finished")  # its end written, the pod's never
+    gone = run_pod(store, ID, 2, pod_events()[:3])
+    with store._transaction() as db:  # another process got this one's id: its start time differs
+        db.execute("UPDATE runs SET pid_start = '1' WHERE id = ?", (gone,))
+    elsewhere = run_pod(store, ID, 3, pod_events()[:3])
+    with store._transaction() as db:  # another host's controller cannot be checked: taken as live
+        db.execute("UPDATE runs SET host = 'elsewhere', pid = 1 WHERE id = ?", (elsewhere,))
+    results = Results(store)
+    assert results.scenarios()[["running", "interrupted"]].values.tolist() == [[2, 2]]
+    assert store.statuses() == {(ID, 0): "running", (ID, 1): "interrupted", (ID, 2): "interrupted",
+                                (ID, 3): "running"}
+    assert repr(results).startswith("Results(1 scenario, 4 pods: 2 interrupted, 2 running;")
+    with sqlite3.connect(store.path) as db:
+        assert db.execute("SELECT id, status FROM runs ORDER BY id").fetchall() == [
+            (live, "running"), (ended, "finished"), (gone, "interrupted"), (elsewhere, "running")]
+
+
+def test_a_cancelled_pod_is_final_and_not_a_failure(store: Store) -> None:
+    store.add_scenario(ID, SCENARIO)
+    run_pod(store, ID, 0, [*pod_events()[:3], {"event": "failed", "kind": "interrupted", "t": 5.0,
+                                               "message": "the run was interrupted and the pod was stopped"}])
+    results = Results(store)
+    assert store.statuses() == {(ID, 0): "cancelled"} and len(results.failures()) == 0
+    assert results.scenarios()[["cancelled", "running"]].values.tolist() == [[1, 0]]
+    assert repr(results).startswith("Results(1 scenario, 1 pod: 1 cancelled;")

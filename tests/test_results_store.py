@@ -74,7 +74,7 @@ def test_a_new_store_has_the_schema_in_wal_mode(store: Store) -> None:
     assert {"meta", "runs", "sources", "scenarios", "pods", "points", "metrics", "environments", "failures",
             "logs"} <= tables
     assert rows(store.path, "PRAGMA journal_mode") == [("wal",)]
-    assert rows(store.path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("2",)]
+    assert rows(store.path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("3",)]
     columns = [r[1] for r in rows(store.path, "PRAGMA table_info(points)")]
     assert columns == ["identity", "repeat", "stage", "checkpoint", "epoch", "loss", *COUNTERS]
 
@@ -92,10 +92,19 @@ def test_a_store_of_a_newer_version_asks_for_an_upgrade(tmp_path: Path) -> None:
     path = tmp_path / "saibench.db"
     Store(path).close()
     with sqlite3.connect(path) as db:
-        db.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
-    with pytest.raises(StoreError, match=r"saibench\.db was written by a newer saibench-jupyter \(schema_version 3; "
-                                         r"this one reads 2\): upgrade saibench-jupyter"):
+        db.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
+    with pytest.raises(StoreError, match=r"saibench\.db was written by a newer saibench-jupyter \(schema_version 4; "
+                                         r"this one reads 3\): upgrade saibench-jupyter"):
         Store(path)
+
+
+def as_version_2(db: sqlite3.Connection) -> None:
+    """Make a new store look as version 2 wrote it: no warnings, no controllers, no code versions."""
+    db.execute("DROP TABLE warnings")
+    for table, column in (("runs", "pid"), ("runs", "pid_start"), ("scenarios", "version"),
+                          ("scenarios", "registered")):
+        db.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
 
 
 def test_a_version_1_store_is_upgraded_in_place_and_keeps_its_data(tmp_path: Path) -> None:
@@ -103,6 +112,7 @@ def test_a_version_1_store_is_upgraded_in_place_and_keeps_its_data(tmp_path: Pat
     with Store(path) as s:
         run_pod(s, ID, 0, pod_events())
     with sqlite3.connect(path) as db:  # as version 1 wrote it: no metric_info column
+        as_version_2(db)
         db.execute("ALTER TABLE scenarios DROP COLUMN metric_info")
         db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     with Store(path) as s:
@@ -111,7 +121,25 @@ def test_a_version_1_store_is_upgraded_in_place_and_keeps_its_data(tmp_path: Pat
         s.add_scenario(ID, {"label": "L", "metric_info": {"Error": {"axis": "precision", "better": "lower",
                                                                      "unit": None}}})
         assert Results(s).metric_info() == {"Error": {"axis": "precision", "better": "lower", "unit": None}}
-    assert rows(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("2",)]
+    assert rows(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("3",)]
+
+
+def test_a_version_2_store_gets_warnings_controllers_and_versions(tmp_path: Path) -> None:
+    path = tmp_path / "saibench.db"
+    with Store(path) as s:
+        s.add_scenario(ID, {"label": "L"})
+        run_pod(s, ID, 0, pod_events())
+    with sqlite3.connect(path) as db:
+        as_version_2(db)
+    with Store(path) as s:
+        assert Results(s).scenarios()[["label", "version", "ok"]].values.tolist() == [["L", None, 1]]
+        run_id = s.begin_run("local", 1)
+        s.start_pod(run_id, ID, 1)
+        s.record(run_id, ID, 1, {"event": "warning", "kind": "metric", "name": "Accuracy", "message": "m",
+                                 "stage": 1, "checkpoint": 1})
+        assert Results(s).warnings()[["metric", "count"]].values.tolist() == [["Accuracy", 1]]
+    assert rows(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("3",)]
+    assert rows(path, "SELECT pid FROM runs WHERE pid IS NOT NULL") != []
 
 
 def test_a_file_that_is_not_sqlite_is_refused_with_a_fix(tmp_path: Path) -> None:
@@ -182,7 +210,7 @@ def test_a_diverged_finish_records_a_diverged_failure(store: Store) -> None:
 
 def test_an_unknown_event_is_a_value_error_naming_the_known_ones(store: Store) -> None:
     with pytest.raises(ValueError, match=r"unknown event 'bogus'; known events: started, stage, checkpoint, metric, "
-                                         r"log, finished, failed"):
+                                         r"warning, log, finished, failed"):
         store.record(1, ID, 0, {"event": "bogus", "t": 1.0})
     with pytest.raises(ValueError, match=r"'checkpoint' event without 'stage'"):
         store.record(1, ID, 0, {"event": "checkpoint", "checkpoint": 1})

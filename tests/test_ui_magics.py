@@ -233,3 +233,65 @@ def notebook_magics_hook(ip):
     from saibench_jupyter.ui._magics import _LOADED
 
     return _LOADED[id(ip)].pre_run_cell
+
+
+LOG_ERROR = ("import math\n\n@MetricDefinition\ndef LogError():\n"
+             "    return math.log(sum(L2Error(y0, y) for (_, y0, y) in Test.Solve))\n\n"
+             "@MetricDefinition\ndef Fifth():\n    return [y for (_, _, y) in Test.Solve][0].item(5)\n")
+OFFSET = ('@ModelDefinition\ndef Offset(task, inputType, outputType):\n    if task != Solve: Fail("solves only")\n'
+          "    return Solver(lambda x: x * 2.0 + 1.0)\n")
+
+
+def test_a_metric_that_raises_on_real_data_is_said_by_the_run_wait_plot_and_rank(ip, capsys):
+    doubling(ip, "ok")
+    ip.run_cell_magic("metric", "", LOG_ERROR)  # math domain error where the model is exact
+    ip.run_cell_magic("model", "", OFFSET)
+    handle = ip.run_line_magic("sail", "run --executor subprocess --repeats 2")
+    results = ip.run_line_magic("sail", "wait")
+    line = "⚠ metric LogError failed in 2 of 4 pods: ValueError: math domain error"
+    fifth = "⚠ metric Fifth failed in 4 of 4 pods: IndexError: index 5 is out of bounds for axis 0 with size 3"
+    # The run's table: which metric, how many pods, why; and the pods stay ok, with the mark.
+    text = handle.text().splitlines()
+    assert text[0].startswith("SAIBench run — finished: 4 pods (4 ok)") and text[1:3] == [f"  {fifth}", f"  {line}"]
+    assert sorted(p.line().split(" in ")[0] for p in handle.pods) == [
+        "✓ Doubling × Doubler(mode='ok') × NumPy × OneCore r0 ok ⚠ 2 metrics failed (LogError, Fifth)",
+        "✓ Doubling × Doubler(mode='ok') × NumPy × OneCore r1 ok ⚠ 2 metrics failed (LogError, Fifth)",
+        "✓ Doubling × Offset × NumPy × OneCore r0 ok ⚠ 1 metric failed (Fifth)",
+        "✓ Doubling × Offset × NumPy × OneCore r1 ok ⚠ 1 metric failed (Fifth)"]
+    assert "ok ⚠ 1 metric failed (Fifth)" in handle._repr_html_() and line in handle._repr_html_()
+    # wait() and %sail results, as text and as HTML.
+    assert repr(results).splitlines()[1:] == [fifth, line]
+    shown, _ = ip.display_formatter.format(ip.run_line_magic("sail", "results"))
+    assert line in shown["text/html"] and line in shown["text/plain"]
+    warnings = results.warnings()
+    assert sorted(warnings[warnings.metric == "LogError"].repeat) == [0, 1] and set(warnings["count"]) == {1}
+    capsys.readouterr()
+    # plot and rank still work on what there is, and say what is missing.
+    ip.run_line_magic("sail", "plot --precision Error")
+    assert capsys.readouterr().err == f"saibench: {fifth}\nsaibench: {line}\n"
+    ip.run_line_magic("sail", "rank pareto")
+    assert capsys.readouterr().err == f"saibench: {fifth}\nsaibench: {line}\n"
+    # A metric that failed everywhere is not silently unknown: the error says why it has no values.
+    with pytest.raises(UsageError, match=r"'Fifth' is not a metric of these results \(metrics: Error, LogError\)"
+                                         rf"\n  {fifth}\n  {line}"):
+        ip.run_line_magic("sail", "rank target Fifth 0.5")
+
+
+def test_results_show_the_current_version_of_each_scenario_and_all_on_request(ip):
+    doubling(ip, "ok")
+    ip.run_line_magic("sail", "run --executor inline").wait(60)
+    # Edit the model (same name, same label) and run again: a second version in the store.
+    ip.run_cell_magic("model", "", MODEL.format(modes="'ok'").replace("double(x, mode)", "double(x, mode) * 1.0"))
+    ip.run_line_magic("sail", "run --executor inline").wait(60)
+    label = "Doubling × Doubler(mode='ok') × NumPy × OneCore"
+    current = ip.run_line_magic("sail", "results")
+    rows = current.scenarios()
+    assert rows["label"].tolist() == [label] and rows["version"].str.fullmatch("[0-9a-f]{7}").all()
+    assert repr(current).startswith("Results(1 scenario, 1 pod: 1 ok;")
+    every = ip.run_line_magic("sail", "results --all").scenarios().sort_values("registered")
+    assert every["label"].tolist() == [label, label] and every["version"].nunique() == 2
+    assert every["version"].iloc[-1] == rows["version"].iloc[0]  # the current one is the last run
+    shown, _ = ip.display_formatter.format(current)
+    assert "<th>version</th>" in shown["text/html"] and rows["version"].iloc[0] in shown["text/html"]
+    # Charts and rankings read the current version only: one curve, one rank.
+    assert len(ip.run_line_magic("sail", "rank pareto").table) == 1

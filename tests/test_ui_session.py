@@ -225,9 +225,11 @@ def test_cancel_stops_running_pods(nb):
     handle.cancel()
     handle.wait(timeout=20)
     assert time.monotonic() - started < 20 and handle.status == "cancelled"
-    assert [p.status for p in handle.pods] == ["interrupted"]
-    # Not a result: the next run does the pod again.
-    assert nb.results().scenarios()["ok"].sum() == 0
+    assert [p.status for p in handle.pods] == ["cancelled"]
+    assert handle.text().splitlines()[1].startswith("  ■ Doubling × Doubler(mode='sleep') × NumPy × OneCore r0 cancelled")
+    # Final in the store, and not a result: the next run does the pod again.
+    assert repr(handle.wait()).startswith("Results(1 scenario, 1 pod: 1 cancelled;")
+    assert nb.results().scenarios()[["ok", "cancelled", "running"]].values.tolist() == [[0, 1, 0]]
 
 
 def test_wait_times_out_and_the_run_goes_on(nb):

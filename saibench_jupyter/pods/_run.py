@@ -18,13 +18,14 @@ from typing import TYPE_CHECKING, Any, Literal
 from ._environments import EnvironmentBuildError, Interpreter, provision, unmet
 from ._executors import Executor, PodOutcome, executor_class
 from ._schedule import Allocator, estimate, order
-from ._spec import Limits, PodSpec, specs_of
+from ._spec import Limits, PodSpec, specs_of, version_of
 
 if TYPE_CHECKING:
     from ..planner._lattice import Lattice, Scenario
     from ..results import Results, Store
 
 Progress = Callable[[dict[str, Any]], None]
+#: Statuses that are results: a run skips those pods (``cancelled`` and ``interrupted`` ones it does again).
 FINAL = ("ok", "diverged", "failed")
 
 
@@ -99,6 +100,8 @@ def run(scenarios: Lattice | Scenario | Iterable[Scenario], *, executor: str | E
         status = "finished"
     finally:
         db.end_run(run_id, status)
+        # Into the database file: a copy of saibench.db alone (without its -wal) then holds this run.
+        db.checkpoint()
         emit.notify({"event": "run", "status": status, "pods": len(todo)})
     return Results(db, identities)
 
@@ -133,7 +136,8 @@ def _register(db: Store, scenario: Scenario, spec: PodSpec) -> None:
     repo = scenario.repository
     modules = {n: repo.get(n).digest for names in scenario.names().values() for n in names if n in repo}
     db.add_scenario(spec.identity, {
-        "scenario": scenario.id, "label": scenario.label, "family": spec.family, "problem": scenario.problem,
+        "scenario": scenario.id, "version": version_of(scenario), "label": scenario.label,
+        "family": spec.family, "problem": scenario.problem,
         "model": scenario.model, "software": scenario.software, "hardware": scenario.hardware,
         "submodels": scenario.submodels, "params": scenario.params, "metrics": spec.modules["metrics"],
         "metric_info": {m.name: {"axis": m.axis, "better": m.better, "unit": m.unit} for m in scenario.metrics},
@@ -160,10 +164,8 @@ class _Recorder:
         if spec is None:
             self.notify(event)
             return
-        if event.get("event") == "failed" and event.get("kind") == "interrupted":
-            # Not a result: the pod stays unfinished in the store, so the next run() does it.
-            self.notify({**event, "label": spec.label, "repeat": spec.repeat})
-            return
+        # A failed event of kind "interrupted" (the run was cancelled) makes the pod "cancelled": not a
+        # result, so the next run() does it again, but no longer "running" either.
         self.db.record(self.run_id, spec.identity, spec.repeat, event)
         self.notify({**event, "label": spec.label, "repeat": spec.repeat})
 
@@ -234,6 +236,7 @@ class _Reporter:
     def __init__(self) -> None:
         self.total = 0
         self.done = 0
+        self.warned: set[Any] = set()
         self.started = time.perf_counter()
 
     def __call__(self, event: dict[str, Any]) -> None:
@@ -244,11 +247,17 @@ class _Reporter:
             self._print(f"saibench: {self.total} pods to run{skipped} ({event['executor']}, {event['jobs']} at a time)")
         elif kind == "environment":
             self._print(f"saibench: {event['message']}")
+        elif kind == "warning" and event.get("name") not in self.warned:  # once per metric: Results counts the pods
+            self.warned.add(event.get("name"))
+            self._print(f"  ⚠ {event.get('label', event.get('pod'))} r{event.get('repeat', 0)}: "
+                        f"{str(event.get('message')).splitlines()[0]}")
         elif kind in ("finished", "failed"):
             self.done += 1
             head = f"  [{self.done}/{self.total}] {event.get('label', event.get('pod'))} r{event.get('repeat', 0)}"
             if kind == "finished":
                 self._print(f"{head} {event.get('status')} in {float(event.get('wall_ms') or 0) / 1e3:.2f} s")
+            elif event.get("kind") == "interrupted":
+                self._print(f"{head} cancelled")
             else:
                 self._print(f"{head} failed ({event.get('kind')}): {str(event.get('message')).splitlines()[0]}")
         elif kind == "run" and self.total:

@@ -174,7 +174,10 @@ def run_pod(spec: PodSpec, emit: Emit, record: dict[str, Any] | None = None,
         if what == "stage":
             emit({"event": "stage", "stage": data})
         elif what == "warning" and isinstance(data, RunError):
-            emit({"event": "log", "level": "warning", "message": str(data)})
+            # A metric that raised at this checkpoint: the pod goes on, and the store keeps the record.
+            emit({"event": "warning", "kind": "metric", "name": data.module, "message": data.what,
+                  "location": str(data.location) if data.location else None, "stage": data.stage,
+                  "checkpoint": data.checkpoint, "fix": data.fix})
         elif what == "point" and isinstance(data, Point):
             where = {"stage": data.stage, "checkpoint": data.checkpoint}
             emit({"event": "checkpoint", **where, "epoch": data.epoch, "loss": data.loss,

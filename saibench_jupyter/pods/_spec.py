@@ -267,7 +267,6 @@ def specs_of(scenario: Scenario, *, repeats: int = 1, seed: int = 0, settings: M
     digests = {origin: _sha256(text) for origin, text in texts.items()}
     metrics = sorted(m.name for m in scenario.metrics)
     converters = sorted(_converters(scenario.converters))
-    used = [repo.get(n).digest for n in (*metrics, *converters)]
     environment = _environment(scenario)
     settings = dict(settings or {})
     params = _bindings(scenario)
@@ -277,8 +276,8 @@ def specs_of(scenario: Scenario, *, repeats: int = 1, seed: int = 0, settings: M
         except (TypeError, ValueError) as exc:
             raise SpecError(f"{what} of {scenario.label} cannot be written to a pod spec ({exc}). "
                             "Fix: use numbers, strings, booleans, lists or dicts as parameter values") from None
-    identity = digest_of(scenario.id, *used, *sorted(s.support_digest for s in sources.values()),
-                         json.dumps(environment, sort_keys=True), json.dumps(settings, sort_keys=True), str(seed))
+    identity = digest_of(*_code_of(scenario), json.dumps(environment, sort_keys=True),
+                         json.dumps(settings, sort_keys=True), str(seed))
     base = PodSpec(
         identity=identity, repeat=0, scenario=scenario.id, label=scenario.label,
         sources=tuple((o, digests[o]) for o in sources), texts={digests[o]: t for o, t in texts.items()},
@@ -289,6 +288,24 @@ def specs_of(scenario: Scenario, *, repeats: int = 1, seed: int = 0, settings: M
         resources=_resources(scenario), limits=limits or Limits(), workdir=str(workdir or os.getcwd()),
     )
     return [base.replace(repeat=r, seed=seed + r) for r in range(repeats)]
+
+
+def _code_of(scenario: Scenario) -> tuple[str, ...]:
+    """The digests of the code a scenario's results depend on: its modules (with their bindings), the
+    metrics and converters it uses, and the support code of every source."""
+    repo = scenario.repository
+    used = [repo.get(n).digest for n in (*sorted(m.name for m in scenario.metrics),
+                                         *sorted(_converters(scenario.converters)))]
+    return (scenario.id, *used, *sorted(s.support_digest for s in repo.sources().values()))
+
+
+def version_of(scenario: Scenario) -> str:
+    """A short digest of ``scenario``'s code: it changes when a module it uses, or support code, is edited.
+
+    The pod identity also hashes the environment, settings and seed; the version is what
+    tells two results of one label and settings apart after an edit.
+    """
+    return digest_of(*_code_of(scenario))[:7]
 
 
 def _bindings(scenario: Scenario) -> dict[str, list[Any]]:

@@ -2,7 +2,8 @@
 
 :class:`Store` is the writer the parent of a ``run()`` owns (one transaction per event,
 WAL mode so a notebook may read while it writes); :class:`Results` reads a store as tidy
-DataFrames, their spread over repeats, failures, environments and logs. The table layout
+DataFrames, their spread over repeats, failures, metric warnings, environments and logs,
+and exports it as one self-contained file. The table layout
 is described in ``docs/benchpods.md``. :func:`rank` orders the scenarios by a ranking
 module, a function, the built-in Pareto ranking or the time to a target precision.
 pandas is imported only when a frame is asked for.
@@ -19,6 +20,7 @@ from ._results import Results as Results
 from ._store import Store as Store
 from ._store import StoreError as StoreError
 from ._target import time_to_target as time_to_target
+from ._warnings import warning_line as warning_line
 
 __all__ = ["Store", "StoreError", "Results", "Ranking", "RankingError", "final_points", "pareto", "rank",
-           "rank_comparison", "rank_scores", "time_to_target"]
+           "rank_comparison", "rank_scores", "time_to_target", "warning_line"]

@@ -1,9 +1,12 @@
 """Reading a results store: pandas frames of the points, their spread over repeats, and what went wrong.
 
 A :class:`Results` is a view of a :class:`~saibench_jupyter.results.Store`, optionally
-limited to some scenario identities (what one ``run()`` covered). Nothing is cached:
-every call reads the store again, so a notebook polling a running benchmark sees each
-point as soon as the parent wrote it.
+limited to some scenario identities (what one ``run()`` covered), and by default to the
+current version of each scenario: after a module is edited and run again, the results
+of its earlier code stay in the store but out of view (``versions="all"`` shows them).
+Nothing is cached: every call reads the store again, so a notebook polling a running
+benchmark sees each point as soon as the parent wrote it; and each read first marks
+``interrupted`` the pods of runs whose controller died (``_upkeep.reap``).
 """
 
 from __future__ import annotations
@@ -11,11 +14,15 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..runtime._result import COUNTERS
+from . import _upkeep
 from ._store import Store, StoreError
+from ._warnings import warning_line
 
 if TYPE_CHECKING:
     import pandas
@@ -32,8 +39,51 @@ _TIDY = (f"SELECT p.identity, {', '.join('s.' + c for c in _SCENARIO)}, p.repeat
          "ORDER BY p.identity, p.repeat, pt.stage, pt.checkpoint, m.name")
 
 
+#: Pod statuses in the order summaries list them.
+_STATUSES = ("ok", "failed", "diverged", "cancelled", "interrupted", "running")
+
+
 def _decode(text: Any) -> Any:
     return None if text is None else json.loads(text)
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """Which identities one read covers: those asked for, less the superseded versions."""
+
+    identities: list[str] | None
+    superseded: list[str]
+
+    def where(self, alias: str) -> tuple[str, list[Any]]:
+        """A WHERE clause on ``alias.identity`` (JSON parameters: no limit on how many identities)."""
+        clauses, params = [], []
+        if self.identities is not None:
+            clauses.append(f"{alias}.identity IN (SELECT value FROM json_each(?))")
+            params.append(json.dumps(self.identities))
+        if self.superseded:
+            clauses.append(f"{alias}.identity NOT IN (SELECT value FROM json_each(?))")
+            params.append(json.dumps(self.superseded))
+        return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def _superseded(store: Store) -> list[str]:
+    """Identities whose label and settings have a newer code version in the store.
+
+    The current version of a label (and settings) is the one a run last asked for (its
+    ``registered`` time; for scenarios stored before that was kept, its latest pod's
+    start). Other identities of the same version (another seed) stay current with it.
+    """
+    _, rows = store._query("SELECT s.identity, s.label, s.settings, coalesce(s.version, s.identity), "
+                           "coalesce(s.registered, (SELECT max(p.started) FROM pods p "
+                           "WHERE p.identity = s.identity), 0) FROM scenarios s WHERE s.label IS NOT NULL")
+    groups: dict[tuple[str, str | None], list[tuple[float, str, str]]] = {}
+    for identity, label, settings, version, when in rows:
+        groups.setdefault((label, settings), []).append((float(when), str(version), identity))
+    out: list[str] = []
+    for members in groups.values():
+        latest = max(members)[1]
+        out += [identity for _, version, identity in members if version != latest]
+    return sorted(out)
 
 
 class Results:
@@ -45,12 +95,19 @@ class Results:
         An open store, or the path of an existing one.
     identities : iterable of str, optional
         Only these scenario identities (default: everything in the store).
+    versions : {"current", "all"}
+        ``current`` (default): of the scenarios that share a label and settings, only
+        those of the code version a run last asked for (results of edited modules'
+        earlier code are left out); ``all``: every version, told apart by
+        :meth:`scenarios`' ``version`` column.
 
     Raises
     ------
     StoreError
         When ``store`` is a path where there is no file (reading never creates an
         empty store), or a file that is not a results store.
+    ValueError
+        For another ``versions``.
 
     Examples
     --------
@@ -58,7 +115,11 @@ class Results:
     >>> results.aggregate().query("metric == 'Accuracy'")  # doctest: +SKIP
     """
 
-    def __init__(self, store: Store | str | os.PathLike[str], identities: Iterable[str] | None = None) -> None:
+    def __init__(self, store: Store | str | os.PathLike[str], identities: Iterable[str] | None = None,
+                 versions: Literal["current", "all"] = "current") -> None:
+        if versions not in ("current", "all"):
+            raise ValueError(f"versions={versions!r}: use 'current' (the latest code version of each scenario "
+                             "label) or 'all'")
         if not isinstance(store, Store):
             path = Path(store).expanduser()
             if not path.exists():
@@ -66,14 +127,18 @@ class Results:
                                  f"(saibench.db in its working directory by default)")
             store = Store(path)
         self.store = store
+        self.versions = versions
         self._identities = None if identities is None else sorted(set(identities))
 
     # -- queries ------------------------------------------------------------------------
+    def _scope(self) -> _Scope:
+        """What this read covers, once pods no live run owns are marked ``interrupted``."""
+        _upkeep.reap(self.store)
+        return _Scope(self._identities, [] if self.versions == "all" else _superseded(self.store))
+
     def _where(self, alias: str) -> tuple[str, list[Any]]:
-        """A WHERE clause limiting ``alias.identity`` to the view (one JSON parameter: no variable limit)."""
-        if self._identities is None:
-            return "", []
-        return f"WHERE {alias}.identity IN (SELECT value FROM json_each(?))", [json.dumps(self._identities)]
+        """A WHERE clause limiting ``alias.identity`` to the view, for one query (rankings read sources so)."""
+        return self._scope().where(alias)
 
     def _frame(self, sql: str, params: Sequence[Any] = ()) -> pandas.DataFrame:
         import pandas as pd
@@ -95,7 +160,7 @@ class Results:
         metrics is one row with ``metric`` None. A NaN metric (a diverged loss) is NaN
         and an infinite one inf. Sorted by identity, repeat, stage, checkpoint, metric.
         """
-        where, params = self._where("p")
+        where, params = self._scope().where("p")
         df = self._frame(_TIDY.format(where=where), params)
         for column in ("loss", *COUNTERS, "value"):
             df[column] = df[column].astype("float64")
@@ -144,23 +209,35 @@ class Results:
     def scenarios(self) -> pandas.DataFrame:
         """One row per scenario identity in view, with how its pods ended.
 
-        Columns: ``identity``, ``scenario``, ``label``, ``family``, ``problem``, ``model``,
-        ``software``, ``hardware``, ``metrics``, ``modules`` (``{name: digest}``),
-        ``params`` (``{"Module.param": [values]}``), then pod counts ``repeats``, ``ok``,
-        ``failed``, ``diverged`` and ``running`` (started, never finished).
+        Columns: ``identity``, ``scenario``, ``label``, ``version`` (a short digest of the
+        code it ran: its modules and support code), ``registered`` (when a run last asked
+        for it, local time), ``family``, ``problem``, ``model``, ``software``, ``hardware``,
+        ``metrics``, ``modules`` (``{name: digest}``), ``params`` (``{"Module.param":
+        [values]}``), then pod counts ``repeats``, ``ok``, ``failed``, ``diverged``,
+        ``cancelled`` (its run was cancelled), ``interrupted`` (its run's controller died),
+        ``running`` (a live run owns it) and ``warnings`` (pods where a metric failed).
         """
-        where, params = self._where("s")
-        scenarios = self._frame("SELECT s.identity, s.scenario, s.label, s.family, s.problem, s.model, s.software, "
-                                f"s.hardware, s.metrics, s.modules, s.params FROM scenarios s {where}", params)
+        import pandas as pd
+
+        scope = self._scope()
+        where, params = scope.where("s")
+        scenarios = self._frame("SELECT s.identity, s.scenario, s.label, s.version, s.registered, s.family, "
+                                "s.problem, s.model, s.software, s.hardware, s.metrics, s.modules, s.params "
+                                f"FROM scenarios s {where}", params)
         for column in ("metrics", "modules", "params"):
             scenarios[column] = scenarios[column].map(_decode)
-        where, params = self._where("p")
-        counts = self._frame("SELECT p.identity, count(*) AS repeats, sum(p.status = 'ok') AS ok, "
-                             "sum(p.status = 'failed') AS failed, sum(p.status = 'diverged') AS diverged, "
-                             f"sum(p.status = 'running') AS running FROM pods p {where} GROUP BY p.identity", params)
+        # Local wall-clock time, as a notebook user reads it; NaT for scenarios stored before it was kept.
+        scenarios["registered"] = pd.Series(pd.to_datetime(
+            [None if t is None or t != t else datetime.fromtimestamp(float(t)) for t in scenarios["registered"]]),
+            index=scenarios.index, dtype="datetime64[ns]")
+        where, params = scope.where("p")
+        statuses = ", ".join(f"sum(p.status = '{s}') AS {s}" for s in _STATUSES)
+        counts = self._frame(f"SELECT p.identity, count(*) AS repeats, {statuses}, "
+                             "sum(EXISTS (SELECT 1 FROM warnings w WHERE w.identity = p.identity "
+                             f"AND w.repeat = p.repeat)) AS warnings FROM pods p {where} GROUP BY p.identity", params)
         # Outer: a pod whose scenario row is missing still shows up (with its counts and no label).
         out = scenarios.merge(counts, on="identity", how="outer")
-        for column in ("repeats", "ok", "failed", "diverged", "running"):
+        for column in ("repeats", "ok", "failed", "diverged", "cancelled", "interrupted", "running", "warnings"):
             out[column] = out[column].fillna(0).astype("int64")
         return out.sort_values("identity", ignore_index=True)
 
@@ -170,7 +247,7 @@ class Results:
 
         Empty for scenarios stored before this was recorded (schema version 1).
         """
-        where, params = self._where("s")
+        where, params = self._scope().where("s")
         _, rows = self.store._query(f"SELECT s.metric_info FROM scenarios s {where}", params)
         info: dict[str, dict[str, Any]] = {}
         for (text,) in rows:
@@ -185,7 +262,7 @@ class Results:
         ``location``, ``stage``, ``checkpoint``, ``fix``, ``stderr``, ``traceback``,
         ``run_id``, ``t``.
         """
-        where, params = self._where("f")
+        where, params = self._scope().where("f")
         df = self._frame("SELECT f.identity, s.label, f.repeat, f.kind, f.message, f.module, f.location, f.stage, "
                          "f.checkpoint, f.fix, f.stderr, f.traceback, f.run_id, f.t FROM failures f "
                          f"LEFT JOIN scenarios s ON s.identity = f.identity {where} "
@@ -194,13 +271,66 @@ class Results:
             df[column] = df[column].astype("Int64")
         return df
 
+    def warnings(self) -> pandas.DataFrame:
+        """Metrics that failed in pods that still finished: one row per pod × metric × message.
+
+        A metric that raises on real data (at some checkpoints or all of them) leaves its
+        pod ``ok`` with the other metrics; this says where it did not give a value.
+
+        Columns: ``identity``, ``label``, ``repeat``, ``kind`` (``metric``), ``metric``,
+        ``count`` (checkpoints where it failed with this message), ``message``, ``stage``
+        and ``checkpoint`` (the first such), ``location``, ``fix``, ``run_id``.
+        """
+        where, params = self._scope().where("w")
+        # SQLite: with min(w.id) in the select list, the bare columns come from the row holding that minimum,
+        # so stage, checkpoint, location and fix are those of the first failure of the group.
+        df = self._frame("SELECT w.identity, s.label, w.repeat, w.kind, w.name AS metric, count(*) AS count, "
+                         "w.message, w.stage, w.checkpoint, w.location, w.fix, w.run_id, min(w.id) AS first "
+                         f"FROM warnings w LEFT JOIN scenarios s ON s.identity = w.identity {where} "
+                         "GROUP BY w.identity, w.repeat, w.name, w.message ORDER BY w.identity, w.repeat, first",
+                         params)
+        df = df.drop(columns="first")
+        for column in ("stage", "checkpoint"):
+            df[column] = df[column].astype("Int64")
+        df["count"] = df["count"].astype("int64")
+        return df
+
+    def warning_lines(self) -> list[str]:
+        """One line per metric that failed in the pods in view: ``⚠ metric RMSE failed in 3 of 4 pods: ...``.
+
+        The count is out of the pods in view whose scenario computes the metric; the
+        message is the one most pods gave.
+        """
+        scope = self._scope()
+        where, params = scope.where("w")
+        _, rows = self.store._query(f"SELECT w.name, w.identity, w.repeat, w.message FROM warnings w {where} "
+                                    "ORDER BY w.name, w.id", params)
+        if not rows:
+            return []
+        where, params = scope.where("p")
+        _, computing = self.store._query(
+            "SELECT j.value, count(*) FROM pods p JOIN scenarios s ON s.identity = p.identity, "
+            f"json_each(s.metrics) j {where} GROUP BY j.value", params)
+        pods_of = {str(name): int(n) for name, n in computing}
+        failed: dict[str, set[tuple[str, int]]] = {}
+        messages: dict[str, dict[str, set[tuple[str, int]]]] = {}
+        for name, identity, repeat, message in rows:
+            failed.setdefault(name, set()).add((identity, repeat))
+            messages.setdefault(name, {}).setdefault(str(message), set()).add((identity, repeat))
+        lines = []
+        for name, pods in failed.items():
+            ranked = sorted(messages[name].items(), key=lambda item: -len(item[1]))  # stable: first seen wins ties
+            lines.append(warning_line(name, len(pods), max(pods_of.get(name, 0), len(pods)), ranked[0][0],
+                                      len(ranked) - 1))
+        return lines
+
     def environments(self) -> pandas.DataFrame:
         """The environments the pods in view ran in: one row each, ``packages`` as ``{name: version}``.
 
         Columns: ``id``, ``python``, ``executable``, ``packages``, ``cpu``, ``gpu``, ``host``,
         ``platform``, ``pods`` (how many pods in view ran there).
         """
-        where, params = self._where("p")
+        where, params = self._scope().where("p")
         df = self._frame("SELECT e.id, e.python, e.executable, e.packages, e.cpu, e.gpu, e.host, e.platform, "
                          "count(*) AS pods FROM pods p JOIN environments e ON e.id = p.environment_id "
                          f"{where} GROUP BY e.id ORDER BY e.id", params)
@@ -209,12 +339,38 @@ class Results:
 
     def logs(self) -> pandas.DataFrame:
         """What module code printed: ``identity``, ``label``, ``repeat``, ``t``, ``level``, ``message``, in order."""
-        where, params = self._where("g")
+        where, params = self._scope().where("g")
         return self._frame("SELECT g.identity, s.label, g.repeat, g.t, g.level, g.message FROM logs g "
                            f"LEFT JOIN scenarios s ON s.identity = g.identity {where} "
                            "ORDER BY g.identity, g.repeat, g.t, g.id", params)
 
     # -- files --------------------------------------------------------------------------
+    def export(self, path: str | os.PathLike[str], overwrite: bool = False) -> Path:
+        """Write a self-contained copy of the whole store (every version, every scenario) to one file.
+
+        The store keeps its latest writes in ``saibench.db-wal`` beside the file while a
+        run is on; the copy needs no such file: send it, archive it, open it with
+        ``Results(path)`` anywhere.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The copy's file.
+        overwrite : bool
+            Replace a file already at ``path`` (default: refuse).
+
+        Returns
+        -------
+        Path
+            The copy's path.
+
+        Raises
+        ------
+        StoreError
+            When ``path`` is this store, a folder, or an existing file and not ``overwrite``.
+        """
+        return _upkeep.export(self.store, path, overwrite)
+
     def to_csv(self, path: str | os.PathLike[str]) -> Path:
         """Write the tidy frame (:meth:`to_dataframe`) as CSV and return the file's path."""
         target = Path(path).expanduser()
@@ -240,8 +396,9 @@ class Results:
     # -- summary ------------------------------------------------------------------------
     def _counts(self) -> tuple[int, dict[str, int]]:
         """Scenarios in view, and pods in view by status."""
-        where_s, params_s = self._where("s")
-        where_p, params_p = self._where("p")
+        scope = self._scope()
+        where_s, params_s = scope.where("s")
+        where_p, params_p = scope.where("p")
         _, rows = self.store._query(f"SELECT count(*) FROM (SELECT s.identity FROM scenarios s {where_s} "
                                     f"UNION SELECT p.identity FROM pods p {where_p})", [*params_s, *params_p])
         _, by_status = self.store._query(f"SELECT p.status, count(*) FROM pods p {where_p} GROUP BY p.status",
@@ -252,10 +409,11 @@ class Results:
         return sum(self._counts()[1].values())
 
     def __repr__(self) -> str:
+        """``Results(2 scenarios, 4 pods: 4 ok; saibench.db)``, then a line per metric that failed."""
         scenarios, by_status = self._counts()
-        order = ["ok", "failed", "diverged", "running", *sorted(set(by_status) - {"ok", "failed", "diverged",
-                                                                                    "running"})]
+        order = [*_STATUSES, *sorted(set(by_status) - set(_STATUSES))]
         parts = ", ".join(f"{by_status[s]} {s}" for s in order if by_status.get(s))
         pods = sum(by_status.values())
-        return (f"Results({scenarios} scenario{'s' * (scenarios != 1)}, {pods} pod{'s' * (pods != 1)}"
+        head = (f"Results({scenarios} scenario{'s' * (scenarios != 1)}, {pods} pod{'s' * (pods != 1)}"
                 f"{': ' + parts if parts else ''}; {self.store.path})")
+        return "\n".join([head, *self.warning_lines()])

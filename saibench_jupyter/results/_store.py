@@ -1,8 +1,8 @@
 """The results store: one SQLite file that every BenchPod event is written to as it arrives.
 
 The parent process owns one :class:`Store`. Executor threads hand it the JSON events
-their pods stream (``started``, ``stage``, ``checkpoint``, ``metric``, ``log``,
-``finished``, ``failed``; see ``docs/benchpods.md``) and each event becomes one
+their pods stream (``started``, ``stage``, ``checkpoint``, ``metric``, ``warning``,
+``log``, ``finished``, ``failed``; see ``docs/benchpods.md``) and each event becomes one
 transaction, so a parent killed mid-run loses at most the event it was writing and the
 next ``run()`` knows exactly which pods have a final record. The file is in WAL mode:
 a notebook can read results (:class:`~saibench_jupyter.results.Results`) while a run is
@@ -27,6 +27,7 @@ from types import TracebackType
 from typing import Any, ClassVar
 
 from ..runtime._result import COUNTERS
+from . import _upkeep
 
 #: A decoded event line.
 Event = Mapping[str, Any]
@@ -37,15 +38,26 @@ class StoreError(Exception):
 
 
 #: Columns of ``scenarios`` a record may give: plain text, then JSON-encoded values.
-_SCENARIO_TEXT = ("scenario", "label", "family", "problem", "model", "software", "hardware")
+_SCENARIO_TEXT = ("scenario", "label", "family", "problem", "model", "software", "hardware", "version")
 _SCENARIO_JSON = ("submodels", "params", "metrics", "metric_info", "modules", "sources", "environment", "resources",
                   "settings")
 #: Fields of a failure, shared by ``failed`` events and the ``error`` of a diverged ``finished``.
 _FAILURE_FIELDS = ("kind", "message", "module", "location", "stage", "checkpoint", "fix", "traceback", "stderr")
 #: Fields of an environment record (the ``started`` event), in the columns' order.
 _ENVIRONMENT_FIELDS = ("python", "executable", "packages", "cpu", "gpu", "host", "platform")
-#: Final pod statuses: a pod with one of these is done; ``running`` means its parent never heard the end.
-FINAL_STATUSES = ("ok", "diverged", "failed")
+#: Pod statuses that are results: the pod ran to its end (or failed), so a run without ``rerun`` skips it.
+RESULT_STATUSES = ("ok", "diverged", "failed")
+#: Final pod statuses: a pod with one of these is done. ``cancelled``: its run was cancelled while it waited or
+#: ran; ``interrupted``: its run's controller died before hearing the end (see ``_upkeep.reap``). Neither is a
+#: result, so the next run does those pods again. ``running`` means a live run still owns the pod.
+FINAL_STATUSES = (*RESULT_STATUSES, "cancelled", "interrupted")
+
+# What went wrong in a pod that still finished (a metric that raised at some checkpoints): a record of its own,
+# so views can say which metric failed in how many pods without reading logs.
+_WARNINGS = ("CREATE TABLE IF NOT EXISTS warnings (id INTEGER PRIMARY KEY, identity TEXT NOT NULL, "
+             "repeat INTEGER NOT NULL, run_id INTEGER, kind TEXT, name TEXT, message TEXT, location TEXT, "
+             "stage INTEGER, checkpoint INTEGER, fix TEXT, t REAL)",
+             "CREATE INDEX IF NOT EXISTS warnings_pod ON warnings (identity, repeat)")
 
 # points is WITHOUT ROWID: small fixed rows stored in their key's b-tree, one b-tree write per checkpoint.
 # metrics keeps its rowid because raw (CriticalLoss's losses, say) can be kilobytes.
@@ -54,12 +66,12 @@ _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT, started REAL, finished REAL, executor TEXT, jobs INTEGER,
-    host TEXT, status TEXT, info TEXT);
+    host TEXT, status TEXT, info TEXT, pid INTEGER, pid_start TEXT);
 CREATE TABLE IF NOT EXISTS sources (digest TEXT PRIMARY KEY, origin TEXT, text TEXT);
 CREATE TABLE IF NOT EXISTS scenarios (
     identity TEXT PRIMARY KEY, scenario TEXT, label TEXT, family TEXT, problem TEXT, model TEXT, software TEXT,
     hardware TEXT, submodels TEXT, params TEXT, metrics TEXT, modules TEXT, sources TEXT, environment TEXT,
-    resources TEXT, settings TEXT, metric_info TEXT);
+    resources TEXT, settings TEXT, metric_info TEXT, version TEXT, registered REAL);
 CREATE TABLE IF NOT EXISTS pods (
     identity TEXT NOT NULL, repeat INTEGER NOT NULL, run_id INTEGER, status TEXT NOT NULL, started REAL,
     finished REAL, wall_ms REAL, compile_ms REAL, settings TEXT, environment_id TEXT, pid INTEGER,
@@ -82,6 +94,8 @@ CREATE INDEX IF NOT EXISTS failures_pod ON failures (identity, repeat);
 CREATE TABLE IF NOT EXISTS logs (
     id INTEGER PRIMARY KEY, identity TEXT NOT NULL, repeat INTEGER NOT NULL, t REAL, level TEXT, message TEXT);
 CREATE INDEX IF NOT EXISTS logs_pod ON logs (identity, repeat);
+{_WARNINGS[0]};
+{_WARNINGS[1]};
 """
 
 _COUNTER_NAMES = ", ".join(f'"{c}"' for c in COUNTERS)
@@ -124,7 +138,7 @@ def _need(event: Event, key: str) -> Any:
 
 
 class Store:
-    """The SQLite results store (``schema_version`` 1, WAL mode).
+    """The SQLite results store (``schema_version`` 3, WAL mode).
 
     Parameters
     ----------
@@ -143,10 +157,17 @@ class Store:
     method holds a lock for its duration. Each write method is one transaction.
     """
 
-    SCHEMA_VERSION = 2
+    SCHEMA_VERSION = 3
+    #: Milliseconds a write waits for another writer (a second run on the same store) before it fails.
+    BUSY_MS = 30000
     #: How to bring an older store up to date: version -> the statements that make it version + 1.
-    _MIGRATIONS: ClassVar[dict[int, str]] = {
-        1: "ALTER TABLE scenarios ADD COLUMN metric_info TEXT",  # version 2: metrics' axis, direction and unit
+    _MIGRATIONS: ClassVar[dict[int, tuple[str, ...]]] = {
+        1: ("ALTER TABLE scenarios ADD COLUMN metric_info TEXT",),  # version 2: metrics' axis, direction and unit
+        # version 3: metric warnings as records, the controller of each run (is it alive?), the code version
+        # of a scenario and when a run last asked for it (which version of a label is current)
+        2: ("ALTER TABLE runs ADD COLUMN pid INTEGER", "ALTER TABLE runs ADD COLUMN pid_start TEXT",
+            "ALTER TABLE scenarios ADD COLUMN version TEXT", "ALTER TABLE scenarios ADD COLUMN registered REAL",
+            *_WARNINGS),
     }
 
     def __init__(self, path: str | os.PathLike[str] = "saibench.db") -> None:
@@ -175,7 +196,7 @@ class Store:
         db = self._db
         # WAL: readers (a notebook) never block the writer (a run) and vice versa. NORMAL: a commit is not an
         # fsync, which keeps one transaction per event cheap; a power cut may lose the last events, never the file.
-        db.execute("PRAGMA busy_timeout=30000")
+        db.execute(f"PRAGMA busy_timeout={self.BUSY_MS}")
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -207,7 +228,8 @@ class Store:
                 version = int(row[0])
                 if version >= self.SCHEMA_VERSION:
                     return
-                db.execute(self._MIGRATIONS[version])
+                for statement in self._MIGRATIONS[version]:
+                    db.execute(statement)
                 db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version + 1),))
 
     @contextmanager
@@ -242,11 +264,19 @@ class Store:
             How many pods run at once.
         info : mapping, optional
             Anything else worth keeping about the run (JSON-able).
+
+        Notes
+        -----
+        The run's controller (this process: its id and start time) is recorded too, so a
+        reader can tell a live run from one whose controller died (:class:`Results` marks
+        the pods of such a run ``interrupted``).
         """
+        pid = os.getpid()
         with self._transaction() as db:
-            cursor = db.execute("INSERT INTO runs (started, executor, jobs, host, status, info) "
-                                "VALUES (?, ?, ?, ?, 'running', ?)",
-                                (time.time(), executor, jobs, socket.gethostname(), _json(dict(info or {}))))
+            cursor = db.execute("INSERT INTO runs (started, executor, jobs, host, status, info, pid, pid_start) "
+                                "VALUES (?, ?, ?, ?, 'running', ?, ?, ?)",
+                                (time.time(), executor, jobs, socket.gethostname(), _json(dict(info or {})), pid,
+                                 _upkeep.process_start(pid)))
             return int(cursor.lastrowid or 0)
 
     def end_run(self, run_id: int, status: str) -> None:
@@ -269,10 +299,11 @@ class Store:
             The scenario identity (16 hex digits).
         record : mapping
             ``scenario``, ``label``, ``family``, ``problem``, ``model``, ``software``,
-            ``hardware`` (text) and ``submodels``, ``params``, ``metrics``, ``metric_info``
-            (``{name: {"axis", "better", "unit"}}``), ``modules``,
-            ``sources``, ``environment``, ``resources``, ``settings`` (JSON-able). Missing
-            keys are stored as NULL.
+            ``hardware``, ``version`` (a short digest of its code; text) and ``submodels``,
+            ``params``, ``metrics``, ``metric_info`` (``{name: {"axis", "better", "unit"}}``),
+            ``modules``, ``sources``, ``environment``, ``resources``, ``settings`` (JSON-able). Missing
+            keys are stored as NULL. The time is kept as ``registered``: the latest
+            version of a label is the one a run asked for last.
 
         Raises
         ------
@@ -283,9 +314,9 @@ class Store:
         if unknown:
             raise ValueError(f"unknown scenario field(s) {', '.join(sorted(unknown))}; known: "
                              f"{', '.join(_SCENARIO_TEXT + _SCENARIO_JSON)}")
-        columns = ("identity", *_SCENARIO_TEXT, *_SCENARIO_JSON)
+        columns = ("identity", *_SCENARIO_TEXT, *_SCENARIO_JSON, "registered")
         values = (identity, *(_text(record.get(k)) for k in _SCENARIO_TEXT),
-                  *(_json(record.get(k)) for k in _SCENARIO_JSON))
+                  *(_json(record.get(k)) for k in _SCENARIO_JSON), time.time())
         updates = ", ".join(f"{c} = excluded.{c}" for c in columns[1:])
         with self._transaction() as db:
             db.execute(f"INSERT INTO scenarios ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
@@ -299,7 +330,7 @@ class Store:
         """
         key = (identity, repeat)
         with self._transaction() as db:
-            for table in ("points", "metrics", "failures", "logs"):
+            for table in ("points", "metrics", "failures", "logs", "warnings"):
                 db.execute(f"DELETE FROM {table} WHERE identity = ? AND repeat = ?", key)
             db.execute("INSERT INTO pods (identity, repeat, run_id, status, started) VALUES (?, ?, ?, 'running', ?) "
                        "ON CONFLICT (identity, repeat) DO UPDATE SET run_id = excluded.run_id, status = 'running', "
@@ -317,7 +348,8 @@ class Store:
             The pod.
         event : mapping
             A decoded event line (``docs/benchpods.md``): ``started``, ``stage``,
-            ``checkpoint``, ``metric``, ``log``, ``finished`` or ``failed``.
+            ``checkpoint``, ``metric``, ``warning``, ``log``, ``finished`` or ``failed``
+            (of kind ``interrupted``: the pod is ``cancelled``, which is not a failure).
 
         Raises
         ------
@@ -373,6 +405,14 @@ class Store:
                    (identity, repeat, _real(event.get("t")) or time.time(), event.get("level", "info"),
                     _text(event.get("message"))))
 
+    def _warning(self, db: Connection, run_id: int, identity: str, repeat: int, event: Event) -> None:
+        db.execute("INSERT INTO warnings (identity, repeat, run_id, kind, name, message, location, stage, "
+                   "checkpoint, fix, t) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   (identity, repeat, run_id, _text(event.get("kind", "metric")), _text(event.get("name")),
+                    _text(_need(event, "message")), _text(event.get("location")), _int(event.get("stage")),
+                    _int(event.get("checkpoint")), _text(event.get("fix")),
+                    _real(event.get("t")) or time.time()))
+
     def _finished(self, db: Connection, run_id: int, identity: str, repeat: int, event: Event) -> None:
         t = _real(event.get("t")) or time.time()
         self._end_pod(db, run_id, identity, repeat, str(_need(event, "status")), t, event)
@@ -383,6 +423,9 @@ class Store:
 
     def _failed(self, db: Connection, run_id: int, identity: str, repeat: int, event: Event) -> None:
         t = _real(event.get("t")) or time.time()
+        if event.get("kind") == "interrupted":  # the run was cancelled: the pod has no result, and no fault
+            self._end_pod(db, run_id, identity, repeat, "cancelled", t, event)
+            return
         self._end_pod(db, run_id, identity, repeat, "failed", t, event)
         self._failure(db, run_id, identity, repeat, event, t)
 
@@ -405,8 +448,8 @@ class Store:
 
     #: Event name -> handler; record() looks the name up before opening a transaction.
     _HANDLERS: ClassVar[Mapping[str, Callable[[Store, Connection, int, str, int, Event], None]]] = {
-        "started": _started, "stage": _stage, "checkpoint": _checkpoint, "metric": _metric, "log": _log,
-        "finished": _finished, "failed": _failed,
+        "started": _started, "stage": _stage, "checkpoint": _checkpoint, "metric": _metric, "warning": _warning,
+        "log": _log, "finished": _finished, "failed": _failed,
     }
 
     # -- reading ----------------------------------------------------------------------
@@ -423,7 +466,7 @@ class Store:
         return {(i, r): s for i, r, s in rows if wanted is None or i in wanted}
 
     def durations(self) -> list[tuple[str, str, float]]:
-        """``(identity, family, wall_ms)`` of every pod with a final status and a known duration.
+        """``(identity, family, wall_ms)`` of every pod with a result (:data:`RESULT_STATUSES`) and a known duration.
 
         The duration is the pod's ``wall_ms`` or, for pods that failed before reporting one,
         the time between its start and its final event. The family is ``""`` for a scenario
@@ -432,9 +475,20 @@ class Store:
         _, rows = self._query(
             "SELECT p.identity, coalesce(s.family, ''), coalesce(p.wall_ms, (p.finished - p.started) * 1000.0) AS ms "
             "FROM pods p LEFT JOIN scenarios s ON s.identity = p.identity "
-            f"WHERE p.status IN ({', '.join(repr(s) for s in FINAL_STATUSES)}) AND ms IS NOT NULL "
+            f"WHERE p.status IN ({', '.join(repr(s) for s in RESULT_STATUSES)}) AND ms IS NOT NULL "
             "ORDER BY p.identity, p.repeat")
         return [(i, f, float(ms)) for i, f, ms in rows]
+
+    # -- upkeep ----------------------------------------------------------------------------
+    def checkpoint(self) -> bool:
+        """Move the write-ahead log into the database file, so that the file alone holds every result.
+
+        Returns
+        -------
+        bool
+            False when a reader kept the log busy (it is moved at a later checkpoint).
+        """
+        return _upkeep.checkpoint(self)
 
     def close(self) -> None:
         """Close the connection (the WAL is checkpointed into the file)."""

@@ -50,7 +50,8 @@ def _pod_row(pod: PodStatus) -> str:
     """One row of the Runs tab's table: scenario, repeat, status, stage, checkpoint, time, failure."""
     seconds = "" if pod.seconds is None else f"{pod.seconds:.2f} s"
     failure = f"{pod.kind}: {pod.message or ''}" if pod.status in ("failed", "interrupted") else ""
-    cells = (pod.label, pod.repeat, pod.status, pod.stage or "", pod.checkpoint or "", seconds, failure)
+    status = f"{pod.status} {pod.warning_mark()}".rstrip()  # "ok ⚠ 1 metric failed (RMSE)"
+    cells = (pod.label, pod.repeat, status, pod.stage or "", pod.checkpoint or "", seconds, failure)
     return "<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in cells) + "</tr>"
 
 
@@ -359,7 +360,7 @@ class Dashboard(widgets.VBox):
         if handle is None:
             return
         pods = handle.pods
-        ended = sum(1 for p in pods if p.status in ("ok", "diverged", "failed", "interrupted"))
+        ended = sum(1 for p in pods if p.status in ("ok", "diverged", "failed", "cancelled", "interrupted"))
         self.progress.max = max(handle.total, len(pods), 1)
         self.progress.value = ended if not handle.done else self.progress.max
         self.progress.bar_style = ("danger" if handle.status == "error" or any(p.status == "failed" for p in pods)

@@ -33,8 +33,8 @@ Subscriber = Callable[[dict[str, Any]], None]
 THROTTLE = 0.3
 #: Seconds ``start()`` waits for the run to have read the repository (then the cells may change it).
 PREPARE_WAIT = 30.0
-_ENDED = ("ok", "diverged", "failed", "interrupted")
-_MARK = {"ok": "✓", "diverged": "~", "failed": "✗", "interrupted": "■", "running": "▶"}
+_ENDED = ("ok", "diverged", "failed", "cancelled", "interrupted")
+_MARK = {"ok": "✓", "diverged": "~", "failed": "✗", "cancelled": "■", "interrupted": "■", "running": "▶"}
 _LIVE: weakref.WeakSet[RunHandle] = weakref.WeakSet()
 
 
@@ -44,7 +44,11 @@ class RunError(RuntimeError):
 
 @dataclass(frozen=True)
 class PodStatus:
-    """Where one pod is: its scenario label and repeat, status, stage, checkpoint, failure."""
+    """Where one pod is: its scenario label and repeat, status, stage, checkpoint, failure.
+
+    ``warnings`` holds ``(metric, message)`` for each metric that failed in the pod (the
+    first message of each): the pod still ends ``ok``, with the mark ``⚠``.
+    """
 
     pod: str
     label: str
@@ -57,16 +61,28 @@ class PodStatus:
     message: str | None = None
     started: float = 0.0
     seconds: float | None = None
+    warnings: tuple[tuple[str, str], ...] = ()
+
+    def warning_mark(self) -> str:
+        """``⚠ 1 metric failed (RMSE)``, or "" when every metric gave its values."""
+        n = len(self.warnings)
+        if not n:
+            return ""
+        return f"⚠ {n} metric{'s' * (n != 1)} failed ({', '.join(name for name, _ in self.warnings)})"
 
     def line(self) -> str:
-        """One line of text: ``✗ label r0 failed (error): message``."""
+        """One line of text: ``✗ label r0 failed (error): message``, ``✓ label r0 ok ⚠ 1 metric failed (RMSE) ...``."""
         head = f"{_MARK.get(self.status, '·')} {self.label} r{self.repeat} {self.status}"
+        if self.warnings:
+            head += " " + self.warning_mark()
         if self.status == "running":
             where = [f"stage {self.stage}"] if self.stage else []
             where += [f"checkpoint {self.checkpoint}"] if self.checkpoint else []
             return f"{head} {' · '.join(where)}".rstrip()
         if self.status in ("failed", "interrupted"):
             return f"{head} ({self.kind}): {self.message or ''}"
+        if self.status == "cancelled":
+            return head
         return f"{head} in {self.seconds or 0:.2f} s"
 
 
@@ -206,8 +222,13 @@ class RunHandle:
         elif kind == "finished":
             seconds = float(event.get("wall_ms") or 0) / 1e3 or time.monotonic() - pod.started
             pod = dataclasses.replace(pod, status=str(event.get("status", "ok")), seconds=seconds)
+        elif kind == "warning":
+            name = str(event.get("name") or "?")
+            if all(name != known for known, _ in pod.warnings):
+                pod = dataclasses.replace(pod, warnings=(*pod.warnings, (name, str(event.get("message") or ""))))
         elif kind == "failed":
-            status = "interrupted" if event.get("kind") == "interrupted" else "failed"
+            # The executor reports a pod it stopped because the run was cancelled as kind "interrupted".
+            status = "cancelled" if event.get("kind") == "interrupted" else "failed"
             message = str(event.get("message") or "").strip().splitlines()
             pod = dataclasses.replace(pod, status=status, kind=event.get("kind"),
                                       message=message[0] if message else "", seconds=time.monotonic() - pod.started)
@@ -283,8 +304,8 @@ class RunHandle:
     def cancel(self) -> None:
         """Stop the run: running pods are killed, waiting ones skipped (the store keeps what finished).
 
-        Cancelled pods stay unfinished in the store, so the next run of the same
-        scenarios does them. The inline executor lets its running pod finish.
+        Stopped and skipped pods are ``cancelled`` in the store: not results, so the next
+        run of the same scenarios does them. The inline executor lets its running pod finish.
         """
         if self.done:
             return
@@ -309,7 +330,7 @@ class RunHandle:
     def summary(self) -> str:
         """One line: the status, pods done out of all, failures, time left or taken."""
         pods = self.pods
-        counts = {s: sum(1 for p in pods if p.status == s) for s in ("ok", "diverged", "failed", "interrupted")}
+        counts = {s: sum(1 for p in pods if p.status == s) for s in _ENDED}
         ended = sum(counts.values())
         if self._status == "error":
             return f"the run failed: {type(self.error).__name__}: {self.error} (.traceback has the details)"
@@ -329,13 +350,29 @@ class RunHandle:
             parts.append(self._note)
         return f"{self._status}: " + ", ".join(parts)
 
+    def warning_lines(self) -> list[str]:
+        """One line per metric that failed in this run's pods: ``⚠ metric RMSE failed in 3 of 4 pods: ...``."""
+        from ..results import warning_line
+
+        pods = self.pods
+        failed: dict[str, list[str]] = {}
+        for pod in pods:
+            for name, message in pod.warnings:
+                failed.setdefault(name, []).append(message)
+        lines = []
+        for name, messages in sorted(failed.items()):  # by name, as Results.warning_lines says them
+            distinct = list(dict.fromkeys(messages))
+            common = max(distinct, key=messages.count)
+            lines.append(warning_line(name, len(messages), max(self.total, len(pods)), common, len(distinct) - 1))
+        return lines
+
     def __repr__(self) -> str:
         return f"RunHandle({self.summary()})"
 
     def text(self, limit: int = 30) -> str:
-        """The summary and one line per pod (at most ``limit``)."""
+        """The summary, a line per metric that failed, and one line per pod (at most ``limit``)."""
         pods = self.pods
-        lines = [f"SAIBench run — {self.summary()}"]
+        lines = [f"SAIBench run — {self.summary()}", *("  " + w for w in self.warning_lines())]
         lines += ["  " + p.line() for p in pods[:limit]]
         if len(pods) > limit:
             lines.append(f"  … {len(pods) - limit} more pods")
@@ -354,12 +391,13 @@ class RunHandle:
                                     'style="width: 20em"></progress>')
         rows = "".join(
             f"<tr><td>{_MARK.get(p.status, '')}</td><td>{escape(p.label)}</td><td>{p.repeat}</td>"
-            f"<td>{escape(p.status)}</td><td>{p.stage or ''}</td><td>{p.checkpoint or ''}</td>"
-            f"<td>{escape(_note_of(p))}</td></tr>" for p in pods[:limit])
+            f"<td>{escape(p.status)} {escape(p.warning_mark())}</td><td>{p.stage or ''}</td>"
+            f"<td>{p.checkpoint or ''}</td><td>{escape(_note_of(p))}</td></tr>" for p in pods[:limit])
+        warned = "".join(f"<br>{escape(w)}" for w in self.warning_lines())
         more = f"<p>… {len(pods) - limit} more pods</p>" if len(pods) > limit else ""
         table = ("<table><thead><tr><th></th><th>scenario</th><th>repeat</th><th>status</th><th>stage</th>"
                  f"<th>checkpoint</th><th></th></tr></thead><tbody>{rows}</tbody></table>") if rows else ""
-        return (f"<div><b>SAIBench run</b> — {escape(self.summary())}<br>{bar}{table}{more}</div>")
+        return (f"<div><b>SAIBench run</b> — {escape(self.summary())}{warned}<br>{bar}{table}{more}</div>")
 
     def _bundle(self) -> dict[str, str]:
         return {"text/plain": self.text(), "text/html": self._repr_html_()}

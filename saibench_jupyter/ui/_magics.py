@@ -43,7 +43,7 @@ SAIBench in a notebook
                            --timeout S, --set KEY=VALUE (a training setting); %sail run --help
   %sail wait [--timeout S] wait for the last run; its results
   %sail cancel             stop the last run
-  %sail results            everything the results store holds
+  %sail results [--all]    the results store: current module versions (--all: earlier ones too)
   %sail plot [--work W] [--precision P] [--swap]   the work–precision chart
   %sail rank [RANKING]     rankings (the ranking modules, else the Pareto front)
   %sail dashboard          modules, scenarios, runs and charts in one widget
@@ -252,8 +252,9 @@ class SailMagics(Magics):
         return handle
 
     def _cmd_results(self, args: list[str]) -> Results:
-        _parser("results", "everything the results store holds").parse_args(args)
-        return self.notebook.results()
+        p = _parser("results", "what the results store holds, for the current version of each scenario")
+        p.add_argument("--all", action="store_true", help="also the results of modules' earlier versions")
+        return self.notebook.results(versions="all" if p.parse_args(args).all else "current")
 
     def _cmd_plot(self, args: list[str]) -> Any:
         p = _parser("plot", "the work–precision chart of the results")
@@ -267,10 +268,14 @@ class SailMagics(Magics):
             from ._charts import plot_work_precision
         except ImportError as exc:
             raise UsageError(f"charts are not available: {exc}") from None
+        warned = results.warning_lines()  # a chart without a metric's values must say why
         try:
-            return plot_work_precision(results, work=ns.work, precision=ns.precision, color=ns.color, swap=ns.swap)
+            figure = plot_work_precision(results, work=ns.work, precision=ns.precision, color=ns.color,
+                                         swap=ns.swap)
         except (ValueError, KeyError) as exc:
-            raise UsageError(f"%sail plot: {exc.args[0] if exc.args else exc}") from None
+            raise UsageError(f"%sail plot: {exc.args[0] if exc.args else exc}{_indented(warned)}") from None
+        _print_warnings(warned)
+        return figure
 
     def _cmd_rank(self, args: list[str]) -> Any:
         p = _parser("rank", "rank the results (the ranking modules, else the Pareto front)")
@@ -300,10 +305,12 @@ class SailMagics(Magics):
             from ..results._rankings import rank
         except ImportError as exc:
             raise UsageError(f"rankings are not available: {exc}") from None
+        warned = results.warning_lines()  # a ranking without a metric's values must say why
         try:
             rankings = [rank(results, name, repository=repo) for name in names]
         except (ValueError, KeyError) as exc:
-            raise UsageError(f"%sail rank: {exc.args[0] if exc.args else exc}") from None
+            raise UsageError(f"%sail rank: {exc.args[0] if exc.args else exc}{_indented(warned)}") from None
+        _print_warnings(warned)
         return rankings[0] if len(rankings) == 1 else Outputs(rankings)
 
     def _cmd_dashboard(self, args: list[str]) -> Any:
@@ -340,6 +347,17 @@ class Outputs(tuple[Any, ...]):
 
         for item in self:
             display(item)
+
+
+def _print_warnings(lines: list[str]) -> None:
+    """Which metrics failed in which share of pods (``Results.warning_lines``), on stderr."""
+    for line in lines:
+        print(f"saibench: {line}", file=sys.stderr)
+
+
+def _indented(lines: list[str]) -> str:
+    """``lines`` as the end of an error message, one indented line each."""
+    return "".join(f"\n  {line}" for line in lines)
 
 
 def _commands() -> list[str]:
@@ -390,15 +408,20 @@ def lattice_html(lattice: Lattice, limit: int = 100) -> str:
 
 
 def results_html(results: Results, limit: int = 50) -> str | None:
-    """The results' summary line, their scenarios and their failures as tables."""
+    """The results' summary line and metric warnings, their scenarios and their failures as tables."""
     try:
         scenarios = results.scenarios().head(limit)
         failures = results.failures().head(limit)
     except Exception:  # a display must never raise: the plain repr still shows
         return None
-    out = f"<p>{escape(repr(results))}</p>"
+    out = "<p>" + "<br>".join(escape(line) for line in repr(results).splitlines()) + "</p>"
     if len(scenarios):
-        out += scenarios[["label", "ok", "failed", "diverged", "running"]].to_html(index=False)
+        # A version is a digest of the code a scenario ran, and when a run last asked for it.
+        scenarios = scenarios.assign(version=[f"{v or '?'} ({t:%Y-%m-%d %H:%M})" if t == t else (v or "?")
+                                              for v, t in zip(scenarios["version"], scenarios["registered"])])
+        counts = [c for c in ("ok", "failed", "diverged", "cancelled", "interrupted", "running", "warnings")
+                  if c in ("ok", "failed", "diverged", "running") or scenarios[c].any()]
+        out += scenarios[["label", "version", *counts]].to_html(index=False)
     if len(failures):
         failures = failures.assign(message=failures["message"].astype(str).str.split("\n").str[0])
         out += "<p>failures</p>" + failures[["label", "repeat", "kind", "message", "fix"]].to_html(index=False)

@@ -406,12 +406,18 @@ class Notebook:
         """The most recent run, if any."""
         return self.runs[-1] if self.runs else None
 
-    def results(self) -> Results:
-        """Everything the results store holds (read afresh at each use)."""
+    def results(self, versions: Literal["current", "all"] = "current") -> Results:
+        """What the results store holds (read afresh at each use).
+
+        Parameters
+        ----------
+        versions : {"current", "all"}
+            Only the latest code version of each scenario (default), or every version.
+        """
         from ..results import Results, StoreError
 
         try:
-            return Results(self.store)
+            return Results(self.store, versions=versions)
         except StoreError as exc:
             raise NotebookError(f"no results yet ({exc})\n  fix: %sail run first") from None
 
