@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from ._handle import RunError as RunError
     from ._handle import RunHandle as RunHandle
     from ._magics import notebook as notebook
+    from ._reference import language_reference as language_reference
     from ._report import Report as Report
     from ._report import ReportError as ReportError
     from ._report import report as report
@@ -26,6 +27,7 @@ _MODULES = {
     "._charts": ("Trace", "axes_available", "plot_work_precision", "work_precision_traces"),
     "._handle": ("PodStatus", "RunError", "RunHandle"),
     "._magics": ("notebook",),
+    "._reference": ("language_reference",),
     "._report": ("Report", "ReportError", "report"),
     "._session": ("Notebook", "NotebookError"),
 }

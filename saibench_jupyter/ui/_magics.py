@@ -3,7 +3,7 @@
 ``%load_ext saibench_jupyter`` registers ``%%problem``, ``%%model``, ``%%metric``,
 ``%%converter``, ``%%software``, ``%%hardware``, ``%%ranking`` and ``%%sail`` (cells of
 SAIL source) and the line magic ``%sail`` (``list``, ``discover``, ``explain``, ``run``,
-``wait``, ``plot``, ``rank``, ``results``, ``dashboard``, ``load``, ``clear``). Parsing
+``wait``, ``plot``, ``rank``, ``results``, ``dashboard``, ``load``, ``clear``, ``help``). Parsing
 arguments, the cell's identity and turning mistakes into ``UsageError`` is all that
 happens here; the work is the notebook's.
 """
@@ -48,7 +48,9 @@ SAIBench in a notebook
   %sail rank [RANKING]     rankings (the ranking modules, else the Pareto front)
   %sail dashboard          modules, scenarios, runs and charts in one widget
   %sail load PATH|PACKAGE  register the modules of files, folders or packages
-  %sail clear              forget every module (the results store stays)"""
+  %sail clear              forget every module (the results store stays)
+  %sail help sail          the SAIL language reference (docs/sail.md): every name, with examples
+  %sail help COMMAND       one command's options (%sail help run)"""
 
 #: The shell each loaded extension serves: id(shell) -> its magics.
 _LOADED: dict[int, SailMagics] = {}
@@ -172,7 +174,7 @@ class SailMagics(Magics):
             words = shlex.split(line)
         except ValueError as exc:
             raise UsageError(f"%sail {line}: {exc} (close the quotes)") from None
-        if not words or words[0] in ("help", "-h", "--help"):
+        if not words or words[0] in ("-h", "--help"):
             print(USAGE)
             return None
         command, args = words[0], words[1:]
@@ -335,8 +337,24 @@ class SailMagics(Magics):
         _parser("clear", "forget every module and support cell (the results store stays)").parse_args(args)
         print(f"saibench: forgot {self.notebook.clear()} modules (the results in {self.notebook.store} stay)")
 
-    def _cmd_help(self, args: list[str]) -> None:
-        print(USAGE)
+    def _cmd_help(self, args: list[str]) -> Any:
+        if not args:
+            print(USAGE)
+            return None
+        topic = args[0]
+        if topic.lower() in ("sail", "language"):
+            from ._reference import language_reference
+
+            try:
+                shown = language_reference()
+            except FileNotFoundError as exc:
+                raise UsageError(str(exc)) from None
+            print(f"The SAIL language reference: {shown.path}")
+            return shown
+        if topic in _commands() and topic != "help":
+            return getattr(self, f"_cmd_{topic}")(["--help"])
+        raise UsageError(f"%sail help {topic}: no such topic; ask for sail (the language reference) or a command: "
+                         f"{', '.join(c for c in _commands() if c != 'help')}")
 
 
 class Outputs(tuple[Any, ...]):
