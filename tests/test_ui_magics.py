@@ -188,6 +188,17 @@ def test_plot_and_rank(ip):
         ip.run_line_magic("sail", "rank pareto Error")
 
 
+def test_plot_connect_chooses_what_a_line_joins(ip):
+    doubling(ip, "ok", "nap")  # two scenarios of one family, one point each
+    ip.run_line_magic("sail", "run --executor inline").wait(60)
+    swept = ip.run_line_magic("sail", "plot --precision Error")
+    assert [len(t.x) for t in swept.data] == [2]  # one curve through the family's scenarios
+    apart = ip.run_line_magic("sail", "plot --precision Error --connect checkpoint")
+    assert [len(t.x) for t in apart.data] == [1, 1] and {t.legendgroup for t in apart.data} == {swept.data[0].name}
+    with pytest.raises(UsageError, match=r"argument --connect: invalid choice: 'epoch'"):
+        ip.run_line_magic("sail", "plot --connect epoch")
+
+
 def test_bad_commands_and_options_are_usage_errors(ip, capsys):
     with pytest.raises(UsageError, match="%sail bogus: no such command; the commands are cancel, clear"):
         ip.run_line_magic("sail", "bogus")

@@ -44,7 +44,9 @@ SAIBench in a notebook
   %sail wait [--timeout S] wait for the last run; its results
   %sail cancel             stop the last run
   %sail results            everything the results store holds
-  %sail plot [--work W] [--precision P] [--swap]   the work–precision chart
+  %sail plot [--work W] [--precision P] [--swap] [--connect param|checkpoint]
+                           the work–precision chart; a line joins a family's scenarios along
+                           the swept parameter, or each scenario's checkpoints
   %sail rank [RANKING]     rankings (the ranking modules, else the Pareto front)
   %sail dashboard          modules, scenarios, runs and charts in one widget
   %sail load PATH|PACKAGE  register the modules of files, folders or packages
@@ -261,6 +263,10 @@ class SailMagics(Magics):
         p.add_argument("--precision", help="the precision metric (y axis)")
         p.add_argument("--color", default="family", help="what colours the curves (default: family)")
         p.add_argument("--swap", action="store_true", help="precision on x, work on y")
+        p.add_argument("--connect", choices=("param", "checkpoint"),
+                       help="what a line joins: a family's scenarios along the swept parameter (param), or each "
+                            "scenario's checkpoints (checkpoint); default: checkpoint for families whose scenarios "
+                            "have several points, else param")
         ns = p.parse_args(args)
         results = self.notebook.results()
         try:
@@ -268,7 +274,8 @@ class SailMagics(Magics):
         except ImportError as exc:
             raise UsageError(f"charts are not available: {exc}") from None
         try:
-            return plot_work_precision(results, work=ns.work, precision=ns.precision, color=ns.color, swap=ns.swap)
+            return plot_work_precision(results, work=ns.work, precision=ns.precision, color=ns.color, swap=ns.swap,
+                                       connect=ns.connect)
         except (ValueError, KeyError) as exc:
             raise UsageError(f"%sail plot: {exc.args[0] if exc.args else exc}") from None
 
