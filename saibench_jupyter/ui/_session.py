@@ -159,7 +159,7 @@ class Notebook:
         self.store = Path(store).expanduser().absolute()
         self.user_ns = user_ns
         self.runs: list[RunHandle] = []
-        self._run_listeners: list[Callable[[RunHandle], None]] = []
+        self._run_listeners: list[Callable[[RunHandle], object]] = []
         self._cells: dict[str, _Cell] = {}       # origin -> what that cell registered
         self._cell_ids: dict[str, str] = {}      # Jupyter cell id -> origin
         self._lattice: tuple[int, Lattice] | None = None
@@ -404,7 +404,7 @@ class Notebook:
         handle.start()
         return handle
 
-    def subscribe_runs(self, listener: Callable[[RunHandle], None]) -> Callable[[], None]:
+    def subscribe_runs(self, listener: Callable[[RunHandle], object]) -> Callable[[], None]:
         """Call ``listener(handle)`` for each run started from now on, whoever starts it; return an unsubscriber.
 
         The magics, :meth:`run` from code and the dashboard's button all start runs here,
