@@ -165,6 +165,19 @@ def test_run_selected_runs_exactly_those_and_fills_runs_and_results(dash, nb):
                                       figures, strict=True))
 
 
+def test_beside_its_view_the_dashboard_offers_a_static_snapshot(dash, nb):
+    dash.select_node(by_label(dash, "Doubler(mode='a')")["id"])
+    dash.run_selected()
+    dash.wait(60)
+    bundle = dash._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle  # a front end with widgets shows the live one
+    page = bundle["text/html"]  # a report or a viewer without a kernel shows this
+    assert page.startswith("<div><p><b>SAIBench dashboard</b> — 2 scenarios, 1 rejected")
+    assert "Picky" in page and "classifies only" in page  # Modules and the rejections
+    assert "run 1 of 1: finished: 1 pods (1 ok)" in page and "mode=&#x27;a&#x27;" in page  # Runs
+    assert page.count('class="saibench-plotly"') == 3 and dash.rankings_html.value in page  # charts, rankings
+
+
 def test_rerunning_a_model_cell_refreshes_the_lattice_live_until_closed(dash, nb):
     figure, trace = dash.lattice_figure, dash.lattice_figure.data[0]
     assert len([n for n in dash.lattice_nodes if n["label"].startswith("Doubler(")]) == 2

@@ -367,10 +367,11 @@ def axis_layout(axis: Axis) -> dict[str, Any]:
 
     On a log axis Plotly labels the ticks between two powers of ten with a bare digit, so a
     "2" and a "5" after "100" read as 2 and 5: minor labels are written whole (200, 500),
-    and powers of ten as 10ⁿ rather than with SI prefixes (``1µ`` reads as a unit).
+    and small or large values as ``2e-6`` (Plotly's default writes ``2µ``, which reads as a
+    unit, and ``power`` writes 20 as ``2x10``).
     """
     return {"type": "log" if axis.log else "linear", "title": {"text": axis.title},
-            "minorloglabels": "complete", "exponentformat": "power" if axis.log else "B"}
+            "minorloglabels": "complete", "exponentformat": "e" if axis.log else "B"}
 
 
 def _hover(text: str) -> str:

@@ -445,7 +445,33 @@ class Dashboard(widgets.VBox):
         # Do what plotly's own _repr_mimebundle_ does, for the three figures inside.
         for figure in (self.lattice_figure, self.converter_figure, self.results_figure):
             _sync_figure(figure)
-        return super()._repr_mimebundle_(**kwargs)
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if isinstance(bundle, dict):  # beside the view: what a page or viewer without widgets shows
+            bundle["text/html"] = self.snapshot_html()
+        return bundle
+
+    def snapshot_html(self) -> str:
+        """The dashboard as it is now, as static HTML: every tab, its charts as :mod:`._static` placeholders.
+
+        Front ends that run widgets show the live dashboard; an HTML report, nbviewer or a
+        notebook opened without its kernel shows this instead of a blank cell.
+        """
+        from ._static import figure_html
+
+        def fold(title: str, body: str, open_: bool = False) -> str:
+            return f"<details{' open' if open_ else ''}><summary><b>{escape(title)}</b></summary>{body}</details>"
+
+        run = self.run_summary.value + self.pods_html.value + self.earlier_runs_html.value
+        scenario = self.scenario_picker.label or ""
+        return (f"<div><p><b>SAIBench dashboard</b> — {self.status.value} <i>(a snapshot: the dashboard is live "
+                "in a running notebook)</i></p>"
+                + fold("Modules", self.modules_html.value)
+                + fold("Lattice", figure_html(self.lattice_figure) + self.rejected_html.value)
+                + fold("Converters", f"<p>{escape(scenario)}</p>" + figure_html(self.converter_figure))
+                + fold("Runs", run, open_=True)
+                + fold("Results", self.results_note.value + figure_html(self.results_figure) + self.rankings_html.value,
+                       open_=True)
+                + "</div>")
 
     def close(self) -> None:
         """Stop following the repository and the run, and close the widgets."""

@@ -15,6 +15,7 @@ import ast
 import re
 import shlex
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterable
 from html import escape
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
@@ -382,17 +383,30 @@ def lattice_text(lattice: Lattice, limit: int = 25) -> str:
 
 
 def lattice_html(lattice: Lattice, limit: int = 100) -> str:
-    """The scenarios and the rejections as two tables."""
+    """A summary of discovery, then the scenarios and the rejections as folded tables.
+
+    The summary says how many scenarios each module takes part in; the lists are folded so
+    that a sweep of a hundred scenarios does not push the rest of a notebook (or a report)
+    out of sight.
+    """
     head = escape(lattice_text(lattice, 0).splitlines()[0])
+    n, r = len(lattice.scenarios), len(lattice.rejections)
     rows = "".join(f"<tr><td>{escape(s.label)}</td><td>{escape(', '.join(m.name for m in s.metrics))}</td>"
                    f"<td><code>{s.id}</code></td></tr>" for s in lattice.scenarios[:limit])
     rejected = "".join(f"<tr><td>{escape(x.kind)} {escape(x.module)}</td><td>{escape(x.reason)}</td>"
                        f"<td>{escape(str(x.location or ''))}</td></tr>" for x in lattice.rejections[:limit])
     out = f"<p><b>Discovery</b>: {head}</p>"
+    summary = ""
+    for role in ("problem", "model", "software", "hardware"):
+        counts = Counter(getattr(s, role) for s in lattice.scenarios)
+        summary += (f"<tr><th>{role}</th><td>"
+                    + ", ".join(f"{escape(name)} ({k})" for name, k in sorted(counts.items())) + "</td></tr>")
     if rows:
-        out += f"<table><tr><th>scenario</th><th>metrics</th><th>id</th></tr>{rows}</table>"
+        more = f"<p>… and {n - limit} more</p>" if n > limit else ""
+        out += (f"<table>{summary}</table><details><summary>the {n} scenario{'s' * (n != 1)}</summary>"
+                f"<table><tr><th>scenario</th><th>metrics</th><th>id</th></tr>{rows}</table>{more}</details>")
     if rejected:
-        out += f"<details><summary>rejected</summary><table>{rejected}</table></details>"
+        out += f"<details><summary>the {r} rejection{'s' * (r != 1)}</summary><table>{rejected}</table></details>"
     return out
 
 
