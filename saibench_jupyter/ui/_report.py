@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -126,7 +127,7 @@ def static_notebook(nb: Any) -> Any:
                 del data[_WIDGET_VIEW]
                 if "text/html" not in data:
                     what = str(data.get("text/plain", "a widget")).split("(", 1)[0]
-                    data["text/html"] = (f"<p><i>{what}: an interactive widget, live only in a running "
+                    data["text/html"] = (f"<p><i>{escape(what)}: an interactive widget, live only in a running "
                                          "notebook (open the notebook in JupyterLab and run it)</i></p>")
     return nb
 
