@@ -6,7 +6,9 @@ import textwrap
 from types import SimpleNamespace
 
 import pytest
+from IPython.core.interactiveshell import InteractiveShell
 from pods_helpers import write_data
+from test_ui_magics import doubling
 from test_ui_session import MODEL, PROBLEM, REST, SUPPORT
 
 from saibench_jupyter.ui._dashboard import Dashboard
@@ -17,6 +19,7 @@ from saibench_jupyter.ui._lattice_view import (
     lattice_figure,
     lattice_figure_data,
 )
+from saibench_jupyter.ui._magics import load_ipython_extension, unload_ipython_extension
 from saibench_jupyter.ui._session import Notebook
 
 PICKY = textwrap.dedent('''
@@ -162,6 +165,19 @@ def test_run_selected_runs_exactly_those_and_fills_runs_and_results(dash, nb):
                                       figures, strict=True))
 
 
+def test_beside_its_view_the_dashboard_offers_a_static_snapshot(dash, nb):
+    dash.select_node(by_label(dash, "Doubler(mode='a')")["id"])
+    dash.run_selected()
+    dash.wait(60)
+    bundle = dash._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle  # a front end with widgets shows the live one
+    page = bundle["text/html"]  # a report or a viewer without a kernel shows this
+    assert page.startswith("<div><p><b>SAIBench dashboard</b> — 2 scenarios, 1 rejected")
+    assert "Picky" in page and "classifies only" in page  # Modules and the rejections
+    assert "run 1 of 1: finished: 1 pods (1 ok)" in page and "mode=&#x27;a&#x27;" in page  # Runs
+    assert page.count('class="saibench-plotly"') == 3 and dash.rankings_html.value in page  # charts, rankings
+
+
 def test_rerunning_a_model_cell_refreshes_the_lattice_live_until_closed(dash, nb):
     figure, trace = dash.lattice_figure, dash.lattice_figure.data[0]
     assert len([n for n in dash.lattice_nodes if n["label"].startswith("Doubler(")]) == 2
@@ -199,3 +215,44 @@ def test_a_failed_pod_shows_with_its_message(dash, nb):
     dash.wait(60)
     assert [p.status for p in handle.pods] == ["failed"]
     assert "blew up" in dash.pods_html.value and dash.progress.bar_style == "danger"
+
+
+# -- the kernel's runs, whoever starts them ---------------------------------------------------------
+@pytest.fixture
+def shell(tmp_path, monkeypatch):
+    """A real IPython shell with the extension loaded and the doubling benchmark in its cells."""
+    write_data(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    ip = InteractiveShell.instance()
+    unload_ipython_extension(ip)
+    load_ipython_extension(ip)
+    doubling(ip, "ok", "nap")
+    yield ip
+    unload_ipython_extension(ip)
+
+
+def test_the_runs_tab_shows_a_run_started_by_the_magic(shell):
+    board = shell.run_line_magic("sail", "dashboard --executor inline")
+    assert "no run yet" in board.run_summary.value
+    handle = shell.run_line_magic("sail", "run --executor inline")
+    board.wait(60)
+    assert board.handle is handle
+    assert "no run yet" not in board.run_summary.value and "run 1 of 1: finished: 2 pods (2 ok)" in \
+        board.run_summary.value
+    assert "mode=&#x27;ok&#x27;" in board.pods_html.value and "mode=&#x27;nap&#x27;" in board.pods_html.value
+    assert board.progress.value == board.progress.max == 2 and len(board.results_figure.data) > 0
+    again = shell.run_line_magic("sail", "run --executor inline --rerun Doubler mode=ok")
+    board.wait(60)
+    assert board.handle is again and "run 2 of 2: finished: 1 pods (1 ok)" in board.run_summary.value
+    assert "run 1: finished: 2 pods (2 ok)" in board.earlier_runs_html.value  # the earlier run stays listed
+    board.close()
+    shell.run_line_magic("sail", "run --executor inline --rerun Doubler mode=ok").wait(60)
+    assert board.handle is again  # a closed dashboard follows nothing
+
+
+def test_a_dashboard_opened_after_a_run_shows_that_run(shell):
+    shell.run_line_magic("sail", "run --executor inline").wait(60)
+    board = shell.run_line_magic("sail", "dashboard")
+    board.wait(60)
+    assert "run 1 of 1: finished: 2 pods (2 ok)" in board.run_summary.value and "ok" in board.pods_html.value
+    board.close()

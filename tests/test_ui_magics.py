@@ -188,6 +188,27 @@ def test_plot_and_rank(ip):
         ip.run_line_magic("sail", "rank pareto Error")
 
 
+def test_plot_connect_chooses_what_a_line_joins(ip):
+    doubling(ip, "ok", "nap")  # two scenarios of one family, one point each
+    ip.run_line_magic("sail", "run --executor inline").wait(60)
+    swept = ip.run_line_magic("sail", "plot --precision Error")
+    assert [len(t.x) for t in swept.data] == [2]  # one curve through the family's scenarios
+    apart = ip.run_line_magic("sail", "plot --precision Error --connect checkpoint")
+    assert [len(t.x) for t in apart.data] == [1, 1] and {t.legendgroup for t in apart.data} == {swept.data[0].name}
+    with pytest.raises(UsageError, match=r"argument --connect: invalid choice: 'epoch'"):
+        ip.run_line_magic("sail", "plot --connect epoch")
+
+
+def test_discovery_opens_with_a_summary_and_folds_the_scenarios(ip):
+    doubling(ip, "a", "b", "c")
+    shown, _ = ip.display_formatter.format(ip.run_line_magic("sail", "discover"))
+    page = shown["text/html"]
+    assert page.startswith("<p><b>Discovery</b>: 3 scenarios, 0 rejections")
+    assert "<tr><th>model</th><td>Doubler (3)</td></tr>" in page and "<tr><th>software</th><td>NumPy (3)</td>" in page
+    # The list of scenarios comes after the summary, folded.
+    assert page.index("<details><summary>the 3 scenarios</summary><table>") < page.index("mode=&#x27;a&#x27;")
+
+
 def test_bad_commands_and_options_are_usage_errors(ip, capsys):
     with pytest.raises(UsageError, match="%sail bogus: no such command; the commands are cancel, clear"):
         ip.run_line_magic("sail", "bogus")

@@ -1,24 +1,30 @@
-"""Work–precision charts: the cost of reaching an error, one curve per family, DNF kept in sight.
+"""Work–precision charts: the cost of reaching an error, curves per family, DNF kept in sight.
 
 Charts are data until the last step: :func:`work_precision_traces` turns results into
 renderer-neutral :class:`Trace` objects (medians over repeats, q20–q80 spread, labels,
-hover texts), and only :func:`plot_work_precision` imports Plotly to draw them. The
-default layout follows the SciML work–precision diagram: precision (the error) on x,
+hover texts, colours), and only :func:`plot_work_precision` imports Plotly to draw them.
+The default layout follows the SciML work–precision diagram: precision (the error) on x,
 work on y, both logarithmic.
+
+What a line joins (``connect``): a family whose scenarios give one point each (a solver at
+a sweep of tolerances) is one curve through its scenarios, ordered by the swept parameter,
+as in a DiffEqDevTools work–precision diagram; a family whose scenarios have several
+checkpoints (training epochs) is one curve per scenario, ordered by checkpoint, in shades
+of the family's colour and grouped under the family in the legend.
 """
 
 from __future__ import annotations
 
 import html
-import json
 import math
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..results._rankings import describe_metrics
 from ..runtime._result import COUNTERS
+from ._curves import curves, differing_params, flat_params, natural, param_text
+from ._palette import shades
 
 if TYPE_CHECKING:
     import pandas
@@ -26,17 +32,23 @@ if TYPE_CHECKING:
 
 #: What a trace may stand for (``family`` is model × software × hardware on one problem).
 COLORS = ("family", "model", "software", "hardware", "problem")
+#: What a curve joins: a family's scenarios by their swept parameter, or one scenario's checkpoints.
+CONNECT = ("param", "checkpoint")
 _TIDY = ("identity", "repeat", "status", "stage", "checkpoint", "metric", "value")
 _KEYS = ["identity", "stage", "checkpoint"]
 
 
 @dataclass(frozen=True)
 class Trace:
-    """One legend entry of a work–precision chart: a family's points, or the scenarios that did not finish.
+    """One curve of a work–precision chart (one legend entry), or the scenarios that did not finish.
 
     ``x``/``y`` are medians over repeats and ``*_low``/``*_high`` their 20 % and 80 %
-    quantiles (equal to the median with one repeat). Points are ordered by scenario, then
-    stage and checkpoint, so the points of one scenario form its training curve.
+    quantiles (equal to the median with one repeat), in the order the line joins them:
+    with ``connect == "param"`` one point per scenario (its last checkpoint) ordered by
+    the family's swept parameter; with ``connect == "checkpoint"`` one scenario's points
+    ordered by stage and checkpoint. ``group`` is the family (the value of the chart's
+    ``color`` column) the curve belongs to, the legend group; ``color`` its ``#rrggbb``
+    colour, a shade of the family's hue when the family has several curves.
     """
 
     name: str
@@ -51,6 +63,9 @@ class Trace:
     n: tuple[int, ...]
     identities: tuple[str, ...]
     dnf: bool = False
+    group: str = ""
+    color: str = "#808080"
+    connect: str = "param"
 
 
 @dataclass(frozen=True)
@@ -69,6 +84,8 @@ class Axis:
 
 @dataclass(frozen=True)
 class _Chart:
+    """A chart as data: its traces (curves, then DNF) and the axes as drawn (after any swap)."""
+
     traces: list[Trace]
     x: Axis
     y: Axis
@@ -160,39 +177,6 @@ def _points(tidy: pandas.DataFrame, x: str, y: str) -> pandas.DataFrame:
     return pd.DataFrame(out.reset_index())
 
 
-def _flat_params(params: Any) -> dict[str, Any]:
-    """``{"model": {"hiddenSize": 128}}`` or ``{"MLP.hiddenSize": [128]}`` as ``{"model.hiddenSize": 128}``."""
-    if isinstance(params, str):
-        params = json.loads(params)
-    out: dict[str, Any] = {}
-    for key, value in (params or {}).items():
-        if isinstance(value, Mapping):
-            out.update({f"{key}.{k}": v for k, v in _flat_params(value).items()})
-        else:
-            out[str(key)] = value[0] if isinstance(value, list) and len(value) == 1 else value
-    return out
-
-
-_NUMBER = re.compile(r"(\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)")
-
-
-def _natural(text: str) -> list[Any]:
-    """A sort key that puts hiddenSize=32 before 128 and rtol=1e-06 before 0.0001 (numbers compare as numbers)."""
-    return [(0, float(part), "") if k % 2 else (1, 0.0, part) for k, part in enumerate(_NUMBER.split(text))]
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
-def _param_text(params: Mapping[str, Any], keys: Sequence[str]) -> str:
-    """``hiddenSize=128, tolerance=0.001``: short names, unless two keys would read the same."""
-    short = [k.rsplit(".", 1)[-1] for k in keys]
-    return ", ".join(f"{s if short.count(s) == 1 else k}={_fmt(params.get(k))}" for k, s in zip(keys, short))
-
-
 def _value_text(name: str, median: float, low: float, high: float, unit: str | None) -> str:
     spread = f" (q20–q80 {low:.4g}–{high:.4g})" if low != high else ""
     return f"{name}: {median:.4g}{' ' + unit if unit else ''}{spread}"
@@ -203,7 +187,7 @@ def _scenario_lines(info: Mapping[str, Any], params: Mapping[str, Any]) -> list[
                          if isinstance(info.get(k), str))
     lines = [str(info["label"]), *([modules] if modules else [])]
     if params:
-        lines.append("params: " + _param_text(params, list(params)))
+        lines.append("params: " + param_text(params, list(params)))
     return lines
 
 
@@ -212,19 +196,30 @@ def _statuses(tidy: pandas.DataFrame) -> dict[str, list[str]]:
     return {str(i): list(g["status"]) for i, g in pods.groupby("identity")}
 
 
-def _trace(name: str, rows: pandas.DataFrame, scenarios: Mapping[str, Mapping[str, Any]], axes: tuple[Axis, Axis],
-           statuses: Mapping[str, list[str]], swap: bool) -> Trace:
-    params = {i: _flat_params(scenarios[i]["params"]) for i in rows["identity"].unique()}
-    keys = sorted({k for p in params.values() for k in p})
-    differing = [k for k in keys if len({json.dumps(p.get(k), sort_keys=True, default=str)
-                                         for p in params.values()}) > 1]
+def _family_traces(family: str, index: int, rows: pandas.DataFrame, scenarios: Mapping[str, Mapping[str, Any]],
+                   axes: tuple[Axis, Axis], statuses: Mapping[str, list[str]], swap: bool,
+                   connect: str | None) -> list[Trace]:
+    """The curves of one family (legend group), in shades of its hue when there are several."""
+    params = {i: flat_params(scenarios[i]["params"]) for i in rows["identity"].unique()}
+    differing = differing_params(params)
     several = bool((rows.groupby("identity").size() > 1).any())
+    mode = connect or ("checkpoint" if several else "param")
+    lines = curves(family, rows, scenarios, params, differing, mode)
+    colors = shades(index, len(lines))
+    return [_trace(name, curve, family, color, mode, scenarios, params, list(differing), several, axes, statuses, swap)
+            for (name, curve), color in zip(lines, colors, strict=True)]
+
+
+def _trace(name: str, rows: pandas.DataFrame, group: str, color: str, connect: str,
+           scenarios: Mapping[str, Mapping[str, Any]], params: Mapping[str, Mapping[str, Any]],
+           differing: list[str], several: bool, axes: tuple[Axis, Axis], statuses: Mapping[str, list[str]],
+           swap: bool) -> Trace:
     stages = rows["stage"].nunique() > 1
     labels, hover = [], []
     for r in rows.itertuples():
         where = (f"stage {r.stage}, " if stages else "") + (f"epoch {int(r.epoch)}" if not math.isnan(r.epoch)
                                                             else f"checkpoint {r.checkpoint}")
-        labels.append(", ".join(t for t in (_param_text(params[r.identity], differing), where if several else "")
+        labels.append(", ".join(t for t in (param_text(params[r.identity], differing), where if several else "")
                                 if t))
         pods = statuses.get(r.identity, [])
         lines = [*_scenario_lines(scenarios[r.identity], params[r.identity]),
@@ -241,7 +236,8 @@ def _trace(name: str, rows: pandas.DataFrame, scenarios: Mapping[str, Mapping[st
     if swap:  # the frame's x is precision and y is work; swapping exchanges them
         data = {("y" if c[0] == "x" else "x") + c[1:]: v for c, v in data.items()}
     return Trace(name, data["x"], data["y"], data["x_low"], data["x_high"], data["y_low"], data["y_high"],
-                 tuple(labels), tuple(hover), tuple(int(n) for n in rows["n"]), tuple(str(i) for i in rows["identity"]))
+                 tuple(labels), tuple(hover), tuple(int(n) for n in rows["n"]),
+                 tuple(str(i) for i in rows["identity"]), group=group, color=color, connect=connect)
 
 
 def _edge(values: list[float], log: bool, high: bool) -> float:
@@ -273,12 +269,13 @@ def _dnf_trace(dnf: list[str], points: pandas.DataFrame, scenarios: Mapping[str,
         ys.append(float(mine["y"].iloc[-1]) if len(mine) else top)
         info = scenarios[identity]
         reasons = why.get(identity) or ["no repeat finished"]
-        hover.append("\n".join([*_scenario_lines(info, _flat_params(info["params"])), "did not finish:",
+        hover.append("\n".join([*_scenario_lines(info, flat_params(info["params"])), "did not finish:",
                                 *(f"  {r}" for r in reasons)]))
     empty = (math.nan,) * len(dnf)
     x, y = (tuple(ys), tuple(xs)) if swap else (tuple(xs), tuple(ys))
     labels = tuple(str(scenarios[i]["label"]) for i in dnf)
-    return Trace("DNF", x, y, empty, empty, empty, empty, labels, tuple(hover), (0,) * len(dnf), tuple(dnf), True)
+    return Trace("DNF", x, y, empty, empty, empty, empty, labels, tuple(hover), (0,) * len(dnf), tuple(dnf), True,
+                 group="DNF")
 
 
 def _reasons(results: Any) -> dict[str, list[str]]:
@@ -291,9 +288,13 @@ def _reasons(results: Any) -> dict[str, list[str]]:
     return out
 
 
-def _chart(source: Any, work: str | None, precision: str | None, color: str, swap: bool) -> _Chart:
+def _chart(source: Any, work: str | None, precision: str | None, color: str, swap: bool,
+           connect: str | None) -> _Chart:
     if color not in COLORS:
         raise ValueError(f"color={color!r}: color the traces by one of {', '.join(COLORS)}")
+    if connect is not None and connect not in CONNECT:
+        raise ValueError(f"connect={connect!r}: join a family's scenarios along their swept parameter (param) or "
+                         "each scenario's checkpoints (checkpoint); leave it out to choose per family")
     tidy, results = _read(source)
     work, precision, info = _axis_names(tidy, results, work, precision)
     points = _points(tidy, precision, work)  # x = precision, y = work until the end
@@ -303,17 +304,17 @@ def _chart(source: Any, work: str | None, precision: str | None, color: str, swa
                  for i, row in first.to_dict("index").items()}
     # Did not finish: no repeat ended ok and none is still running (a running scenario plots what it has).
     dnf = sorted((i for i, s in statuses.items() if "ok" not in s and "running" not in s),
-                 key=lambda i: _natural(scenarios[i]["label"]))
+                 key=lambda i: natural(scenarios[i]["label"]))
     shown = points[~points["identity"].isin(dnf)]
     axes = [Axis(name, info[name]["unit"], info[name]["better"],
                  all(v > 0 for v in (*shown[c], *shown[f"{c}_low"]) if math.isfinite(v)))
             for name, c in ((precision, "x"), (work, "y"))]
-    traces = []
+    traces: list[Trace] = []
     groups = {i: str(s.get(color) or "?") for i, s in scenarios.items()}
-    order = {i: k for k, i in enumerate(sorted(scenarios, key=lambda i: _natural(scenarios[i]["label"])))}
+    order = {i: k for k, i in enumerate(sorted(scenarios, key=lambda i: natural(scenarios[i]["label"])))}
     shown = shown.assign(_group=shown["identity"].map(groups), _order=shown["identity"].map(order))
-    for name, rows in shown.sort_values(["_group", "_order", "stage", "checkpoint"]).groupby("_group", sort=True):
-        traces.append(_trace(str(name), rows, scenarios, (axes[0], axes[1]), statuses, swap))
+    for index, (name, rows) in enumerate(shown.groupby("_group", sort=True)):
+        traces += _family_traces(str(name), index, rows, scenarios, (axes[0], axes[1]), statuses, swap, connect)
     if dnf:
         traces.append(_dnf_trace(dnf, points, scenarios, _reasons(results), axes[0], axes[1], swap))
     x, y = (axes[1], axes[0]) if swap else (axes[0], axes[1])
@@ -321,7 +322,7 @@ def _chart(source: Any, work: str | None, precision: str | None, color: str, swa
 
 
 def work_precision_traces(results_or_frame: Any, work: str | None = None, precision: str | None = None,
-                          color: str = "family", swap: bool = False) -> list[Trace]:
+                          color: str = "family", swap: bool = False, connect: str | None = None) -> list[Trace]:
     """The traces of a work–precision chart, as plain data (no plotting library involved).
 
     Parameters
@@ -335,76 +336,83 @@ def work_precision_traces(results_or_frame: Any, work: str | None = None, precis
     precision : str, optional
         A metric; default: the first metric whose axis is precision.
     color : {"family", "model", "software", "hardware", "problem"}
-        What one trace stands for.
+        What a legend group (one hue) stands for.
     swap : bool
         Work on x and precision on y (default: precision on x, as SciML's diagrams do).
+    connect : {"param", "checkpoint"}, optional
+        What a line joins. ``param``: a group's scenarios, one point each (its last
+        checkpoint), ordered by the swept parameter (a tolerance sweep). ``checkpoint``:
+        one scenario's checkpoints (a training curve), one curve per scenario. By default
+        each group gets ``checkpoint`` when any of its scenarios has several points, else
+        ``param``.
 
     Returns
     -------
     list of Trace
-        One per group (sorted by name), then a trace named ``DNF`` (``dnf=True``) holding
-        the scenarios none of whose repeats finished, when there are any.
+        The curves of each group (groups sorted by name, curves by parameter), then a trace
+        named ``DNF`` (``dnf=True``) holding the scenarios none of whose repeats finished,
+        when there are any.
 
     Raises
     ------
     ValueError
         For an axis name that is neither a metric nor a work counter (the message lists
-        the choices), or an unknown ``color``.
+        the choices), an unknown ``color`` or ``connect``.
     """
-    return _chart(results_or_frame, work, precision, color, swap).traces
+    return _chart(results_or_frame, work, precision, color, swap, connect).traces
+
+
+def axis_layout(axis: Axis) -> dict[str, Any]:
+    """The Plotly layout of one axis: its title and scale, and tick labels that read as what they are.
+
+    On a log axis Plotly labels the ticks between two powers of ten with a bare digit, so a
+    "2" and a "5" after "100" read as 2 and 5: minor labels are written whole (200, 500),
+    and small or large values as ``2e-6`` (Plotly's default writes ``2µ``, which reads as a
+    unit, and ``power`` writes 20 as ``2x10``).
+    """
+    return {"type": "log" if axis.log else "linear", "title": {"text": axis.title},
+            "minorloglabels": "complete", "exponentformat": "e" if axis.log else "B"}
 
 
 def _hover(text: str) -> str:
     return "<br>".join(html.escape(line) for line in text.split("\n"))
 
 
-def _gapped(trace: Trace) -> dict[str, list[Any]]:
-    """Columns with a gap (None) between scenarios, so a line joins only one scenario's checkpoints."""
-    out: dict[str, list[Any]] = {k: [] for k in ("x", "y", "ex", "exm", "ey", "eym", "text", "hover", "id")}
-    for k in range(len(trace.x)):
-        if k and trace.identities[k] != trace.identities[k - 1]:
-            for column in out.values():
-                column.append(None)
-        out["x"].append(trace.x[k])
-        out["y"].append(trace.y[k])
-        out["ex"].append(trace.x_high[k] - trace.x[k])
-        out["exm"].append(trace.x[k] - trace.x_low[k])
-        out["ey"].append(trace.y_high[k] - trace.y[k])
-        out["eym"].append(trace.y[k] - trace.y_low[k])
-        out["text"].append(trace.labels[k])
-        out["hover"].append(_hover(trace.hover[k]))
-        out["id"].append(trace.identities[k])
-    return out
-
-
-def _scatter(trace: Trace) -> go.Scatter:
+def _scatter(trace: Trace, titled: bool) -> go.Scatter:
+    """One trace as a Plotly scatter; ``titled``: it opens a legend group of several curves."""
     import plotly.graph_objects as go
 
     if trace.dnf:
         return go.Scatter(x=list(trace.x), y=list(trace.y), name=f"DNF ({len(trace.x)})", mode="markers",
                           marker={"symbol": "x", "size": 10, "color": "gray"}, text=list(trace.labels),
                           hovertext=[_hover(h) for h in trace.hover], hoverinfo="text",
-                          customdata=list(trace.identities))
-    cols = _gapped(trace)
-    spread = any(v for v in (*cols["ex"], *cols["exm"], *cols["ey"], *cols["eym"]) if v is not None)
+                          customdata=list(trace.identities), legendgroup="DNF")
+    bars = {"ex": [h - m for m, h in zip(trace.x, trace.x_high, strict=True)],
+            "exm": [m - lo for m, lo in zip(trace.x, trace.x_low, strict=True)],
+            "ey": [h - m for m, h in zip(trace.y, trace.y_high, strict=True)],
+            "eym": [m - lo for m, lo in zip(trace.y, trace.y_low, strict=True)]}
+    spread = any(v for column in bars.values() for v in column)
     return go.Scatter(
-        x=cols["x"], y=cols["y"], name=trace.name, mode="lines+markers", text=cols["text"],
-        hovertext=cols["hover"], hoverinfo="text", customdata=cols["id"], connectgaps=False,
-        error_x={"type": "data", "symmetric": False, "array": cols["ex"], "arrayminus": cols["exm"],
+        x=list(trace.x), y=list(trace.y), name=trace.name, mode="lines+markers", text=list(trace.labels),
+        hovertext=[_hover(h) for h in trace.hover], hoverinfo="text", customdata=list(trace.identities),
+        line={"color": trace.color}, marker={"color": trace.color}, legendgroup=trace.group,
+        legendgrouptitle={"text": trace.group if titled else ""},
+        error_x={"type": "data", "symmetric": False, "array": bars["ex"], "arrayminus": bars["exm"],
                  "visible": spread, "thickness": 1},
-        error_y={"type": "data", "symmetric": False, "array": cols["ey"], "arrayminus": cols["eym"],
+        error_y={"type": "data", "symmetric": False, "array": bars["ey"], "arrayminus": bars["eym"],
                  "visible": spread, "thickness": 1})
 
 
 def plot_work_precision(results: Any, work: str | None = None, precision: str | None = None,
-                        color: str = "family", swap: bool = False, figure: Any = None) -> Any:
+                        color: str = "family", swap: bool = False, figure: Any = None,
+                        connect: str | None = None) -> Any:
     """A Plotly work–precision chart: medians over repeats with q20–q80 error bars, DNF on the edge.
 
     Parameters
     ----------
     results : Results or pandas.DataFrame
         As for :func:`work_precision_traces`.
-    work, precision, color, swap
+    work, precision, color, swap, connect
         As for :func:`work_precision_traces`.
     figure : plotly.graph_objects.Figure or FigureWidget, optional
         A figure to redraw in place (the dashboard's widget); its traces are replaced.
@@ -413,8 +421,9 @@ def plot_work_precision(results: Any, work: str | None = None, precision: str | 
     -------
     plotly.graph_objects.Figure
         ``figure`` when given, else a new one. Axes are logarithmic unless a column has
-        values that are not positive; hover shows the whole scenario; clicking a legend
-        entry hides its trace. Nothing in it needs a widget, so ``fig.to_html()`` works.
+        values that are not positive; hover shows the whole scenario; the legend groups
+        each family's curves under its name, and clicking an entry hides that curve.
+        Nothing in it needs a widget, so ``fig.to_html()`` works.
 
     Raises
     ------
@@ -423,14 +432,16 @@ def plot_work_precision(results: Any, work: str | None = None, precision: str | 
     """
     import plotly.graph_objects as go
 
-    chart = _chart(results, work, precision, color, swap)
+    chart = _chart(results, work, precision, color, swap, connect)
+    sizes = {t.group: sum(1 for u in chart.traces if u.group == t.group) for t in chart.traces}
+    firsts = {t.group: k for k, t in reversed(list(enumerate(chart.traces)))}
     fig = figure if figure is not None else go.Figure()
     with fig.batch_update():  # a FigureWidget then sends one message to the browser, not one per change
         fig.data = ()
-        fig.add_traces([_scatter(t) for t in chart.traces])
+        fig.add_traces([_scatter(t, sizes[t.group] > 1 and firsts[t.group] == k) for k, t in enumerate(chart.traces)])
         fig.update_layout(
             title={"text": f"Work–precision: {chart.y.name} against {chart.x.name}"},
-            xaxis={"type": "log" if chart.x.log else "linear", "title": {"text": chart.x.title}},
-            yaxis={"type": "log" if chart.y.log else "linear", "title": {"text": chart.y.title}},
-            legend={"title": {"text": color}, "itemclick": "toggle"}, hovermode="closest")
+            xaxis=axis_layout(chart.x), yaxis=axis_layout(chart.y),
+            legend={"title": {"text": color}, "itemclick": "toggle", "groupclick": "toggleitem"},
+            hovermode="closest")
     return fig

@@ -2,7 +2,9 @@
 
 One :class:`Dashboard` per call, an ``ipywidgets.VBox`` holding a ``Tab``. It follows
 the notebook: it subscribes to the repository (a re-run ``%%model`` cell refreshes the
-Modules and Lattice tabs) and to the runs it starts (live pod table, throttled). Its
+Modules and Lattice tabs) and to the kernel's runs, whoever starts them (``%sail run``,
+``Notebook.run`` from code, its own button): the Runs tab shows the latest one live
+(pod table, throttled) and lists the earlier ones. Its
 three Plotly ``FigureWidget`` objects are made once and updated in place ever after,
 since each one carries megabytes of JavaScript to the browser. Every state the widgets
 show is also an attribute (``lattice_nodes``, ``selected``, ``rejected_reasons`` ...),
@@ -79,7 +81,7 @@ class Dashboard(widgets.VBox):
     lattice_figure, converter_figure, results_figure : plotly.graph_objects.FigureWidget
         The three charts; the same objects for the dashboard's whole life.
     handle : RunHandle or None
-        The run the Runs tab follows.
+        The run the Runs tab follows: the kernel's latest.
     """
 
     def __init__(self, notebook: Notebook, *, executor: str = "subprocess", jobs: int | None = None) -> None:
@@ -103,6 +105,9 @@ class Dashboard(widgets.VBox):
         self._results: Any = None
         self._build()
         self._unsubscribe_repo: Callable[[], None] | None = notebook.repository.subscribe(self._on_repository)
+        self._unsubscribe_runs: Callable[[], None] | None = notebook.subscribe_runs(self.follow)
+        if notebook.last_run is not None:  # a run started before the dashboard was opened
+            self.follow(notebook.last_run)
         self.refresh()
 
     # -- layout ----------------------------------------------------------------------------------
@@ -127,8 +132,10 @@ class Dashboard(widgets.VBox):
         self.scenario_picker.observe(lambda _: self._draw_converters(), names="value")
         # Runs
         self.progress = w.IntProgress(value=0, min=0, max=1, description="pods")
-        self.run_summary = w.HTML("no run yet: select scenarios in the Lattice tab and run them")
+        self.run_summary = w.HTML("no run yet in this kernel: %sail run, or select scenarios in the Lattice tab "
+                                  "and run them")
         self.pods_html = w.HTML()
+        self.earlier_runs_html = w.HTML()
         # Results
         self.results_figure = _figure_widget()
         self.work_picker = w.Dropdown(description="work", options=[])
@@ -142,7 +149,7 @@ class Dashboard(widgets.VBox):
         self.rankings_html = w.HTML()
         self.tabs = w.Tab(children=[
             self.modules_html, lattice_tab, w.VBox([self.scenario_picker, self.converter_figure]),
-            w.VBox([self.progress, self.run_summary, self.pods_html]),
+            w.VBox([self.progress, self.run_summary, self.pods_html, self.earlier_runs_html]),
             w.VBox([w.HBox([self.work_picker, self.precision_picker, self.swap_toggle, self.reload_button]),
                     self.results_note, self.results_figure, self.rankings_html]),
         ], titles=list(_TABS))
@@ -301,10 +308,15 @@ class Dashboard(widgets.VBox):
             raise ValueError("no scenario is selected: select a node of the lattice first")
         options.setdefault("executor", self.executor)
         options.setdefault("jobs", self.jobs)
-        return self.follow(self.notebook.run(list(self.selected), **options))
+        handle = self.notebook.run(list(self.selected), **options)
+        return handle if handle is self.handle else self.follow(handle)  # the notebook told us already
 
     def follow(self, handle: RunHandle) -> RunHandle:
-        """Show ``handle``'s progress in the Runs tab (and its results when it ends)."""
+        """Show ``handle``'s progress in the Runs tab (and its results when it ends).
+
+        The dashboard calls it for every run the notebook starts; call it to go back to an
+        earlier run.
+        """
         if self._unsubscribe_run is not None:
             self._unsubscribe_run()
         self.handle = handle
@@ -359,13 +371,18 @@ class Dashboard(widgets.VBox):
         handle = self.handle
         if handle is None:
             return
+        runs = self.notebook.runs
+        number = next((k + 1 for k, r in enumerate(runs) if r is handle), None)
+        earlier = [(k + 1, r) for k, r in enumerate(runs) if r is not handle]
+        self.earlier_runs_html.value = ("<b>Other runs of this kernel</b><ul>" + "".join(
+            f"<li>run {k}: {escape(r.summary())}</li>" for k, r in reversed(earlier)) + "</ul>") if earlier else ""
         pods = handle.pods
         ended = sum(1 for p in pods if p.status in ("ok", "diverged", "failed", "cancelled", "interrupted"))
         self.progress.max = max(handle.total, len(pods), 1)
         self.progress.value = ended if not handle.done else self.progress.max
         self.progress.bar_style = ("danger" if handle.status == "error" or any(p.status == "failed" for p in pods)
                                    else "success" if handle.done else "info")
-        self.run_summary.value = escape(handle.summary())
+        self.run_summary.value = (f"run {number} of {len(runs)}: " if number else "") + escape(handle.summary())
         rows = "".join(_pod_row(p) for p in pods)
         self.pods_html.value = ("<table><thead><tr><th>scenario</th><th>repeat</th><th>status</th><th>stage</th>"
                                 f"<th>checkpoint</th><th>time</th><th>failure</th></tr></thead><tbody>{rows}"
@@ -429,14 +446,40 @@ class Dashboard(widgets.VBox):
         # Do what plotly's own _repr_mimebundle_ does, for the three figures inside.
         for figure in (self.lattice_figure, self.converter_figure, self.results_figure):
             _sync_figure(figure)
-        return super()._repr_mimebundle_(**kwargs)
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if isinstance(bundle, dict):  # beside the view: what a page or viewer without widgets shows
+            bundle["text/html"] = self.snapshot_html()
+        return bundle
+
+    def snapshot_html(self) -> str:
+        """The dashboard as it is now, as static HTML: every tab, its charts as :mod:`._static` placeholders.
+
+        Front ends that run widgets show the live dashboard; an HTML report, nbviewer or a
+        notebook opened without its kernel shows this instead of a blank cell.
+        """
+        from ._static import figure_html
+
+        def fold(title: str, body: str, open_: bool = False) -> str:
+            return f"<details{' open' if open_ else ''}><summary><b>{escape(title)}</b></summary>{body}</details>"
+
+        run = self.run_summary.value + self.pods_html.value + self.earlier_runs_html.value
+        scenario = self.scenario_picker.label or ""
+        return (f"<div><p><b>SAIBench dashboard</b> — {self.status.value} <i>(a snapshot: the dashboard is live "
+                "in a running notebook)</i></p>"
+                + fold("Modules", self.modules_html.value)
+                + fold("Lattice", figure_html(self.lattice_figure) + self.rejected_html.value)
+                + fold("Converters", f"<p>{escape(scenario)}</p>" + figure_html(self.converter_figure))
+                + fold("Runs", run, open_=True)
+                + fold("Results", self.results_note.value + figure_html(self.results_figure) + self.rankings_html.value,
+                       open_=True)
+                + "</div>")
 
     def close(self) -> None:
         """Stop following the repository and the run, and close the widgets."""
-        for unsubscribe in (self._unsubscribe_repo, self._unsubscribe_run):
+        for unsubscribe in (self._unsubscribe_repo, self._unsubscribe_runs, self._unsubscribe_run):
             if unsubscribe is not None:
                 unsubscribe()
-        self._unsubscribe_repo = self._unsubscribe_run = None
+        self._unsubscribe_repo = self._unsubscribe_runs = self._unsubscribe_run = None
         with self._lock:
             if self._timer is not None:
                 self._timer.cancel()

@@ -15,6 +15,7 @@ import ast
 import re
 import shlex
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterable
 from html import escape
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
@@ -44,7 +45,9 @@ SAIBench in a notebook
   %sail wait [--timeout S] wait for the last run; its results
   %sail cancel             stop the last run
   %sail results [--all]    the results store: current module versions (--all: earlier ones too)
-  %sail plot [--work W] [--precision P] [--swap]   the work–precision chart
+  %sail plot [--work W] [--precision P] [--swap] [--connect param|checkpoint]
+                           the work–precision chart; a line joins a family's scenarios along
+                           the swept parameter, or each scenario's checkpoints
   %sail rank [RANKING]     rankings (the ranking modules, else the Pareto front)
   %sail dashboard          modules, scenarios, runs and charts in one widget
   %sail load PATH|PACKAGE  register the modules of files, folders or packages
@@ -264,6 +267,10 @@ class SailMagics(Magics):
         p.add_argument("--precision", help="the precision metric (y axis)")
         p.add_argument("--color", default="family", help="what colours the curves (default: family)")
         p.add_argument("--swap", action="store_true", help="precision on x, work on y")
+        p.add_argument("--connect", choices=("param", "checkpoint"),
+                       help="what a line joins: a family's scenarios along the swept parameter (param), or each "
+                            "scenario's checkpoints (checkpoint); default: checkpoint for families whose scenarios "
+                            "have several points, else param")
         ns = p.parse_args(args)
         results = self.notebook.results()
         try:
@@ -273,7 +280,7 @@ class SailMagics(Magics):
         warned = results.warning_lines()  # a chart without a metric's values must say why
         try:
             figure = plot_work_precision(results, work=ns.work, precision=ns.precision, color=ns.color,
-                                         swap=ns.swap)
+                                         swap=ns.swap, connect=ns.connect)
         except (ValueError, KeyError) as exc:
             raise UsageError(f"%sail plot: {exc.args[0] if exc.args else exc}{_indented(warned)}") from None
         _print_warnings(warned)
@@ -411,17 +418,30 @@ def lattice_text(lattice: Lattice, limit: int = 25) -> str:
 
 
 def lattice_html(lattice: Lattice, limit: int = 100) -> str:
-    """The scenarios and the rejections as two tables."""
+    """A summary of discovery, then the scenarios and the rejections as folded tables.
+
+    The summary says how many scenarios each module takes part in; the lists are folded so
+    that a sweep of a hundred scenarios does not push the rest of a notebook (or a report)
+    out of sight.
+    """
     head = escape(lattice_text(lattice, 0).splitlines()[0])
+    n, r = len(lattice.scenarios), len(lattice.rejections)
     rows = "".join(f"<tr><td>{escape(s.label)}</td><td>{escape(', '.join(m.name for m in s.metrics))}</td>"
                    f"<td><code>{s.id}</code></td></tr>" for s in lattice.scenarios[:limit])
     rejected = "".join(f"<tr><td>{escape(x.kind)} {escape(x.module)}</td><td>{escape(x.reason)}</td>"
                        f"<td>{escape(str(x.location or ''))}</td></tr>" for x in lattice.rejections[:limit])
     out = f"<p><b>Discovery</b>: {head}</p>"
+    summary = ""
+    for role in ("problem", "model", "software", "hardware"):
+        counts = Counter(getattr(s, role) for s in lattice.scenarios)
+        summary += (f"<tr><th>{role}</th><td>"
+                    + ", ".join(f"{escape(name)} ({k})" for name, k in sorted(counts.items())) + "</td></tr>")
     if rows:
-        out += f"<table><tr><th>scenario</th><th>metrics</th><th>id</th></tr>{rows}</table>"
+        more = f"<p>… and {n - limit} more</p>" if n > limit else ""
+        out += (f"<table>{summary}</table><details><summary>the {n} scenario{'s' * (n != 1)}</summary>"
+                f"<table><tr><th>scenario</th><th>metrics</th><th>id</th></tr>{rows}</table>{more}</details>")
     if rejected:
-        out += f"<details><summary>rejected</summary><table>{rejected}</table></details>"
+        out += f"<details><summary>the {r} rejection{'s' * (r != 1)}</summary><table>{rejected}</table></details>"
     return out
 
 

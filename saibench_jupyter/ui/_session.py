@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -159,6 +159,7 @@ class Notebook:
         self.store = Path(store).expanduser().absolute()
         self.user_ns = user_ns
         self.runs: list[RunHandle] = []
+        self._run_listeners: list[Callable[[RunHandle], object]] = []
         self._cells: dict[str, _Cell] = {}       # origin -> what that cell registered
         self._cell_ids: dict[str, str] = {}      # Jupyter cell id -> origin
         self._lattice: tuple[int, Lattice] | None = None
@@ -398,8 +399,19 @@ class Notebook:
         handle = RunHandle(scenarios, ex, store=self.store, repeats=repeats, rerun=rerun, timeout=timeout,
                            settings=settings)
         self.runs.append(handle)
+        for listener in list(self._run_listeners):  # before the start: they see every event of the run
+            listener(handle)
         handle.start()
         return handle
+
+    def subscribe_runs(self, listener: Callable[[RunHandle], object]) -> Callable[[], None]:
+        """Call ``listener(handle)`` for each run started from now on, whoever starts it; return an unsubscriber.
+
+        The magics, :meth:`run` from code and the dashboard's button all start runs here,
+        so a view of the kernel's runs (the dashboard's Runs tab) follows every one.
+        """
+        self._run_listeners.append(listener)
+        return lambda: self._run_listeners.remove(listener) if listener in self._run_listeners else None
 
     @property
     def last_run(self) -> RunHandle | None:
