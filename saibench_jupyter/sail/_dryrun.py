@@ -17,7 +17,7 @@ from typing import Any
 from ._concepts import COMPARISON_KINDS, Concept, Model
 from ._context import Context, using
 from ._datasets import dataset_type
-from ._deadline import DeadlineExceeded, deadline
+from ._deadline import DeadlineExceeded, deadline, guarded_builtins, purge_partial_modules
 from ._decorators import ModuleKind
 from ._errors import (
     UNKNOWN_NAME_FIX,
@@ -85,9 +85,11 @@ def load_function(module: ParsedModule, support: frozenset[str],
 
     Support-code names the module reads become :class:`Opaque` placeholders (support
     code is not run during discovery), except declared SAIL types and capabilities,
-    which are real; ``bindings`` adds globals such as a bound ``T``.
+    which are real; ``bindings`` adds globals such as a bound ``T``. Imports in the body
+    pause the dry run's time limit (see :func:`guarded_builtins`).
     """
     ns = namespace()
+    ns["__builtins__"] = guarded_builtins()
     declared = declared or {}
     for name in module.free_names & support:
         ns[name] = declared[name] if name in declared else Opaque(name)
@@ -437,11 +439,14 @@ def dry_run(
         with using(ctx), deadline(time_limit):
             meta = ctx.finish(fn(*args, **kwargs))
     except DeadlineExceeded as exc:
+        # Imports pause the limit, but one made another way (importlib.import_module,
+        # a library's lazy import) may have been cut half-way: don't leave it broken.
+        purge_partial_modules()
         error = DryRunTimeout(
             f"the dry run did not finish within {time_limit:g} s", module=module.name,
             location=module_site(exc, module),
             fix="discovery runs loops over data once; a loop that never ends, or a long "
-            "computation, belongs in execution (or raise discover's time_limit)",
+            "computation, belongs in execution (or raise discover's time_limit; imports don't count)",
         )
     except ModuleFailed as exc:
         failure, site = exc.reason, module_site(exc, module)
