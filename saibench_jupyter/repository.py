@@ -57,6 +57,7 @@ class Repository:
         self._sources: dict[str, ParsedSource] = {}
         self._listeners: list[Listener] = []
         self._support_names: frozenset[str] | None = None
+        self._folders: tuple[int, dict[str, Path]] | None = None
         self.version = 0
 
     # -- reading ----------------------------------------------------------------------
@@ -112,6 +113,23 @@ class Repository:
     def sources(self) -> dict[str, ParsedSource]:
         """Every registered source by origin (with its support code)."""
         return dict(self._sources)
+
+    def search_path(self, origin: str) -> list[Path]:
+        """Folders of the source files, ``origin``'s first: where relative input files are found.
+
+        Discovery (reading a ``.npy`` header) and execution look in the same places, then
+        in the current directory.
+        """
+        if self._folders is None or self._folders[0] != self.version:
+            # One stat per source and version: discovery asks once per problem.
+            found = {o: Path(o).parent for o in self._sources if Path(o).is_file()}
+            self._folders = (self.version, found)
+        folders = self._folders[1]
+        own = folders.get(origin)
+        if own is None and Path(origin).is_file():
+            own = Path(origin).parent
+        rest = [f for f in dict.fromkeys(folders.values()) if f != own]
+        return rest if own is None else [own, *rest]
 
     def source_of(self, record: ModuleRecord) -> ParsedSource:
         """The source a module came from."""

@@ -409,3 +409,52 @@ def test_a_timed_out_module_is_retried_only_under_a_longer_time_limit(repo, cpu_
     assert [r.reason for r in first.rejections if r.kind == "model"] == ["the dry run did not finish within 0.2 s"]
     assert slow(0.1).stats.dry_runs == 0  # a shorter limit: the timeout stands, nothing re-runs
     assert len(slow(5.0).scenarios) == 1  # a longer one: tried again, and it finishes
+
+
+UNDECLARED_NPY = textwrap.dedent("""
+    @ProblemDefinition
+    def Regression():
+        for x, y in zip(Input("x.npy"), Input("y.npy")):
+            Train.Predict(x, y)
+        for x, y in zip(Input("x.npy"), Input("y.npy")):
+            Test.Predict(x, y)
+
+    @ModelDefinition
+    def Regressor(task, inputType, outputType):
+        return Pipeline([Linear(8), Relu(), Linear()])
+""")
+
+
+def test_undeclared_npy_inputs_take_their_types_from_the_files(repo, cpu_machine, tmp_path, monkeypatch):
+    import numpy as np
+
+    monkeypatch.chdir(tmp_path.root)  # the files are found next to the source, not in the cwd
+    (tmp_path / "regression.py").write_text(UNDECLARED_NPY)
+    np.save(tmp_path / "x.npy", np.zeros((20, 4)))
+    np.save(tmp_path / "y.npy", np.zeros(20))
+    load(repo, "stacks")
+    repo.load(tmp_path / "regression.py")
+    lat = discover(repo, machine=cpu_machine, problem="Regression", software="PyTorch")
+    assert [s.label for s in lat.scenarios] == ["Regression × Regressor × PyTorch × CPU(threads=1)"]
+    (task,) = lat.problems[0].meta.model_tasks
+    assert (repr(task.input), repr(task.output)) == ("Tensor(4)", "Tensor(1)")
+
+
+def test_a_missing_npy_file_says_the_inputs_type_is_unknown_until_it_appears(repo, cpu_machine, tmp_path,
+                                                                            monkeypatch):
+    import numpy as np
+
+    monkeypatch.chdir(tmp_path)
+    np.save(tmp_path / "x.npy", np.zeros((20, 4)))
+    load(repo, "stacks")
+    repo.add_source(UNDECLARED_NPY, origin="regression-cell")
+    lat = discover(repo, machine=cpu_machine, problem="Regression")
+    (r,) = [r for r in lat.rejections if r.module == "Regression"]
+    assert r.reason.startswith("the type of Input('y.npy') is unknown: no file 'y.npy'")
+    assert (r.location.origin, r.location.line) == ("regression-cell", 4)
+    assert 'Input("y.npy", Tensor(1))' in r.fix
+    # Saving the file is enough: the next discovery reads its header.
+    np.save(tmp_path / "y.npy", np.zeros((20, 2)))
+    lat = discover(repo, machine=cpu_machine, problem="Regression", software="PyTorch")
+    assert [s.label for s in lat.scenarios] == ["Regression × Regressor × PyTorch × CPU(threads=1)"]
+    assert repr(lat.problems[0].meta.model_tasks[0].output) == "Tensor(2)"

@@ -9,12 +9,13 @@ re-plans only what used it.
 from __future__ import annotations
 
 import ast
+import functools
 import gc
 import textwrap
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, cast
 
 from ..repository import Repository, RepositoryEvent
@@ -32,6 +33,7 @@ from ..sail._dryrun import (
     load_function,
 )
 from ..sail._errors import UNKNOWN_NAME_FIX, DryRunTimeout, Location, SailError, SailNameError
+from ..sail._inputs import FileStamp, files_changed
 from ..sail._meta import MetricMeta, ProblemMeta, Trace
 from ..sail._parser import ParsedModule
 from ..sail._symbolic import Value
@@ -98,7 +100,8 @@ class Planner:
         self._converters: tuple[tuple[Any, ...], ConverterGraph, list[Rejection]] | None = None
         self._conv_generation = 0
         self._instances: dict[tuple[Any, ...], Any] = {}
-        self._last: tuple[tuple[Any, ...], Lattice] | None = None
+        self._last: tuple[tuple[Any, ...], Lattice, tuple[tuple[str, FileStamp], ...]] | None = None
+        self._files: dict[str, FileStamp] = {}  # files read by this discovery's dry runs, with stamps
         self._stats = DiscoveryStats()
         self._lock = threading.RLock()
         repo.subscribe(self._forget)  # for as long as the repository lives
@@ -148,7 +151,7 @@ class Planner:
         return self._interned.setdefault(value, value)
 
     # -- dry runs ----------------------------------------------------------------------
-    def _run(self, module: ParsedModule, ctx: type[DryRun] | DryRun, key: tuple[Any, ...],
+    def _run(self, module: ParsedModule, ctx: Callable[[ParsedModule], DryRun] | DryRun, key: tuple[Any, ...],
              args: tuple[Any, ...] = (), bindings: Mapping[str, Any] | None = None,
              type_bindings: Mapping[TypeVariable, SailType] | None = None) -> Trace:
         full: tuple[Any, ...] = (module.digest, key, repr(sorted(bindings.items())) if bindings else "")
@@ -156,16 +159,20 @@ class Planner:
             # A declaration in another source may have changed: key on the classes themselves.
             full += tuple(self._declared[n] for n in sorted(module.free_names & self._declared.keys()))
         hit = self._traces.get(full)
+        if hit is not None and hit.files and files_changed(hit.files):
+            hit = None  # a .npy file that gave a type was created, changed or removed
         # A run stopped by the time limit is worth retrying only under a longer one.
         if hit is not None and not (isinstance(hit.error, DryRunTimeout)
                                     and self._time_limit > self._timeouts.get(full, 0.0)):
             self._stats.dry_run_hits += 1
+            self._files.update(hit.files)
             return hit
         self._stats.dry_runs += 1
-        recorder = ctx(module) if isinstance(ctx, type) else ctx
+        recorder = ctx if isinstance(ctx, DryRun) else ctx(module)
         trace = dry_run(module, recorder, args, bindings, support=self._support, declared=self._declared,
                         type_bindings=type_bindings, time_limit=self._time_limit)
         self._traces[full] = trace
+        self._files.update(trace.files)
         if isinstance(trace.error, DryRunTimeout):
             self._timeouts[full] = self._time_limit
         return trace
@@ -196,9 +203,10 @@ class Planner:
         filters = {ModuleKind.PROBLEM: problem, ModuleKind.MODEL: model, ModuleKind.SOFTWARE: software,
                    ModuleKind.HARDWARE: hardware, ModuleKind.METRIC: metric, ModuleKind.RANKING: ranking}
         call = (repo.version, repr(filters), machine, repr(sorted((params or {}).items())), max_depth, time_limit)
-        if self._last is not None and self._last[0] == call:
+        if self._last is not None and self._last[0] == call and not files_changed(self._last[2]):
             return self._last[1].again(time.perf_counter() - start)
         self._stats = stats = DiscoveryStats()
+        self._files = {}
         self._time_limit = time_limit
         self._params = dict(params or {})
         self._support = repo.support_names
@@ -252,7 +260,7 @@ class Planner:
         stats.blocks_built = self._blocks.built - built_before
         stats.seconds = time.perf_counter() - start
         lattice = Lattice(scenarios, rejections, stats, conv_graph, problems, hardware_, software_by_hw)
-        self._last = (call, lattice)
+        self._last = (call, lattice, tuple(self._files.items()))
         return lattice
 
     def _context_of(self, p: ProblemInstance, *parts: Any) -> tuple[Any, ...]:
@@ -313,11 +321,11 @@ class Planner:
                     break
         return out
 
-    def _expand(self, module: ParsedModule, ctx_type: type[DryRun], kind: str,
-                rejections: list[Rejection], context: tuple[tuple[str, str], ...] = ()
-                ) -> list[tuple[dict[str, Any], Trace]]:
+    def _expand(self, module: ParsedModule, ctx_type: Callable[[ParsedModule], DryRun], kind: str,
+                rejections: list[Rejection], context: tuple[tuple[str, str], ...] = (),
+                key: tuple[Any, ...] = ()) -> list[tuple[dict[str, Any], Trace]]:
         def run(bindings: Mapping[str, Any]) -> list[Trace]:
-            return [self._run(module, ctx_type, (), (), bindings)]
+            return [self._run(module, ctx_type, key, (), bindings)]
 
         try:
             points = expand_grid(run, self._overrides(module))
@@ -335,7 +343,11 @@ class Planner:
     def _problems(self, modules: Iterable[ParsedModule], rejections: list[Rejection]) -> list[ProblemInstance]:
         out = []
         for m in modules:
-            for bindings, trace in self._expand(m, ProblemRun, "problem", rejections):
+            search = self.repo.search_path(m.origin)
+            # Relative input files are found in these folders: they are part of the context.
+            run = functools.partial(ProblemRun, search=search)
+            for bindings, trace in self._expand(m, run, "problem", rejections,
+                                                key=tuple(map(str, search))):
                 meta = cast(ProblemMeta, trace.meta)
                 if not meta.model_tasks:
                     rejections.append(Rejection(
