@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from .sail._decorators import ModuleKind
 from .sail._errors import Location, SailError, SailSyntaxError, register_source
+from .sail._names import misspelt_name, unknown_name, unknown_names
 from .sail._parser import ParsedModule, ParsedSource, parse
 
 ModuleRecord = ParsedModule
@@ -136,30 +137,66 @@ class Repository:
         return self._sources[record.origin]
 
     # -- changing -------------------------------------------------------------------
-    def add_source(self, text: str, origin: str | None = None) -> list[ModuleRecord]:
+    def add_source(self, text: str, origin: str | None = None, *, names: Literal["typos", "all"] = "typos",
+                   known: Iterable[str] = ()) -> list[ModuleRecord]:
         """Parse ``text`` and register its modules; return them.
 
         With an ``origin`` that was added before, the new text replaces the old one:
         modules the origin no longer defines are removed.
 
+        Parameters
+        ----------
+        text : str
+            SAIL source: modules and support code.
+        origin : str, optional
+            Its file path or cell id (a new anonymous origin without one).
+        names : {"typos", "all"}
+            Which names a module reads that no support code defines refuse the source:
+            ``"typos"``, those that look like a misspelt known name (``Tanhh``, ``Linaer``;
+            others may come from a source added later, and discovery reports them), or
+            ``"all"`` (a notebook cell, whose support code comes from cells run before).
+        known : iterable of str
+            Names defined elsewhere that are not unknown (a notebook's own variables).
+
         Raises
         ------
         SailSyntaxError
-            When the text does not parse. Nothing changes: the previous good version of
-            every module stays in place, and the message says which.
+            When the text does not parse.
+        SailNameError
+            For an unknown name (see ``names``), with its line and what it may misspell.
+            Either way nothing changes: the previous good version of every module stays in
+            place, and the message says which.
         """
         origin = origin or f"<source {next(_anonymous)}>"
         try:
             parsed = parse(text, origin)
         except SailSyntaxError as exc:
-            if origin in self._sources:
-                # Later errors must quote the version that stays in use, not the rejected text.
-                register_source(origin, self._sources[origin].text)
-            kept = [m.name for m in self._modules.values() if m.origin == origin]
-            note = (f"; the previous version of {', '.join(kept)} stays in use" if kept
-                    else "; nothing from this source was registered")
-            raise SailSyntaxError(exc.what + note, module=exc.module, location=exc.location,
-                                  fix=exc.fix) from None
+            raise self._refused(exc, origin) from None
+        return self._register(parsed, names, frozenset(known))
+
+    def _refused(self, exc: SailError, origin: str) -> SailError:
+        """``exc``, saying which version of the source's modules stays in use."""
+        kept = [m.name for m in self._modules.values() if m.origin == origin]
+        note = (f"; the previous version of {', '.join(kept)} stays in use" if kept
+                else "; nothing from this source was registered")
+        # Made before the kept text goes back to linecache: it quotes the rejected line.
+        refused = type(exc)(exc.what + note, module=exc.module, location=exc.location, fix=exc.fix)
+        if origin in self._sources:
+            # Later errors must quote the version that stays in use, not the rejected text.
+            register_source(origin, self._sources[origin].text)
+        return refused
+
+    def _register(self, parsed: ParsedSource, names: Literal["typos", "all"],
+                  known: frozenset[str]) -> list[ModuleRecord]:
+        origin = parsed.origin
+        defined = set(known).union(parsed.support_names,
+                                   *(s.support_names for o, s in self._sources.items() if o != origin))
+        for module in parsed.modules:
+            missing = unknown_names(module, defined)
+            error = (unknown_name(module, missing[0], defined) if names == "all" and missing
+                     else misspelt_name(module, defined))
+            if error is not None:
+                raise self._refused(error, origin)
         events: list[RepositoryEvent] = []
         new_names = {m.name for m in parsed.modules}
         for old in [m for m in self._modules.values() if m.origin == origin and m.name not in new_names]:
@@ -191,9 +228,17 @@ class Repository:
         files = _files_of(path)
         records: list[ModuleRecord] = []
         failures: list[str] = []
+        parsed: list[ParsedSource] = []
         for file in files:
             try:
-                records += self.add_source(file.read_text(encoding="utf-8"), origin=str(file))
+                parsed.append(parse(file.read_text(encoding="utf-8"), str(file)))
+            except SailSyntaxError as exc:
+                failures.append(str(self._refused(exc, str(file))))
+        # A module may use a helper of a file that comes later: all of them count as defined.
+        support = frozenset().union(*(p.support_names for p in parsed))
+        for source in parsed:
+            try:
+                records += self._register(source, "typos", support)
             except SailError as exc:
                 failures.append(str(exc))
         if failures:

@@ -458,3 +458,18 @@ def test_a_missing_npy_file_says_the_inputs_type_is_unknown_until_it_appears(rep
     lat = discover(repo, machine=cpu_machine, problem="Regression", software="PyTorch")
     assert [s.label for s in lat.scenarios] == ["Regression × Regressor × PyTorch × CPU(threads=1)"]
     assert repr(lat.problems[0].meta.model_tasks[0].output) == "Tensor(2)"
+
+
+def test_discovery_says_which_known_name_an_unknown_one_may_misspell(repo, cpu_machine):
+    load(repo, "mnist", "stacks")
+    # Added before the helper exists, widn looks like no known name: discovery reports it.
+    repo.add_source(textwrap.dedent("""
+        @ModelDefinition
+        def Wide(task, inputType, outputType):
+            return Pipeline([Convert(inputType, Tensor), Linear(widn(8)), Linear()])
+    """), origin="wide-cell")
+    repo.add_source("def widen(n):\n    return 2 * n\n", origin="support-cell")
+    lat = discover(repo, machine=cpu_machine, problem="MNIST", model="Wide")
+    (r,) = [r for r in lat.rejections if r.module == "Wide"]
+    assert r.reason == "unknown name 'widn' (did you mean 'widen'?)"
+    assert r.fix.startswith("write widen, or define it") and r.location.line == 4

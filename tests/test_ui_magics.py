@@ -84,6 +84,36 @@ def test_a_sail_syntax_error_names_the_cell_line_and_the_fix(ip):
         ip.run_cell_magic("model", "", "@ModelDefinition\ndef M(task, inputType, outputType):\n    return Solver(0..3)\n")
 
 
+def test_a_misspelt_name_is_refused_at_the_cell_and_the_previous_version_stays(ip):
+    doubling(ip, "ok")
+    good = "@ModelDefinition\ndef Net(task, inputType, outputType):\n    return Pipeline([Linear(4), Tanh(), Linear()])\n"
+    ip.run_cell_magic("model", "", good)
+    with pytest.raises(UsageError, match=r"(?s)^line 4 of this %%model cell: unknown name 'Tanhh' \(did you mean "
+                       r"'Tanh'\?\); the previous version of Net stays in use \(module Net\)\n"
+                       r"    4 \| return Pipeline\(\[Linear\(4\), Tanhh\(\), Linear\(\)\]\)\n.*\^\n  fix: write Tanh"):
+        ip.run_cell_magic("model", "", good.replace("Tanh()", "Tanhh()"))
+    with pytest.raises(UsageError, match=r"unknown name 'Linaer' \(did you mean 'Linear'\?\)"):
+        ip.run_cell_magic("model", "", good.replace("Linear(4)", "Linaer(4)"))
+    # A name no cell defines is refused too (support code comes from cells run before).
+    with pytest.raises(UsageError, match=r"line 4 of this %%model cell: unknown name 'helper_width';"):
+        ip.run_cell_magic("model", "", good.replace("Linear(4)", "Linear(helper_width)"))
+    assert "Tanh()" in notebook(ip).repository.get("Net").source
+    # Discovery dry-runs the version that stays in use: it builds (only the backend does not fit).
+    lattice = ip.run_line_magic("sail", "discover")
+    assert [r.reason for r in lattice.rejections if r.module == "Net"] == [
+        "runs on jax or torch, but NumPy provides the numpy backend"]
+
+
+def test_legitimate_names_are_not_flagged(ip, capsys):
+    # SAIL's and Python's names, the module's own, imports and helpers of %%sail cells, in any case.
+    ip.run_cell_magic("sail", "", "import math\nfrom numpy import tanh as np_tanh\n\ndef widen(n):\n    return 2 * n\n")
+    ip.run_cell_magic("model", "", "@ModelDefinition\ndef Fine(task, inputType, outputType, width=4):\n"
+                                   "    import numpy\n    layers = [Linear(widen(width)), Tanh()]\n"
+                                   "    n = int(math.sqrt(len(layers))) + abs(-1) + numpy.ndim(np_tanh(0.0))\n"
+                                   "    return Pipeline(layers + [Linear(n)])\n")
+    assert "Fine (new)" in capsys.readouterr().out
+
+
 def test_a_name_defined_only_in_the_notebook_is_flagged(ip, capsys):
     ip.run_cell("scale = 3")
     ip.run_cell_magic("model", "", "@ModelDefinition\ndef Scaled(task, inputType, outputType):\n"

@@ -32,9 +32,10 @@ from ..sail._dryrun import (
     dry_run,
     load_function,
 )
-from ..sail._errors import UNKNOWN_NAME_FIX, DryRunTimeout, Location, SailError, SailNameError
+from ..sail._errors import DryRunTimeout, SailError
 from ..sail._inputs import FileStamp, files_changed
 from ..sail._meta import MetricMeta, ProblemMeta, Trace
+from ..sail._names import unknown_name, unknown_names
 from ..sail._parser import ParsedModule
 from ..sail._symbolic import Value
 from ..sail._types import SailType, TypeVariable, as_type
@@ -299,12 +300,9 @@ class Planner:
         support = self._support
         usable = []
         for m in found:
-            missing = sorted(m.free_names - support)
+            missing = unknown_names(m, support)
             if missing:
-                line, col = m.name_sites[missing[0]]
-                err = SailNameError(f"unknown name {missing[0]!r}", module=m.name,
-                                    location=Location(m.origin, line, col),
-                                    fix=UNKNOWN_NAME_FIX)
+                err = unknown_name(m, missing[0], support)
                 rejections.append(Rejection(kind.value, m.name, err.what, (), err.location, fix=err.fix))
             else:
                 usable.append(m)

@@ -189,8 +189,9 @@ class Notebook:
         Raises
         ------
         NotebookError
-            For invalid SAIL, a module of another kind, or no module of this kind; nothing
-            is registered then, and the previous version of the cell stays in use.
+            For invalid SAIL, a module of another kind, no module of this kind, or a name
+            no cell defines (with what it may misspell); nothing is registered then, and
+            the previous version of the cell stays in use.
         """
         if kind not in CELL_KINDS:
             raise NotebookError(f"%%{kind} is not a SAIL cell: use one of " + ", ".join(f"%%{k}" for k in CELL_KINDS))
@@ -203,7 +204,10 @@ class Notebook:
         before = {r.name: r.digest for r in self.repository}
         held = [r.name for r in self.repository if r.origin == origin]
         try:
-            records = self.repository.add_source(source, origin=origin)
+            # Support code comes from cells run before: every unknown name is refused here,
+            # but the notebook's own variables (a warning below: pods won't see them).
+            records = self.repository.add_source(source, origin=origin, names="all",
+                                                 known=self.user_ns.keys() if self.user_ns is not None else ())
         except SailError as exc:
             raise cell_error(exc, origin, kind, source) from None
         names = {r.name for r in records}
