@@ -17,7 +17,7 @@ from typing import Literal
 
 from .sail._decorators import ModuleKind
 from .sail._errors import Location, SailError, SailSyntaxError, register_source
-from .sail._names import misspelt_name, unknown_name, unknown_names
+from .sail._names import misspelt_name
 from .sail._parser import ParsedModule, ParsedSource, parse
 
 ModuleRecord = ParsedModule
@@ -137,8 +137,7 @@ class Repository:
         return self._sources[record.origin]
 
     # -- changing -------------------------------------------------------------------
-    def add_source(self, text: str, origin: str | None = None, *, names: Literal["typos", "all"] = "typos",
-                   known: Iterable[str] = ()) -> list[ModuleRecord]:
+    def add_source(self, text: str, origin: str | None = None, *, known: Iterable[str] = ()) -> list[ModuleRecord]:
         """Parse ``text`` and register its modules; return them.
 
         With an ``origin`` that was added before, the new text replaces the old one:
@@ -150,20 +149,17 @@ class Repository:
             SAIL source: modules and support code.
         origin : str, optional
             Its file path or cell id (a new anonymous origin without one).
-        names : {"typos", "all"}
-            Which names a module reads that no support code defines refuse the source:
-            ``"typos"``, those that look like a misspelt known name (``Tanhh``, ``Linaer``;
-            others may come from a source added later, and discovery reports them), or
-            ``"all"`` (a notebook cell, whose support code comes from cells run before).
         known : iterable of str
-            Names defined elsewhere that are not unknown (a notebook's own variables).
+            Names defined elsewhere that are not misspellings (a notebook's own variables).
 
         Raises
         ------
         SailSyntaxError
             When the text does not parse.
         SailNameError
-            For an unknown name (see ``names``), with its line and what it may misspell.
+            For a name no support code defines that looks like a misspelt known one
+            (``Tanhh``, ``Linaer``), with its line and the name it misspells. Other unknown
+            names may come from a source added later: discovery reports them.
             Either way nothing changes: the previous good version of every module stays in
             place, and the message says which.
         """
@@ -172,7 +168,7 @@ class Repository:
             parsed = parse(text, origin)
         except SailSyntaxError as exc:
             raise self._refused(exc, origin) from None
-        return self._register(parsed, names, frozenset(known))
+        return self._register(parsed, frozenset(known))
 
     def _refused(self, exc: SailError, origin: str) -> SailError:
         """``exc``, saying which version of the source's modules stays in use."""
@@ -186,15 +182,12 @@ class Repository:
             register_source(origin, self._sources[origin].text)
         return refused
 
-    def _register(self, parsed: ParsedSource, names: Literal["typos", "all"],
-                  known: frozenset[str]) -> list[ModuleRecord]:
+    def _register(self, parsed: ParsedSource, known: frozenset[str]) -> list[ModuleRecord]:
         origin = parsed.origin
         defined = set(known).union(parsed.support_names,
                                    *(s.support_names for o, s in self._sources.items() if o != origin))
         for module in parsed.modules:
-            missing = unknown_names(module, defined)
-            error = (unknown_name(module, missing[0], defined) if names == "all" and missing
-                     else misspelt_name(module, defined))
+            error = misspelt_name(module, defined)
             if error is not None:
                 raise self._refused(error, origin)
         events: list[RepositoryEvent] = []
@@ -238,7 +231,7 @@ class Repository:
         support = frozenset().union(*(p.support_names for p in parsed))
         for source in parsed:
             try:
-                records += self._register(source, "typos", support)
+                records += self._register(source, support)
             except SailError as exc:
                 failures.append(str(exc))
         if failures:

@@ -209,14 +209,16 @@ def test_a_misspelt_name_is_refused_with_did_you_mean_and_the_previous_version_s
     assert repo.get("Net") is good
 
 
-def test_an_unknown_name_like_no_known_one_is_left_to_discovery_unless_asked() -> None:
-    # It may be support code of a source added later; a notebook cell asks for every name.
+def test_an_unknown_name_like_no_known_one_is_left_to_discovery() -> None:
+    # helper_width may be support code of a source added later; discovery reports it if not.
     repo = Repository()
-    text = NET.replace("widen(4)", "helper_width")
-    repo.add_source(text, origin="net.py")
-    with pytest.raises(SailNameError, match=r"^unknown name 'helper_width'; the previous version of Net"):
-        repo.add_source(text, origin="net.py", names="all")
-    repo.add_source(text, origin="net.py", names="all", known={"helper_width"})
+    (net,) = repo.add_source(NET.replace("widen(4)", "helper_width"), origin="net.py")
+    assert "helper_width" in net.free_names
+    # Names known elsewhere (a notebook's variables) are no misspellings of known ones.
+    repo.add_source("def widen_all(n):\n    return n\n", origin="support.py")
+    with pytest.raises(SailNameError, match=r"did you mean 'widen_all'"):
+        repo.add_source(NET.replace("widen(4)", "widen_al(4)"), origin="net.py")
+    repo.add_source(NET.replace("widen(4)", "widen_al(4)"), origin="net.py", known={"widen_al"})
 
 
 def test_loading_a_folder_sees_the_helpers_of_every_file(tmp_path: Path) -> None:

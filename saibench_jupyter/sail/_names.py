@@ -18,13 +18,12 @@ from ._parser import ParsedModule
 
 #: How alike (difflib's ratio, case ignored) an unknown name must be to a known one to
 #: count as its misspelling: one wrong, missing, extra or swapped letter in a name of
-#: five letters or more (``Tanhh`` 0.89, ``Linaer`` 0.83), not ``x2`` beside ``x`` (0.67).
+#: five letters or more (``Tanhh`` 0.89, ``Linaer`` 0.83), not ``x2`` beside ``x`` (0.67)
+#: nor ``halve`` beside ``Solve`` (0.6).
 TYPO_CUTOFF = 0.8
-#: How alike a name must be to be offered as a suggestion for an unknown name.
-SUGGEST_CUTOFF = 0.6
 
 
-def did_you_mean(name: str, known: Iterable[str], cutoff: float = SUGGEST_CUTOFF) -> str | None:
+def did_you_mean(name: str, known: Iterable[str], cutoff: float = TYPO_CUTOFF) -> str | None:
     """The known name ``name`` most likely misspells (SAIL's and Python's names included), or None.
 
     Case is ignored when comparing, so ``ReLU`` finds ``Relu``.
@@ -62,6 +61,6 @@ def misspelt_name(module: ParsedModule, defined: frozenset[str] | set[str]) -> S
     which sees every source, calls it unknown.
     """
     for name in unknown_names(module, defined):
-        if did_you_mean(name, defined, TYPO_CUTOFF) is not None:
+        if did_you_mean(name, defined) is not None:
             return unknown_name(module, name, defined)
     return None

@@ -189,9 +189,9 @@ class Notebook:
         Raises
         ------
         NotebookError
-            For invalid SAIL, a module of another kind, no module of this kind, or a name
-            no cell defines (with what it may misspell); nothing is registered then, and
-            the previous version of the cell stays in use.
+            For invalid SAIL, a module of another kind, no module of this kind, or a
+            misspelt name (``Tanhh``: did you mean ``Tanh``); nothing is registered then,
+            and the previous version of the cell stays in use.
         """
         if kind not in CELL_KINDS:
             raise NotebookError(f"%%{kind} is not a SAIL cell: use one of " + ", ".join(f"%%{k}" for k in CELL_KINDS))
@@ -204,9 +204,9 @@ class Notebook:
         before = {r.name: r.digest for r in self.repository}
         held = [r.name for r in self.repository if r.origin == origin]
         try:
-            # Support code comes from cells run before: every unknown name is refused here,
-            # but the notebook's own variables (a warning below: pods won't see them).
-            records = self.repository.add_source(source, origin=origin, names="all",
+            # A misspelt name is refused (the notebook's own variables are no misspellings);
+            # other unknown names are warned about below.
+            records = self.repository.add_source(source, origin=origin,
                                                  known=self.user_ns.keys() if self.user_ns is not None else ())
         except SailError as exc:
             raise cell_error(exc, origin, kind, source) from None
@@ -264,18 +264,21 @@ class Notebook:
                 "support code alone (helpers, imports, constants) goes in a %%sail cell; nothing was registered")
 
     def _notebook_names(self, records: Sequence[ModuleRecord]) -> list[str]:
-        """Warnings for names modules read from the notebook's namespace, which pods never see."""
-        if self.user_ns is None:
-            return []
+        """Warnings for names modules read that no %%sail cell defines: the notebook's (pods never see
+        them), or nobody's yet (a %%sail cell run later may define them; discovery rejects the module till then).
+        """
+        user_ns = self.user_ns if self.user_ns is not None else {}
         support = self.repository.support_names
         out = []
         for record in records:
-            missing = [n for n in record.free_names - support
-                       if n in self.user_ns and not n.startswith("_") and n not in _IPYTHON_NAMES]
+            missing = [n for n in record.free_names - support if n not in user_ns
+                       or (not n.startswith("_") and n not in _IPYTHON_NAMES)]
             for name in sorted(missing, key=lambda n: record.name_sites.get(n, (0, 0))):
                 line = record.name_sites.get(name, (record.line, 0))[0]
                 out.append(f"line {line} ({record.name}): `{name}` is defined in the notebook, not in a %%sail "
-                           f"cell: pods won't see it; move it into a %%sail cell")
+                           f"cell: pods won't see it; move it into a %%sail cell" if name in user_ns else
+                           f"line {line} ({record.name}): unknown name `{name}`: no %%sail cell defines it; "
+                           f"discovery rejects {record.name} until one does")
         return out
 
     @property
