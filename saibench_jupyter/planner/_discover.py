@@ -412,7 +412,7 @@ class Planner:
                 rejections.append(Rejection(
                     "ranking", m.name, f"needs metric {', '.join(missing)}, which the problem's "
                     f"scenarios do not have (they have {', '.join(sorted(have)) or 'none'})",
-                    (("problem", p.label),), m.location))
+                    (("problem", p.label),), m.location, expected=True))
             else:
                 out.append(info)
         return self._intern(tuple(out))  # type: ignore[no-any-return]
@@ -445,7 +445,9 @@ class Planner:
 
 def _rejection(kind: str, label: str, trace: Trace, context: tuple[tuple[str, str], ...]) -> Rejection:
     site = trace.failure_site or (trace.error.location if trace.error else None)
-    return Rejection(kind, label, trace.reason, context, site, fix=trace.error.fix if trace.error else None)
+    # A module's own Fail (a metric reading another kind of Test included) is no defect.
+    return Rejection(kind, label, trace.reason, context, site, fix=trace.error.fix if trace.error else None,
+                     expected=trace.failure is not None)
 
 
 def _ranking_info(m: ParsedModule) -> RankingInfo:
