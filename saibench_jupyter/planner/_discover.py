@@ -101,7 +101,7 @@ class Planner:
         self._converters: tuple[tuple[Any, ...], ConverterGraph, list[Rejection]] | None = None
         self._conv_generation = 0
         self._instances: dict[tuple[Any, ...], Any] = {}
-        self._last: tuple[tuple[Any, ...], Lattice, tuple[tuple[str, FileStamp], ...]] | None = None
+        self._last: tuple[tuple[Any, ...], Lattice] | None = None
         self._files: dict[str, FileStamp] = {}  # files read by this discovery's dry runs, with stamps
         self._stats = DiscoveryStats()
         self._lock = threading.RLock()
@@ -204,7 +204,7 @@ class Planner:
         filters = {ModuleKind.PROBLEM: problem, ModuleKind.MODEL: model, ModuleKind.SOFTWARE: software,
                    ModuleKind.HARDWARE: hardware, ModuleKind.METRIC: metric, ModuleKind.RANKING: ranking}
         call = (repo.version, repr(filters), machine, repr(sorted((params or {}).items())), max_depth, time_limit)
-        if self._last is not None and self._last[0] == call and not files_changed(self._last[2]):
+        if self._last is not None and self._last[0] == call and not self._last[1].stale():
             return self._last[1].again(time.perf_counter() - start)
         self._stats = stats = DiscoveryStats()
         self._files = {}
@@ -260,8 +260,9 @@ class Planner:
         stats.resolutions = resolver.resolved
         stats.blocks_built = self._blocks.built - built_before
         stats.seconds = time.perf_counter() - start
-        lattice = Lattice(scenarios, rejections, stats, conv_graph, problems, hardware_, software_by_hw)
-        self._last = (call, lattice, tuple(self._files.items()))
+        lattice = Lattice(scenarios, rejections, stats, conv_graph, problems, hardware_, software_by_hw,
+                          tuple(self._files.items()))
+        self._last = (call, lattice)
         return lattice
 
     def _context_of(self, p: ProblemInstance, *parts: Any) -> tuple[Any, ...]:

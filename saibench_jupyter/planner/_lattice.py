@@ -8,6 +8,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..sail._inputs import FileStamp, files_changed
 from ..sail._primitives import Environment, Resources
 from ._converters import Chain, ConverterGraph
 from ._instances import (
@@ -237,7 +238,8 @@ class Lattice:
     def __init__(self, scenarios: list[Scenario], rejections: list[Rejection], stats: DiscoveryStats,
                  converter_graph: ConverterGraph | None, problems: Sequence[ProblemInstance],
                  hardware: Sequence[HardwareInstance],
-                 software: Mapping[str, Sequence[SoftwareInstance]]) -> None:
+                 software: Mapping[str, Sequence[SoftwareInstance]],
+                 files: tuple[tuple[str, FileStamp], ...] = ()) -> None:
         self.scenarios = scenarios
         self.rejections = rejections
         self.stats = stats
@@ -246,6 +248,7 @@ class Lattice:
         #: accepted software instances by hardware instance digest
         self.software = dict(software)
         self._converters = converter_graph
+        self._files = files  # data files whose headers gave types, with their stamps
         self._by_id: dict[str, Scenario] | None = None
         self._rows: list[RejectionRow] | None = None
 
@@ -253,7 +256,11 @@ class Lattice:
         """This result for a new call that changed nothing (fresh lists, stats marked reused)."""
         stats = DiscoveryStats(dict(self.stats.candidates), seconds=seconds, reused=True)
         return Lattice(list(self.scenarios), list(self.rejections), stats, self._converters, self.problems,
-                       self.hardware, self.software)
+                       self.hardware, self.software, self._files)
+
+    def stale(self) -> bool:
+        """True when a data file discovery read a type from (an undeclared ``.npy`` input) has changed since."""
+        return files_changed(self._files)
 
     def __len__(self) -> int:
         return len(self.scenarios)

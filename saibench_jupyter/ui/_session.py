@@ -316,7 +316,8 @@ class Notebook:
         from ..planner import discover
 
         version = self.repository.version
-        if self._lattice is None or self._lattice[0] != version:
+        # A data file whose header gave a type (an undeclared .npy input) may have changed.
+        if self._lattice is None or self._lattice[0] != version or self._lattice[1].stale():
             self._lattice = (version, discover(self.repository))
         return self._lattice[1]
 
