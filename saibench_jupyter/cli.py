@@ -37,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="explain these modules (problem first, then model, ...): --explain MNIST MLP")
     d.add_argument("--tree", action="store_true", help="print the search tree with rejected branches")
     d.add_argument("--json", action="store_true", help="print scenarios and rejections as JSON")
+    d.add_argument("--all", action="store_true",
+                   help="also list the expected non-pairings (modules made for other problems, backends, "
+                        "kinds of Test ...), which are only counted otherwise")
     r = sub.add_parser("run", help="run the discovered scenarios as BenchPods and store the results")
     r.add_argument("paths", nargs="*", default=[EXAMPLES], help="SAIL files, folders or packages")
     _filters(r)
@@ -116,17 +119,25 @@ def _as_json(lattice: Lattice) -> str:
                        "metrics": [m.name for m in s.metrics], "rankings": [r.name for r in s.rankings],
                        "converters": [c.label for c in s.converters]} for s in lattice.scenarios],
         "rejections": [{"kind": r.kind, "module": r.module, "reason": r.reason, "context": dict(r.context),
-                        "location": str(r.location) if r.location else None, "details": list(r.details)}
-                       for r in lattice.rejections],
+                        "location": str(r.location) if r.location else None, "details": list(r.details),
+                        "expected": r.expected} for r in lattice.rejections],
         "stats": {"candidates": lattice.stats.candidates, "seconds": lattice.stats.seconds},
     }, indent=2, default=repr)
 
 
-def _summary(lattice: Lattice) -> str:
-    lines = [f"{len(lattice.scenarios)} scenarios, {len(lattice.rejections)} rejections "
+def _summary(lattice: Lattice, show_all: bool = False) -> str:
+    """Scenarios, real rejections, expected non-pairings (with ``--all``), and problems left without scenarios."""
+    lines = [f"{lattice.headline('' if show_all else '--all shows them')} "
              f"({lattice.stats.tuples_considered} candidate tuples, {lattice.stats.seconds * 1000:.0f} ms)"]
     lines += [f"  ✓ {s.label}  [{', '.join(m.name for m in s.metrics)}]  {s.id}" for s in lattice.scenarios]
-    lines += ["  ✗ " + str(r).replace("\n", "\n  ") for r in lattice.rejections]
+    lines += ["  ✗ " + str(r).replace("\n", "\n  ") for r in lattice.rejection_rows(expected=False)]
+    if show_all and lattice.rejection_rows(expected=True):
+        lines.append("expected non-pairings (modules made for other problems, backends or kinds of Test):")
+        lines += ["  · " + str(r).replace("\n", "\n  ") for r in lattice.rejection_rows(expected=True)]
+    notes = lattice.unserved()
+    if notes:
+        lines.append(f"no scenario for {len(notes)} problem{'s' * (len(notes) != 1)}:")
+        lines += [f"  {note}" for note in notes]
     return "\n".join(lines)
 
 
@@ -165,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.tree:
         print(lattice.tree().render())
     else:
-        print(_summary(lattice))
+        print(_summary(lattice, args.all))
     return 0
 
 

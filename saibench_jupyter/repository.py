@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from .sail._decorators import ModuleKind
 from .sail._errors import Location, SailError, SailSyntaxError, register_source
+from .sail._names import misspelt_name
 from .sail._parser import ParsedModule, ParsedSource, parse
 
 ModuleRecord = ParsedModule
@@ -57,6 +58,7 @@ class Repository:
         self._sources: dict[str, ParsedSource] = {}
         self._listeners: list[Listener] = []
         self._support_names: frozenset[str] | None = None
+        self._folders: tuple[int, dict[str, Path]] | None = None
         self.version = 0
 
     # -- reading ----------------------------------------------------------------------
@@ -113,35 +115,81 @@ class Repository:
         """Every registered source by origin (with its support code)."""
         return dict(self._sources)
 
+    def search_path(self, origin: str) -> list[Path]:
+        """Folders of the source files, ``origin``'s first: where relative input files are found.
+
+        Discovery (reading a ``.npy`` header) and execution look in the same places, then
+        in the current directory.
+        """
+        if self._folders is None or self._folders[0] != self.version:
+            # One stat per source and version: discovery asks once per problem.
+            found = {o: Path(o).parent for o in self._sources if Path(o).is_file()}
+            self._folders = (self.version, found)
+        folders = self._folders[1]
+        own = folders.get(origin)
+        if own is None and Path(origin).is_file():
+            own = Path(origin).parent
+        rest = [f for f in dict.fromkeys(folders.values()) if f != own]
+        return rest if own is None else [own, *rest]
+
     def source_of(self, record: ModuleRecord) -> ParsedSource:
         """The source a module came from."""
         return self._sources[record.origin]
 
     # -- changing -------------------------------------------------------------------
-    def add_source(self, text: str, origin: str | None = None) -> list[ModuleRecord]:
+    def add_source(self, text: str, origin: str | None = None, *, known: Iterable[str] = ()) -> list[ModuleRecord]:
         """Parse ``text`` and register its modules; return them.
 
         With an ``origin`` that was added before, the new text replaces the old one:
         modules the origin no longer defines are removed.
 
+        Parameters
+        ----------
+        text : str
+            SAIL source: modules and support code.
+        origin : str, optional
+            Its file path or cell id (a new anonymous origin without one).
+        known : iterable of str
+            Names defined elsewhere that are not misspellings (a notebook's own variables).
+
         Raises
         ------
         SailSyntaxError
-            When the text does not parse. Nothing changes: the previous good version of
-            every module stays in place, and the message says which.
+            When the text does not parse.
+        SailNameError
+            For a name no support code defines that looks like a misspelt known one
+            (``Tanhh``, ``Linaer``), with its line and the name it misspells. Other unknown
+            names may come from a source added later: discovery reports them.
+            Either way nothing changes: the previous good version of every module stays in
+            place, and the message says which.
         """
         origin = origin or f"<source {next(_anonymous)}>"
         try:
             parsed = parse(text, origin)
         except SailSyntaxError as exc:
-            if origin in self._sources:
-                # Later errors must quote the version that stays in use, not the rejected text.
-                register_source(origin, self._sources[origin].text)
-            kept = [m.name for m in self._modules.values() if m.origin == origin]
-            note = (f"; the previous version of {', '.join(kept)} stays in use" if kept
-                    else "; nothing from this source was registered")
-            raise SailSyntaxError(exc.what + note, module=exc.module, location=exc.location,
-                                  fix=exc.fix) from None
+            raise self._refused(exc, origin) from None
+        return self._register(parsed, frozenset(known))
+
+    def _refused(self, exc: SailError, origin: str) -> SailError:
+        """``exc``, saying which version of the source's modules stays in use."""
+        kept = [m.name for m in self._modules.values() if m.origin == origin]
+        note = (f"; the previous version of {', '.join(kept)} stays in use" if kept
+                else "; nothing from this source was registered")
+        # Made before the kept text goes back to linecache: it quotes the rejected line.
+        refused = type(exc)(exc.what + note, module=exc.module, location=exc.location, fix=exc.fix)
+        if origin in self._sources:
+            # Later errors must quote the version that stays in use, not the rejected text.
+            register_source(origin, self._sources[origin].text)
+        return refused
+
+    def _register(self, parsed: ParsedSource, known: frozenset[str]) -> list[ModuleRecord]:
+        origin = parsed.origin
+        defined = set(known).union(parsed.support_names,
+                                   *(s.support_names for o, s in self._sources.items() if o != origin))
+        for module in parsed.modules:
+            error = misspelt_name(module, defined)
+            if error is not None:
+                raise self._refused(error, origin)
         events: list[RepositoryEvent] = []
         new_names = {m.name for m in parsed.modules}
         for old in [m for m in self._modules.values() if m.origin == origin and m.name not in new_names]:
@@ -173,9 +221,17 @@ class Repository:
         files = _files_of(path)
         records: list[ModuleRecord] = []
         failures: list[str] = []
+        parsed: list[ParsedSource] = []
         for file in files:
             try:
-                records += self.add_source(file.read_text(encoding="utf-8"), origin=str(file))
+                parsed.append(parse(file.read_text(encoding="utf-8"), str(file)))
+            except SailSyntaxError as exc:
+                failures.append(str(self._refused(exc, str(file))))
+        # A module may use a helper of a file that comes later: all of them count as defined.
+        support = frozenset().union(*(p.support_names for p in parsed))
+        for source in parsed:
+            try:
+                records += self._register(source, support)
             except SailError as exc:
                 failures.append(str(exc))
         if failures:

@@ -409,3 +409,125 @@ def test_a_timed_out_module_is_retried_only_under_a_longer_time_limit(repo, cpu_
     assert [r.reason for r in first.rejections if r.kind == "model"] == ["the dry run did not finish within 0.2 s"]
     assert slow(0.1).stats.dry_runs == 0  # a shorter limit: the timeout stands, nothing re-runs
     assert len(slow(5.0).scenarios) == 1  # a longer one: tried again, and it finishes
+
+
+UNDECLARED_NPY = textwrap.dedent("""
+    @ProblemDefinition
+    def Regression():
+        for x, y in zip(Input("x.npy"), Input("y.npy")):
+            Train.Predict(x, y)
+        for x, y in zip(Input("x.npy"), Input("y.npy")):
+            Test.Predict(x, y)
+
+    @ModelDefinition
+    def Regressor(task, inputType, outputType):
+        return Pipeline([Linear(8), Relu(), Linear()])
+""")
+
+
+def test_undeclared_npy_inputs_take_their_types_from_the_files(repo, cpu_machine, tmp_path, monkeypatch):
+    import numpy as np
+
+    monkeypatch.chdir(tmp_path.root)  # the files are found next to the source, not in the cwd
+    (tmp_path / "regression.py").write_text(UNDECLARED_NPY)
+    np.save(tmp_path / "x.npy", np.zeros((20, 4)))
+    np.save(tmp_path / "y.npy", np.zeros(20))
+    load(repo, "stacks")
+    repo.load(tmp_path / "regression.py")
+    lat = discover(repo, machine=cpu_machine, problem="Regression", software="PyTorch")
+    assert [s.label for s in lat.scenarios] == ["Regression × Regressor × PyTorch × CPU(threads=1)"]
+    (task,) = lat.problems[0].meta.model_tasks
+    assert (repr(task.input), repr(task.output)) == ("Tensor(4)", "Tensor(1)")
+
+
+def test_a_missing_npy_file_says_the_inputs_type_is_unknown_until_it_appears(repo, cpu_machine, tmp_path,
+                                                                            monkeypatch):
+    import numpy as np
+
+    monkeypatch.chdir(tmp_path)
+    np.save(tmp_path / "x.npy", np.zeros((20, 4)))
+    load(repo, "stacks")
+    repo.add_source(UNDECLARED_NPY, origin="regression-cell")
+    lat = discover(repo, machine=cpu_machine, problem="Regression")
+    (r,) = [r for r in lat.rejections if r.module == "Regression"]
+    assert r.reason.startswith("the type of Input('y.npy') is unknown: no file 'y.npy'")
+    assert (r.location.origin, r.location.line) == ("regression-cell", 4)
+    assert 'Input("y.npy", Tensor(1))' in r.fix
+    # Saving the file is enough: the next discovery reads its header.
+    np.save(tmp_path / "y.npy", np.zeros((20, 2)))
+    lat = discover(repo, machine=cpu_machine, problem="Regression", software="PyTorch")
+    assert [s.label for s in lat.scenarios] == ["Regression × Regressor × PyTorch × CPU(threads=1)"]
+    assert repr(lat.problems[0].meta.model_tasks[0].output) == "Tensor(2)"
+
+
+def test_discovery_says_which_known_name_an_unknown_one_may_misspell(repo, cpu_machine):
+    load(repo, "mnist", "stacks")
+    # Added before the helper exists, widn looks like no known name: discovery reports it.
+    repo.add_source(textwrap.dedent("""
+        @ModelDefinition
+        def Wide(task, inputType, outputType):
+            return Pipeline([Convert(inputType, Tensor), Linear(widn(8)), Linear()])
+    """), origin="wide-cell")
+    repo.add_source("def widen(n):\n    return 2 * n\n", origin="support-cell")
+    lat = discover(repo, machine=cpu_machine, problem="MNIST", model="Wide")
+    (r,) = [r for r in lat.rejections if r.module == "Wide"]
+    assert r.reason == "unknown name 'widn' (did you mean 'widen'?)"
+    assert r.fix.startswith("write widen, or define it") and r.location.line == 4
+
+
+def test_every_rejection_row_names_its_problem(repo, cpu_machine):
+    load(repo, "mnist", "stacks")
+    lat = discover(repo, machine=cpu_machine)
+    rows = {r.module: r for r in lat.rejection_rows()}
+    # Hardware is refused whatever the problem: the row says so, rather than naming none.
+    assert str(rows["GPU"]).startswith("hardware GPU for every problem: asks for 1 CUDA device(s), but none is "
+                                       "visible on this machine (stacks.py, line")
+    assert rows["GPU"].problem == "every problem" and not rows["GPU"].expected
+    assert str(rows["TensorFlow"]).startswith("software TensorFlow for every problem, hardware CPU(threads=1): ")
+    assert all(r.problem for r in lat.rejection_rows())
+
+
+def test_expected_non_pairings_are_counted_apart_from_real_rejections(repo, cpu_machine):
+    load(repo, "stacks")
+    repo.add_source(CLASSICAL, origin="classical")
+    repo.add_source(BROKEN.split("@ModelDefinition\ndef Raises")[0], origin="broken-cell")  # UsesMissing
+    lat = discover(repo, machine=cpu_machine)
+    real = [(r.kind, r.module, r.reason) for r in lat.rejection_rows(expected=False)]
+    assert real == [("model", "UsesMissing", "unknown name 'helper_width'"),
+                    ("hardware", "GPU", "asks for 1 CUDA device(s), but none is visible on this machine")]
+    expected = {(r.module, r.reason) for r in lat.rejection_rows(expected=True)}
+    assert ("RK", "runs on numpy, but PyTorch provides the torch backend") in expected  # another backend
+    assert ("Forest", "classifies only") in expected  # the model's own Fail
+    assert ("TensorFlow", "no TensorFlow backend: the graph IR lowers to PyTorch and JAX") in expected
+    assert lat.headline("--all shows them") == \
+        "5 scenarios, 2 rejected, 7 expected non-pairings (hidden; --all shows them)"
+    assert lat.headline() == "5 scenarios, 2 rejected, 7 expected non-pairings"
+
+
+def test_metrics_and_software_for_other_problems_are_expected_non_pairings(repo, cpu_machine):
+    load(repo, "mnist", "stacks", "md", "rankings")
+    lat = discover(repo, machine=cpu_machine, problem="MDSimulation", hardware="CPU")
+    kinds = {(r.kind, r.module): r.expected for r in lat.rejections}
+    assert kinds[("metric", "CriticalLoss")] and kinds[("software", "PyTorch")] and kinds[("ranking", "Dominates")]
+    assert not kinds[("model", "PermutationInvariantModel")]  # no sub-model: not expected
+
+
+def test_rejections_that_differ_only_in_context_fold_into_one_row(repo, cpu_machine):
+    load(repo, "stacks")
+    repo.add_source(CLASSICAL, origin="classical")
+    lat = discover(repo, machine=cpu_machine)
+    texts = [str(r) for r in lat.rejection_rows()]
+    assert len(texts) == len(set(texts)) == 8 < len(lat.rejections) == 11
+    (rk,) = [r for r in lat.rejection_rows() if r.module == "RK" and "PyTorch" in r.reason]
+    assert rk.count == 2 and rk.problem == "Decay"
+    assert str(rk).startswith("model RK for problem Decay(n=2 | n=8), software PyTorch: runs on numpy, but PyTorch "
+                              "provides the torch backend (classical, line 15)")
+
+
+def test_a_problem_without_scenarios_says_why(repo, cpu_machine):
+    load(repo, "mnist", "stacks", "md")
+    lat = discover(repo, machine=cpu_machine, hardware="CPU")
+    (note,) = lat.unserved()
+    assert note == ("MDSimulation: model PermutationInvariantModel: no model solves Require(Model, Predict, Atom, "
+                    "Scalar('float32')) — the others are expected non-pairings (software PyTorch, JAX; model MLP; "
+                    "metric CriticalLoss)")

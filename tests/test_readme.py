@@ -36,9 +36,10 @@ def test_saibench_discover_prints_scenarios_and_rejections():
     out = subprocess.run([sys.executable, "-m", "saibench_jupyter.cli", "discover"],
                          capture_output=True, text=True, check=True).stdout
     first = out.splitlines()[0]
-    assert re.fullmatch(r"\d+ scenarios, \d+ rejections \(\d+ candidate tuples, \d+ ms\)", first)
+    assert re.fullmatch(r"\d+ scenarios, \d+ rejected, \d+ expected non-pairings \(hidden; --all shows them\) "
+                        r"\(\d+ candidate tuples, \d+ ms\)", first)
     assert "✓ MNIST × MLP(hiddenSize=128) × PyTorch × CPU(threads=1)" in out
-    assert "✗ software TensorFlow for hardware CPU(threads=1): no TensorFlow backend" in out
+    assert "no scenario for 2 problems:\n  MDSimulation: " in out
 
 
 def test_saibench_discover_explains_and_reports_bad_paths():

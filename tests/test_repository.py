@@ -11,7 +11,7 @@ import saibench_jupyter.examples
 from saibench_jupyter.repository import Repository, RepositoryEvent
 from saibench_jupyter.sail._decorators import ModuleKind
 from saibench_jupyter.sail._dryrun import ProblemRun, dry_run
-from saibench_jupyter.sail._errors import SailError, SailSyntaxError
+from saibench_jupyter.sail._errors import SailError, SailNameError, SailSyntaxError
 
 PAPER = Path(saibench_jupyter.examples.__file__).parent / "paper"
 
@@ -180,6 +180,56 @@ def test_errors_of_the_kept_version_quote_the_kept_code() -> None:
     module = repo.get("P")
     trace = dry_run(module, ProblemRun(module))
     assert "3 | return 1 / 0\n" in str(trace.error)
+
+
+NET = textwrap.dedent(
+    """
+    import math
+
+    def widen(n):
+        return 2 * n
+
+    @ModelDefinition
+    def Net(task, inputType, outputType):
+        return Pipeline([Linear(widen(4)), Tanh(), Linear(int(math.sqrt(4)))])
+    """
+)
+
+
+def test_a_misspelt_name_is_refused_with_did_you_mean_and_the_previous_version_stays() -> None:
+    repo = Repository()
+    (good,) = repo.add_source(NET, origin="net.py")
+    with pytest.raises(SailNameError, match=r"^unknown name 'Tanhh' \(did you mean 'Tanh'\?\); the previous "
+                       r"version of Net stays in use\n  in module Net \(net.py, line 9\)\n"
+                       r"    9 \| return Pipeline\(\[Linear\(widen\(4\)\), Tanhh\(\), .*\n.*\^\n  fix: write Tanh,") as info:
+        repo.add_source(NET.replace("Tanh()", "Tanhh()"), origin="net.py")
+    assert (info.value.location.line, info.value.location.col) == (9, 39)  # the caret is under Tanhh
+    with pytest.raises(SailNameError, match=r"unknown name 'widn' \(did you mean 'widen'\?\)"):
+        repo.add_source(NET.replace("Linear(widen(4))", "Linear(widn(4))"), origin="net.py")
+    assert repo.get("Net") is good
+
+
+def test_an_unknown_name_like_no_known_one_is_left_to_discovery() -> None:
+    # helper_width may be support code of a source added later; discovery reports it if not.
+    repo = Repository()
+    (net,) = repo.add_source(NET.replace("widen(4)", "helper_width"), origin="net.py")
+    assert "helper_width" in net.free_names
+    # Names known elsewhere (a notebook's variables) are no misspellings of known ones.
+    repo.add_source("def widen_all(n):\n    return n\n", origin="support.py")
+    with pytest.raises(SailNameError, match=r"did you mean 'widen_all'"):
+        repo.add_source(NET.replace("widen(4)", "widen_al(4)"), origin="net.py")
+    repo.add_source(NET.replace("widen(4)", "widen_al(4)"), origin="net.py", known={"widen_al"})
+
+
+def test_loading_a_folder_sees_the_helpers_of_every_file(tmp_path: Path) -> None:
+    # a.py uses a helper b.py defines (loaded after it): not a typo of the other helper.
+    (tmp_path / "a.py").write_text(NET.replace("widen(4)", "helper_depth"))
+    (tmp_path / "b.py").write_text("helper_depth = 3\nhelper_width = 4\n")
+    assert [m.name for m in Repository().load(tmp_path)] == ["Net"]
+    (tmp_path / "b.py").write_text("helper_width = 4\n")
+    with pytest.raises(SailError, match=r"(?s)1 of 2 files did not load.*unknown name 'helper_depth' \(did you "
+                       r"mean 'helper_width'\?\); nothing from this source was registered"):
+        Repository().load(tmp_path)
 
 
 # -- reading and removing ---------------------------------------------------------------

@@ -138,10 +138,10 @@ def test_npy(tmp_path: Path) -> None:
     recs = list(typed)
     assert recs[1].shape == (2, 3) and recs[1].dtype == np.float64
     np.testing.assert_array_equal(recs[1], data[1])
-    # Undeclared: discovery's type for .npy is a flat tensor, so records are flattened.
-    flat = open_input(str(tmp_path / "a.npy"))
-    assert flat.element == Tensor(None)
-    assert next(iter(flat)).shape == (6,) and next(iter(flat)).dtype == np.float32
+    # Undeclared: the header gives the record type, as discovery saw it (float32 tensors).
+    undeclared = open_input(str(tmp_path / "a.npy"))
+    assert undeclared.element == Tensor(2, 3)
+    assert next(iter(undeclared)).shape == (2, 3) and next(iter(undeclared)).dtype == np.float32
     np.save(tmp_path / "s.npy", np.array([1.5, 2.5]))
     assert [float(v) for v in open_input(str(tmp_path / "s.npy"), Scalar("float32"))] == [1.5, 2.5]
 
@@ -355,6 +355,6 @@ def test_input_type_matches_discovery() -> None:
     assert input_type("train-images-idx3-ubyte.gz") == Tensor(None, None)
     assert input_type("x.idx1-ubyte") == Scalar("int64")
     assert input_type("m.xyz") == Atoms and input_type("m.atoms") == Atoms
-    assert input_type("a.jpeg") == Image() and input_type("a.npy") == Tensor(None)
+    assert input_type("a.jpeg") == Image() and input_type("a.csv") == Tensor(None)
     assert input_type("dataset:digits/images") == Tensor(8, 8)
     assert input_type("a.npy", Scalar) == Scalar()

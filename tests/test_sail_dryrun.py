@@ -7,6 +7,7 @@ import signal
 import sys
 import textwrap
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -684,3 +685,64 @@ def test_splitting_zipped_streams_keeps_records_on_both_sides():
     meta = dry_run(problem, ProblemRun(problem)).meta
     assert [str(r) for r in meta.records] == [
         "Train.Classify(Tensor(8, 8), Tensor(10))", "Test.Classify(Tensor(8, 8), Tensor(10))"]
+
+
+@pytest.fixture
+def packages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Write packages (name -> ``__init__`` source) on a temporary sys.path entry; forget them after."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    written: list[str] = []
+
+    def write(**inits: str) -> None:
+        for name, body in inits.items():
+            (tmp_path / name).mkdir()
+            (tmp_path / name / "__init__.py").write_text(textwrap.dedent(body))
+            written.append(name)
+
+    yield write
+    for name in written:
+        sys.modules.pop(name, None)
+
+
+def test_a_slow_import_neither_counts_against_the_time_limit_nor_is_cut(packages) -> None:
+    # Importing torch on a loaded machine takes seconds: the model must still be accepted,
+    # and the import must not be interrupted half-way.
+    packages(saib_slow_import="import time\ntime.sleep(1.5)\nREADY = True\n")
+    model = parse_one(
+        """
+        @ModelDefinition
+        def M(task, x, y):
+            import saib_slow_import
+            return Linear(8)
+        """
+    )
+    trace = dry_run(model, ModelRun(model), ("Classify", Tensor(4), Tensor(8)), time_limit=0.5)
+    assert trace.error is None
+    assert sys.modules["saib_slow_import"].READY is True
+
+
+def test_a_timed_out_dry_run_leaves_no_half_initialised_module(packages) -> None:
+    # What an import cut by the deadline leaves when its cleanup is cut too (seen with torch):
+    # the module in sys.modules, still marked as initialising, with half its names.
+    import importlib.machinery
+
+    packages(saib_half_done="READY = True\n")
+    half = types.ModuleType("saib_half_done")
+    half.__spec__ = importlib.machinery.ModuleSpec("saib_half_done", None)
+    half.__spec__._initializing = True
+    sys.modules["saib_half_done"] = half
+    problem = parse_one(
+        """
+        @ProblemDefinition
+        def P():
+            while True:
+                pass
+        """
+    )
+    trace = dry_run(problem, ProblemRun(problem), time_limit=0.1)
+    assert isinstance(trace.error, DryRunTimeout)
+    assert "imports don't count" in trace.error.fix
+    assert "saib_half_done" not in sys.modules
+    import saib_half_done  # type: ignore[import-not-found]
+
+    assert saib_half_done.READY is True

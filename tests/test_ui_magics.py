@@ -84,6 +84,61 @@ def test_a_sail_syntax_error_names_the_cell_line_and_the_fix(ip):
         ip.run_cell_magic("model", "", "@ModelDefinition\ndef M(task, inputType, outputType):\n    return Solver(0..3)\n")
 
 
+def test_a_misspelt_name_is_refused_at_the_cell_and_the_previous_version_stays(ip, capsys):
+    doubling(ip, "ok")
+    good = "@ModelDefinition\ndef Net(task, inputType, outputType):\n    return Pipeline([Linear(4), Tanh(), Linear()])\n"
+    ip.run_cell_magic("model", "", good)
+    with pytest.raises(UsageError, match=r"(?s)^line 4 of this %%model cell: unknown name 'Tanhh' \(did you mean "
+                       r"'Tanh'\?\); the previous version of Net stays in use \(module Net\)\n"
+                       r"    4 \| return Pipeline\(\[Linear\(4\), Tanhh\(\), Linear\(\)\]\)\n.*\^\n  fix: write Tanh"):
+        ip.run_cell_magic("model", "", good.replace("Tanh()", "Tanhh()"))
+    with pytest.raises(UsageError, match=r"unknown name 'Linaer' \(did you mean 'Linear'\?\)"):
+        ip.run_cell_magic("model", "", good.replace("Linear(4)", "Linaer(4)"))
+    assert "Tanh()" in notebook(ip).repository.get("Net").source
+    # Discovery dry-runs the version that stays in use: it builds (only the backend does not fit).
+    lattice = ip.run_line_magic("sail", "discover")
+    assert [r.reason for r in lattice.rejections if r.module == "Net"] == [
+        "runs on jax or torch, but NumPy provides the numpy backend"]
+    # A name like no known one may be defined by a %%sail cell run later: registered, and flagged.
+    capsys.readouterr()
+    ip.run_cell_magic("model", "", good.replace("Linear(4)", "Linear(helper_width)"))
+    assert capsys.readouterr().err == ("saibench warning: line 4 (Net): unknown name `helper_width`: no %%sail cell "
+                                       "defines it; discovery rejects Net until one does\n")
+
+
+def test_legitimate_names_are_not_flagged(ip, capsys):
+    # SAIL's and Python's names, the module's own, imports and helpers of %%sail cells, in any case.
+    ip.run_cell_magic("sail", "", "import math\nfrom numpy import tanh as np_tanh\n\ndef widen(n):\n    return 2 * n\n")
+    ip.run_cell_magic("model", "", "@ModelDefinition\ndef Fine(task, inputType, outputType, width=4):\n"
+                                   "    import numpy\n    layers = [Linear(widen(width)), Tanh()]\n"
+                                   "    n = int(math.sqrt(len(layers))) + abs(-1) + numpy.ndim(np_tanh(0.0))\n"
+                                   "    return Pipeline(layers + [Linear(n)])\n")
+    assert "Fine (new)" in capsys.readouterr().out
+
+
+def test_the_lattice_display_counts_expected_non_pairings_apart_and_names_each_rows_problem(ip):
+    doubling(ip, "ok")
+    ip.run_cell_magic("model", "", "@ModelDefinition\ndef Net(task, inputType, outputType):\n"
+                                   "    return Pipeline([Linear(4), Tanh(), Linear()])\n\n"
+                                   "@ModelDefinition\ndef Broken(task, inputType, outputType):\n"
+                                   "    return Solver(1 // 0)\n")
+    ip.run_cell_magic("hardware", "", "@HardwareDefinition\ndef Huge():\n    return Resources(cpus=4096)\n")
+    lattice = ip.run_line_magic("sail", "discover")
+    shown, _ = ip.display_formatter.format(lattice)
+    text = shown["text/plain"]
+    assert text.startswith("1 scenario, 2 rejected, 1 expected non-pairing (hidden; %sail explain NAME lists them)")
+    assert "  ✗ hardware Huge for every problem: asks for 4096 CPUs" in text
+    assert "  ✗ model Broken for problem Doubling: ZeroDivisionError during the dry run" in text
+    assert "Net" not in text  # runs on jax or torch, the software gives numpy: expected
+    html = shown["text/html"]
+    assert "<summary>2 rejected</summary>" in html
+    assert ("<summary>1 expected non-pairing (made for other problems, backends or kinds of Test)</summary>"
+            in html)
+    assert ("<tr><td>model Net</td><td>Doubling</td><td>runs on jax or torch, but NumPy provides the numpy "
+            "backend</td><td>1</td>") in html
+    assert "<tr><td>hardware Huge</td><td>every problem</td>" in html
+
+
 def test_a_name_defined_only_in_the_notebook_is_flagged(ip, capsys):
     ip.run_cell("scale = 3")
     ip.run_cell_magic("model", "", "@ModelDefinition\ndef Scaled(task, inputType, outputType):\n"
@@ -140,7 +195,7 @@ def test_discover_explain_list_load_results_and_clear(ip, capsys):
     lattice = ip.run_line_magic("sail", "discover")
     assert isinstance(lattice, Lattice) and len(lattice.scenarios) == 1
     shown, _ = ip.display_formatter.format(lattice)
-    assert shown["text/plain"].startswith("1 scenario, 0 rejections")
+    assert shown["text/plain"].startswith("1 scenario, 0 rejected (")
     assert "✓ Doubling × Doubler × NumPy × OneCore  [Error]" in shown["text/plain"]
     assert "<b>Discovery</b>" in shown["text/html"]
     explained = ip.run_line_magic("sail", "explain Doubling Doubler")

@@ -163,6 +163,18 @@ def test_lattice_is_cached_until_a_module_changes(nb):
     assert nb.lattice() is not lattice
 
 
+def test_the_cached_lattice_follows_a_data_file_that_gives_a_type(nb, tmp_path):
+    # An undeclared .npy input takes its type from the file: saving the file is a change.
+    import numpy as np
+
+    doubling(nb, "ok")
+    nb.register("problem", PROBLEM.replace('Input("doubled.npy", Tensor(3))', 'Input("tripled.npy")'))
+    (r,) = [r for r in nb.lattice().rejections if r.module == "Doubling"]
+    assert r.reason.startswith("the type of Input('tripled.npy') is unknown: no file 'tripled.npy'")
+    np.save(tmp_path / "tripled.npy", np.zeros((4, 3)))
+    assert [s.problem for s in nb.lattice().scenarios] == ["Doubling"]
+
+
 def test_explain_takes_names_and_roles(nb):
     doubling(nb, "ok")
     text = str(nb.explain("Doubling", "Doubler"))

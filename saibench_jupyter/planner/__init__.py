@@ -18,8 +18,9 @@ from ._lattice import Lattice as Lattice
 from ._lattice import Scenario as Scenario
 from ._lattice import TreeNode as TreeNode
 from ._machine import Machine as Machine
+from ._rejections import RejectionRow as RejectionRow
 
 __all__ = ["Chain", "ConversionStep", "ConverterGraph", "DiscoveryStats", "HardwareInstance",
            "Lattice", "Machine", "MetricInfo", "ModelChoice", "NoConversion", "Planner",
-           "ProblemInstance", "RankingInfo", "Rejection", "Scenario", "SoftwareInstance",
+           "ProblemInstance", "RankingInfo", "Rejection", "RejectionRow", "Scenario", "SoftwareInstance",
            "TreeNode", "discover"]

@@ -78,7 +78,7 @@ def _build(p: ProblemInstance, m: ParsedModule, res: Resolution, context: tuple[
     if p.meta.uses_gradients:
         kept = [c for c in choices if c.backends & DECLARATIVE_BACKENDS]
         local += [Rejection("model", c.label, "the problem takes Gradients of the model's output, and this "
-                            "model is not differentiable", (("problem", p.label),), m.location)
+                            "model is not differentiable", (("problem", p.label),), m.location, expected=True)
                   for c in choices if c not in kept]
         choices = kept
     # When only some choices changed (an edited model that a composite picks as a
@@ -110,7 +110,8 @@ def _build(p: ProblemInstance, m: ParsedModule, res: Resolution, context: tuple[
 
 
 def _refusal(r: Refusal, p: ProblemInstance) -> Rejection:
-    return Rejection("model", r.module, r.reason, (("problem", p.label),), r.location, r.details, r.fix)
+    return Rejection("model", r.module, r.reason, (("problem", p.label),), r.location, r.details, r.fix,
+                     r.expected)
 
 
 def _backend_refusals(p: ProblemInstance, m: ParsedModule, sw: SoftwareInstance,
@@ -122,5 +123,5 @@ def _backend_refusals(p: ProblemInstance, m: ParsedModule, sw: SoftwareInstance,
             out[c.name] = Rejection(
                 "model", c.name, f"runs on {' or '.join(sorted(c.backends)) or 'no backend'}, "
                 f"but {sw.name} provides the {backend} backend",
-                (("problem", p.label), ("software", sw.name)), m.location)
+                (("problem", p.label), ("software", sw.name)), m.location, expected=True)
     return list(out.values())

@@ -9,12 +9,13 @@ re-plans only what used it.
 from __future__ import annotations
 
 import ast
+import functools
 import gc
 import textwrap
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, cast
 
 from ..repository import Repository, RepositoryEvent
@@ -31,8 +32,10 @@ from ..sail._dryrun import (
     dry_run,
     load_function,
 )
-from ..sail._errors import UNKNOWN_NAME_FIX, DryRunTimeout, Location, SailError, SailNameError
+from ..sail._errors import DryRunTimeout, SailError
+from ..sail._inputs import FileStamp, files_changed
 from ..sail._meta import MetricMeta, ProblemMeta, Trace
+from ..sail._names import unknown_name, unknown_names
 from ..sail._parser import ParsedModule
 from ..sail._symbolic import Value
 from ..sail._types import SailType, TypeVariable, as_type
@@ -99,6 +102,7 @@ class Planner:
         self._conv_generation = 0
         self._instances: dict[tuple[Any, ...], Any] = {}
         self._last: tuple[tuple[Any, ...], Lattice] | None = None
+        self._files: dict[str, FileStamp] = {}  # files read by this discovery's dry runs, with stamps
         self._stats = DiscoveryStats()
         self._lock = threading.RLock()
         repo.subscribe(self._forget)  # for as long as the repository lives
@@ -148,7 +152,7 @@ class Planner:
         return self._interned.setdefault(value, value)
 
     # -- dry runs ----------------------------------------------------------------------
-    def _run(self, module: ParsedModule, ctx: type[DryRun] | DryRun, key: tuple[Any, ...],
+    def _run(self, module: ParsedModule, ctx: Callable[[ParsedModule], DryRun] | DryRun, key: tuple[Any, ...],
              args: tuple[Any, ...] = (), bindings: Mapping[str, Any] | None = None,
              type_bindings: Mapping[TypeVariable, SailType] | None = None) -> Trace:
         full: tuple[Any, ...] = (module.digest, key, repr(sorted(bindings.items())) if bindings else "")
@@ -156,16 +160,20 @@ class Planner:
             # A declaration in another source may have changed: key on the classes themselves.
             full += tuple(self._declared[n] for n in sorted(module.free_names & self._declared.keys()))
         hit = self._traces.get(full)
+        if hit is not None and hit.files and files_changed(hit.files):
+            hit = None  # a .npy file that gave a type was created, changed or removed
         # A run stopped by the time limit is worth retrying only under a longer one.
         if hit is not None and not (isinstance(hit.error, DryRunTimeout)
                                     and self._time_limit > self._timeouts.get(full, 0.0)):
             self._stats.dry_run_hits += 1
+            self._files.update(hit.files)
             return hit
         self._stats.dry_runs += 1
-        recorder = ctx(module) if isinstance(ctx, type) else ctx
+        recorder = ctx if isinstance(ctx, DryRun) else ctx(module)
         trace = dry_run(module, recorder, args, bindings, support=self._support, declared=self._declared,
                         type_bindings=type_bindings, time_limit=self._time_limit)
         self._traces[full] = trace
+        self._files.update(trace.files)
         if isinstance(trace.error, DryRunTimeout):
             self._timeouts[full] = self._time_limit
         return trace
@@ -196,9 +204,10 @@ class Planner:
         filters = {ModuleKind.PROBLEM: problem, ModuleKind.MODEL: model, ModuleKind.SOFTWARE: software,
                    ModuleKind.HARDWARE: hardware, ModuleKind.METRIC: metric, ModuleKind.RANKING: ranking}
         call = (repo.version, repr(filters), machine, repr(sorted((params or {}).items())), max_depth, time_limit)
-        if self._last is not None and self._last[0] == call:
+        if self._last is not None and self._last[0] == call and not self._last[1].stale():
             return self._last[1].again(time.perf_counter() - start)
         self._stats = stats = DiscoveryStats()
+        self._files = {}
         self._time_limit = time_limit
         self._params = dict(params or {})
         self._support = repo.support_names
@@ -251,7 +260,8 @@ class Planner:
         stats.resolutions = resolver.resolved
         stats.blocks_built = self._blocks.built - built_before
         stats.seconds = time.perf_counter() - start
-        lattice = Lattice(scenarios, rejections, stats, conv_graph, problems, hardware_, software_by_hw)
+        lattice = Lattice(scenarios, rejections, stats, conv_graph, problems, hardware_, software_by_hw,
+                          tuple(self._files.items()))
         self._last = (call, lattice)
         return lattice
 
@@ -291,12 +301,9 @@ class Planner:
         support = self._support
         usable = []
         for m in found:
-            missing = sorted(m.free_names - support)
+            missing = unknown_names(m, support)
             if missing:
-                line, col = m.name_sites[missing[0]]
-                err = SailNameError(f"unknown name {missing[0]!r}", module=m.name,
-                                    location=Location(m.origin, line, col),
-                                    fix=UNKNOWN_NAME_FIX)
+                err = unknown_name(m, missing[0], support)
                 rejections.append(Rejection(kind.value, m.name, err.what, (), err.location, fix=err.fix))
             else:
                 usable.append(m)
@@ -313,11 +320,11 @@ class Planner:
                     break
         return out
 
-    def _expand(self, module: ParsedModule, ctx_type: type[DryRun], kind: str,
-                rejections: list[Rejection], context: tuple[tuple[str, str], ...] = ()
-                ) -> list[tuple[dict[str, Any], Trace]]:
+    def _expand(self, module: ParsedModule, ctx_type: Callable[[ParsedModule], DryRun], kind: str,
+                rejections: list[Rejection], context: tuple[tuple[str, str], ...] = (),
+                key: tuple[Any, ...] = ()) -> list[tuple[dict[str, Any], Trace]]:
         def run(bindings: Mapping[str, Any]) -> list[Trace]:
-            return [self._run(module, ctx_type, (), (), bindings)]
+            return [self._run(module, ctx_type, key, (), bindings)]
 
         try:
             points = expand_grid(run, self._overrides(module))
@@ -335,7 +342,11 @@ class Planner:
     def _problems(self, modules: Iterable[ParsedModule], rejections: list[Rejection]) -> list[ProblemInstance]:
         out = []
         for m in modules:
-            for bindings, trace in self._expand(m, ProblemRun, "problem", rejections):
+            search = self.repo.search_path(m.origin)
+            # Relative input files are found in these folders: they are part of the context.
+            run = functools.partial(ProblemRun, search=search)
+            for bindings, trace in self._expand(m, run, "problem", rejections,
+                                                key=tuple(map(str, search))):
                 meta = cast(ProblemMeta, trace.meta)
                 if not meta.model_tasks:
                     rejections.append(Rejection(
@@ -402,7 +413,7 @@ class Planner:
                 rejections.append(Rejection(
                     "ranking", m.name, f"needs metric {', '.join(missing)}, which the problem's "
                     f"scenarios do not have (they have {', '.join(sorted(have)) or 'none'})",
-                    (("problem", p.label),), m.location))
+                    (("problem", p.label),), m.location, expected=True))
             else:
                 out.append(info)
         return self._intern(tuple(out))  # type: ignore[no-any-return]
@@ -435,7 +446,9 @@ class Planner:
 
 def _rejection(kind: str, label: str, trace: Trace, context: tuple[tuple[str, str], ...]) -> Rejection:
     site = trace.failure_site or (trace.error.location if trace.error else None)
-    return Rejection(kind, label, trace.reason, context, site, fix=trace.error.fix if trace.error else None)
+    # A module's own Fail (a metric reading another kind of Test included) is no defect.
+    return Rejection(kind, label, trace.reason, context, site, fix=trace.error.fix if trace.error else None,
+                     expected=trace.failure is not None)
 
 
 def _ranking_info(m: ParsedModule) -> RankingInfo:

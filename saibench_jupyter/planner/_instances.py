@@ -177,6 +177,10 @@ class Rejection:
         Deeper reasons (why each candidate sub-model did not fit).
     fix : str, optional
         What to change, where the planner knows (errors; a ``Fail`` is the module's own word).
+    expected : bool
+        An expected non-pairing rather than a defect: the module was made for other
+        contexts (it said so with ``Fail``, runs on another backend, reads another kind of
+        ``Test``, provides a capability the problem does not need ...). Nothing needs fixing.
     """
 
     kind: str
@@ -186,14 +190,25 @@ class Rejection:
     location: Location | None = None
     details: tuple[str, ...] = ()
     fix: str | None = None
+    expected: bool = False
 
     @property
     def name(self) -> str:
         """The rejected module's name (without parameters)."""
         return self.module.split("(", 1)[0].split("[", 1)[0]
 
+    @property
+    def problem(self) -> str | None:
+        """The label of the problem it was rejected for; None when it holds for every problem."""
+        if self.kind == "problem":
+            return self.module
+        return next((label for kind, label in self.context if kind == "problem"), None)
+
     def __str__(self) -> str:
         ctx = ", ".join(f"{k} {v}" for k, v in self.context)
+        if self.kind != "problem" and self.problem is None:
+            # Hardware, a software refused by a hardware, a module that can't run at all.
+            ctx = "every problem" + (", " + ctx if ctx else "")
         where = f" ({self.location})" if self.location else ""
         text = f"{self.kind} {self.module}{' for ' + ctx if ctx else ''}: {self.reason}{where}"
         text += "".join(f"\n    - {d}" for d in self.details)
@@ -216,7 +231,7 @@ def software_for(p: ProblemInstance, pairs: Sequence[tuple[HardwareInstance, Sof
         if missing:
             rejected.append(Rejection(
                 "software", sw.label, f"does not provide {', '.join(missing)}, which the problem requires",
-                (("problem", p.label), ("hardware", h.label)), sw.module.location))
+                (("problem", p.label), ("hardware", h.label)), sw.module.location, expected=True))
         else:
             fitting.append((h, sw))
     served = []
@@ -231,5 +246,5 @@ def software_for(p: ProblemInstance, pairs: Sequence[tuple[HardwareInstance, Sof
         rejected.append(Rejection(
             "software", sw.label, f"provides {', '.join(extra)}, which the problem does not require; "
             f"{leaner.label} gives the same {sw.backend} backend without it",
-            (("problem", p.label), ("hardware", h.label)), sw.module.location))
+            (("problem", p.label), ("hardware", h.label)), sw.module.location, expected=True))
     return served, rejected

@@ -8,6 +8,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..sail._inputs import FileStamp, files_changed
 from ..sail._primitives import Environment, Resources
 from ._converters import Chain, ConverterGraph
 from ._instances import (
@@ -20,6 +21,7 @@ from ._instances import (
     SoftwareInstance,
     digest_of,
 )
+from ._rejections import RejectionRow, headline, rejection_rows, unserved
 
 if TYPE_CHECKING:
     import networkx
@@ -236,7 +238,8 @@ class Lattice:
     def __init__(self, scenarios: list[Scenario], rejections: list[Rejection], stats: DiscoveryStats,
                  converter_graph: ConverterGraph | None, problems: Sequence[ProblemInstance],
                  hardware: Sequence[HardwareInstance],
-                 software: Mapping[str, Sequence[SoftwareInstance]]) -> None:
+                 software: Mapping[str, Sequence[SoftwareInstance]],
+                 files: tuple[tuple[str, FileStamp], ...] = ()) -> None:
         self.scenarios = scenarios
         self.rejections = rejections
         self.stats = stats
@@ -245,13 +248,19 @@ class Lattice:
         #: accepted software instances by hardware instance digest
         self.software = dict(software)
         self._converters = converter_graph
+        self._files = files  # data files whose headers gave types, with their stamps
         self._by_id: dict[str, Scenario] | None = None
+        self._rows: list[RejectionRow] | None = None
 
     def again(self, seconds: float) -> Lattice:
         """This result for a new call that changed nothing (fresh lists, stats marked reused)."""
         stats = DiscoveryStats(dict(self.stats.candidates), seconds=seconds, reused=True)
         return Lattice(list(self.scenarios), list(self.rejections), stats, self._converters, self.problems,
-                       self.hardware, self.software)
+                       self.hardware, self.software, self._files)
+
+    def stale(self) -> bool:
+        """True when a data file discovery read a type from (an undeclared ``.npy`` input) has changed since."""
+        return files_changed(self._files)
 
     def __len__(self) -> int:
         return len(self.scenarios)
@@ -270,6 +279,32 @@ class Lattice:
             return self._by_id[scenario_id]
         except KeyError:
             raise KeyError(f"no scenario {scenario_id!r} in this lattice") from None
+
+    # -- rejections as rows ----------------------------------------------------------------
+    def rejection_rows(self, expected: bool | None = None) -> list[RejectionRow]:
+        """The rejections folded into rows, each naming its problem, no two alike.
+
+        Parameters
+        ----------
+        expected : bool, optional
+            False: the real rejections only; True: the expected non-pairings only (a
+            module made for other contexts); None: both.
+        """
+        if self._rows is None:
+            self._rows = rejection_rows(self.rejections)
+        return [r for r in self._rows if expected is None or r.expected is expected]
+
+    def headline(self, hint: str = "") -> str:
+        """``12 scenarios, 3 rejected, 40 expected non-pairings (hidden; HINT)``: counts of rows.
+
+        ``hint`` says how to show the expected non-pairings, where a view hides them.
+        """
+        return headline(len(self.scenarios), self.rejection_rows(), hint)
+
+    def unserved(self) -> list[str]:
+        """For each problem without a scenario, why: its real rejections, and which modules are not for it."""
+        served = {s.problem_instance.label for s in self.scenarios}
+        return unserved([p.label for p in self.problems], served, self.rejection_rows())
 
     # -- selection and explanation ------------------------------------------------------
     def select(self, **names: str | Sequence[str]) -> list[Scenario]:

@@ -36,6 +36,8 @@ class Refusal:
     location: Location | None = None
     details: tuple[str, ...] = ()
     fix: str | None = None
+    #: the model declined with Fail (an expected non-pairing), rather than failed
+    expected: bool = False
 
 
 @dataclass
@@ -187,7 +189,8 @@ class ModelResolver:
                 task = tasks[traces.index(bad)]
                 site = bad.failure_site or (bad.error.location if bad.error else None)
                 failures.append(Refusal(label, _for_task(bad.reason, task, len(tasks)), site,
-                                        fix=bad.error.fix if bad.error else None))
+                                        fix=bad.error.fix if bad.error else None,
+                                        expected=bad.failure is not None))
                 continue
             metas = [t.meta for t in traces]
             out.composite |= any(m.requires for m in metas)  # type: ignore[union-attr]
@@ -200,7 +203,7 @@ class ModelResolver:
         reasons = {f.reason for f in failures}
         if failures and len(reasons) == 1 and not out.choices and len(failures) == len(points):
             f = failures[0]
-            out.refusals.append(Refusal(model.name, f.reason, f.location, f.details, f.fix))
+            out.refusals.append(Refusal(model.name, f.reason, f.location, f.details, f.fix, f.expected))
         else:
             out.refusals.extend(failures)
         return out

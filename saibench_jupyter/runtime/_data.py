@@ -203,8 +203,10 @@ def open_input(source: str, type: SailType | type[SailType] | None = None, searc
         For a missing file, an unknown format, or records that do not fit the type.
     """
     src = str(source)
-    element = input_type(src, type)
-    return _dataset(src, element) if src.startswith("dataset:") else _file(src, _resolve(src, search), element)
+    if src.startswith("dataset:"):
+        return _dataset(src, input_type(src, type))
+    found = _resolve(src, search)  # first: a missing file is "no file", not "type unknown"
+    return _file(src, found, input_type(src, type, search))
 
 
 def _resolve(source: str, search: Sequence[Path]) -> Path | list[Path]:

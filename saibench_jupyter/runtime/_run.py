@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..backends import trainer_class
@@ -104,7 +103,7 @@ def run_scenario(scenario: Scenario, *, settings: Mapping[str, Any] | None = Non
             trainer = trainer_class(backend)(model, train_settings, convert)
             metrics = {m.name: (repo.get(m.name), ns.function(repo.get(m.name))) for m in scenario.metrics}
             run = ProblemExecution(problem, trainer, chains, convert, metrics, scenario.environment, ns.globals,
-                                   _search_path(repo, problem.origin), result, listener)
+                                   repo.search_path(problem.origin), result, listener)
             kwargs = _problem_arguments(problem, scenario.problem_instance.params, train_settings)
             run_problem(run, problem_fn, kwargs)
     except TrainingDiverged as exc:
@@ -145,16 +144,6 @@ def _problem_arguments(problem: Any, params: Mapping[str, Any], settings: TrainS
                             location=problem.location,
                             fix=f"give it a default, Suggest values, or bind it: discover(params={{'{p}': ...}})")
     return kwargs
-
-
-def _search_path(repo: Repository, origin: str) -> list[Path]:
-    """Folders of the sources (the problem's first): where relative input files are found."""
-    out: list[Path] = []
-    for o in (origin, *repo.sources()):
-        folder = Path(o).parent if Path(o).is_file() else None
-        if folder is not None and folder not in out:
-            out.append(folder)
-    return out
 
 
 def _error(exc: BaseException, repo: Repository, run: ProblemExecution | None) -> RunError:

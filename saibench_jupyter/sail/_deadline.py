@@ -5,20 +5,43 @@ thread whose deadline has passed, through CPython's ``PyThreadState_SetAsyncExc`
 Unlike ``sys.settrace`` this adds nothing to the traced code (a trace function made
 dry runs ~2.7x slower) and leaves debuggers and coverage tools alone. It interrupts
 Python code; a single blocking C call (a long ``time.sleep``) ends before it lands.
+
+Imports are exempt: an import interrupted half-way leaves a half-initialised module in
+``sys.modules`` that breaks every later import of it (``partially initialized module
+'torch' has no attribute 'fx'``). :func:`guarded_builtins` gives dry runs an ``__import__``
+that pauses their deadline, so time spent importing is not counted and no exception lands
+inside an import; :func:`purge_partial_modules` removes what an import interrupted anyway
+(one not made by an ``import`` statement, say ``importlib.import_module``) left behind.
 """
 
 from __future__ import annotations
 
+import builtins
 import ctypes
+import functools
 import os
+import sys
 import threading
 import time
+from typing import Any
 
 _POLL = 0.02
 
 
 class DeadlineExceeded(BaseException):
     """Raised inside code that ran past its deadline (a BaseException: ``except Exception`` can't swallow it)."""
+
+
+class _Armed:
+    """One armed deadline: its thread, when it expires, and whether an import pauses it."""
+
+    __slots__ = ("expires", "paused_at", "pauses", "tid")
+
+    def __init__(self, tid: int, expires: float) -> None:
+        self.tid = tid
+        self.expires = expires
+        self.pauses = 0  # nesting depth of imports in progress (imports in imported code don't count)
+        self.paused_at = 0.0
 
 
 class _Watchdog:
@@ -30,7 +53,7 @@ class _Watchdog:
         # Also run in a forked child (a warm pod): the watchdog thread is not copied, and
         # its lock may have been copied held, which would hang the child's first dry run.
         self._lock = threading.Lock()
-        self._armed: dict[int, tuple[int, float]] = {}  # token -> (thread id, deadline)
+        self._armed: dict[int, _Armed] = {}
         self._fired: set[int] = set()
         self._next = 0
         self._thread: threading.Thread | None = None
@@ -39,7 +62,7 @@ class _Watchdog:
         with self._lock:
             self._next += 1
             token = self._next
-            self._armed[token] = (threading.get_ident(), time.monotonic() + seconds)
+            self._armed[token] = _Armed(threading.get_ident(), time.monotonic() + seconds)
             if self._thread is None or not self._thread.is_alive():
                 if not self._forks_handled and hasattr(os, "register_at_fork"):
                     os.register_at_fork(after_in_child=self._reset)
@@ -56,15 +79,35 @@ class _Watchdog:
             self._fired.discard(token)
         return fired
 
+    def pause(self) -> None:
+        """Stop the clock of the calling thread's deadlines (an import starts)."""
+        tid, now = threading.get_ident(), time.monotonic()
+        with self._lock:
+            for armed in self._armed.values():
+                if armed.tid == tid:
+                    if armed.pauses == 0:
+                        armed.paused_at = now
+                    armed.pauses += 1
+
+    def resume(self) -> None:
+        """Restart the clock paused by :meth:`pause`, moving the deadlines by the pause."""
+        tid, now = threading.get_ident(), time.monotonic()
+        with self._lock:
+            for armed in self._armed.values():
+                if armed.tid == tid and armed.pauses > 0:
+                    armed.pauses -= 1
+                    if armed.pauses == 0:
+                        armed.expires += now - armed.paused_at
+
     def _watch(self) -> None:
         while True:
             time.sleep(_POLL)
             now = time.monotonic()
             with self._lock:
-                for token, (tid, deadline) in self._armed.items():
-                    if now > deadline:
+                for token, armed in self._armed.items():
+                    if now > armed.expires and armed.pauses == 0:
                         # Sent again every poll while armed, in case user code swallowed it.
-                        _send(tid, DeadlineExceeded)
+                        _send(armed.tid, DeadlineExceeded)
                         self._fired.add(token)
 
 
@@ -102,3 +145,50 @@ class deadline:  # noqa: N801 - used like a function: ``with deadline(2.0):``
                 break
             except DeadlineExceeded:
                 continue
+
+
+def _import_without_deadline(name: str, globals: Any = None, locals: Any = None,
+                             fromlist: Any = (), level: int = 0) -> Any:
+    """``__import__`` for dry runs: the import neither counts against nor is cut by a deadline."""
+    try:
+        _WATCHDOG.pause()
+        # An exception sent just before the pause would land inside the import: drop it.
+        # The deadline has passed, so the watchdog sends it again once the import is done.
+        _send(threading.get_ident(), None)
+        return builtins.__import__(name, globals, locals, fromlist, level)
+    finally:
+        _WATCHDOG.resume()
+
+
+@functools.cache
+def guarded_builtins() -> dict[str, Any]:
+    """The builtins of code run under a deadline: Python's own, but imports pause the deadline."""
+    return {**vars(builtins), "__import__": _import_without_deadline}
+
+
+def purge_partial_modules() -> list[str]:
+    """Remove half-initialised modules that no running code is still initialising.
+
+    A module stays in ``sys.modules`` with ``__spec__._initializing`` set when an exception
+    cut its import and its cleanup; every later import then finds it broken. Modules whose
+    body is still running in some thread (an import up the stack) are kept.
+
+    Returns
+    -------
+    list of str
+        The names removed.
+    """
+    running = set()
+    for frame in sys._current_frames().values():
+        f: Any = frame
+        while f is not None:
+            if f.f_code.co_name == "<module>":
+                running.add(id(f.f_globals))
+            f = f.f_back
+    removed = []
+    for name, module in list(sys.modules.items()):
+        spec = getattr(module, "__spec__", None)
+        if getattr(spec, "_initializing", False) is True and id(getattr(module, "__dict__", None)) not in running:
+            del sys.modules[name]
+            removed.append(name)
+    return removed

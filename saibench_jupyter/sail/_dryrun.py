@@ -8,16 +8,15 @@ raises becomes an error naming the module, the origin and the line.
 
 from __future__ import annotations
 
-import re
 import sys
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from ._concepts import COMPARISON_KINDS, Concept, Model
 from ._context import Context, using
-from ._datasets import dataset_type
-from ._deadline import DeadlineExceeded, deadline
+from ._deadline import DeadlineExceeded, deadline, guarded_builtins, purge_partial_modules
 from ._decorators import ModuleKind
 from ._errors import (
     UNKNOWN_NAME_FIX,
@@ -30,6 +29,8 @@ from ._errors import (
     source_filename,
 )
 from ._graph import ConvertNode, Node, SubModel, as_node, submodels
+from ._inputs import IMAGE_EXTENSIONS as IMAGE_EXTENSIONS
+from ._inputs import FileStamp, file_stamp, input_type, lookup_paths
 from ._meta import (
     ConverterMeta,
     HardwareMeta,
@@ -46,36 +47,9 @@ from ._namespace import namespace
 from ._parser import ParsedModule
 from ._primitives import Capability, Environment, Resources, capability_of
 from ._symbolic import Opaque, Param, Stream, Value, typeof
-from ._types import AnyType, Atoms, Image, SailType, Scalar, Tensor, TypeVariable, as_type, most_specific, unify
+from ._types import AnyType, SailType, Scalar, TypeVariable, as_type, most_specific, unify
 
 DEFAULT_TIME_LIMIT = 2.0
-
-#: Image file extensions (``Input`` reads each file as one image).
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".img", ".msk")
-_EXTENSION_TYPES: tuple[tuple[str, SailType], ...] = (
-    (".idx1-ubyte", Scalar("int64")),
-    (".idx3-ubyte", Tensor(None, None)),
-    (".xyz", Atoms),
-    (".atoms", Atoms),
-    (".npy", Tensor(None)),
-    (".csv", Tensor(None)),
-    *((ext, Image()) for ext in IMAGE_EXTENSIONS),
-)
-
-
-def input_type(source: str, type: Any = None) -> SailType:
-    """The element type of ``Input(source, type)``: the declared type, a dataset's, or the file format's.
-
-    Discovery and execution both use it, so a stream is read as the type that was planned.
-    IDX names spelt ``-idx3-ubyte`` or gzipped (``.gz``) count as IDX; a folder or an
-    unknown extension is ``Any``.
-    """
-    if type is not None:
-        return as_type(type)
-    if source.startswith("dataset:"):
-        return dataset_type(source[len("dataset:"):])
-    name = re.sub(r"-(idx\d-ubyte)", r".\1", source.lower()).removesuffix(".gz")
-    return next((t for ext, t in _EXTENSION_TYPES if name.endswith(ext)), AnyType())
 
 
 def load_function(module: ParsedModule, support: frozenset[str],
@@ -85,9 +59,11 @@ def load_function(module: ParsedModule, support: frozenset[str],
 
     Support-code names the module reads become :class:`Opaque` placeholders (support
     code is not run during discovery), except declared SAIL types and capabilities,
-    which are real; ``bindings`` adds globals such as a bound ``T``.
+    which are real; ``bindings`` adds globals such as a bound ``T``. Imports in the body
+    pause the dry run's time limit (see :func:`guarded_builtins`).
     """
     ns = namespace()
+    ns["__builtins__"] = guarded_builtins()
     declared = declared or {}
     for name in module.free_names & support:
         ns[name] = declared[name] if name in declared else Opaque(name)
@@ -112,6 +88,8 @@ class DryRun(Context):
     def __init__(self, module: ParsedModule) -> None:
         self.module = module
         self.suggestions: dict[str, tuple[Any, ...]] = {}
+        #: files whose contents gave a type, by path (a trace is stale once one changes)
+        self.files: dict[str, FileStamp] = {}
 
     def _misplaced(self, what: str, where: str) -> SailError:
         return SailError(f"{what} is not allowed in a {self.kind.value} module",
@@ -166,10 +144,20 @@ class _CapabilityProxy:
 
 
 class ProblemRun(DryRun):
+    """Records a problem's inputs, tasks, capabilities.
+
+    ``search`` are the folders a relative input file is looked up in before the current
+    directory (by default the folder of the module's source file), as at execution.
+    """
+
     kind = ModuleKind.PROBLEM
 
-    def __init__(self, module: ParsedModule) -> None:
+    def __init__(self, module: ParsedModule, search: Sequence[Path] | None = None) -> None:
         super().__init__(module)
+        if search is None:
+            origin = Path(module.origin)
+            search = [origin.parent] if origin.is_file() else []
+        self.search = list(search)
         self.records: list[TaskRecord] = []
         self.seen: set[TaskRecord] = set()
         self.capabilities: list[str] = []
@@ -179,7 +167,11 @@ class ProblemRun(DryRun):
     def input(self, source: Any, type: Any) -> Any:
         src = str(source)
         self.inputs.append(src)
-        return Stream(input_type(src, type), src)
+        if type is None and src.lower().endswith(".npy"):
+            # Its header gives the type: note every place it could be, present or not.
+            for place in lookup_paths(src, self.search):
+                self.files[str(place)] = file_stamp(place)
+        return Stream(input_type(src, type, self.search), src)
 
     def task(self, concept: str, kind: str, args: tuple[Any, ...]) -> Any:
         if not args:
@@ -437,11 +429,14 @@ def dry_run(
         with using(ctx), deadline(time_limit):
             meta = ctx.finish(fn(*args, **kwargs))
     except DeadlineExceeded as exc:
+        # Imports pause the limit, but one made another way (importlib.import_module,
+        # a library's lazy import) may have been cut half-way: don't leave it broken.
+        purge_partial_modules()
         error = DryRunTimeout(
             f"the dry run did not finish within {time_limit:g} s", module=module.name,
             location=module_site(exc, module),
             fix="discovery runs loops over data once; a loop that never ends, or a long "
-            "computation, belongs in execution (or raise discover's time_limit)",
+            "computation, belongs in execution (or raise discover's time_limit; imports don't count)",
         )
     except ModuleFailed as exc:
         failure, site = exc.reason, module_site(exc, module)
@@ -467,7 +462,7 @@ def dry_run(
     suggestions = {k: v for k, v in ctx.suggestions.items() if k in unbound}
     return Trace(module.name, bindings, suggestions,
                  tuple(p for p in unbound if p not in suggestions), meta, failure, site, error,
-                 any(p.observed for p in placeholders))
+                 any(p.observed for p in placeholders), tuple(ctx.files.items()))
 
 
 def _raised_in(exc: BaseException, module: ParsedModule) -> bool:

@@ -124,6 +124,9 @@ class Trace:
     error: SailError | None = None
     #: whether the run looked at the value of any unbound parameter
     params_observed: bool = True
+    #: the files whose contents gave a type (an undeclared .npy input), with their stamps
+    #: (mtime in ns, size), None for a file that was not there: the trace is stale once one differs
+    files: tuple[tuple[str, tuple[int, int] | None], ...] = ()
 
     @property
     def ok(self) -> bool:

@@ -192,7 +192,7 @@ class Dashboard(widgets.VBox):
             self._clicked = trace
         self.modules_html.value = self._modules_table(lattice)
         items = "".join(f"<li>{escape(r)}</li>" for r in self.rejected_reasons)
-        self.rejected_html.value = (f"<b>Rejected ({len(self.rejected_reasons)})</b><ul>{items}</ul>"
+        self.rejected_html.value = (f"<b>{escape(lattice.headline())}</b> (rejected first)<ul>{items}</ul>"
                                     if items else "<i>nothing was rejected</i>")
         known = {s.id for s in lattice.scenarios}
         self.selected = [s for s in self.selected if s in known]
@@ -202,8 +202,7 @@ class Dashboard(widgets.VBox):
             self.node_picker.value = None
         finally:
             self._quiet = False
-        self.status.value = (f"{len(lattice.scenarios)} scenarios, {len(lattice.rejections)} rejected, "
-                             f"{len(self.notebook.repository)} modules")
+        self.status.value = f"{escape(lattice.headline())}, {len(self.notebook.repository)} modules"
         self._show_selection(lattice)
 
     def _node_text(self, node: dict[str, Any]) -> str:

@@ -70,8 +70,9 @@ def lattice_figure_data(lattice: Lattice) -> dict[str, list[Any]]:
 
 
 def rejected_reasons(lattice: Lattice) -> list[str]:
-    """Every rejection of ``lattice`` in one line each: ``model Picky for problem Doubling: reason``."""
-    return [str(r) for r in lattice.rejections]
+    """Every rejection row of ``lattice`` (real ones first), one each: ``model Picky for problem Doubling: reason``."""
+    rows = lattice.rejection_rows(expected=False) + lattice.rejection_rows(expected=True)
+    return [str(r) for r in rows]
 
 
 def lattice_figure(lattice: Lattice, figure: Any = None) -> Any:
@@ -97,7 +98,6 @@ def lattice_figure(lattice: Lattice, figure: Any = None) -> Any:
     columns = {"ids": data["ids"], "parents": data["parents"], "labels": data["labels"],
                "marker": {"colors": data["colors"], "line": {"color": "#888888", "width": 0.5}},
                "hovertext": data["hover"], "hoverinfo": "text", "customdata": data["ids"]}
-    count = len(lattice.scenarios)
     with fig.batch_update():
         if fig.data and fig.data[0].type == "sunburst":
             fig.data[0].update(**columns)
@@ -106,8 +106,7 @@ def lattice_figure(lattice: Lattice, figure: Any = None) -> Any:
         else:
             fig.data = ()
             fig.add_trace(go.Sunburst(branchvalues="remainder", maxdepth=-1, **columns))
-        fig.update_layout(title={"text": f"Discovery: {count} scenario{'s' if count != 1 else ''}, "
-                                         f"{len(lattice.rejections)} rejected"},
+        fig.update_layout(title={"text": f"Discovery: {lattice.headline()}"},
                           margin={"t": 40, "l": 0, "r": 0, "b": 0})
     return fig
 

@@ -16,7 +16,7 @@ import re
 import shlex
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from html import escape
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
@@ -28,7 +28,7 @@ from ._session import CELL_KINDS, ModuleList, Notebook, NotebookError
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import ExecutionInfo, InteractiveShell
 
-    from ..planner import Lattice
+    from ..planner import Lattice, RejectionRow
     from ..results import Results
 
 USAGE = """\
@@ -403,18 +403,32 @@ def _settings(pairs: Iterable[str]) -> dict[str, Any] | None:
 
 
 # -- displays of types we don't own (registered with the extension) -------------------------------
+#: How a notebook shows the expected non-pairings that its displays only count.
+_EXPECTED_HINT = "%sail explain NAME lists them"
+
+
 def lattice_text(lattice: Lattice, limit: int = 25) -> str:
-    """Scenarios and rejections, one line each (at most ``limit`` of each)."""
-    n, r = len(lattice.scenarios), len(lattice.rejections)
-    lines = [f"{n} scenario{'s' * (n != 1)}, {r} rejection{'s' * (r != 1)} "
+    """Scenarios and real rejections, one line each (at most ``limit`` of each), and problems without scenarios."""
+    n = len(lattice.scenarios)
+    rows = lattice.rejection_rows(expected=False)
+    lines = [f"{lattice.headline(_EXPECTED_HINT)} "
              f"({lattice.stats.tuples_considered} candidates, {lattice.stats.seconds * 1000:.0f} ms)"]
     lines += [f"  ✓ {s.label}  [{', '.join(m.name for m in s.metrics) or 'no metrics'}]  {s.id}"
               for s in lattice.scenarios[:limit]]
     lines += [f"  … and {n - limit} more scenarios"] if n > limit else []
-    lines += ["  ✗ " + str(x).replace("\n", "\n  ") for x in lattice.rejections[:limit]]
-    lines += [f"  … and {r - limit} more rejections"] if r > limit else []
+    lines += ["  ✗ " + str(x).replace("\n", "\n  ") for x in rows[:limit]]
+    lines += [f"  … and {len(rows) - limit} more rejections"] if len(rows) > limit else []
+    notes = lattice.unserved()
+    lines += [f"no scenario for {len(notes)} problem{'s' * (len(notes) != 1)}:"] if notes else []
+    lines += [f"  {note}" for note in notes[:limit]]
     lines.append("%sail explain PROBLEM MODEL says why; %sail run [SELECTOR] runs them")
     return "\n".join(lines)
+
+
+def _rows_html(rows: Sequence[RejectionRow]) -> str:
+    return "".join(f"<tr><td>{escape(x.kind)} {escape(x.module)}</td><td>{escape(x.problem)}</td>"
+                   f"<td>{escape(x.reason)}</td><td>{x.count}</td><td>{escape(str(x.location or ''))}</td></tr>"
+                   for x in rows)
 
 
 def lattice_html(lattice: Lattice, limit: int = 100) -> str:
@@ -424,12 +438,11 @@ def lattice_html(lattice: Lattice, limit: int = 100) -> str:
     that a sweep of a hundred scenarios does not push the rest of a notebook (or a report)
     out of sight.
     """
-    head = escape(lattice_text(lattice, 0).splitlines()[0])
-    n, r = len(lattice.scenarios), len(lattice.rejections)
+    head = escape(f"{lattice.headline()} ({lattice.stats.tuples_considered} candidates, "
+                  f"{lattice.stats.seconds * 1000:.0f} ms)")
+    n = len(lattice.scenarios)
     rows = "".join(f"<tr><td>{escape(s.label)}</td><td>{escape(', '.join(m.name for m in s.metrics))}</td>"
                    f"<td><code>{s.id}</code></td></tr>" for s in lattice.scenarios[:limit])
-    rejected = "".join(f"<tr><td>{escape(x.kind)} {escape(x.module)}</td><td>{escape(x.reason)}</td>"
-                       f"<td>{escape(str(x.location or ''))}</td></tr>" for x in lattice.rejections[:limit])
     out = f"<p><b>Discovery</b>: {head}</p>"
     summary = ""
     for role in ("problem", "model", "software", "hardware"):
@@ -440,8 +453,18 @@ def lattice_html(lattice: Lattice, limit: int = 100) -> str:
         more = f"<p>… and {n - limit} more</p>" if n > limit else ""
         out += (f"<table>{summary}</table><details><summary>the {n} scenario{'s' * (n != 1)}</summary>"
                 f"<table><tr><th>scenario</th><th>metrics</th><th>id</th></tr>{rows}</table>{more}</details>")
-    if rejected:
-        out += f"<details><summary>the {r} rejection{'s' * (r != 1)}</summary><table>{rejected}</table></details>"
+    columns = "<tr><th>module</th><th>problem</th><th>why</th><th>times</th><th>where</th></tr>"
+    for expected in (False, True):
+        found = lattice.rejection_rows(expected=expected)
+        k = len(found)
+        title = (f"{k} expected non-pairing{'s' * (k != 1)} (made for other problems, backends or kinds of Test)"
+                 if expected else f"{k} rejected")
+        if found:
+            out += (f"<details><summary>{title}</summary><table>{columns}"
+                    f"{_rows_html(found[:limit])}</table></details>")
+    notes = lattice.unserved()
+    if notes:
+        out += "<p>no scenario for:</p><ul>" + "".join(f"<li>{escape(x)}</li>" for x in notes) + "</ul>"
     return out
 
 

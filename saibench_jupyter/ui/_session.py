@@ -190,8 +190,9 @@ class Notebook:
         Raises
         ------
         NotebookError
-            For invalid SAIL, a module of another kind, or no module of this kind; nothing
-            is registered then, and the previous version of the cell stays in use.
+            For invalid SAIL, a module of another kind, no module of this kind, or a
+            misspelt name (``Tanhh``: did you mean ``Tanh``); nothing is registered then,
+            and the previous version of the cell stays in use.
         """
         if kind not in CELL_KINDS:
             raise NotebookError(f"%%{kind} is not a SAIL cell: use one of " + ", ".join(f"%%{k}" for k in CELL_KINDS))
@@ -204,7 +205,10 @@ class Notebook:
         before = {r.name: r.digest for r in self.repository}
         held = [r.name for r in self.repository if r.origin == origin]
         try:
-            records = self.repository.add_source(source, origin=origin)
+            # A misspelt name is refused (the notebook's own variables are no misspellings);
+            # other unknown names are warned about below.
+            records = self.repository.add_source(source, origin=origin,
+                                                 known=self.user_ns.keys() if self.user_ns is not None else ())
         except SailError as exc:
             raise cell_error(exc, origin, kind, source) from None
         names = {r.name for r in records}
@@ -261,18 +265,21 @@ class Notebook:
                 "support code alone (helpers, imports, constants) goes in a %%sail cell; nothing was registered")
 
     def _notebook_names(self, records: Sequence[ModuleRecord]) -> list[str]:
-        """Warnings for names modules read from the notebook's namespace, which pods never see."""
-        if self.user_ns is None:
-            return []
+        """Warnings for names modules read that no %%sail cell defines: the notebook's (pods never see
+        them), or nobody's yet (a %%sail cell run later may define them; discovery rejects the module till then).
+        """
+        user_ns = self.user_ns if self.user_ns is not None else {}
         support = self.repository.support_names
         out = []
         for record in records:
-            missing = [n for n in record.free_names - support
-                       if n in self.user_ns and not n.startswith("_") and n not in _IPYTHON_NAMES]
+            missing = [n for n in record.free_names - support if n not in user_ns
+                       or (not n.startswith("_") and n not in _IPYTHON_NAMES)]
             for name in sorted(missing, key=lambda n: record.name_sites.get(n, (0, 0))):
                 line = record.name_sites.get(name, (record.line, 0))[0]
                 out.append(f"line {line} ({record.name}): `{name}` is defined in the notebook, not in a %%sail "
-                           f"cell: pods won't see it; move it into a %%sail cell")
+                           f"cell: pods won't see it; move it into a %%sail cell" if name in user_ns else
+                           f"line {line} ({record.name}): unknown name `{name}`: no %%sail cell defines it; "
+                           f"discovery rejects {record.name} until one does")
         return out
 
     @property
@@ -310,7 +317,8 @@ class Notebook:
         from ..planner import discover
 
         version = self.repository.version
-        if self._lattice is None or self._lattice[0] != version:
+        # A data file whose header gave a type (an undeclared .npy input) may have changed.
+        if self._lattice is None or self._lattice[0] != version or self._lattice[1].stale():
             self._lattice = (version, discover(self.repository))
         return self._lattice[1]
 

@@ -1,0 +1,51 @@
+"""The ``saibench`` command in-process: what ``saibench discover`` prints, and why."""
+
+from __future__ import annotations
+
+import pytest
+
+from saibench_jupyter.cli import main
+
+
+def discover(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    # --hardware CPU: the paper's GPU module is refused or not depending on the machine.
+    assert main(["discover", "--hardware", "CPU", *args]) == 0
+    return capsys.readouterr().out
+
+
+def test_discover_hides_expected_non_pairings_and_says_why_md_and_segmentation_have_no_scenario(capsys):
+    out = discover(capsys)
+    lines = out.splitlines()
+    assert lines[0].startswith("8 scenarios, 2 rejected, 21 expected non-pairings (hidden; --all shows them) (")
+    assert [line.split(" (")[0] for line in lines if line.startswith("  ✗")] == [
+        "  ✗ model PermutationInvariantModel for problem MDSimulation: no model solves Require(Model, Predict, Atom, "
+        "Scalar('float32'))",
+        "  ✗ model PretrainSegmentModel for problem ElectronMicroscopySegmentation: no model solves "
+        "Require(Model, Embedding, Image(?, ?, channels=1), Tensor(?))"]
+    # The modules made for other problems are named as such in one line per problem, not listed as failures.
+    notes = out.split("no scenario for 2 problems:\n")[1].splitlines()
+    assert notes[0].startswith("  MDSimulation: model PermutationInvariantModel: no model solves Require(Model, "
+                               "Predict, Atom, Scalar('float32')) — the others are expected non-pairings (software "
+                               "PyTorch, JAX; model MLP, PretrainSegmentModel, ConvEncoder, DenseDecoder; metric "
+                               "CriticalLoss; ranking Dominates)")
+    assert notes[1].startswith("  ElectronMicroscopySegmentation: model PretrainSegmentModel: no model solves")
+
+
+def test_discover_all_lists_the_expected_non_pairings_once_each(capsys):
+    out = discover(capsys, "--all")
+    assert out.splitlines()[0].startswith("8 scenarios, 2 rejected, 21 expected non-pairings (")
+    expected = [line for line in out.splitlines() if line.startswith("  · ")]
+    assert len(expected) == len(set(expected)) == 21
+    assert ("  · model MLP for problem MDSimulation: don't know how to solve (" in out
+            and "  · metric CriticalLoss for problem MDSimulation: reads Test.Classify, but the problem has "
+                "Test.Compare (" in out)
+    assert "  · software TensorFlow for every problem, hardware CPU(threads=1): no TensorFlow backend" in out
+
+
+def test_discover_json_marks_expected_non_pairings(capsys):
+    import json
+
+    data = json.loads(discover(capsys, "--json"))
+    flags = {(r["kind"], r["module"], r["context"].get("problem")): r["expected"] for r in data["rejections"]}
+    assert flags[("model", "MLP", "MDSimulation")] is True
+    assert flags[("model", "PermutationInvariantModel", "MDSimulation")] is False
