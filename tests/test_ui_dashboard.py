@@ -172,7 +172,7 @@ def test_beside_its_view_the_dashboard_offers_a_static_snapshot(dash, nb):
     bundle = dash._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle  # a front end with widgets shows the live one
     page = bundle["text/html"]  # a report or a viewer without a kernel shows this
-    assert page.startswith("<div><p><b>SAIBench dashboard</b> — 2 scenarios, 1 rejected")
+    assert page.startswith("<div><p><b>SAIBench dashboard</b> — 2 scenarios, 0 rejected, 1 expected non-pairing")
     assert "Picky" in page and "classifies only" in page  # Modules and the rejections
     assert "run 1 of 1: finished: 1 pods (1 ok)" in page and "mode=&#x27;a&#x27;" in page  # Runs
     assert page.count('class="saibench-plotly"') == 3 and dash.rankings_html.value in page  # charts, rankings

@@ -258,7 +258,7 @@ def test_discovery_opens_with_a_summary_and_folds_the_scenarios(ip):
     doubling(ip, "a", "b", "c")
     shown, _ = ip.display_formatter.format(ip.run_line_magic("sail", "discover"))
     page = shown["text/html"]
-    assert page.startswith("<p><b>Discovery</b>: 3 scenarios, 0 rejections")
+    assert page.startswith("<p><b>Discovery</b>: 3 scenarios, 0 rejected")
     assert "<tr><th>model</th><td>Doubler (3)</td></tr>" in page and "<tr><th>software</th><td>NumPy (3)</td>" in page
     # The list of scenarios comes after the summary, folded.
     assert page.index("<details><summary>the 3 scenarios</summary><table>") < page.index("mode=&#x27;a&#x27;")
