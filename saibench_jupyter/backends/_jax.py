@@ -4,10 +4,10 @@ Training compiles a whole epoch into one XLA program: the full batches run as a
 ``jax.lax.fori_loop`` over slices of the epoch's ``order`` (the data stay on the device and
 each step gathers its batch), then a step of its own shape trains on the final partial
 batch. The loop's length is an argument, so that ``compile`` can run the program once for
-a single step (its first run costs more than the others) without training anything. Adam and SGD are written out with
-PyTorch's semantics, so a JAX run and a PyTorch run of one scenario differ only by the
-backend. User converters run batched under ``jax.vmap``; one that needs concrete values
-(``a.name``) runs on the host per record instead.
+a single step (its first run costs more than the others) without training anything.
+Adam and SGD are written out with PyTorch's semantics, so a JAX run and a PyTorch run of
+one scenario differ only by the backend. User converters run batched under ``jax.vmap``;
+one that needs concrete values (``a.name``) runs on the host per record instead.
 """
 
 from __future__ import annotations
