@@ -213,6 +213,14 @@ def test_train_epoch_after_compile_does_not_compile(trained):
     assert len(trained["trainer"]._epochs) == 1
 
 
+def test_compile_runs_the_epoch_once_without_changing_what_training_computes(mlp, trained, digits):
+    x, y, _, _ = digits
+    cold = trainer(mlp, batch_size=32, seed=0)  # no compile(): train_epoch compiles on first use
+    losses = [cold.train_epoch("Classify", x, y, epoch_order(0, 0, e, len(x))) for e in range(10)]
+    assert losses == trained["losses"]
+    assert all(int(c) == 440 for c in cold.opt["t"].values())
+
+
 def test_checkpoints_round_trip_and_are_copies(mlp, trained, digits):
     tr, x = trained["trainer"], digits[2]
     saved, out = tr.state(), tr.predict("Classify", x)

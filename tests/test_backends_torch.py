@@ -326,3 +326,39 @@ def test_native_modules_train_and_reset_to_their_own_weights():
     assert module in list(tr.net.modules())
     tr.reset()
     assert all(torch.equal(module.state_dict()[k], v) for k, v in initial.items())
+
+
+def test_compile_warms_up_without_changing_what_training_computes():
+    # Dropout draws from torch's generator, the native BatchNorm keeps running statistics and
+    # Adam its moments: the warm-up step in compile() must leave all of them as they were.
+    from saibench_jupyter.backends._plan import LoweredTask, Op
+    from saibench_jupyter.sail._graph import TorchModule
+    from saibench_jupyter.sail._types import Tensor
+
+    def build() -> TorchTrainer:
+        torch.manual_seed(0)
+        module = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.BatchNorm1d(8), torch.nn.ReLU())
+        native = Op("native", "model[Predict]/1", Tensor(3), Tensor(8), native=TorchModule(module))
+        linear = Op("linear", "model[Predict]/2", Tensor(8), Tensor(2), {"in": 8, "out": 2},
+                    params={"model[Predict]/2.weight": (2, 8), "model[Predict]/2.bias": (2,)})
+        root = Op("pipeline", "model[Predict]", Tensor(3), Tensor(2), children=(
+            Op("dropout", "model[Predict]/0", Tensor(3), Tensor(3), {"p": 0.3}), native, linear))
+        model = LoweredModel("Hand", {"Predict": LoweredTask("Predict", root)}, dict(linear.params),
+                             dict.fromkeys(linear.params, 8), (native,))
+        return TorchTrainer(model, TrainSettings(learning_rate=1e-2, batch_size=16), positions)
+
+    x = np.random.default_rng(0).normal(size=(70, 3)).astype(np.float32)  # 4 batches of 16 and one of 6
+    y = x[:, :2] * 2
+    orders = [epoch_order(0, 0, e, len(x)) for e in range(4)]
+    warmed = build()  # one after the other: both draw dropout masks from torch's global generator
+    losses = []
+    for e, order in enumerate(orders):
+        if e in (0, 2):  # the second time with Adam's moments under way, as a stage's next task has them
+            warmed.compile("Predict", x, y)
+        losses.append(warmed.train_epoch("Predict", x, y, order))
+    after = torch.get_rng_state()
+    cold = build()
+    assert losses == [cold.train_epoch("Predict", x, y, order) for order in orders]
+    assert torch.equal(torch.get_rng_state(), after)
+    for (name, a), b in zip(warmed.net.state_dict().items(), cold.net.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -65,6 +66,36 @@ def test_a_module_error_is_a_failed_event_with_its_location(workdir):
     assert failed["event"] == "failed" and failed["kind"] == "error"
     assert failed["message"] == "RuntimeError: the solver blew up"
     assert failed["location"].endswith("pods_doubling.py, line 13") and failed["stage"] == 1
+
+
+LOOKUP = textwrap.dedent("""
+    from saibench_jupyter.sail import *
+
+
+    class Lookup:
+        def __call__(self, x):
+            table = [1.0, 2.0]
+            return x * table[len(x)]
+
+
+    @ModelDefinition
+    def Looker(task, inputType, outputType):
+        if task != Solve: Fail("solves only")
+        return Solver(Lookup())
+""")
+
+
+def test_a_model_error_names_the_model_and_its_line_and_brings_the_traceback(workdir):
+    (scenario,) = [s for s in doubling("ok", extra=LOOKUP) if s.model == "Looker"]
+    code, events, _ = shim("-", stdin=specs_of(scenario)[0].to_json())
+    failed = events[-1]
+    assert code == 1 and failed["event"] == "failed" and failed["kind"] == "error"
+    # The model's own line (in its cell), not the problem's Test line that called it.
+    assert failed["module"] == "Looker" and failed["location"] == "<cell extra>, line 8"
+    assert failed["message"] == "IndexError: list index out of range"
+    assert 'File "<sail <cell extra>>", line 8, in __call__' in failed["traceback"]
+    assert "return x * table[len(x)]" in failed["traceback"]
+    assert failed["fix"] == "correct Looker where it raised; the traceback shows how the run got there"
 
 
 def test_a_bad_spec_is_reported_as_an_event_not_a_traceback(workdir):

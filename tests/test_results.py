@@ -46,7 +46,7 @@ def test_the_tidy_frame_of_a_full_pod(store: Store) -> None:
     df = Results(store).to_dataframe()
     assert list(df.columns) == ["identity", "scenario", "label", "family", "problem", "model", "software", "hardware",
                                 "params", "repeat", "status", "stage", "checkpoint", "epoch", "loss", *COUNTERS,
-                                "metric", "value"]
+                                "compile_ms", "metric", "value"]
     assert df[["checkpoint", "metric", "value"]].values.tolist() == [
         [1, "Accuracy", 0.7], [1, "CriticalLoss", 2.0], [2, "Accuracy", 0.9], [2, "CriticalLoss", 1.0]]
     assert df["ElapsedMilliseconds"].tolist() == [100.0, 100.0, 200.0, 200.0]

@@ -13,7 +13,7 @@ from test_ui_session import MODEL, PROBLEM, REST, SUPPORT
 from saibench_jupyter.planner import Lattice
 from saibench_jupyter.results import Results
 from saibench_jupyter.ui._handle import RunHandle
-from saibench_jupyter.ui._magics import load_ipython_extension, notebook, unload_ipython_extension
+from saibench_jupyter.ui._magics import load_ipython_extension, notebook, results_html, unload_ipython_extension
 from saibench_jupyter.ui._session import ModuleList
 
 TWO_HARDWARE = "@HardwareDefinition\ndef OneCore():\n    return Resources(cpus=1)\n\n" \
@@ -165,6 +165,11 @@ def test_support_code_reaches_the_pods_and_a_failing_pod_breaks_nothing(ip):
     assert failure.kind == "error" and failure.message == "RuntimeError: the solver blew up"
     # The traceback names the %%sail cell and its line (the %%sail line is line 1).
     assert failure.location.startswith("<cell ") and failure.location.endswith(", line 8")
+    # ... on behalf of the model that called it; the record keeps the traceback, and no field shows as None.
+    assert failure.module == "Doubler" and "RuntimeError: the solver blew up" in failure.traceback
+    assert failure.fix == "correct Doubler where it raised; the traceback shows how the run got there"
+    html = results_html(results)
+    assert html is not None and "<td>Doubler</td>" in html and "None" not in html
     # The shell, the notebook and the store carry on.
     assert ip.run_cell("1 + 1").result == 2
     assert len(ip.run_line_magic("sail", "results")) == 2

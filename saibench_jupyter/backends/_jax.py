@@ -1,12 +1,13 @@
 """JAX backend: interprets a lowered :class:`._plan.Op` tree with ``jax.numpy`` and ``jax.lax``.
 
 Training compiles a whole epoch into one XLA program: the full batches run as a
-``jax.lax.scan`` over the ``(num_batches, batch_size)`` index array drawn from the epoch's
-``order`` (the data stay on the device and each step gathers its batch), then a step of
-its own shape trains on the final partial batch. Adam and SGD are written out with
-PyTorch's semantics, so a JAX run and a PyTorch run of one scenario differ only by the
-backend. User converters run batched under ``jax.vmap``; one that needs concrete values
-(``a.name``) runs on the host per record instead.
+``jax.lax.fori_loop`` over slices of the epoch's ``order`` (the data stay on the device and
+each step gathers its batch), then a step of its own shape trains on the final partial
+batch. The loop's length is an argument, so that ``compile`` can run the program once for
+a single step (its first run costs more than the others) without training anything.
+Adam and SGD are written out with PyTorch's semantics, so a JAX run and a PyTorch run of
+one scenario differ only by the backend. User converters run batched under ``jax.vmap``;
+one that needs concrete values (``a.name``) runs on the host per record instead.
 """
 
 from __future__ import annotations
@@ -115,6 +116,8 @@ class JaxTrainer(Trainer):
         self._predict: dict[str, Any] = {}
         self._grad: dict[tuple[str, str | None], Any] = {}
         self._epoch_no = 0
+        #: the epoch executable's ``warm`` argument, on the device once
+        self._warm = {flag: jax.device_put(np.bool_(flag), self.device) for flag in (False, True)}
         self.reset()
 
     # -- lifecycle -----------------------------------------------------------------
@@ -340,8 +343,10 @@ class JaxTrainer(Trainer):
     def _epoch_fn(self, task: str, x: Any, y: Any) -> Any:
         """The compiled epoch for ``task`` on data shaped like ``x``, ``y`` (built on first use).
 
-        ``(params, opt, x, y, plan) -> (params, opt, mean loss)``, where ``plan`` is the
+        ``(params, opt, x, y, plan, warm) -> (params, opt, mean loss)``, where ``plan`` is the
         epoch's order with the epoch number appended: one transfer and one call per epoch.
+        ``warm`` (a boolean on the device) runs one full batch and the partial one instead
+        of the whole epoch: the warm-up pays the executable's first-run costs in one step.
         """
         size = int(self.settings.batch_size)
         key = (task, _signature(x), _signature(y), size)
@@ -357,22 +362,22 @@ class JaxTrainer(Trainer):
         def gather(data: Any, idx: Any) -> Any:
             return _map(lambda a: a[idx], data)
 
-        def epoch(p: Params, opt: Any, dx: Any, dy: Any, plan: Any) -> tuple[Params, Any, Any]:
+        def epoch(p: Params, opt: Any, dx: Any, dy: Any, plan: Any, warm: Any) -> tuple[Params, Any, Any]:
             base = jax.random.fold_in(jax.random.PRNGKey(seed), plan[n])
             total = jnp.zeros((), jnp.float32)
             adam = "t" in opt
             mom = {"m": opt["m"], "v": opt["v"]} if adam else {}
             sched = self._schedule(opt["t"], steps) if adam else None
-            if batches:  # the full batches: one scan, so the whole loop is a single XLA program
-                def body(carry: Any, item: Any) -> tuple[Any, None]:
+            if batches:  # the full batches: one loop, so the whole epoch is a single XLA program
+                def body(i: Any, carry: Any) -> Any:
                     q, mo, acc = carry
-                    i, idx, sc = item
-                    loss, q, mo = step(q, mo, gather(dx, idx), dy[idx], jax.random.fold_in(base, i), sc)
-                    return (q, mo, acc + loss), None
+                    idx = lax.dynamic_slice_in_dim(plan, i * size, size)
+                    loss, q, mo = step(q, mo, gather(dx, idx), dy[idx], jax.random.fold_in(base, i),
+                                       None if sched is None else sched[i])
+                    return q, mo, acc + loss
 
-                items = (jnp.arange(batches, dtype=jnp.int32), jnp.reshape(plan[:cut], (batches, size)),
-                         None if sched is None else sched[:batches])
-                (p, mom, total), _ = lax.scan(body, (p, mom, total), items)
+                count = jnp.where(warm, jnp.int32(1), jnp.int32(batches))
+                p, mom, total = lax.fori_loop(jnp.int32(0), count, body, (p, mom, total))
                 total = total * size
             if rest:  # the final partial batch: its own step, traced for its own shape
                 idx = plan[cut:n]
@@ -387,16 +392,29 @@ class JaxTrainer(Trainer):
         dx, dy = self._device_data(x, y)
         plan = jax.device_put(np.zeros((n + 1,), np.int32), self.device)
         # params and moments are donated: the epoch updates them in place (no second copy)
-        compiled = jax.jit(epoch, donate_argnums=(0, 1)).lower(p, opt, dx, dy, plan).compile()
+        compiled = jax.jit(epoch, donate_argnums=(0, 1)).lower(p, opt, dx, dy, plan, self._warm[False]).compile()
         self._epochs[key] = compiled
         return compiled
 
     def compile(self, task: str, x: Any, y: Any) -> None:
-        """Compile ahead of time the epoch ``train_epoch`` runs on data shaped like ``x``, ``y``."""
-        self._epoch_fn(task, x, y)
+        """Compile ahead of time the epoch ``train_epoch`` runs on data shaped like ``x``, ``y``, put the
+        data on the device, and run the executable once (one step) on copies of the weights.
+
+        A first run costs more than the others (buffers allocated, kernels loaded): that
+        belongs to no epoch. The weights, optimiser state and epoch count are left as they
+        were, so training gives the same numbers with or without this call.
+        """
+        fn = self._epoch_fn(task, x, y)
+        dx, dy = self._device_data(x, y)
+        n = int(_leaves(x)[0].shape[0])
+        # copies through the host: the executable consumes (donates) its weights and moments
+        p, opt = jax.tree_util.tree_map(lambda a: jax.device_put(np.array(a), self.device), self._subset(task))
+        plan = np.zeros((n + 1,), np.int32)
+        plan[:n] = np.arange(n)
+        jax.block_until_ready(fn(p, opt, dx, dy, jax.device_put(plan, self.device), self._warm[True]))
 
     def train_epoch(self, task: str, x: Any, y: Any, order: Any) -> float:
-        """One epoch over ``order``: a scan over the full batches, then the partial batch."""
+        """One epoch over ``order``: a loop over the full batches, then the partial batch."""
         fn = self._epoch_fn(task, x, y)
         dx, dy = self._device_data(x, y)
         n = int(_leaves(x)[0].shape[0])
@@ -406,7 +424,7 @@ class JaxTrainer(Trainer):
         plan = np.empty((n + 1,), np.int32)
         plan[:n], plan[n] = order, self._epoch_no
         p, opt = self._subset(task)
-        p, opt, loss = fn(p, opt, dx, dy, jax.device_put(plan, self.device))
+        p, opt, loss = fn(p, opt, dx, dy, jax.device_put(plan, self.device), self._warm[False])
         self._store(p, opt)
         self._epoch_no += 1
         out = float(loss)  # waits for the device

@@ -28,7 +28,8 @@ class NumpyTrainer(Trainer):
         self._pristine = {op.path: copy.deepcopy(op.native.obj) for op in model.natives
                           if isinstance(op.native, Estimator)}
         self._objects: dict[str, Any] = {}
-        #: estimators trained on one-hot targets (as labels): how many classes to give back
+        #: estimators trained on one-hot targets (as labels): how many classes to give back;
+        #: 0 for every other estimator (regressors, classifiers of labels)
         self._classes: dict[str, int] = {}
         self.reset()
 
@@ -39,14 +40,14 @@ class NumpyTrainer(Trainer):
     def reset(self) -> None:
         self._objects = {path: copy.deepcopy(obj) for path, obj in self._pristine.items()}
 
-    def _run(self, op: Op, x: Any, fit_y: Any = None) -> Any:
+    def _run(self, task: str, op: Op, x: Any, fit_y: Any = None) -> Any:
         import numpy as np
 
         if op.kind == "pipeline":
             children = list(op.children)
             for i, child in enumerate(children):
                 # Only the estimator learns; what follows it maps its outputs to the task's type.
-                x = self._run(child, x, fit_y if i == _native_index(children) else None)
+                x = self._run(task, child, x, fit_y if i == _native_index(children) else None)
             return x
         if op.kind == "convert":
             if all_builtin(op.chain):
@@ -62,24 +63,39 @@ class NumpyTrainer(Trainer):
                 obj = self._objects[op.path]
                 flat = np.asarray(x).reshape(len(x), -1)
                 if fit_y is not None:
-                    targets = _targets(fit_y)
-                    self._classes[op.path] = fit_y.shape[1] if targets.ndim < np.ndim(fit_y) else 0
-                    obj.fit(flat, targets)
+                    classes = self._one_hot(task, fit_y)
+                    self._classes[op.path] = classes
+                    obj.fit(flat, _targets(fit_y, classes))
                 classes = self._classes.get(op.path, 0)
                 out = _probabilities(obj, flat, classes) if classes else np.asarray(obj.predict(flat))
                 return out.reshape(len(x), *record_shape(op.output)) if _known(op.output) else out
         raise ValueError(f"the NumPy backend runs Estimator and Solver models, not {op.kind!r}")
 
+    def _one_hot(self, task: str, y: Any) -> int:
+        """How many classes ``task``'s targets one-hot encode; 0 when they are values or labels.
+
+        The problem's declaration decides, never the data's width: only a ``Classify`` task
+        whose declared output is a vector of several entries has one-hot targets (a
+        regression onto ``Tensor(1)`` or ``Tensor(k)`` keeps its numbers as they are).
+        """
+        import numpy as np
+
+        if task != "Classify" or np.ndim(y) != 2:
+            return 0
+        declared = self.model.tasks[task].root.output
+        width = int(np.prod(record_shape(declared))) if _known(declared) else int(np.shape(y)[1])
+        return width if width > 1 else 0
+
     def train_epoch(self, task: str, x: Any, y: Any, order: Any) -> float:
         import numpy as np
 
         lowered = self.model.tasks[task]
-        pred = self._run(lowered.root, x[order], y[order])
+        pred = self._run(task, lowered.root, x[order], y[order])
         err = np.asarray(pred, dtype=np.float64).reshape(len(pred), -1) - np.asarray(y[order]).reshape(len(pred), -1)
         return float(np.mean(err * err))
 
     def predict(self, task: str, x: Any) -> Any:
-        return self._run(self.model.tasks[task].root, x)
+        return self._run(task, self.model.tasks[task].root, x)
 
     def gradients(self, task: str, x: Any, field: str | None) -> Any:
         raise TypeError("a NumPy model (Estimator, Solver) has no gradients: use a PyTorch or JAX model")
@@ -103,12 +119,12 @@ def _records(x: Any) -> list[Any]:
     return list(x)
 
 
-def _targets(y: Any) -> Any:
+def _targets(y: Any, classes: int) -> Any:
+    """The targets as scikit-learn takes them: class labels for one-hot rows, else 1-D for one column."""
     import numpy as np
 
     arr = np.asarray(y)
-    # scikit-learn wants class labels for classifiers: one-hot rows become their argmax.
-    if arr.ndim == 2 and arr.shape[1] > 1 and set(np.unique(arr)) <= {0.0, 1.0}:
+    if classes:
         return arr.argmax(axis=1)
     return arr.reshape(len(arr)) if arr.ndim > 1 and arr.shape[1] == 1 else arr
 

@@ -1,8 +1,8 @@
 """One trainer contract for every backend, so that backends differ only in how they compute.
 
 The runtime drives a :class:`Trainer` through a fixed lifecycle: ``reset`` (initial
-weights from :func:`._plan.init_params`, a fresh optimiser), ``compile`` (warm-up, timed
-apart), ``train_epoch`` per epoch with a batch order drawn by :func:`epoch_order` (the
+weights from :func:`._plan.init_params`, a fresh optimiser), ``compile`` (one-time costs,
+timed apart), ``train_epoch`` per epoch with a batch order drawn by :func:`epoch_order` (the
 same for every backend), ``state``/``load_state`` for checkpoints, ``predict`` for
 tests, ``gradients`` for ``Gradients(...)``. Batching, seeding, the optimiser (Adam by
 default, PyTorch's defaults) and the losses by task kind (:func:`._plan.loss_kind`) are
@@ -118,9 +118,13 @@ class Trainer(ABC):
         """Initial weights (from ``init_params(model, settings.seed)``) and a fresh optimiser."""
 
     def compile(self, task: str, x: Any, y: Any) -> None:  # noqa: B027 - optional hook
-        """Prepare ``task``'s training step for data shaped like ``x``, ``y`` (JIT warm-up).
+        """Pay ``task``'s one-time costs for training on ``x``, ``y``: compile the training step, put the
+        data on the device, run the step once (first runs load kernels and grow memory pools).
 
-        The runtime times this apart from training. The default does nothing.
+        The runtime calls it right before the first timed epoch and reports its time apart
+        (``compile_ms``), so the first epoch costs what the others do. It must leave the
+        weights, the optimiser state and every random generator as they were: a run gives
+        the same numbers with or without it. The default does nothing.
         """
 
     @abstractmethod

@@ -191,7 +191,7 @@ def run_pod(spec: PodSpec, emit: Emit, record: dict[str, Any] | None = None,
     if result.status == "failed" and result.error is not None:
         e = result.error
         emit(_failure(e.kind, e.what, module=e.module, location=str(e.location) if e.location else None,
-                      stage=e.stage, checkpoint=e.checkpoint, fix=e.fix))
+                      stage=e.stage, checkpoint=e.checkpoint, fix=e.fix, tb=e.traceback))
         return False
     error = None
     if result.error is not None:

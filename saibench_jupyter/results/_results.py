@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 _SCENARIO = ("scenario", "label", "family", "problem", "model", "software", "hardware", "params")
 _COUNTER_SELECT = ", ".join(f'pt."{c}"' for c in COUNTERS)
 _TIDY = (f"SELECT p.identity, {', '.join('s.' + c for c in _SCENARIO)}, p.repeat, p.status, pt.stage, "
-         f"pt.checkpoint, pt.epoch, pt.loss, {_COUNTER_SELECT}, m.name AS metric, m.value "
+         f"pt.checkpoint, pt.epoch, pt.loss, {_COUNTER_SELECT}, p.compile_ms, m.name AS metric, m.value "
          "FROM pods p LEFT JOIN scenarios s ON s.identity = p.identity "
          "LEFT JOIN points pt ON pt.identity = p.identity AND pt.repeat = p.repeat "
          "LEFT JOIN metrics m ON m.identity = pt.identity AND m.repeat = pt.repeat AND m.stage = pt.stage "
@@ -153,7 +153,9 @@ class Results:
         Columns: ``identity``, ``scenario``, ``label``, ``family``, ``problem``, ``model``,
         ``software``, ``hardware``, ``params`` (JSON text, so it can be grouped on),
         ``repeat``, ``status``, ``stage``, ``checkpoint``, ``epoch``, ``loss``, the work
-        counters (``ElapsedMilliseconds`` ... ``PeakMemoryBytes``), ``metric``, ``value``.
+        counters (``ElapsedMilliseconds`` ... ``PeakMemoryBytes``), ``compile_ms`` (the pod's
+        one-time costs, kept out of the counters: compilation, data to the device, first
+        runs), ``metric``, ``value``.
 
         A pod without points (failed early, or still starting) is one row with its status
         and missing values elsewhere, so a chart can show it as DNF; a checkpoint without
@@ -162,7 +164,7 @@ class Results:
         """
         where, params = self._scope().where("p")
         df = self._frame(_TIDY.format(where=where), params)
-        for column in ("loss", *COUNTERS, "value"):
+        for column in ("loss", *COUNTERS, "compile_ms", "value"):
             df[column] = df[column].astype("float64")
         for column in ("stage", "checkpoint", "epoch"):
             # Nullable integers: a pod without points has none, and 3.0 is not a checkpoint number.

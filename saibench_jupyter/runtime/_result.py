@@ -31,6 +31,8 @@ class RunError:
         ``error`` (a module raised), ``diverged`` (the loss became NaN/inf) or ``internal``.
     fix : str, optional
         What to change.
+    traceback : str, optional
+        The Python traceback of the exception, for the details (not part of ``str``).
     """
 
     what: str
@@ -40,6 +42,7 @@ class RunError:
     checkpoint: int | None = None
     kind: str = "error"
     fix: str | None = None
+    traceback: str | None = field(default=None, repr=False, compare=False)
 
     def __str__(self) -> str:
         where = [w for w in (f"in {self.module}" if self.module else "",
@@ -89,7 +92,9 @@ class ScenarioResult:
     points : list of Point
         One per stage × checkpoint, in order (kept when a later stage fails).
     compile_ms : float
-        Compilation warm-up (JAX), excluded from the timers.
+        One-time costs, kept out of the work counters: compilation, moving the data to the
+        device and a first, untimed training step per task and stage (``Trainer.compile``),
+        and the first prediction per batch shape.
     warnings : list of RunError
         Metrics that failed at some checkpoint (the run itself went on).
     """
@@ -116,13 +121,14 @@ class ScenarioResult:
         return [p[name] for p in self.points]
 
     def to_dataframe(self) -> Any:
-        """The points as a pandas DataFrame: one row per stage × checkpoint."""
+        """The points as a pandas DataFrame: one row per stage × checkpoint, with the run's ``compile_ms``."""
         import pandas as pd
 
         rows = []
         for p in self.points:
             rows.append({"scenario": self.scenario, "stage": p.stage, "checkpoint": p.checkpoint,
-                         "epoch": p.epoch, "loss": p.loss, **dict(p.counters), **dict(p.metrics)})
+                         "epoch": p.epoch, "loss": p.loss, **dict(p.counters), "compile_ms": self.compile_ms,
+                         **dict(p.metrics)})
         return pd.DataFrame(rows)
 
     def __repr__(self) -> str:

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..backends import trainer_class
 from ..backends._trainer import TrainingDiverged, TrainSettings
-from ..sail._errors import Location, ModuleFailed, SailError
+from ..sail._errors import SailError
+from ._blame import run_error
 from ._convert import ChainBook, RecordConverter
 from ._hardware import hardware
 from ._model import build_model, seed_everything
@@ -80,7 +81,7 @@ def run_scenario(scenario: Scenario, *, settings: Mapping[str, Any] | None = Non
         ns = ExecutionNamespace.of(repo)
     except SailError as exc:
         result = ScenarioResult(scenario.id, scenario.label, backend, scenario.resources.device, {})
-        return _fail(result, _error(exc, repo, None), started)
+        return _fail(result, run_error(exc, repo, None, None), started)
     problem = scenario.problem_instance.module
     problem_fn = ns.function(problem)
     model_fn = ns.function(scenario.model_choice.module)
@@ -110,7 +111,9 @@ def run_scenario(scenario: Scenario, *, settings: Mapping[str, Any] | None = Non
         result.status = "diverged"
         result.error = diverged(exc, run.stages if run else None, train_settings.learning_rate)
     except Exception as exc:
-        return _fail(result, _error(exc, repo, run), started)
+        stage = run.stages if run is not None and run.stages else None
+        checkpoint = run.epoch if run is not None and run.epoch else None
+        return _fail(result, run_error(exc, repo, stage, checkpoint, scenario.model_choice), started)
     result.wall_ms = (time.perf_counter() - started) * 1e3
     return result
 
@@ -146,36 +149,3 @@ def _problem_arguments(problem: Any, params: Mapping[str, Any], settings: TrainS
     return kwargs
 
 
-def _error(exc: BaseException, repo: Repository, run: ProblemExecution | None) -> RunError:
-    """A RunError naming the module, file or cell and line where ``exc`` came from."""
-    location, module = _sail_site(exc, repo)
-    stage = run.stages if run is not None and run.stages else None
-    checkpoint = run.epoch if run is not None and run.epoch else None
-    if isinstance(exc, ModuleFailed):
-        return RunError(f"{module or 'a module'} failed at execution: {exc.reason}", module, location, stage,
-                        checkpoint)
-    if isinstance(exc, MemoryError):
-        return RunError(f"out of memory: {exc}", module, location, stage, checkpoint, kind="memory",
-                        fix="raise the memory limit (Resources(memory=...) or run(memory=...)), "
-                        "or use smaller batches or models")
-    if isinstance(exc, SailError):
-        return RunError(exc.what, exc.module or module, exc.location or location, stage, checkpoint, fix=exc.fix)
-    return RunError(f"{type(exc).__name__}: {exc}", module, location, stage, checkpoint,
-                    kind="error" if location is not None else "internal",
-                    fix=None if location is not None else "this looks like a bug in SAIBench: please report it")
-
-
-def _sail_site(exc: BaseException, repo: Repository) -> tuple[Location | None, str | None]:
-    """The deepest frame of SAIL code in the traceback, and the module it belongs to."""
-    site = None
-    tb = exc.__traceback__
-    while tb is not None:
-        name = tb.tb_frame.f_code.co_filename
-        if name.startswith("<sail "):
-            site = Location(name[len("<sail "):-1], tb.tb_lineno)
-        tb = tb.tb_next
-    if site is None:
-        return None, None
-    module = next((m.name for m in repo.modules() if m.origin == site.origin and m.line <= site.line <= m.end_line),
-                  None)
-    return site, module

@@ -485,7 +485,9 @@ def results_html(results: Results, limit: int = 50) -> str | None:
         out += scenarios[["label", "version", *counts]].to_html(index=False)
     if len(failures):
         failures = failures.assign(message=failures["message"].astype(str).str.split("\n").str[0])
-        out += "<p>failures</p>" + failures[["label", "repeat", "kind", "message", "fix"]].to_html(index=False)
+        # Who failed and where; a field nobody filled in shows empty, never as "None".
+        table = failures[["label", "repeat", "kind", "module", "location", "message", "fix"]].astype(object)
+        out += "<p>failures</p>" + table.where(table.notna(), "").to_html(index=False)
     return out
 
 
