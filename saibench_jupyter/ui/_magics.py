@@ -15,20 +15,19 @@ import ast
 import re
 import shlex
 import sys
-from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
-from html import escape
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_cell_magic, magics_class
 
+from ._displays import FORMATTERS
 from ._session import CELL_KINDS, ModuleList, Notebook, NotebookError
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import ExecutionInfo, InteractiveShell
 
-    from ..planner import Lattice, RejectionRow
+    from ..planner import Lattice
     from ..results import Results
 
 USAGE = """\
@@ -402,106 +401,6 @@ def _settings(pairs: Iterable[str]) -> dict[str, Any] | None:
     return out or None
 
 
-# -- displays of types we don't own (registered with the extension) -------------------------------
-#: How a notebook shows the expected non-pairings that its displays only count.
-_EXPECTED_HINT = "%sail explain NAME lists them"
-
-
-def lattice_text(lattice: Lattice, limit: int = 25) -> str:
-    """Scenarios and real rejections, one line each (at most ``limit`` of each), and problems without scenarios."""
-    n = len(lattice.scenarios)
-    rows = lattice.rejection_rows(expected=False)
-    lines = [f"{lattice.headline(_EXPECTED_HINT)} "
-             f"({lattice.stats.tuples_considered} candidates, {lattice.stats.seconds * 1000:.0f} ms)"]
-    lines += [f"  ✓ {s.label}  [{', '.join(m.name for m in s.metrics) or 'no metrics'}]  {s.id}"
-              for s in lattice.scenarios[:limit]]
-    lines += [f"  … and {n - limit} more scenarios"] if n > limit else []
-    lines += ["  ✗ " + str(x).replace("\n", "\n  ") for x in rows[:limit]]
-    lines += [f"  … and {len(rows) - limit} more rejections"] if len(rows) > limit else []
-    notes = lattice.unserved()
-    lines += [f"no scenario for {len(notes)} problem{'s' * (len(notes) != 1)}:"] if notes else []
-    lines += [f"  {note}" for note in notes[:limit]]
-    lines.append("%sail explain PROBLEM MODEL says why; %sail run [SELECTOR] runs them")
-    return "\n".join(lines)
-
-
-def _rows_html(rows: Sequence[RejectionRow]) -> str:
-    return "".join(f"<tr><td>{escape(x.kind)} {escape(x.module)}</td><td>{escape(x.problem)}</td>"
-                   f"<td>{escape(x.reason)}</td><td>{x.count}</td><td>{escape(str(x.location or ''))}</td></tr>"
-                   for x in rows)
-
-
-def lattice_html(lattice: Lattice, limit: int = 100) -> str:
-    """A summary of discovery, then the scenarios and the rejections as folded tables.
-
-    The summary says how many scenarios each module takes part in; the lists are folded so
-    that a sweep of a hundred scenarios does not push the rest of a notebook (or a report)
-    out of sight.
-    """
-    head = escape(f"{lattice.headline()} ({lattice.stats.tuples_considered} candidates, "
-                  f"{lattice.stats.seconds * 1000:.0f} ms)")
-    n = len(lattice.scenarios)
-    rows = "".join(f"<tr><td>{escape(s.label)}</td><td>{escape(', '.join(m.name for m in s.metrics))}</td>"
-                   f"<td><code>{s.id}</code></td></tr>" for s in lattice.scenarios[:limit])
-    out = f"<p><b>Discovery</b>: {head}</p>"
-    summary = ""
-    for role in ("problem", "model", "software", "hardware"):
-        counts = Counter(getattr(s, role) for s in lattice.scenarios)
-        summary += (f"<tr><th>{role}</th><td>"
-                    + ", ".join(f"{escape(name)} ({k})" for name, k in sorted(counts.items())) + "</td></tr>")
-    if rows:
-        more = f"<p>… and {n - limit} more</p>" if n > limit else ""
-        out += (f"<table>{summary}</table><details><summary>the {n} scenario{'s' * (n != 1)}</summary>"
-                f"<table><tr><th>scenario</th><th>metrics</th><th>id</th></tr>{rows}</table>{more}</details>")
-    columns = "<tr><th>module</th><th>problem</th><th>why</th><th>times</th><th>where</th></tr>"
-    for expected in (False, True):
-        found = lattice.rejection_rows(expected=expected)
-        k = len(found)
-        title = (f"{k} expected non-pairing{'s' * (k != 1)} (made for other problems, backends or kinds of Test)"
-                 if expected else f"{k} rejected")
-        if found:
-            out += (f"<details><summary>{title}</summary><table>{columns}"
-                    f"{_rows_html(found[:limit])}</table></details>")
-    notes = lattice.unserved()
-    if notes:
-        out += "<p>no scenario for:</p><ul>" + "".join(f"<li>{escape(x)}</li>" for x in notes) + "</ul>"
-    return out
-
-
-def results_html(results: Results, limit: int = 50) -> str | None:
-    """The results' summary line and metric warnings, their scenarios and their failures as tables."""
-    try:
-        scenarios = results.scenarios().head(limit)
-        failures = results.failures().head(limit)
-    except Exception:  # a display must never raise: the plain repr still shows
-        return None
-    out = "<p>" + "<br>".join(escape(line) for line in repr(results).splitlines()) + "</p>"
-    if len(scenarios):
-        # A version is a digest of the code a scenario ran, and when a run last asked for it.
-        scenarios = scenarios.assign(version=[f"{v or '?'} ({t:%Y-%m-%d %H:%M})" if t == t else (v or "?")
-                                              for v, t in zip(scenarios["version"], scenarios["registered"])])
-        counts = [c for c in ("ok", "failed", "diverged", "cancelled", "interrupted", "running", "warnings")
-                  if c in ("ok", "failed", "diverged", "running") or scenarios[c].any()]
-        out += scenarios[["label", "version", *counts]].to_html(index=False)
-    if len(failures):
-        failures = failures.assign(message=failures["message"].astype(str).str.split("\n").str[0])
-        # Who failed and where; a field nobody filled in shows empty, never as "None".
-        table = failures[["label", "repeat", "kind", "module", "location", "message", "fix"]].astype(object)
-        out += "<p>failures</p>" + table.where(table.notna(), "").to_html(index=False)
-    return out
-
-
-def _pretty_lattice(lattice: Lattice, p: Any, cycle: bool) -> None:
-    p.text(lattice_text(lattice))
-
-
-_FORMATTERS: dict[tuple[str, str, str], Callable[..., Any]] = {
-    ("text/plain", "saibench_jupyter.planner._lattice", "Lattice"): _pretty_lattice,
-    ("text/html", "saibench_jupyter.planner._lattice", "Lattice"): lattice_html,
-    ("text/html", "saibench_jupyter.results._results", "Results"): results_html,
-}
-
-
 # -- the extension ---------------------------------------------------------------------------------
 def load_ipython_extension(ipython: InteractiveShell) -> None:
     """Register the SAIL magics, the cell-id hooks and the displays (``%load_ext saibench_jupyter``)."""
@@ -513,7 +412,7 @@ def load_ipython_extension(ipython: InteractiveShell) -> None:
     ipython.events.register("post_run_cell", magics.post_run_cell)
     if ipython.display_formatter is not None:
         formatters = ipython.display_formatter.formatters
-        for (mime, module, name), func in _FORMATTERS.items():
+        for (mime, module, name), func in FORMATTERS.items():
             formatters[mime].for_type_by_name(module, name, func)
     _LOADED[id(ipython)] = magics
 
@@ -535,7 +434,7 @@ def unload_ipython_extension(ipython: InteractiveShell) -> None:
                 del table[kind][name]
     if ipython.display_formatter is not None:
         formatters = ipython.display_formatter.formatters
-        for mime, module, name in _FORMATTERS:
+        for mime, module, name in FORMATTERS:
             formatters[mime].pop(f"{module}.{name}", None)
 
 
