@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, cast
 
 from ..repository import Repository, RepositoryEvent
+from ..sail import DryRunTimeout, SailError
 from ..sail._decorators import ModuleKind
 from ..sail._dryrun import (
     DEFAULT_TIME_LIMIT,
@@ -32,7 +33,6 @@ from ..sail._dryrun import (
     dry_run,
     load_function,
 )
-from ..sail._errors import DryRunTimeout, SailError
 from ..sail._inputs import FileStamp, files_changed
 from ..sail._meta import MetricMeta, ProblemMeta, Trace
 from ..sail._names import unknown_name, unknown_names

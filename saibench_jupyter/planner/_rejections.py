@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from ..sail._errors import Location
+from ..sail import Location
 from ._instances import Rejection
 
 #: How a row names rejections that hold whatever the problem (hardware, a module that can't run).

@@ -17,11 +17,11 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..sail._errors import Location, ModuleFailed, SailError
+from ..sail import Location, ModuleFailed, SailError
 from ._result import RunError
 
 if TYPE_CHECKING:
-    from ..planner._instances import ModelChoice
+    from ..planner import ModelChoice
     from ..repository import Repository
 
 #: Source files of the backends: a frame there means the model is being trained or run.

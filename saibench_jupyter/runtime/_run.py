@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..backends import trainer_class
 from ..backends._trainer import TrainingDiverged, TrainSettings
-from ..sail._errors import SailError
+from ..sail import SailError
 from ._blame import run_error
 from ._convert import ChainBook, RecordConverter
 from ._hardware import hardware
