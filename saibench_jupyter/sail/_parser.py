@@ -335,11 +335,25 @@ def _check_signature(fn: ast.FunctionDef, kind: ModuleKind, origin: str) -> None
                               fix="a ranking takes one result (a score) or two (a comparison)")
 
 
-def _reject_dot_dot_ranges(nodes: list[ast.AST], text: str, origin: str) -> None:
-    # The paper writes ranges as ``0..i``: valid Python ((0.).i), so ast accepts it.
+def _scan(nodes: list[ast.AST], text: str, origin: str, sail: frozenset[str]
+          ) -> tuple[dict[str, tuple[int, int]], set[str]]:
+    """One pass over a module's nodes: the first site of every name, and the bare capability
+    names in ``Require``/``Provides``; a paper-style ``0..i`` range is rejected."""
+    sites: dict[str, tuple[int, int]] = {}
+    capability_args: set[str] = set()
     for node in nodes:
-        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Constant) \
+        if isinstance(node, ast.Name):
+            site = (node.lineno, node.col_offset)
+            if node.id not in sites or site < sites[node.id]:
+                sites[node.id] = site
+        elif isinstance(node, ast.Call):
+            f, args = node.func, node.args
+            if isinstance(f, ast.Name) and f.id in CAPABILITY_CALLS and args and isinstance(args[0], ast.Name) \
+                    and args[0].id not in sail:
+                capability_args.add(args[0].id)
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Constant) \
                 and isinstance(node.value.value, float):
+            # The paper writes ranges as ``0..i``: valid Python ((0.).i), so ast accepts it.
             segment = ast.get_source_segment(text, node) or ""
             if re.match(r"\d+\.\.", segment):
                 raise SailSyntaxError(
@@ -347,6 +361,7 @@ def _reject_dot_dot_ranges(nodes: list[ast.AST], text: str, origin: str) -> None
                     location=Location(origin, node.lineno, node.col_offset),
                     fix="Python has no a..b ranges: slice with a:b+1 or use range(a, b+1)",
                 )
+    return sites, capability_args
 
 
 def _parse_module(
@@ -354,9 +369,9 @@ def _parse_module(
     kind: ModuleKind, options: dict[str, Any], scope: symtable.SymbolTable, support_digest: str,
 ) -> ParsedModule:
     """One module; ``walked`` is ``walk(fn)``, ``scope`` its symbol table."""
-    nodes = walked[0]
     _check_signature(fn, kind, origin)
-    _reject_dot_dot_ranges(nodes, text, origin)
+    sail = sail_names()
+    first_sites, capability_args = _scan(walked[0], text, origin, sail)
     start = fn.decorator_list[0].lineno
     source = "\n".join(lines[start - 1 : fn.end_lineno])
     doc = ast.get_docstring(fn)
@@ -365,22 +380,13 @@ def _parse_module(
     digest = _digest(kind.value, fn.name, repr(sorted(options.items())), ast.dump(shape),
                      support_digest)
 
-    sail = sail_names()
     # Annotations and defaults are evaluated where the function is defined, outside its scope.
     outside = [*fn.args.defaults, *(a.annotation for a in fn.args.args if a.annotation), *(
         [fn.returns] if fn.returns else [])]
     globals_read = _globals_read(scope) | {
         n.id for e in outside for n in ast.walk(e) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
-    capability_args = {
-        n.args[0].id for n in nodes
-        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in CAPABILITY_CALLS
-        and n.args and isinstance(n.args[0], ast.Name) and n.args[0].id not in sail
-    }
     free = frozenset(n for n in globals_read - capability_args if n not in sail and n not in _BUILTINS)
-    sites: dict[str, tuple[int, int]] = {}
-    for node in nodes:
-        if isinstance(node, ast.Name) and node.id in free:
-            sites[node.id] = min(sites.get(node.id, (node.lineno, node.col_offset)), (node.lineno, node.col_offset))
+    sites = {n: first_sites[n] for n in free if n in first_sites}
 
     bare = ast.FunctionDef(fn.name, fn.args, fn.body, [], fn.returns, None, lineno=fn.lineno,
                            col_offset=fn.col_offset, end_lineno=fn.end_lineno,
