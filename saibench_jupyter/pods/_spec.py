@@ -163,7 +163,8 @@ class PodSpec:
         Raises
         ------
         SpecError
-            When the file is missing, is not JSON, or the spec is invalid.
+            When the file is missing or not UTF-8, is not JSON (or JSON nested too deeply to
+            decode), or the spec is invalid.
         """
         text = str(source)
         if not text.lstrip().startswith("{"):

@@ -195,7 +195,9 @@ def open_input(source: str, type: SailType | type[SailType] | None = None, searc
     Raises
     ------
     SailError
-        For a missing file, an unknown format, or records that do not fit the type.
+        For a missing file, an unknown format, records that do not fit the type (their shape,
+        or complex or text data for a real type), or a file that cannot be read; each names
+        the file and the fix.
     """
     src = str(source)
     element = input_type(src, type)
