@@ -106,6 +106,21 @@ def test_a_bad_spec_is_reported_as_an_event_not_a_traceback(workdir):
     assert "spec format 99" in failed["message"]
 
 
+@pytest.mark.parametrize("text, message", [
+    ('{"a": ' * 100_000 + "1" + "}" * 100_000, "its JSON is nested too deeply to read"),
+    ("[" * 100_000 + "]" * 100_000, "its JSON is nested too deeply to read"),
+    ('{"saibench_pod": 1, "label": "caf\xe9"}', "is not UTF-8 text"),
+], ids=["deep-object", "deep-list", "latin-1"])
+def test_a_spec_file_json_cannot_read_still_ends_in_a_failed_event(tmp_path, text, message):
+    path = tmp_path / "pod.json"
+    path.write_bytes(text.encode("latin-1"))
+    code, events, stderr = shim(str(path))
+    assert code == 2 and "Traceback" not in stderr
+    (failed,) = events
+    assert failed["event"] == "failed" and failed["kind"] == "spec"
+    assert message in failed["message"] and "Fix: give a spec written by specs_of(...)" in failed["message"]
+
+
 def test_a_pod_that_cannot_rebuild_its_scenario_says_why(workdir):
     (scenario,) = doubling("ok")
     data = json.loads(specs_of(scenario)[0].to_json())

@@ -98,6 +98,13 @@ def test_load_reports_missing_files_and_bad_json(tmp_path):
         PodSpec.load(tmp_path / "bad.json")
 
 
+def test_load_reports_json_that_python_cannot_decode():
+    with pytest.raises(SpecError, match="nested too deeply to read"):
+        PodSpec.load("{" + '"a": {' * 100_000 + "}" * 100_001)
+    with pytest.raises(SpecError, match=r"is not JSON: Exceeds the limit \(4300 digits\)"):
+        PodSpec.load('{"saibench_pod": ' + "9" * 5000 + "}")
+
+
 def test_parameters_that_json_cannot_hold_are_refused():
     (scenario,) = doubling("ok")
     with pytest.raises(SpecError, match="cannot be written to a pod spec"):

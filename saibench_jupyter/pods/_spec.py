@@ -163,7 +163,8 @@ class PodSpec:
         Raises
         ------
         SpecError
-            When the file is missing, is not JSON, or the spec is invalid.
+            When the file is missing or not UTF-8, is not JSON (or JSON nested too deeply to
+            decode), or the spec is invalid.
         """
         text = str(source)
         if not text.lstrip().startswith("{"):
@@ -172,11 +173,22 @@ class PodSpec:
             except OSError as exc:
                 raise SpecError(f"cannot read the pod spec {source}: {exc.strerror}. Fix: give the path "
                                 "of a spec written by specs_of(...)") from None
+            except UnicodeDecodeError as exc:
+                raise SpecError(f"cannot read the pod spec {source}: it is not UTF-8 text ({exc.reason} at "
+                                f"byte {exc.start}). Fix: give a spec written by specs_of(...)") from None
         try:
             data = json.loads(text)
-        except json.JSONDecodeError as exc:
+        except RecursionError:
+            # json recurses once per nesting level: a spec is a few levels deep, never thousands.
+            raise SpecError("the pod spec is not a spec: its JSON is nested too deeply to read. "
+                            "Fix: give a spec written by specs_of(...)") from None
+        except ValueError as exc:  # JSONDecodeError, or an integer of more than 4,300 digits
             raise SpecError(f"the pod spec is not JSON: {exc}. Fix: give a spec written by specs_of(...)") from None
-        return cls.from_dict(data)
+        try:
+            return cls.from_dict(data)
+        except RecursionError:  # a field holds a value nested too deeply to check or print
+            raise SpecError("the pod spec is not a spec: a field is nested too deeply. "
+                            "Fix: give a spec written by specs_of(...)") from None
 
 
 class _Fields:

@@ -9,22 +9,21 @@ the data agree with what the planner planned for. Nothing is ever downloaded.
 from __future__ import annotations
 
 import glob
-import gzip
 import itertools
 import math
 import re
-import struct
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..sail._atoms import AtomSet, atomic_number
+from ..sail._atoms import AtomSet
 from ..sail._datasets import DatasetProvider, dataset_provider
 from ..sail._dryrun import IMAGE_EXTENSIONS, input_type
 from ..sail._errors import SailError
 from ..sail._symbolic import TupleType
 from ..sail._types import Image as ImageType
 from ..sail._types import SailType, Scalar, Tensor, as_type, unify
+from ._files import Records, csv_rows, first_frame, frames, idx, npy, read_image
 
 #: Read with Pillow; ``.img`` and ``.msk`` (images to discovery) in whatever format Pillow sniffs.
 SUPPORTED = ("MNIST IDX (.idx1-ubyte, .idx3-ubyte, also spelt -idx3-ubyte, optionally .gz), .npy, .csv, "
@@ -32,12 +31,8 @@ SUPPORTED = ("MNIST IDX (.idx1-ubyte, .idx3-ubyte, also spelt -idx3-ubyte, optio
 UNKNOWN_FIX = f"use a supported format: {SUPPORTED}; or register a dataset provider"
 NOT_FOUND_FIX = "put the file next to the SAIL source, pass an absolute path, or register a dataset provider"
 _IDX = re.compile(r"[.-]idx\d-ubyte(\.gz)?$", re.IGNORECASE)
-_IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-_XYZ_NAMES = {"pos": "positions", "velo": "velocities", "vel": "velocities", "species": "symbols"}
-_XYZ_FIX = "write extended XYZ: the atom count, a comment (Properties=species:S:1:pos:R:3:...), one line per atom"
 #: Loaded columns per dataset name: a provider's loader runs once per process.
 _LOADED: dict[str, tuple[DatasetProvider, Any]] = {}
-Records = Callable[[], Iterable[Any]]
 
 
 class DataStream:
@@ -200,7 +195,9 @@ def open_input(source: str, type: SailType | type[SailType] | None = None, searc
     Raises
     ------
     SailError
-        For a missing file, an unknown format, or records that do not fit the type.
+        For a missing file, an unknown format, records that do not fit the type (their shape,
+        or complex or text data for a real type), or a file that cannot be read; each names
+        the file and the fix.
     """
     src = str(source)
     if src.startswith("dataset:"):
@@ -234,32 +231,29 @@ def _file(source: str, found: Path | list[Path], element: SailType) -> DataStrea
     import numpy as np
 
     paths = found if isinstance(found, list) else [found]
-    name, shape, xyz = paths[0].name.lower(), None, None
+    name, shape, dtype, xyz = paths[0].name.lower(), None, None, None
     if isinstance(found, list) or name.endswith(IMAGE_EXTENSIONS):
         for p in paths:  # a glob may match other files
             if not p.name.lower().endswith(IMAGE_EXTENSIONS):
                 raise SailError(f"cannot read {p}: unknown format {p.suffix!r}", fix=UNKNOWN_FIX)
         channels = element.channels if isinstance(element, ImageType) else None
-        raw: Records = lambda: (_read_image(p, channels) for p in paths)  # noqa: E731
+        raw: Records = lambda: (read_image(p, channels) for p in paths)  # noqa: E731
         length: Callable[[], int] | None = paths.__len__
     elif _IDX.search(name) or name.endswith(".npy"):
-        raw, count, shape = (_idx if _IDX.search(name) else _npy)(paths[0])
+        raw, count, shape, dtype = (idx if _IDX.search(name) else npy)(paths[0])
         length = lambda: count  # noqa: E731
     elif name.endswith(".csv"):
-        raw, length = (lambda: _csv(paths[0])), None
+        raw, length = (lambda: csv_rows(paths[0])), None
     elif name.endswith((".xyz", ".atoms")):
-        raw, length, xyz = (lambda: _frames(paths[0])), None, (lambda: _first(paths[0]))
+        raw, length, xyz = (lambda: frames(paths[0])), None, (lambda: first_frame(paths[0]))
     else:
         raise SailError(f"cannot read {paths[0]}: unknown format {paths[0].suffix!r}", fix=UNKNOWN_FIX)
     if shape is not None:
-        # The header tells the record shape: a type that does not fit fails at Input(...).
-        _convert(np.zeros(shape, np.uint8), element, source)
+        # The header tells the record shape and dtype: a type that does not fit them (a
+        # shape, complex numbers for a real type, text for numbers) fails at Input(...).
+        _convert(np.zeros(shape, dtype), element, source)
     return DataStream(source, element, lambda: (_convert(r, element, source) for r in raw()), length,
                       lambda t: _file(source, found, t), xyz)
-
-
-def _raise(error: Exception) -> Any:
-    raise error
 
 
 def _convert(record: Any, t: SailType, source: str) -> Any:
@@ -277,11 +271,24 @@ def _convert(record: Any, t: SailType, source: str) -> Any:
             f"{len(record)} columns" if isinstance(record, tuple) else f"a {type(record).__name__}"
         raise SailError(f"a record of {source} has {what}, which does not fit {t!r}",
                         fix="declare the type the records have in Input(source, type), or fix the data")
-    if isinstance(t, Scalar):
-        value = arr.reshape(())[()]
-        return value if t.dtype is None else np.dtype(t.dtype).type(value)
-    dtype = t.dtype if isinstance(t, Tensor) and t.dtype else "float32"
-    return np.array(arr.reshape(dims), dtype=dtype)  # a copy: records do not pin the memmap
+    dtype = t.dtype if isinstance(t, Tensor | Scalar) else None
+    dtype = dtype or (None if isinstance(t, Scalar) else "float32")  # a bare Scalar keeps the data's dtype
+    if dtype is None:
+        return arr.reshape(())[()]
+    if arr.dtype.kind == "c" and np.dtype(dtype).kind != "c":
+        raise SailError(
+            f"{source} holds complex numbers ({arr.dtype}), and {t!r} is real ({dtype}): reading it as declared "
+            "would drop the imaginary parts",
+            fix=f"declare a complex type, e.g. Input({source!r}, Tensor(..., dtype=\"complex64\")), or save the "
+            "real and imaginary parts as a real array (np.stack([a.real, a.imag], axis=-1))")
+    try:
+        if isinstance(t, Scalar):
+            return np.dtype(dtype).type(arr.reshape(())[()])
+        return np.array(arr.reshape(dims), dtype=dtype)  # a copy: records do not pin the memmap
+    except (ValueError, TypeError) as exc:  # text that is not a number, structured records...
+        raise SailError(f"a record of {source} ({arr.dtype}) cannot be read as {t!r}: {exc}",
+                        fix="save numbers (e.g. np.save(path, np.asarray(values, dtype=np.float32))), "
+                        "or declare the type the records have in Input(source, type)") from None
 
 
 def _fit(shape: tuple[int, ...], t: SailType) -> tuple[int, ...] | None:
@@ -299,144 +306,6 @@ def _fit(shape: tuple[int, ...], t: SailType) -> tuple[int, ...] | None:
     if free > 1 or not known or size % known or (free == 0 and size != known):
         return None
     return tuple(size // known if d is None else d for d in dims)
-
-
-def _idx(path: Path) -> tuple[Records, int, tuple[int, ...]]:
-    """MNIST's IDX format: two zero bytes, a dtype code, the rank, big-endian uint32 sizes, the data."""
-    import numpy as np
-
-    zipped = path.name.lower().endswith(".gz")
-    with (gzip.open(path, "rb") if zipped else path.open("rb")) as f:
-        head = f.read(4)
-        rank = head[3] if len(head) == 4 and head[:2] == b"\0\0" and head[2] in _IDX_DTYPES else 0
-        sizes = f.read(4 * rank)
-    if not rank or len(sizes) < 4 * rank:
-        raise SailError(f"{path} is not an IDX file (bad header)", fix="use MNIST's IDX files, or save a .npy file")
-    dims = struct.unpack(f">{rank}I", sizes)
-    dtype, offset, count = np.dtype(_IDX_DTYPES[head[2]]), 4 + 4 * rank, dims[0]
-    nbytes = math.prod(dims[1:]) * dtype.itemsize
-    truncated = SailError(f"{path} is truncated: its header promises {dims} values", fix="copy the file again")
-    if not zipped and path.stat().st_size < offset + count * nbytes:
-        raise truncated
-
-    def unzipped() -> Iterator[Any]:
-        # A gzip stream cannot be mapped: it is decompressed record by record.
-        with gzip.open(path, "rb") as f:
-            f.read(offset)
-            for _ in range(count):
-                buf = f.read(nbytes)
-                yield np.frombuffer(buf, dtype).reshape(dims[1:]) if len(buf) == nbytes else _raise(truncated)
-
-    # A memmap reads pages as records are used: nothing is loaded before iteration.
-    mapped = lambda: np.memmap(path, dtype, "r", offset, dims) if count else ()  # noqa: E731
-    return (unzipped if zipped else mapped), count, dims[1:]
-
-
-def _npy(path: Path) -> tuple[Records, int, tuple[int, ...]]:
-    import numpy as np
-
-    def load() -> Any:
-        try:
-            arr = np.load(path, mmap_mode="r", allow_pickle=False)
-        except ValueError as exc:
-            raise SailError(f"cannot read {path}: {exc}", fix="np.save a numeric array") from None
-        return arr if arr.ndim else _raise(SailError(f"{path} holds one value, not records",
-                                                     fix="save an array whose first axis is records"))
-
-    shape = load().shape  # mapping reads the header only
-    return load, shape[0], shape[1:]
-
-
-def _csv(path: Path) -> Iterator[Any]:
-    """Numeric rows as float32 arrays (scalars for one column); a first row that is not numeric is a header."""
-    import csv
-
-    import numpy as np
-
-    width = None
-    with path.open(newline="") as f:
-        for line, row in enumerate(csv.reader(f), 1):
-            if not any(c.strip() for c in row):
-                continue
-            try:
-                values = np.asarray([float(c) for c in row], np.float32)
-            except ValueError:
-                if width is None:
-                    width = len(row)
-                    continue
-                raise SailError(f"{path}, line {line}: {row!r} is not numeric", fix="CSV inputs hold numbers") from None
-            if len(values) != (width or len(values)):
-                raise SailError(f"{path}, line {line}: {len(values)} columns, not {width}", fix="fix the row")
-            width = len(values)
-            yield values[0] if width == 1 else values
-
-
-def _frames(path: Path) -> Iterator[AtomSet]:
-    """The frames of an (extended) XYZ file; per-atom numeric properties become AtomSet fields."""
-    with path.open() as f:
-        lines = enumerate(f, 1)
-        for line, text in lines:
-            if not text.strip():
-                continue
-            try:
-                if not text.strip().isdigit():
-                    raise ValueError(f"expected the number of atoms, found {text.strip()!r}")
-                block = [t for _, t in itertools.islice(lines, int(text) + 1)]
-                if len(block) <= int(text):
-                    raise ValueError("the frame ends early")
-                atoms = _frame(block[0], [t.split() for t in block[1:]])
-            except ValueError as exc:
-                raise SailError(f"{path}, line {line}: {exc}", fix=_XYZ_FIX) from None
-            yield atoms
-
-
-def _first(path: Path) -> AtomSet:
-    for atoms in _frames(path):
-        return atoms
-    raise SailError(f"{path} holds no configuration", fix=_XYZ_FIX)
-
-
-def _frame(comment: str, rows: list[list[str]]) -> AtomSet:
-    import numpy as np
-
-    spec = re.search(r"properties=[\"']?([^\s\"']+)", comment, re.IGNORECASE)
-    props = (spec.group(1) if spec else "species:S:1:pos:R:3").split(":")
-    fields: dict[str, Any] = {}
-    col = 0
-    for name, kind, width in zip(props[::3], props[1::3], map(int, props[2::3])):
-        if any(len(r) < col + width for r in rows):
-            raise ValueError(f"an atom line has no column for {name!r}")
-        key, values = _XYZ_NAMES.get(name, name), [r[col:col + width] for r in rows]
-        col += width
-        if key == "symbols" or kind.upper() in ("R", "I"):
-            arr = np.asarray(values, dtype=object if key == "symbols" else float if kind.upper() == "R" else int)
-            fields[key] = arr[:, 0] if width == 1 else arr
-    if "symbols" not in fields or "positions" not in fields:
-        raise ValueError("a frame needs species and positions")
-    numbers = [int(s) if s.isdigit() else atomic_number(s) for s in fields.pop("symbols")]
-    fields.pop("Z", None)
-    return AtomSet(numbers, fields.pop("positions"), **fields)
-
-
-def _read_image(path: Path, channels: int | None) -> Any:
-    """One image file as float32 (h, w, c) in [0, 1], with ``channels`` channels where given."""
-    import numpy as np
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as img:
-            mode = {1: "L", 3: "RGB", 4: "RGBA"}.get(channels or 0)
-            if mode is None and img.mode in ("1", "P", "CMYK", "YCbCr", "LAB", "HSV"):
-                mode = "L" if img.mode == "1" else "RGBA" if "transparency" in img.info else "RGB"
-            # 16-bit and float grey images are kept: converting them to "L" would clip them.
-            keep = mode is None or img.mode == mode or (mode == "L" and img.mode in ("I", "I;16", "F"))
-            arr = np.asarray(img if keep else img.convert(mode))
-    except (OSError, UnidentifiedImageError) as exc:
-        raise SailError(f"cannot read image {path}: {exc}", fix="save it as PNG or TIFF") from None
-    # 8-bit images scale by 255, wider integer ones (16-bit PNG/TIFF) by 65535, float ones not at all.
-    scale = 1 if arr.dtype.kind in "fb" else 255 if arr.dtype.itemsize == 1 else 65535
-    out = arr.astype(np.float32) / np.float32(scale)
-    return out[..., None] if out.ndim == 2 else out
 
 
 def _dataset(source: str, element: SailType) -> DataStream:

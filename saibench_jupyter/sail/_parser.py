@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import gc
 import hashlib
 import re
 import symtable
@@ -21,11 +22,12 @@ from types import CodeType
 from typing import Any, cast
 
 from ._decorators import DECORATORS, ModuleKind, validate_options
+from ._depth import too_deep
 from ._errors import Location, SailSyntaxError, register_source, source_filename
 from ._namespace import namespace, sail_names
+from ._tree import CAPABILITY_CALLS, Walk, rewrite, walk
 
 _BUILTINS = frozenset(dir(builtins))
-_CAPABILITY_CALLS = frozenset({"Require", "Provides"})
 
 
 @dataclass(frozen=True, eq=False)
@@ -102,28 +104,57 @@ def parse(text: str, origin: str) -> ParsedSource:
         the message shows the line and the fix.
     """
     register_source(origin, text)  # errors quote the offending line, so register first
+    # A source allocates ~100 AST nodes per module line, all acyclic: the cyclic collector
+    # would scan them again and again (seen: more than half the time of 5,000 modules).
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return _parse(text, origin)
+    except RecursionError:
+        # The parser, the compiler or ast.dump recursed on a deeply nested expression.
+        raise too_deep(text, origin) from None
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _parse(text: str, origin: str) -> ParsedSource:
     filename = source_filename(origin)
     try:
         tree = ast.parse(text, filename=filename)
     except SyntaxError as exc:
         raise _syntax_error(exc, origin) from None
-    _reject_nested_modules(tree, origin)
-    defs: list[tuple[ast.FunctionDef, ModuleKind, dict[str, Any]]] = []
+    except MemoryError:
+        # CPython's parser says "out of memory" when its stack overflows on deep nesting.
+        raise too_deep(text, origin) from None
+    # Every later check reads these lists: each statement's subtree is walked once.
+    walks = [walk(stmt) for stmt in tree.body]
+    _reject_nested_modules(tree.body, walks, origin)
+    defs: list[tuple[ast.FunctionDef, ModuleKind, dict[str, Any], Walk]] = []
     support_stmts: list[ast.stmt] = []
-    for stmt in tree.body:
+    for stmt, below in zip(tree.body, walks):
         kind_options = _module_decorator(stmt, origin)
         if kind_options is None or not isinstance(stmt, ast.FunctionDef):
             support_stmts.append(stmt)
         else:
-            defs.append((stmt, *kind_options))
+            defs.append((stmt, *kind_options, below))
     support_names = frozenset(_defined_names(support_stmts))
     declarations = _declarations(support_stmts, origin)
     support_text = "\n".join(_segments(text, support_stmts))
     support_digest = _digest("support", *(ast.dump(s) for s in support_stmts))
-    table = symtable.symtable(text, filename, "exec")
+    # The symbol table's children (one per top-level def/class) are listed once: each call
+    # of get_children() builds a wrapper per child, so asking per module was quadratic.
+    try:
+        # The symbol table also finds what ast.parse lets through: `global` of a
+        # parameter, `nonlocal` at the top level, `yield` in a comprehension...
+        table = symtable.symtable(text, filename, "exec")
+    except SyntaxError as exc:
+        raise _syntax_error(exc, origin) from None
+    scopes = {(c.get_name(), c.get_lineno()): c for c in table.get_children()}
+    lines = text.splitlines()
     seen: dict[str, int] = {}
     modules = []
-    for fn, kind, options in defs:
+    for fn, kind, options, below in defs:
         if fn.name in seen:
             raise SailSyntaxError(
                 f"{fn.name} is defined twice in this source (lines {seen[fn.name]} and {fn.lineno})",
@@ -131,8 +162,8 @@ def parse(text: str, origin: str) -> ParsedSource:
                 fix="rename one of them, or delete the older definition",
             )
         seen[fn.name] = fn.lineno
-        modules.append(_parse_module(text, origin, fn, kind, options, table, support_names,
-                                     support_digest))
+        modules.append(_parse_module(text, lines, origin, fn, below, kind, options,
+                                     scopes[fn.name, fn.lineno], support_digest))
     return ParsedSource(origin, text, tuple(modules), support_text, support_names, support_digest,
                         declarations)
 
@@ -191,10 +222,12 @@ def _syntax_error(exc: SyntaxError, origin: str) -> SailSyntaxError:
     )
 
 
-def _reject_nested_modules(tree: ast.Module, origin: str) -> None:
-    top = set(map(id, tree.body))
-    for node in ast.walk(tree):
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and id(node) not in top:
+def _reject_nested_modules(top: list[ast.stmt], walks: list[Walk], origin: str) -> None:
+    """Reject a module decorator below the top level; ``walks[i]`` is ``walk(top[i])``."""
+    for stmt, (below, _) in zip(top, walks):
+        for node in below:
+            if node is stmt or not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                continue
             for deco in node.decorator_list:
                 name = _decorator_name(deco)
                 if name in DECORATORS:
@@ -250,7 +283,8 @@ def _module_decorator(stmt: ast.stmt, origin: str) -> tuple[ModuleKind, dict[str
                                       fix="spell the options out")
             try:
                 options[kw.arg] = ast.literal_eval(kw.value)
-            except ValueError:
+            except (ValueError, TypeError, SyntaxError, MemoryError):
+                # TypeError: an unhashable key ({[]: 1}); MemoryError: 1 << 10**9...
                 raise SailSyntaxError(
                     f"@{name}({kw.arg}=...) must be a literal value", location=where,
                     fix="use a string, number, tuple or list literal",
@@ -301,43 +335,25 @@ def _check_signature(fn: ast.FunctionDef, kind: ModuleKind, origin: str) -> None
                               fix="a ranking takes one result (a score) or two (a comparison)")
 
 
-class _Rewriter(ast.NodeTransformer):
-    """List displays -> SailList; bare capability names in Require/Provides -> Capability.named."""
-
-    def __init__(self, known: frozenset[str]) -> None:
-        self.known = known
-
-    def _wrap(self, node: ast.expr) -> ast.expr:
-        call = ast.Call(func=ast.Name("__sail_list__", ast.Load()), args=[node], keywords=[])
-        return ast.copy_location(call, node)
-
-    def visit_List(self, node: ast.List) -> ast.AST:
-        self.generic_visit(node)
-        return self._wrap(node) if isinstance(node.ctx, ast.Load) else node
-
-    def visit_ListComp(self, node: ast.ListComp) -> ast.AST:
-        self.generic_visit(node)
-        return self._wrap(node)
-
-    def visit_Call(self, node: ast.Call) -> ast.AST:
-        self.generic_visit(node)
-        f = node.func
-        if (isinstance(f, ast.Name) and f.id in _CAPABILITY_CALLS and node.args
-                and isinstance(node.args[0], ast.Name) and node.args[0].id not in self.known):
-            arg = node.args[0]
-            named = ast.Call(
-                func=ast.Attribute(ast.Name("Capability", ast.Load()), "named", ast.Load()),
-                args=[ast.Constant(arg.id)], keywords=[],
-            )
-            node.args[0] = ast.copy_location(named, arg)
-        return node
-
-
-def _reject_dot_dot_ranges(fn: ast.FunctionDef, text: str, origin: str) -> None:
-    # The paper writes ranges as ``0..i``: valid Python ((0.).i), so ast accepts it.
-    for node in ast.walk(fn):
-        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Constant) \
+def _scan(nodes: list[ast.AST], text: str, origin: str, sail: frozenset[str]
+          ) -> tuple[dict[str, tuple[int, int]], set[str]]:
+    """One pass over a module's nodes: the first site of every name, and the bare capability
+    names in ``Require``/``Provides``; a paper-style ``0..i`` range is rejected."""
+    sites: dict[str, tuple[int, int]] = {}
+    capability_args: set[str] = set()
+    for node in nodes:
+        if isinstance(node, ast.Name):
+            site = (node.lineno, node.col_offset)
+            if node.id not in sites or site < sites[node.id]:
+                sites[node.id] = site
+        elif isinstance(node, ast.Call):
+            f, args = node.func, node.args
+            if isinstance(f, ast.Name) and f.id in CAPABILITY_CALLS and args and isinstance(args[0], ast.Name) \
+                    and args[0].id not in sail:
+                capability_args.add(args[0].id)
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Constant) \
                 and isinstance(node.value.value, float):
+            # The paper writes ranges as ``0..i``: valid Python ((0.).i), so ast accepts it.
             segment = ast.get_source_segment(text, node) or ""
             if re.match(r"\d+\.\.", segment):
                 raise SailSyntaxError(
@@ -345,47 +361,44 @@ def _reject_dot_dot_ranges(fn: ast.FunctionDef, text: str, origin: str) -> None:
                     location=Location(origin, node.lineno, node.col_offset),
                     fix="Python has no a..b ranges: slice with a:b+1 or use range(a, b+1)",
                 )
+    return sites, capability_args
 
 
 def _parse_module(
-    text: str, origin: str, fn: ast.FunctionDef, kind: ModuleKind, options: dict[str, Any],
-    table: symtable.SymbolTable, support_names: frozenset[str], support_digest: str,
+    text: str, lines: list[str], origin: str, fn: ast.FunctionDef, walked: Walk,
+    kind: ModuleKind, options: dict[str, Any], scope: symtable.SymbolTable, support_digest: str,
 ) -> ParsedModule:
+    """One module; ``walked`` is ``walk(fn)``, ``scope`` its symbol table."""
     _check_signature(fn, kind, origin)
-    _reject_dot_dot_ranges(fn, text, origin)
+    sail = sail_names()
+    first_sites, capability_args = _scan(walked[0], text, origin, sail)
     start = fn.decorator_list[0].lineno
-    source = "\n".join(text.splitlines()[start - 1 : fn.end_lineno])
+    source = "\n".join(lines[start - 1 : fn.end_lineno])
     doc = ast.get_docstring(fn)
     body = fn.body[1:] if doc is not None and len(fn.body) > 1 else fn.body
     shape = ast.FunctionDef(fn.name, fn.args, body, [], fn.returns, None)
     digest = _digest(kind.value, fn.name, repr(sorted(options.items())), ast.dump(shape),
                      support_digest)
 
-    sail = sail_names()
     # Annotations and defaults are evaluated where the function is defined, outside its scope.
     outside = [*fn.args.defaults, *(a.annotation for a in fn.args.args if a.annotation), *(
         [fn.returns] if fn.returns else [])]
-    globals_read = _globals_read(table, fn) | {
+    globals_read = _globals_read(scope) | {
         n.id for e in outside for n in ast.walk(e) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
-    capability_args = {
-        n.args[0].id for n in ast.walk(fn)
-        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in _CAPABILITY_CALLS
-        and n.args and isinstance(n.args[0], ast.Name) and n.args[0].id not in sail
-    }
     free = frozenset(n for n in globals_read - capability_args if n not in sail and n not in _BUILTINS)
-    sites: dict[str, tuple[int, int]] = {}
-    for node in ast.walk(fn):
-        if isinstance(node, ast.Name) and node.id in free:
-            sites[node.id] = min(sites.get(node.id, (node.lineno, node.col_offset)), (node.lineno, node.col_offset))
+    sites = {n: first_sites[n] for n in free if n in first_sites}
 
     bare = ast.FunctionDef(fn.name, fn.args, fn.body, [], fn.returns, None, lineno=fn.lineno,
                            col_offset=fn.col_offset, end_lineno=fn.end_lineno,
                            end_col_offset=fn.end_col_offset)
-    rewritten = _Rewriter(frozenset(sail)).visit(bare)
-    module = ast.fix_missing_locations(ast.Module(body=[rewritten], type_ignores=[]))
+    rewrite(walked, fn, bare, sail)
+    module = ast.Module(body=[bare], type_ignores=[])
     # dont_inherit: our own `from __future__ import annotations` must not turn the
     # module's annotations (converter signatures) into strings.
-    code = compile(module, source_filename(origin), "exec", dont_inherit=True)
+    try:
+        code = compile(module, source_filename(origin), "exec", dont_inherit=True)
+    except SyntaxError as exc:  # `break` outside a loop, `await` outside async...
+        raise _syntax_error(exc, origin) from None
     return ParsedModule(
         name=fn.name, kind=kind, options=options, origin=origin, line=fn.lineno,
         end_line=fn.end_lineno or fn.lineno, source=source, doc=doc,
@@ -395,10 +408,10 @@ def _parse_module(
     )
 
 
-def _globals_read(table: symtable.SymbolTable, fn: ast.FunctionDef) -> set[str]:
-    own = next(c for c in table.get_children() if c.get_name() == fn.name and c.get_lineno() == fn.lineno)
+def _globals_read(scope: symtable.SymbolTable) -> set[str]:
+    """Global names read in ``scope`` (a module's function) and the scopes nested in it."""
     names: set[str] = set()
-    stack = [own]
+    stack = [scope]
     while stack:
         t = stack.pop()
         names.update(s.get_name() for s in t.get_symbols() if s.is_global() and s.is_referenced())
