@@ -22,6 +22,7 @@ from typing import Any
 
 from ..sail._atoms import AtomSet, atomic_number
 from ..sail._errors import SailError
+from ..sail._inputs import npy_header
 
 Records = Callable[[], Iterable[Any]]
 #: What a reader of an array format gives: the records, their count, one record's shape, the dtype.
@@ -104,12 +105,9 @@ def npy(path: Path) -> ArrayFile:
             if magic != _NPY_MAGIC:
                 raise SailError(f"cannot read {path}: it is not a .npy file (it does not start with the "
                                 f"NumPy header{', it is empty' if not magic else ''})", fix=NPY_FIX)
-            f.seek(0)
-            version = np.lib.format.read_magic(f)
-            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
-                np.lib.format.read_array_header_2_0
-            shape, _, dtype = read_header(f)
-            size, need = path.stat().st_size, f.tell() + math.prod(shape) * dtype.itemsize
+        with reading(path, NPY_FIX):
+            shape, dtype, offset = npy_header(path)
+            size, need = path.stat().st_size, offset + math.prod(shape) * dtype.itemsize
         if size < need:
             # Else np.load fails with "mmap length is greater than file size".
             raise SailError(f"cannot read {path}: it is truncated (its header promises {shape} values of "

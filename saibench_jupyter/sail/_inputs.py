@@ -108,11 +108,17 @@ def npy_type(source: str, search: Sequence[Path] = ()) -> SailType:
     if path is None:
         _unknown(source, f"no file {source!r} (looked in {looked})")
     try:
-        shape, dtype = _npy_header(path)
+        shape, dtype, _ = npy_header(path)
     except (OSError, ValueError, SyntaxError) as exc:
         _unknown(source, f"{path} is not a readable .npy file ({exc})")
     if dtype.hasobject:
         _unknown(source, f"{path} holds Python objects, which are never unpickled")
+    if dtype.kind == "c":
+        shown = ", ".join(map(str, shape[1:])) or "1"
+        raise SailError(f"the type of Input({source!r}) is unknown: {path} holds {dtype} values, and reading "
+                        "them as a real type would drop the imaginary parts",
+                        fix=f'declare a complex type: Input("{source}", Tensor({shown}, dtype="{dtype}")), or save '
+                        "the real and imaginary parts as a real array (np.stack([a.real, a.imag], axis=-1))")
     if dtype.fields is not None or dtype.subdtype is not None or dtype.kind not in "biuf":
         _unknown(source, f"{path} holds {dtype} values, not numbers")
     if not shape:
@@ -123,8 +129,8 @@ def npy_type(source: str, search: Sequence[Path] = ()) -> SailType:
     return Tensor(*records) if records else Tensor(1)  # one float: a target a Linear() can produce
 
 
-def _npy_header(path: Path) -> tuple[tuple[int, ...], Any]:
-    """(shape, dtype) from a ``.npy`` header; reads a few hundred bytes, never the data."""
+def npy_header(path: Path) -> tuple[tuple[int, ...], Any, int]:
+    """(shape, dtype, offset of the data) from a ``.npy`` header; reads a few hundred bytes, never the data."""
     from numpy.lib import format as npy
 
     with path.open("rb") as f:
@@ -135,7 +141,7 @@ def _npy_header(path: Path) -> tuple[tuple[int, ...], Any]:
             shape, _, dtype = npy.read_array_header_2_0(f, max_header_size=_MAX_HEADER)
         else:  # 3.0 only differs for structured dtypes with non-Latin-1 names: not records anyway
             raise ValueError(f"format version {version[0]}.{version[1]} is not read here")
-    return tuple(shape), dtype
+        return tuple(shape), dtype, f.tell()
 
 
 def _unknown(source: str, why: str) -> NoReturn:
