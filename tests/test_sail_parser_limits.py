@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import symtable
+import sys
 import textwrap
 import traceback
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -85,12 +87,25 @@ def test_nonlocal_at_the_top_level_is_a_sail_syntax_error() -> None:
 
 
 # -- depth ----------------------------------------------------------------------------
+@pytest.fixture
+def default_recursion_limit() -> Iterator[None]:
+    # Libraries that other tests import (JAX, PyTorch) raise the interpreter's recursion
+    # limit; what is "too deep" is pinned here to Python's default.
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(1000)
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(limit)
+
+
 @pytest.mark.parametrize("expression, why", [
     ("1" + "+1" * 1500, "parses, but ast.dump (the digest) recurses too deep"),
     ("1" + "+1" * 5000, "the parser recurses too deep (RecursionError)"),
     ("-" * 100_000 + "1", "the parser's stack overflows (a bare MemoryError)"),
 ], ids=["dump", "parser-recursion", "parser-stack"])
-def test_too_deeply_nested_expression_is_rejected_at_its_line(expression: str, why: str) -> None:
+def test_too_deeply_nested_expression_is_rejected_at_its_line(expression: str, why: str,
+                                                              default_recursion_limit: None) -> None:
     text = textwrap.dedent("""
         LIMIT = 3
 
@@ -105,7 +120,7 @@ def test_too_deeply_nested_expression_is_rejected_at_its_line(expression: str, w
     assert info.value.fix is not None and info.value.fix.startswith("split it")
 
 
-def test_too_deep_expression_in_a_block_header_is_found() -> None:
+def test_too_deep_expression_in_a_block_header_is_found(default_recursion_limit: None) -> None:
     text = "@MetricDefinition\ndef Deep():\n    if 1" + "+1" * 5000 + ":\n        return 1\n    return 0\n"
     with pytest.raises(SailSyntaxError, match="nested too deeply") as info:
         Repository().add_source(text, "header.py")
