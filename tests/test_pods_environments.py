@@ -226,3 +226,60 @@ def test_unmet_conda_requirements_without_a_conda_tool_raise_with_the_fix(tmp_pa
         provision(env(pip=["numpy"], conda=["numpy", "saibench-fake-conda-pkg=1.0"]), cache_dir=tmp_path,
                   progress=lambda _: None)
     assert not (tmp_path / environment_key(["numpy"], ["numpy", "saibench-fake-conda-pkg=1.0"], None)).exists()
+
+
+def test_waiting_for_another_build_gives_up_after_the_timeout(tmp_path):
+    import fcntl
+    import threading
+
+    key = environment_key([TINY], [], None)
+    outcome: list[Exception] = []
+
+    def attempt() -> None:
+        try:
+            provision(env(pip=[TINY]), cache_dir=tmp_path, progress=lambda _: None, timeout=1)
+        except Exception as exc:
+            outcome.append(exc)
+
+    with open(tmp_path / f"{key}.lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another process builds it, and never finishes
+        waiter = threading.Thread(target=attempt, daemon=True)
+        waiter.start()
+        waiter.join(30)
+        assert not waiter.is_alive(), "provision() waited for the other build for good"
+    (error,) = outcome
+    assert isinstance(error, EnvironmentBuildError)
+    assert str(error).startswith(f"another process has been building environment {key[:8]}… for more than 1 s")
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="looks for the child in /proc")
+def test_a_build_tool_past_its_timeout_is_stopped_with_its_children(tmp_path, monkeypatch):
+    bin_dir, child = tmp_path / "bin", tmp_path / "child.pid"
+    bin_dir.mkdir()
+    fake = bin_dir / "micromamba"
+    # A micromamba that hangs, with a child holding its output.
+    fake.write_text(f"#!{sys.executable}\n"
+                    "import os, time\n"
+                    "pid = os.fork()\n"
+                    f"if pid: open({str(child)!r}, 'w').write(str(pid))\n"
+                    "time.sleep(120)\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    with pytest.raises(EnvironmentBuildError, match=r"micromamba could not create the environment for conda: "
+                       r"saibench-fake-conda-pkg=1\.0: `.*micromamba create .*` did not finish in 1 s"):
+        provision(env(pip=[TINY], conda=["saibench-fake-conda-pkg=1.0"]), cache_dir=tmp_path / "envs",
+                  progress=lambda _: None, timeout=1)
+    pid = int(child.read_text())
+    deadline = time.monotonic() + 5
+    while alive(pid):
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            pytest.fail("the build tool's child outlived the build")
+        time.sleep(0.05)

@@ -10,11 +10,18 @@ import sys
 def main(argv: list[str]) -> int:
     """Dispatch the shim's subcommands; return the exit status."""
     if len(argv) == 2 and argv[0] == "run":
+        from ._lifeline import hold, release
+
+        # Before the spec is read and anything heavy imported: a pod whose controller is gone
+        # (or goes) must not run on. Its own copy of the event pipe: the shim moves fd 1.
+        keeper = hold(os.dup(1))
         from ._shim import serve_pod
 
-        return serve_pod(argv[1])
+        code = serve_pod(argv[1])
+        release(keeper)
+        return code
     if argv == ["serve"]:
-        from ._warm import serve
+        from ._worker import serve
 
         return serve()
     print("usage: python -m saibench_jupyter.pods run SPEC|-   (or: serve)", file=sys.stderr)

@@ -28,6 +28,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from ._lifeline import GRACE, kill_group
+
 MANIFEST = "saibench-env.json"
 #: Seconds any one tool may run: a cold build of a scientific stack takes minutes, not hours.
 TIMEOUT = 1800.0
@@ -172,16 +174,10 @@ def provision(environment: Mapping[str, Any], *, cache_dir: str | Path | None = 
     prefix, found = root / key, Interpreter(str(root / key / "bin" / "python"), key, root / key, False)
     if _ready(prefix):
         return found
-    import fcntl
-
     say = progress or (lambda message: print(message, file=sys.stderr, flush=True))
     root.mkdir(parents=True, exist_ok=True)
     with open(root / f"{key}.lock", "a+") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            say(f"waiting for another process building environment {key[:8]}…")
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        _lock(lock, key, root, timeout, say)
         if _ready(prefix):
             return found
         if prefix.exists() or prefix.is_symlink():
@@ -193,6 +189,30 @@ def provision(environment: Mapping[str, Any], *, cache_dir: str | Path | None = 
             _remove(prefix)  # so that the next call retries from scratch
             raise
     return Interpreter(found.python, key, prefix, True)
+
+
+def _lock(lock: Any, key: str, root: Path, timeout: float, say: Progress) -> None:
+    """Take the build lock of environment ``key``, waiting at most ``timeout`` seconds for another builder."""
+    import fcntl
+
+    deadline = time.monotonic() + timeout
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return
+    except BlockingIOError:
+        say(f"waiting for another process building environment {key[:8]}…")
+    pause = 0.05
+    while True:
+        time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise EnvironmentBuildError(
+                    f"another process has been building environment {key[:8]}… for more than {timeout:.0f} s",
+                    f"let it finish, stop it, or give provision() a longer timeout (lock: {root / key}.lock)") from None
+        pause = min(pause * 2, 1.0)
 
 
 def _build(prefix: Path, key: str, pip: list[str], conda: list[str], python: str | None, say: Progress,
@@ -222,8 +242,10 @@ def _build(prefix: Path, key: str, pip: list[str], conda: list[str], python: str
     say(f"  linking saibench_jupyter -> {PACKAGE}")
     _link(Path(site) / "saibench_jupyter")
     # Pods start faster with the package compiled; a read-only tree cannot be, which is fine.
-    subprocess.run([env_python, "-m", "compileall", "-q", str(Path(site) / "saibench_jupyter")], check=False,
-                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=timeout)
+    try:
+        _bounded([env_python, "-m", "compileall", "-q", str(Path(site) / "saibench_jupyter")], timeout)
+    except OSError:
+        pass
     seconds = time.monotonic() - start
     manifest = {"key": key, "requirements": {"pip": pip, "conda": conda, "python": python},
                 "installed": requirements, "python": version, "executable": env_python, "site_packages": site,
@@ -287,22 +309,51 @@ def _link(link: Path) -> None:
 
 
 def _run(command: list[str], what: str, fix: str, timeout: float, env: Mapping[str, str] | None = None) -> str:
-    def tail(out: str | bytes | None) -> str:  # a timeout's output is bytes even in text mode
-        text = out.decode(errors="replace") if isinstance(out, bytes) else out or ""
+    def tail(text: str) -> str:
         return "\n".join(text.rstrip().splitlines()[-40:])
 
     shown = " ".join(command)
     try:
-        done = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True, errors="replace", timeout=timeout, env=env, check=False)
-    except subprocess.TimeoutExpired as e:
-        raise EnvironmentBuildError(f"{what}: `{shown}` did not finish in {timeout:.0f} s", "check the network and "
-                                    "the package index, or give provision() a longer timeout", tail(e.output)) from None
+        returncode, output = _bounded(command, timeout, env)
     except OSError as e:
         raise EnvironmentBuildError(f"{what}: `{shown}` could not start ({e})", fix) from None
-    if done.returncode != 0:
-        raise EnvironmentBuildError(f"{what}: `{shown}` exited with status {done.returncode}", fix, tail(done.stdout))
-    return done.stdout
+    if returncode is None:
+        raise EnvironmentBuildError(f"{what}: `{shown}` did not finish in {timeout:.0f} s", "check the network and "
+                                    "the package index, or give provision() a longer timeout", tail(output))
+    if returncode != 0:
+        raise EnvironmentBuildError(f"{what}: `{shown}` exited with status {returncode}", fix, tail(output))
+    return output
+
+
+def _bounded(command: list[str], timeout: float, env: Mapping[str, str] | None = None) -> tuple[int | None, str]:
+    """Run ``command`` (stdout and stderr together) for at most ``timeout`` seconds, plus a grace period.
+
+    The tool runs in a process group of its own: past ``timeout`` the group is killed, so
+    that neither it nor a process it started (a build backend) runs on, and no child holding
+    the output pipe can make the wait outlast the limit. Returns the exit status (None when
+    the time ran out) and the output.
+
+    Raises
+    ------
+    OSError
+        When the command cannot start.
+    """
+    proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, errors="replace", env=env, start_new_session=True)
+    try:
+        output, _ = proc.communicate(timeout=timeout)
+        return proc.returncode, output
+    except subprocess.TimeoutExpired:
+        kill_group(proc.pid)
+        try:
+            output, _ = proc.communicate(timeout=GRACE)
+        except subprocess.TimeoutExpired as again:  # a process that left the group still holds the pipe
+            proc.kill()
+            output = again.output.decode(errors="replace") if isinstance(again.output, bytes) else again.output or ""
+        return None, output
+    except BaseException:  # Ctrl-C while it runs: the tool and its children stop too
+        kill_group(proc.pid)
+        raise
 
 
 def _remove(path: Path) -> None:
@@ -434,10 +485,11 @@ def _pip_settings() -> dict[str, str]:
     import ast
 
     try:
-        listed = subprocess.run([sys.executable, "-m", "pip", "config", "list"], stdin=subprocess.DEVNULL,
-                                capture_output=True, text=True, timeout=120, check=False).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return {}  # no pip: uv's defaults are all there is
+        status, listed = _bounded([sys.executable, "-m", "pip", "config", "list"], 120)
+    except OSError:
+        status = None
+    if status is None:
+        return {}  # no pip (or it hangs): uv's defaults are all there is
     values: dict[str, list[str]] = {}
     for line in listed.splitlines():  # global.extra-index-url='file:///a file:///b', :env:.find-links='/w'
         name, _, quoted = line.partition("=")

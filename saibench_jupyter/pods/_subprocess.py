@@ -1,10 +1,16 @@
-"""The subprocess executor: each pod in its own process group, killed whole on timeout.
+"""The subprocess executor: each pod in its own process group, killed whole on timeout and at its end.
 
 The pod is ``python -m saibench_jupyter.pods run -`` in the environment's interpreter,
 reading its spec from stdin and writing events to stdout; stderr goes to a temporary
 file whose tail is kept when the pod fails. The executor, not the pod, enforces the
 wall-clock limit (``os.killpg`` reaches the pod's children too), and it classifies an
 early death from what it observed: the exit status, the signal, the limits.
+
+Every wait is bounded: one loop waits for the pod's exit (a pidfd), its events and its
+timeout together, so a child the module forked, which holds the event pipe open, cannot
+hold the run; once the pod is gone its process group is killed, and what it wrote is
+read for at most :data:`~._lifeline.GRACE` seconds more. The pod is told who its parent is
+and its deadline, and dies with the controller (:mod:`._lifeline`).
 """
 
 from __future__ import annotations
@@ -15,28 +21,36 @@ import select
 import signal
 import subprocess
 import tempfile
-import threading
 import time
+from collections.abc import Callable
 from typing import IO, Any
 
 from ._environments import Interpreter
 from ._executors import Executor, PodEvents
+from ._lifeline import DEADLINE_VARIABLE, GRACE, PARENT_VARIABLE, kill_group, pidfd
 from ._shim import RECORD_VARIABLE
 from ._spec import PodSpec
 
 #: Characters of stderr kept with a failure.
 STDERR_TAIL = 4000
+#: Seconds between looks at a pod where no pidfd tells when it exits (not Linux).
+POLL = 0.05
 
 
-def pod_environment() -> dict[str, str]:
-    """The environment variables of a pod process.
+def pod_environment(timeout: float | None = None) -> dict[str, str]:
+    """The environment variables of a pod (or warm worker) process this process starts.
 
     Bytecode writing is switched back on: with ``PYTHONDONTWRITEBYTECODE`` set every
-    cold pod would compile SAIBench and its modules again (hundreds of ms).
+    cold pod would compile SAIBench and its modules again (hundreds of ms). The pod learns
+    its parent (to die with it) and, given ``timeout``, when to end itself.
     """
     env = dict(os.environ)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["PYTHONUNBUFFERED"] = "1"
+    env[PARENT_VARIABLE] = str(os.getpid())
+    env.pop(DEADLINE_VARIABLE, None)
+    if timeout is not None:
+        env[DEADLINE_VARIABLE] = str(timeout + GRACE)
     return env
 
 
@@ -83,11 +97,13 @@ def conclude(spec: PodSpec, events: PodEvents, held: list[dict[str, Any]], retur
     elif events.final is None:
         if cancelled:
             events.fail("interrupted", "the run was interrupted and the pod was stopped", stderr=tail or None)
-        elif returncode is None:
+        elif returncode is None and timed_out is None:
             events.fail("lost", "the warm worker running the pod died", stderr=tail or None,
                         fix="see the stderr tail; the next pod starts a new worker")
         else:
-            kind, message, fix = classify_exit(returncode, timed_out, spec.limits.memory, tail)
+            # A pod killed at its timeout but not reaped within the grace period (stuck in the
+            # kernel) is still a timeout.
+            kind, message, fix = classify_exit(returncode or 0, timed_out, spec.limits.memory, tail)
             events.fail(kind, message, fix=fix, stderr=tail or None)
 
 
@@ -110,10 +126,11 @@ class SubprocessExecutor(Executor):
         self._records: dict[str, str] = {}
 
     def execute(self, spec: PodSpec, interpreter: Interpreter, events: PodEvents) -> None:
-        env = pod_environment()
+        env = pod_environment(spec.limits.timeout)
         with self._lock:
             if interpreter.python in self._records:
                 env[RECORD_VARIABLE] = self._records[interpreter.python]
+        held: list[dict[str, Any]] = []
         with tempfile.TemporaryFile() as err:
             proc = subprocess.Popen(
                 [interpreter.python, "-m", "saibench_jupyter.pods", "run", "-"],
@@ -123,19 +140,12 @@ class SubprocessExecutor(Executor):
             )
             with self._lock:
                 self._running[spec.pod] = proc
-            held: list[dict[str, Any]] = []
-            reader = threading.Thread(target=_relay, args=(proc, events, held), daemon=True)
-            reader.start()
             try:
-                if proc.stdin is not None:
-                    try:
-                        proc.stdin.write(spec.to_json().encode())
-                        proc.stdin.close()
-                    except BrokenPipeError:
-                        pass  # died at once: classified below from its exit status
-                timed_out = self._wait(proc, spec.limits.timeout)
-                reader.join()
+                timed_out = converse(proc, spec.to_json().encode(), spec.limits.timeout,
+                                     lambda raw: relay_line(raw, events, held))
             finally:
+                if proc.returncode is None:  # converse() did not get to it: nothing the pod started outlives it
+                    kill_group(proc.pid)
                 with self._lock:
                     self._running.pop(spec.pod, None)
             tail = stderr_tail(err)
@@ -144,59 +154,129 @@ class SubprocessExecutor(Executor):
                 self._records[interpreter.python] = json.dumps(events.environment)
         conclude(spec, events, held, proc.returncode, timed_out, tail, self._cancelled)
 
-    @staticmethod
-    def _wait(proc: subprocess.Popen[bytes], timeout: float | None) -> float | None:
-        """Wait for the pod; kill its process group past ``timeout``. Returns the timeout if it struck."""
-        if _exits_within(proc, timeout):
-            return None
-        _kill_group(proc)
-        proc.wait()
-        return timeout
-
     def cancel(self) -> None:
         super().cancel()
         with self._lock:
             running = list(self._running.values())
         for proc in running:
-            _kill_group(proc)
+            if proc.returncode is None:  # not reaped yet, so its group id is still its own
+                kill_group(proc.pid)
 
 
-def _exits_within(proc: subprocess.Popen[bytes], timeout: float | None) -> bool:
-    """True once ``proc`` has exited (and is reaped), False if it is still running after ``timeout``.
+def converse(proc: subprocess.Popen[bytes], request: bytes, timeout: float | None,
+             line: Callable[[bytes], None]) -> float | None:
+    """Hand a pod its ``request`` on stdin, pass each line it writes to ``line``, until it ends.
 
-    ``Popen.wait(timeout)`` polls with sleeps that grow to 50 ms: a 300 ms pod was seen
-    ~25 ms late on average. A pidfd (Linux ≥ 5.3) wakes us the moment the pod exits.
+    Waits for the pod's exit, its output and its timeout in one loop: neither a full pipe
+    nor a child holding stdout open can hold it. Past ``timeout`` seconds the pod's process
+    group is killed; once the pod is gone, its group is killed too and its remaining output
+    read for at most :data:`GRACE` seconds. The pod is reaped (unless the kernel cannot
+    reap it within :data:`GRACE` seconds, then ``proc.returncode`` stays None).
+
+    Returns
+    -------
+    float or None
+        ``timeout`` when it struck, else None.
     """
+    if proc.stdin is None or proc.stdout is None:
+        raise ValueError("converse() needs a pod started with stdin=PIPE and stdout=PIPE")
+    deadline = None if timeout is None else time.monotonic() + timeout
+    stdout, into = proc.stdout.fileno(), proc.stdin.fileno()
+    out: int | None = stdout
+    os.set_blocking(into, False)
+    pending = memoryview(request)
+    lines = _Lines(line)
+    exits = pidfd(proc.pid)
+    poller = select.poll()  # not select(): a kernel with 1024 open files is no reason to hang
+    poller.register(stdout, select.POLLIN)
+    poller.register(into, select.POLLOUT)
+    if exits is not None:
+        poller.register(exits, select.POLLIN)
+    timed_out = None
     try:
-        fd = os.pidfd_open(proc.pid)
-    except (AttributeError, OSError):  # not Linux, an old kernel, or already reaped
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            wait = left if exits is not None else min(POLL, POLL if left is None else left)
+            ready = dict(poller.poll(None if wait is None else int(wait * 1000) + 1))
+            if into in ready and pending:
+                pending = _feed(into, pending)
+                if not pending:
+                    poller.unregister(into)
+                    proc.stdin.close()  # the spec is complete: the pod reads it to EOF
+            if out is not None and out in ready and not lines.read(out):
+                poller.unregister(out)
+                out = None  # EOF: the pod closed its stdout; its exit comes next
+            if (exits in ready) if exits is not None else proc.poll() is not None:
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                timed_out = timeout
+                break
+        kill_group(proc.pid)
         try:
-            proc.wait(timeout=timeout)
-            return True
+            proc.wait(GRACE)
         except subprocess.TimeoutExpired:
-            return False
-    try:
-        exited = bool(select.select([fd], [], [], timeout)[0])
+            pass  # in uninterruptible sleep: reported as it stands, never waited for
+        if out is not None:
+            lines.drain(out, GRACE)
     finally:
-        os.close(fd)
-    if exited:
-        proc.wait()
-    return exited
+        if exits is not None:
+            os.close(exits)
+        if not proc.stdin.closed:
+            try:
+                proc.stdin.close()
+            except OSError:
+                pass
+        lines.close()
+    return timed_out
 
 
-def _kill_group(proc: subprocess.Popen[bytes] | int) -> None:
+def _feed(fd: int, pending: memoryview) -> memoryview:
+    """Write what the pipe takes of ``pending`` now; the rest (empty once the reader is gone)."""
     try:
-        os.killpg(proc if isinstance(proc, int) else proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+        return pending[os.write(fd, pending):]
+    except BlockingIOError:
+        return pending
+    except (BrokenPipeError, OSError):
+        return pending[:0]  # died at once: classified from its exit status
 
 
-def _relay(proc: subprocess.Popen[bytes], events: PodEvents, held: list[dict[str, Any]]) -> None:
-    """Forward the pod's events as they come; hold back its ``failed`` event until stderr is known."""
-    if proc.stdout is None:
-        return
-    for raw in proc.stdout:
-        relay_line(raw, events, held)
+class _Lines:
+    """Splits a pod's output into lines for ``line`` (a last line without newline included)."""
+
+    def __init__(self, line: Callable[[bytes], None]) -> None:
+        self.line = line
+        self.partial = b""
+
+    def read(self, fd: int) -> bool:
+        """Read what ``fd`` holds now; False at end of file."""
+        try:
+            chunk = os.read(fd, 1 << 16)
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+        if not chunk:
+            return False
+        *complete, self.partial = (self.partial + chunk).split(b"\n")
+        for raw in complete:
+            if raw.strip():
+                self.line(raw)
+        return True
+
+    def drain(self, fd: int, seconds: float) -> None:
+        """Read until end of file, for at most ``seconds`` (a writer that escaped the group may hold it)."""
+        os.set_blocking(fd, False)
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            if poller.poll(int(left * 1000) + 1) and not self.read(fd):
+                return
+
+    def close(self) -> None:
+        if self.partial.strip():
+            self.line(self.partial)
+        self.partial = b""
 
 
 def relay_line(raw: bytes, events: PodEvents, held: list[dict[str, Any]]) -> None:
