@@ -3,7 +3,7 @@
 Every process a test starts carries a marker in its environment (pods inherit the
 controller's, and whatever a pod forks inherits the pod's): a live process with the
 marker after the run is an orphan. Slow cases (``@pytest.mark.slow``) run with
-``-m slow`` or ``SAIBENCH_SLOW_TESTS=1``; the quick ones run with the suite.
+``-m slow``; the quick ones run with the suite.
 """
 
 from __future__ import annotations
@@ -30,19 +30,6 @@ MARK = "SAIBENCH_RELIABILITY_MARK"
 BOUND = 20.0
 
 _REPOSITORIES: list[Repository] = []
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "slow: a long fault-injection case (run with -m slow or SAIBENCH_SLOW_TESTS=1)")
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if config.option.markexpr or os.environ.get("SAIBENCH_SLOW_TESTS") == "1":
-        return
-    skip = pytest.mark.skip(reason="slow: run with -m slow or SAIBENCH_SLOW_TESTS=1")
-    for item in items:
-        if "slow" in item.keywords:
-            item.add_marker(skip)
 
 
 def faulty(*faults: str) -> list[Any]:
