@@ -181,6 +181,33 @@ def test_an_environment_that_cannot_be_built_fails_its_pods_only(workdir):
     assert any(e["event"] == "environment" for e in events)  # the build was shown, not silent
 
 
+def test_a_scenario_whose_parameters_json_cannot_hold_fails_alone(workdir):
+    extra = textwrap.dedent("""
+        from saibench_jupyter.sail import *
+
+        @ModelDefinition
+        def Scaler(task, inputType, outputType, factor):
+            if task != Solve: Fail("solves only")
+            Suggest(factor, 2.0, {2.0})
+            return Solver(lambda x: x * factor)
+    """)
+    scenarios = [s for s in doubling("ok", extra=extra) if "Scaler" in s.label]
+    events = Events()
+    results = run(scenarios, store=workdir / "s.db", repeats=2, progress=events)
+    status = {(label, r): s for label, r, s in results.to_dataframe()[["label", "repeat", "status"]].values}
+    assert status == {("Doubling × Scaler(factor=2.0) × NumPy × OneCore", 0): "ok",
+                      ("Doubling × Scaler(factor=2.0) × NumPy × OneCore", 1): "ok",
+                      ("Doubling × Scaler(factor={2.0}) × NumPy × OneCore", 0): "failed",
+                      ("Doubling × Scaler(factor={2.0}) × NumPy × OneCore", 1): "failed"}
+    fails = results.failures()
+    assert list(fails.kind) == ["spec", "spec"]
+    assert fails.message[0] == ("parameter Scaler.factor = {2.0} cannot be written to a pod spec (Object of type "
+                                "set is not JSON serializable): a pod gets its parameters as JSON")
+    assert fails.fix[0].startswith("give Scaler.factor only JSON values (numbers, strings, booleans, None, lists, "
+                                   "dicts) in Suggest(...) or discover(params=...): a list instead of a set")
+    assert len(events.ran()) == 4  # the refused pods are reported like the others
+
+
 def test_inline_runs_in_this_process_and_keeps_the_caller_alive(workdir):
     scenarios = doubling("ok", "raise")
     results = run(scenarios, executor="inline", store=workdir / "s.db", progress=False)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import textwrap
 
 import pytest
 from pods_helpers import DOUBLING, doubling
 
 from saibench_jupyter import Repository, discover
 from saibench_jupyter.pods import SPEC_VERSION, Limits, PodSpec, SpecError, specs_of
+from saibench_jupyter.pods._spec import unwritable
 
 
 def test_round_trip_through_json_keeps_every_field():
@@ -21,7 +23,8 @@ def test_round_trip_through_json_keeps_every_field():
     assert data["pod"] == f"{spec.identity}-r0"
     assert data["modules"]["model"] == "Doubler" and data["modules"]["metrics"] == ["Error"]
     assert data["params"]["Doubler.mode"] == ["ok"]
-    assert data["limits"] == {"timeout": 5, "memory": 2**29, "affinity": None, "gpus": None}
+    assert data["limits"] == {"timeout": 5, "memory": 2**29, "affinity": None, "gpus": None, "log_lines": 10_000,
+                              "log_bytes": 2**20}
     # Content-addressed: the one source is stored once, under the sha256 of its text.
     (source,) = data["sources"]
     assert data["texts"][source["digest"]] == DOUBLING.read_text()
@@ -78,6 +81,7 @@ def _spec_dict() -> dict:
     (lambda d: d["modules"].pop("model"), r"modules.model: missing or not a module name"),
     (lambda d: d["limits"].update(timeout=-1), r"limits.timeout: expected seconds > 0"),
     (lambda d: d["limits"].update(affinity=["a"]), r"limits.affinity: expected a list of integer ids"),
+    (lambda d: d["limits"].update(log_lines=0), r"limits.log_lines: expected an integer >= 1, got 0"),
     (lambda d: d.update(pod="other-r0"), r"pod: 'other-r0' does not match"),
     (lambda d: d["texts"].update({k: v + "#" for k, v in d["texts"].items()}),
      r"does not match its digest .* write the spec again"),
@@ -107,7 +111,24 @@ def test_load_reports_json_that_python_cannot_decode():
 
 def test_parameters_that_json_cannot_hold_are_refused():
     (scenario,) = doubling("ok")
-    with pytest.raises(SpecError, match="cannot be written to a pod spec"):
+    with pytest.raises(SpecError, match=r"settings .* cannot be written to a pod spec"):
         specs_of(scenario, settings={"epochs": object()})
+    extra = textwrap.dedent("""
+        from saibench_jupyter.sail import *
+
+        @ModelDefinition
+        def Scaler(task, inputType, outputType, factor):
+            if task != Solve: Fail("solves only")
+            Suggest(factor, 2 + 1j)
+            return Solver(lambda x: x * factor)
+    """)
+    (scaler,) = [s for s in doubling("ok", extra=extra) if "Scaler" in s.label]
+    with pytest.raises(SpecError, match=r"^Doubling × Scaler\(factor=\(2\+1j\)\) × NumPy × OneCore: parameter "
+                                        r"Scaler.factor = \(2\+1j\) cannot be written to a pod spec \(Object of type "
+                                        r"complex is not JSON serializable\).*Fix: give Scaler.factor only JSON values"):
+        specs_of(scaler)
+    assert unwritable(scenario) is None
+    (refused,) = specs_of(scaler, check=False)  # for run(), which records such pods as failed
+    assert refused.params == {"Scaler.factor": [2 + 1j]}
     with pytest.raises(SpecError, match="at least once"):
         specs_of(scenario, repeats=0)

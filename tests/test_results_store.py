@@ -221,6 +221,13 @@ def test_a_stage_event_stores_nothing_and_does_not_fail(store: Store) -> None:
     assert rows(store.path, "SELECT count(*) FROM points") == [(0,)]
 
 
+def test_a_batch_of_log_lines_is_one_event_and_a_row_per_line(store: Store) -> None:
+    run_pod(store, ID, 0, [{"event": "log", "t": 5.0, "level": "info", "lines": ["a", "b", ""]},
+                           {"event": "log", "t": 6.0, "level": "warning", "message": "… 3 lines dropped"}])
+    assert rows(store.path, "SELECT t, level, message FROM logs ORDER BY id") == [
+        (5.0, "info", "a"), (5.0, "info", "b"), (5.0, "info", ""), (6.0, "warning", "… 3 lines dropped")]
+
+
 def test_infinite_and_nan_metrics_keep_their_value(store: Store) -> None:
     run_pod(store, ID, 0, [
         {"event": "checkpoint", "stage": 1, "checkpoint": 1, "epoch": 1, "loss": math.inf, "counters": {}},

@@ -7,6 +7,7 @@ does only what the store does not hold yet.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -17,8 +18,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ._environments import EnvironmentBuildError, Interpreter, provision, unmet
 from ._executors import Executor, PodOutcome, executor_class
+from ._logs import LOG_BYTES, LOG_LINES
 from ._schedule import Allocator, estimate, order
-from ._spec import Limits, PodSpec, specs_of, version_of
+from ._spec import Limits, PodSpec, specs_of, unwritable, version_of
 
 if TYPE_CHECKING:
     from ..planner._lattice import Lattice, Scenario
@@ -33,7 +35,7 @@ def run(scenarios: Lattice | Scenario | Iterable[Scenario], *, executor: str | E
         jobs: int | None = None, store: str | os.PathLike[str] | Store = "saibench.db",
         timeout: float | None = 600.0, memory: int | str | None = None, repeats: int = 1, seed: int = 0,
         settings: Mapping[str, Any] | None = None, rerun: bool | Literal["failed"] = False,
-        progress: Progress | bool = True) -> Results:
+        progress: Progress | bool = True, log_lines: int = LOG_LINES, log_bytes: int = LOG_BYTES) -> Results:
     """Run every scenario as isolated BenchPods and store the results as they arrive.
 
     Parameters
@@ -63,11 +65,16 @@ def run(scenarios: Lattice | Scenario | Iterable[Scenario], *, executor: str | E
     progress : callable or bool
         Where progress goes: True prints a line per pod to stderr; a callable receives
         every event (pod events, plus ``environment`` and ``run`` events); False is silent.
+    log_lines, log_bytes : int
+        Most lines and bytes of module output one pod's log keeps: its first lines and its
+        last ones, with a note of how much was dropped between them.
 
     Returns
     -------
     Results
-        Every pod of these scenarios in the store (the ones skipped as done included).
+        Every pod of these scenarios in the store (the ones skipped as done included). A
+        scenario whose pods cannot be written as specs (a parameter value JSON cannot
+        hold) has failed pods of kind ``spec``; the other scenarios run.
     """
     from ..results import Results, Store
     from ..sail._primitives import Resources
@@ -78,9 +85,14 @@ def run(scenarios: Lattice | Scenario | Iterable[Scenario], *, executor: str | E
     report = _Reporter() if progress is True else (progress if callable(progress) else None)
     cap = Resources(memory=memory).memory_bytes if memory is not None else None
     specs: list[PodSpec] = []
+    refused: dict[str, tuple[str, str]] = {}  # pod -> why its spec cannot be written, and the fix
     for scenario in items:
-        limits = Limits(timeout=timeout, memory=cap or scenario.resources.memory_bytes)
-        pods = specs_of(scenario, repeats=repeats, seed=seed, settings=settings, limits=limits)
+        limits = Limits(timeout=timeout, memory=cap or scenario.resources.memory_bytes, log_lines=log_lines,
+                        log_bytes=log_bytes)
+        problem = unwritable(scenario)
+        pods = specs_of(scenario, repeats=repeats, seed=seed, settings=settings, limits=limits, check=False)
+        if problem is not None:  # one bad scenario fails alone, as its pods' failures
+            refused.update((s.pod, problem) for s in pods)
         specs += pods
         _register(db, scenario, pods[0])
     identities = list(dict.fromkeys(s.identity for s in specs))
@@ -93,7 +105,10 @@ def run(scenarios: Lattice | Scenario | Iterable[Scenario], *, executor: str | E
                  "executor": ex.name, "jobs": ex.jobs})
     status = "interrupted"
     try:
-        interpreters = _interpreters(todo, ex, emit)
+        for spec in todo:
+            if spec.pod in refused:
+                emit.fail(spec, "spec", *refused[spec.pod])
+        interpreters = _interpreters([s for s in todo if s.pod not in refused], ex, emit)
         runnable = [s for s in todo if s.pod not in emit.failed_early]
         ordered = order(runnable, estimate(runnable, db.durations()))
         _schedule(ordered, ex, interpreters, emit)
@@ -221,8 +236,8 @@ def _schedule(ordered: list[PodSpec], ex: Executor, interpreters: dict[str, Inte
                     continue
                 queue.remove(queued)
                 cpus, gpus = slots.take(queued)
-                spec = queued.replace(limits=Limits(queued.limits.timeout, queued.limits.memory,
-                                                    cpus if ex.isolated else None, gpus))
+                spec = queued.replace(limits=dataclasses.replace(queued.limits, gpus=gpus,
+                                                                 affinity=cpus if ex.isolated else None))
                 emit.start(spec)
                 running[ex.submit(spec, interpreters[spec.pod], emit)] = spec
             finished, _ = wait(list(running), return_when=FIRST_COMPLETED)

@@ -8,7 +8,6 @@ and C-level output goes to stderr, so nothing a module writes can corrupt the st
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
@@ -19,6 +18,7 @@ import traceback
 from collections.abc import Callable, Mapping
 from typing import IO, Any
 
+from ._logs import PodLog, deadline_of
 from ._spec import Limits, PodSpec, SpecError
 
 Emit = Callable[[dict[str, Any]], None]
@@ -43,26 +43,6 @@ class EventWriter:
         event.setdefault("t", time.time())
         self.stream.write(json.dumps(event, default=_jsonable) + "\n")
         self.stream.flush()
-
-
-class _LogStream(io.TextIOBase):
-    """``sys.stdout`` inside a pod: complete lines become ``log`` events."""
-
-    def __init__(self, emit: Emit) -> None:
-        self.emit = emit
-        self.buffer_ = ""
-
-    def write(self, text: str) -> int:
-        self.buffer_ += text
-        *lines, self.buffer_ = self.buffer_.split("\n")
-        for line in lines:
-            self.emit({"event": "log", "level": "info", "message": line})
-        return len(text)
-
-    def flush(self) -> None:
-        if self.buffer_:
-            self.emit({"event": "log", "level": "info", "message": self.buffer_})
-            self.buffer_ = ""
 
 
 def apply_limits(limits: Limits, cpus: int) -> None:
@@ -288,10 +268,13 @@ def run_guarded(spec: PodSpec, emit: Emit, record: dict[str, Any] | None = None,
                 rebuilt: tuple[Any, Any] | None = None) -> int:
     """Everything a pod process does once it has its spec; returns its exit status.
 
-    Module ``print`` becomes ``log`` events; limits and the working directory are set;
-    whatever goes wrong still ends in a ``failed`` event (0 means a final event was written).
+    Module ``print`` becomes ``log`` events (within the log limits); limits and the working
+    directory are set; whatever goes wrong still ends in a ``failed`` event (0 means a final
+    event was written), after the last lines printed.
     """
-    sys.stdout = _LogStream(emit)
+    log = PodLog(emit, spec.limits.log_lines, spec.limits.log_bytes, deadline_of(spec.limits.timeout))
+    sys.stdout = log
+    emit = log.event  # every event after the lines printed before it; a final one closes the log first
     try:
         apply_limits(spec.limits, int(spec.resources.get("cpus", 1)))
         os.chdir(spec.workdir)
@@ -309,5 +292,5 @@ def run_guarded(spec: PodSpec, emit: Emit, record: dict[str, Any] | None = None,
                       fix="this looks like a bug in SAIBench: please report it with the traceback"))
         return 1
     finally:
-        sys.stdout.flush()
+        log.close_log()  # a final event closed it already, unless the writer itself failed
     return 0 if finished else 1

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..planner._instances import digest_of
+from ._logs import LOG_BYTES, LOG_LINES
 
 if TYPE_CHECKING:
     from ..planner._converters import Chain
@@ -45,12 +46,19 @@ class Limits:
         The CPU ids the pod is pinned to (the executor assigns them).
     gpus : tuple of int, optional
         The CUDA device ids the pod may see (``CUDA_VISIBLE_DEVICES``).
+    log_lines : int
+        Most lines of module output the pod's log keeps (the first ones and the last
+        ones, with a note of how much was dropped between them).
+    log_bytes : int
+        Most bytes (UTF-8) of module output the pod's log keeps.
     """
 
     timeout: float | None = None
     memory: int | None = None
     affinity: tuple[int, ...] | None = None
     gpus: tuple[int, ...] | None = None
+    log_lines: int = LOG_LINES
+    log_bytes: int = LOG_BYTES
 
 
 @dataclass(frozen=True)
@@ -234,12 +242,19 @@ def _limits(data: Mapping[str, Any]) -> Limits:
             raise SpecError(f"limits.{key}: expected a list of integer ids, got {value!r}")
         return tuple(value)
 
+    def count(key: str, default: int) -> int:
+        value = data.get(key, default)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise SpecError(f"limits.{key}: expected an integer >= 1, got {value!r}")
+        return value
+
     timeout, memory = data.get("timeout"), data.get("memory")
     if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
         raise SpecError(f"limits.timeout: expected seconds > 0 or null, got {timeout!r}")
     if memory is not None and (not isinstance(memory, int) or memory <= 0):
         raise SpecError(f"limits.memory: expected bytes > 0 or null, got {memory!r}")
-    return Limits(timeout, memory, ids("affinity"), ids("gpus"))
+    return Limits(timeout, memory, ids("affinity"), ids("gpus"), count("log_lines", LOG_LINES),
+                  count("log_bytes", LOG_BYTES))
 
 
 def _sha256(text: str) -> str:
@@ -248,7 +263,8 @@ def _sha256(text: str) -> str:
 
 # -- building specs from scenarios ------------------------------------------------------------
 def specs_of(scenario: Scenario, *, repeats: int = 1, seed: int = 0, settings: Mapping[str, Any] | None = None,
-             limits: Limits | None = None, workdir: str | os.PathLike[str] | None = None) -> list[PodSpec]:
+             limits: Limits | None = None, workdir: str | os.PathLike[str] | None = None,
+             check: bool = True) -> list[PodSpec]:
     """The pod specs of ``repeats`` independent runs of ``scenario`` (repeat ``r`` uses seed ``seed + r``).
 
     Parameters
@@ -265,11 +281,15 @@ def specs_of(scenario: Scenario, *, repeats: int = 1, seed: int = 0, settings: M
         Time and memory limits.
     workdir : path, optional
         Where relative inputs resolve; the current directory by default.
+    check : bool
+        Refuse a scenario whose parameter values a spec cannot hold (see :func:`unwritable`).
+        False builds its specs all the same, for a caller that records them as failed
+        pods instead of sending them anywhere (their ``to_json`` would fail).
 
     Raises
     ------
     SpecError
-        When a parameter value or setting cannot be written as JSON.
+        When a setting, or (with ``check``) a parameter value, cannot be written as JSON.
     """
     if repeats < 1:
         raise SpecError(f"repeats={repeats}: run each scenario at least once (repeats >= 1)")
@@ -282,12 +302,14 @@ def specs_of(scenario: Scenario, *, repeats: int = 1, seed: int = 0, settings: M
     environment = _environment(scenario)
     settings = dict(settings or {})
     params = _bindings(scenario)
-    for what, value in (("settings", settings), ("params", params)):
-        try:
-            json.dumps(value, allow_nan=True)
-        except (TypeError, ValueError) as exc:
-            raise SpecError(f"{what} of {scenario.label} cannot be written to a pod spec ({exc}). "
-                            "Fix: use numbers, strings, booleans, lists or dicts as parameter values") from None
+    try:
+        json.dumps(settings, allow_nan=True)
+    except (TypeError, ValueError) as exc:
+        raise SpecError(f"settings {settings!r:.80} cannot be written to a pod spec ({exc}). "
+                        "Fix: use numbers, strings, booleans, lists or dicts as settings") from None
+    refused = unwritable(scenario) if check else None
+    if refused is not None:
+        raise SpecError(f"{scenario.label}: {refused[0]}. Fix: {refused[1]}")
     identity = digest_of(*_code_of(scenario), json.dumps(environment, sort_keys=True),
                          json.dumps(settings, sort_keys=True), str(seed))
     base = PodSpec(
@@ -300,6 +322,32 @@ def specs_of(scenario: Scenario, *, repeats: int = 1, seed: int = 0, settings: M
         resources=_resources(scenario), limits=limits or Limits(), workdir=str(workdir or os.getcwd()),
     )
     return [base.replace(repeat=r, seed=seed + r) for r in range(repeats)]
+
+
+def unwritable(scenario: Scenario) -> tuple[str, str] | None:
+    """Why ``scenario``'s pods cannot be written as specs, and the fix; None when they can.
+
+    A pod gets its parameter values as JSON, so a value JSON cannot hold (a set, a NumPy
+    number, an object) cannot reach it. Such a scenario cannot run, but it is one bad
+    scenario: :func:`~saibench_jupyter.pods.run` records its pods as failed and runs the others.
+
+    Returns
+    -------
+    tuple of str, or None
+        The message (naming the parameter, its value and why) and the fix.
+    """
+    for name, values in _bindings(scenario).items():
+        for value in values:
+            try:
+                json.dumps(value, allow_nan=True)
+            except (TypeError, ValueError, RecursionError) as exc:
+                why = str(exc) if not isinstance(exc, RecursionError) else "it nests too deeply"
+                return (f"parameter {name} = {value!r:.80} cannot be written to a pod spec ({why}): a pod "
+                        "gets its parameters as JSON",
+                        f"give {name} only JSON values (numbers, strings, booleans, None, lists, dicts) in "
+                        "Suggest(...) or discover(params=...): a list instead of a set or an array, int(x) or "
+                        "float(x) for a NumPy number, or a name the module turns into the object")
+    return None
 
 
 def _code_of(scenario: Scenario) -> tuple[str, ...]:

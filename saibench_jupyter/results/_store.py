@@ -401,9 +401,12 @@ class Store:
                     str(_need(event, "name")), _real(value), raw_text))
 
     def _log(self, db: Connection, run_id: int, identity: str, repeat: int, event: Event) -> None:
-        db.execute("INSERT INTO logs (identity, repeat, t, level, message) VALUES (?, ?, ?, ?, ?)",
-                   (identity, repeat, _real(event.get("t")) or time.time(), event.get("level", "info"),
-                    _text(event.get("message"))))
+        # A batch of lines ("lines") is one event and one transaction: a row per line, a commit per batch.
+        lines = event.get("lines")
+        messages = lines if isinstance(lines, list) else [event.get("message")]
+        t, level = _real(event.get("t")) or time.time(), event.get("level", "info")
+        db.executemany("INSERT INTO logs (identity, repeat, t, level, message) VALUES (?, ?, ?, ?, ?)",
+                       [(identity, repeat, t, level, _text(m)) for m in messages])
 
     def _warning(self, db: Connection, run_id: int, identity: str, repeat: int, event: Event) -> None:
         db.execute("INSERT INTO warnings (identity, repeat, run_id, kind, name, message, location, stage, "
