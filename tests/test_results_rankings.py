@@ -255,11 +255,44 @@ def test_an_unknown_ranking_name_lists_the_known_ones(results: Results) -> None:
         rank(results, lambda a, b, c: True)
 
 
-def test_without_a_repository_ranking_modules_come_from_the_stored_sources(tmp_path: Path) -> None:
+def test_with_trust_ranking_modules_come_from_the_stored_sources(tmp_path: Path) -> None:
     digest = hashlib.sha256(PAPER_RANKINGS.encode()).hexdigest()
     with build_store(tmp_path / "s.db", sources={digest: ("rankings.py", PAPER_RANKINGS)}) as store:
-        ranking = rank(Results(store), "Fastest")
+        ranking = rank(Results(store), "Fastest", trust=True)
     assert ranking.table["label"].tolist()[0] == label("a1a1a1a1a1a1a1a1")
+
+
+#: A ranking a stranger stored: its support code, and a type declaration (evaluated when parsed), write a file.
+HOSTILE = """
+import pathlib
+pathlib.Path({marker!r}).with_suffix(".support").write_text("ran")
+
+class Sneaky(SailType):
+    written = __import__("pathlib").Path({marker!r}).with_suffix(".declaration").write_text("ran")
+
+@RankingDefinition
+def Fastest(r):
+    pathlib.Path({marker!r}).with_suffix(".ranking").write_text("ran")
+    return r.WallTime
+"""
+
+
+def test_a_stored_ranking_is_never_run_without_trust(tmp_path: Path) -> None:
+    marker = tmp_path / "marker"
+    text = HOSTILE.format(marker=str(marker))
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    with build_store(tmp_path / "shared.db", sources={digest: ("rankings.py", text)}) as store:
+        results = Results(store)
+        with pytest.raises(ValueError, match=r"rank: the ranking 'Fastest' is code stored in shared\.db; running it "
+                                             r"would execute that code\. fix: pass repository=\.\.\. \(the modules "
+                                             r"you loaded or wrote\) or trust=True if you trust the file"):
+            rank(results, "Fastest")
+        with pytest.raises(ValueError, match=r"no ranking module 'Slowest' \(rankings stored in shared\.db: "
+                                             r"Fastest; built in: 'pareto'\)"):
+            rank(results, "Slowest")
+        assert list(tmp_path.glob("marker*")) == []  # nothing of the stored code ran
+        assert rank(results, "Fastest", trust=True).table["label"].tolist()[0] == label("a1a1a1a1a1a1a1a1")
+    assert sorted(p.suffix for p in tmp_path.glob("marker*")) == [".declaration", ".ranking", ".support"]
 
 
 def test_an_old_store_without_metric_info_uses_defaults(tmp_path: Path) -> None:

@@ -74,7 +74,7 @@ def test_a_new_store_has_the_schema_in_wal_mode(store: Store) -> None:
     assert {"meta", "runs", "sources", "scenarios", "pods", "points", "metrics", "environments", "failures",
             "logs"} <= tables
     assert rows(store.path, "PRAGMA journal_mode") == [("wal",)]
-    assert rows(store.path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("3",)]
+    assert rows(store.path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("4",)]
     columns = [r[1] for r in rows(store.path, "PRAGMA table_info(points)")]
     assert columns == ["identity", "repeat", "stage", "checkpoint", "epoch", "loss", *COUNTERS]
 
@@ -92,15 +92,16 @@ def test_a_store_of_a_newer_version_asks_for_an_upgrade(tmp_path: Path) -> None:
     path = tmp_path / "saibench.db"
     Store(path).close()
     with sqlite3.connect(path) as db:
-        db.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
-    with pytest.raises(StoreError, match=r"saibench\.db was written by a newer saibench-jupyter \(schema_version 4; "
-                                         r"this one reads 3\): upgrade saibench-jupyter"):
+        db.execute("UPDATE meta SET value = '5' WHERE key = 'schema_version'")
+    with pytest.raises(StoreError, match=r"saibench\.db was written by a newer saibench-jupyter \(schema_version 5; "
+                                         r"this one reads 4\): upgrade saibench-jupyter"):
         Store(path)
 
 
 def as_version_2(db: sqlite3.Connection) -> None:
-    """Make a new store look as version 2 wrote it: no warnings, no controllers, no code versions."""
+    """Make a new store look as version 2 wrote it: no warnings, no controllers, no code versions, no leases."""
     db.execute("DROP TABLE warnings")
+    db.execute("DROP TABLE leases")
     for table, column in (("runs", "pid"), ("runs", "pid_start"), ("scenarios", "version"),
                           ("scenarios", "registered")):
         db.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
@@ -121,7 +122,7 @@ def test_a_version_1_store_is_upgraded_in_place_and_keeps_its_data(tmp_path: Pat
         s.add_scenario(ID, {"label": "L", "metric_info": {"Error": {"axis": "precision", "better": "lower",
                                                                      "unit": None}}})
         assert Results(s).metric_info() == {"Error": {"axis": "precision", "better": "lower", "unit": None}}
-    assert rows(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("3",)]
+    assert rows(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("4",)]
 
 
 def test_a_version_2_store_gets_warnings_controllers_and_versions(tmp_path: Path) -> None:
@@ -138,7 +139,7 @@ def test_a_version_2_store_gets_warnings_controllers_and_versions(tmp_path: Path
         s.record(run_id, ID, 1, {"event": "warning", "kind": "metric", "name": "Accuracy", "message": "m",
                                  "stage": 1, "checkpoint": 1})
         assert Results(s).warnings()[["metric", "count"]].values.tolist() == [["Accuracy", 1]]
-    assert rows(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("3",)]
+    assert rows(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("4",)]
     assert rows(path, "SELECT pid FROM runs WHERE pid IS NOT NULL") != []
 
 

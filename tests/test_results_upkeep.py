@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
+import subprocess
+import sys
+import textwrap
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -11,7 +16,7 @@ import pytest
 from test_results_store import ID, pod_events, run_pod
 
 from saibench_jupyter.cli import main
-from saibench_jupyter.results import Results, Store, StoreError
+from saibench_jupyter.results import Results, Store, StoreError, StoreWarning
 
 
 @pytest.fixture
@@ -32,8 +37,9 @@ def test_without_a_checkpoint_the_file_alone_lacks_the_latest_writes(store: Stor
     # What the user met: the results were in saibench.db-wal, and a copy of saibench.db had none of them.
     assert Path(f"{store.path}-wal").stat().st_size > 0
     copy = alone(store.path, tmp_path / "before")
-    with sqlite3.connect(copy) as db:
-        assert db.execute("SELECT name FROM sqlite_master WHERE name = 'pods'").fetchall() == []
+    with sqlite3.connect(copy) as db:  # the schema and the run's start are in the file, the pod is not
+        assert db.execute("SELECT count(*) FROM pods").fetchall() == [(0,)]
+        assert db.execute("SELECT status FROM runs").fetchall() == [("running",)]
     assert store.checkpoint() is True
     assert Path(f"{store.path}-wal").stat().st_size == 0  # truncated: everything is in the file
     copy = alone(store.path, tmp_path / "after")
@@ -69,3 +75,55 @@ def test_the_command_line_exports(store: Store, tmp_path: Path, capsys: pytest.C
     assert main(["export", str(store.path), str(target), "--force"]) == 0
     assert main(["export", str(tmp_path / "missing.db"), str(tmp_path / "x.db")]) == 1
     assert "there is no results store at" in capsys.readouterr().err
+
+
+def controller(path: Path, then: str) -> subprocess.Popen[str]:
+    """Another process that runs one pod into the store at ``path``, says ``ready``, then does ``then``."""
+    script = textwrap.dedent(f"""
+        import os, sys
+        from test_results_store import ID, pod_events, run_pod
+        from saibench_jupyter.results import Store
+        s = Store({str(path)!r})
+        run_id = s.begin_run("local", 1)
+        run_pod(s, ID, 0, pod_events(), run_id)
+        print("ready", flush=True)
+        sys.stdin.readline()
+        {then}
+    """)
+    child = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert child.stdout is not None and child.stdout.readline() == "ready\n"
+    return child
+
+
+def test_a_copy_made_during_a_run_without_its_wal_says_it_may_lack_results(tmp_path: Path) -> None:
+    live = tmp_path / "live" / "saibench.db"
+    child = controller(live, 's.end_run(run_id, "finished"); s.close()')
+    try:
+        copy = alone(live, tmp_path / "during")
+        with pytest.warns(StoreWarning, match=r"this copy of saibench\.db may lack results of run 1: it had not "
+                                              r"ended when the file was last checkpointed, and there is no "
+                                              r"saibench\.db-wal beside it .*fix: copy saibench\.db-wal with "
+                                              r"saibench\.db while a run is going, or copy with .*\.export\(path\)"):
+            results = Results(copy)
+        assert len(results) == 0  # the pod is in the live store's -wal, not in the copy
+        assert "⚠ this copy of saibench.db may lack results of run 1" in repr(results)
+        results.store.close()
+        with pytest.warns(StoreWarning, match="may lack results of run 1"):  # said to every later reader
+            Results(copy).store.close()
+    finally:
+        child.communicate("\n", timeout=60)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the run ended: its copy is whole, and nothing is said
+        assert len(Results(alone(live, tmp_path / "after"))) == 1
+
+
+def test_a_store_whose_controller_died_is_not_taken_for_an_incomplete_copy(tmp_path: Path) -> None:
+    live = tmp_path / "saibench.db"
+    controller(live, "os._exit(0)").communicate("\n", timeout=60)  # killed mid-run: its -wal stays
+    assert Path(f"{live}-wal").exists()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Store(live).close()  # reads the -wal, marks the dead run's pod interrupted, merges and removes the -wal
+        assert not Path(f"{live}-wal").exists()
+        assert Store(live).statuses() == {(ID, 0): "ok"}  # finished before the controller died

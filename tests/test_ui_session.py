@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 from pods_helpers import write_data
@@ -216,6 +220,35 @@ def test_a_run_in_the_background_reports_every_pod(nb):
     # The same run again: everything is in the store already.
     again = nb.run(executor="inline").wait(60)
     assert nb.last_run.total == 0 and nb.last_run.skipped == 2 and len(again) == 2
+
+
+MANY_RUNS = textwrap.dedent("""
+    import os, resource, sys
+    resource.setrlimit(resource.RLIMIT_NOFILE, (128, 128))
+    from test_ui_session import doubling
+    from saibench_jupyter.ui._session import Notebook
+
+    nb = doubling(Notebook(user_ns={}), "ok")
+    counts = []
+    for i in range(80):
+        handle = nb.run(executor="inline", rerun=True)
+        handle.wait(60)
+        counts.append(len(os.listdir("/proc/self/fd")))
+    kept = [h.number for h in nb.runs]
+    print(counts[0], max(counts), nb.run_count, kept[0], kept[-1], len(kept), len(nb.runs[0].results))
+""")
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts descriptors in Linux's /proc")
+def test_eighty_runs_under_a_128_descriptor_limit_hold_no_store_open(nb, tmp_path):
+    # Each run used to keep its store's connection (2 descriptors) on its handle, kept for ever: run 61 failed.
+    out = subprocess.run([sys.executable, "-c", MANY_RUNS], capture_output=True, text=True, timeout=240,
+                         cwd=tmp_path, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert out.returncode == 0, out.stderr[-3000:]
+    first, most, count, oldest, newest, kept, pods = map(int, out.stdout.split())
+    assert most <= first + 2 and count == 80  # descriptors stay flat (a reader may briefly hold one more)
+    # The 20 runs that had ended when the last one started, and that one; their results are still readable.
+    assert (oldest, newest, kept) == (60, 80, 21) and pods == 1
 
 
 def test_an_error_of_the_run_itself_stays_on_the_handle(nb, tmp_path):

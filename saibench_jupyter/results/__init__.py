@@ -19,8 +19,9 @@ from ._rankings import rank_scores as rank_scores
 from ._results import Results as Results
 from ._store import Store as Store
 from ._store import StoreError as StoreError
+from ._store import StoreWarning as StoreWarning
 from ._target import time_to_target as time_to_target
 from ._warnings import warning_line as warning_line
 
-__all__ = ["Store", "StoreError", "Results", "Ranking", "RankingError", "final_points", "pareto", "rank",
-           "rank_comparison", "rank_scores", "time_to_target", "warning_line"]
+__all__ = ["Store", "StoreError", "StoreWarning", "Results", "Ranking", "RankingError", "final_points", "pareto",
+           "rank", "rank_comparison", "rank_scores", "time_to_target", "warning_line"]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import html
 import inspect
-import json
 import linecache
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -383,7 +382,7 @@ def rank_comparison(points: pandas.DataFrame, before: Callable[[Any, Any], Any],
 
 
 def rank(results: Results, ranking: str | tuple[str, ...] | Callable[..., Any],
-         repository: Repository | None = None) -> Ranking:
+         repository: Repository | None = None, *, trust: bool = False) -> Ranking:
     """Rank the scenarios of ``results`` by a ranking module, a function, or Pareto fronts.
 
     Parameters
@@ -397,12 +396,18 @@ def rank(results: Results, ranking: str | tuple[str, ...] | Callable[..., Any],
         ``("target", precision, value)`` or ``("target", precision, value, work)``: the least work
         at which ``precision`` reaches ``value``, over every checkpoint (:func:`time_to_target`).
     repository : Repository, optional
-        Where ranking modules are found; by default the sources the store kept for these scenarios.
+        Where ranking modules are found (the modules you loaded or wrote in cells).
+    trust : bool
+        Without a ``repository``, run the ranking module's code the store kept for these
+        scenarios. A store is a file that may come from anyone, and running its code is
+        running a program: never done unless asked for (default False).
 
     Raises
     ------
     ValueError
-        For an unknown ranking name (the message lists the known ones), or Pareto axes the results lack.
+        For an unknown ranking name (the message lists the known ones), Pareto axes the
+        results lack, or a ranking module asked for by name with neither a ``repository``
+        nor ``trust=True`` (the store's code is not run; the message says so).
     RankingError
         When the ranking's code fails: the message names the module, its line and the scenario.
     """
@@ -418,7 +423,7 @@ def rank(results: Results, ranking: str | tuple[str, ...] | Callable[..., Any],
         axes = [*ranking[1:3], None, None][:2] if isinstance(ranking, tuple) else [None, None]
         return pareto(points, *pareto_axes(points, axes[0], axes[1]))
     if isinstance(ranking, str):
-        module, fn = _module(results, ranking, repository)
+        module, fn = _module(results, ranking, repository, trust)
         code = _UserCode(module.name, fn, module)
         if len(module.params) == 2:
             return _comparison(code, points)
@@ -432,11 +437,24 @@ def rank(results: Results, ranking: str | tuple[str, ...] | Callable[..., Any],
                     "or ('target', precision, value)")
 
 
-def _module(results: Results, name: str, repository: Repository | None) -> tuple[ParsedModule, Callable[..., Any]]:
+def _module(results: Results, name: str, repository: Repository | None,
+            trust: bool) -> tuple[ParsedModule, Callable[..., Any]]:
     """The ranking module called ``name``, compiled the way the runtime compiles modules."""
     from ..runtime._namespace import ExecutionNamespace
+    from ._stored import stored_rankings, stored_repository
 
-    repo = repository if repository is not None else _stored_repository(results)
+    if repository is None and not trust:
+        # Even parsing runs code (type declarations are evaluated): the stored text is only read with ast here.
+        stored = stored_rankings(results)
+        where = results.store.path.name
+        if name not in stored:
+            raise ValueError(f"no ranking module {name!r} (rankings stored in {where}: {', '.join(stored) or 'none'};"
+                             " built in: 'pareto'): define it with @RankingDefinition in a cell or file of the "
+                             "repository and pass repository=..., or pass a function")
+        raise ValueError(f"rank: the ranking {name!r} is code stored in {where}; running it would execute that "
+                         f"code. fix: pass repository=... (the modules you loaded or wrote) or trust=True if you "
+                         f"trust the file")
+    repo = repository if repository is not None else stored_repository(results)
     known = [m.name for m in repo.modules("ranking")]
     if name not in known:
         raise ValueError(f"no ranking module {name!r} (known rankings: {', '.join(known) or 'none'}; built in: "
@@ -444,18 +462,3 @@ def _module(results: Results, name: str, repository: Repository | None) -> tuple
                          "repository=..., or pass a function")
     module = repo.get(name)
     return module, ExecutionNamespace.of(repo).function(module)
-
-
-def _stored_repository(results: Results) -> Repository:
-    """The sources the store kept for the scenarios in view (the newest text of each origin)."""
-    from ..repository import Repository
-
-    where, params = results._where("s")
-    _, rows = results.store._query(f"SELECT s.sources FROM scenarios s {where}", params)
-    wanted = {digest for (text,) in rows for digest in (json.loads(text) if text else [])}
-    _, sources = results.store._query("SELECT digest, origin, text FROM sources ORDER BY rowid")
-    repo = Repository()
-    for digest, origin, text in sources:
-        if digest in wanted:
-            repo.add_source(text, origin)
-    return repo

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..runtime._result import COUNTERS
-from . import _upkeep
+from . import _schema, _upkeep
 from ._store import Store, StoreError
 from ._warnings import warning_line
 
@@ -43,8 +43,36 @@ _TIDY = (f"SELECT p.identity, {', '.join('s.' + c for c in _SCENARIO)}, p.repeat
 _STATUSES = ("ok", "failed", "diverged", "cancelled", "interrupted", "running")
 
 
-def _decode(text: Any) -> Any:
-    return None if text is None else json.loads(text)
+#: Where each typed column of the frames comes from (said when a value there is damaged).
+_TABLE_OF = {"compile_ms": "pods", "value": "metrics", "count": "warnings"}
+
+
+def _decode(store: Store, column: str, text: Any) -> Any:
+    """A JSON column's value; a damaged one is a :class:`StoreError` naming the column and the fix."""
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        raise _schema.damaged_value(store.path, column, text, "is not JSON") from None
+
+
+def _typed(store: Store, df: pandas.DataFrame, dtypes: dict[str, str], table: str = "points") -> None:
+    """Give ``df``'s columns their dtypes in place; a value that has none (text in a REAL column) is a StoreError."""
+    import pandas as pd
+
+    for column, dtype in dtypes.items():
+        try:
+            df[column] = df[column].astype(dtype)
+        except (TypeError, ValueError):
+            for value in df[column]:
+                try:
+                    pd.Series([value]).astype(dtype)
+                except (TypeError, ValueError):
+                    what = "is not a whole number" if dtype.lower() == "int64" else "is not a number"
+                    raise _schema.damaged_value(store.path, f"{_TABLE_OF.get(column, table)}.{column}", value,
+                                                what) from None
+            raise
 
 
 @dataclass(frozen=True)
@@ -130,6 +158,11 @@ class Results:
         self.versions = versions
         self._identities = None if identities is None else sorted(set(identities))
 
+    @property
+    def identities(self) -> list[str] | None:
+        """The scenario identities in view (sorted), or None for every scenario of the store."""
+        return None if self._identities is None else list(self._identities)
+
     # -- queries ------------------------------------------------------------------------
     def _scope(self) -> _Scope:
         """What this read covers, once pods no live run owns are marked ``interrupted``."""
@@ -164,12 +197,10 @@ class Results:
         """
         where, params = self._scope().where("p")
         df = self._frame(_TIDY.format(where=where), params)
-        for column in ("loss", *COUNTERS, "compile_ms", "value"):
-            df[column] = df[column].astype("float64")
-        for column in ("stage", "checkpoint", "epoch"):
-            # Nullable integers: a pod without points has none, and 3.0 is not a checkpoint number.
-            df[column] = df[column].astype("Int64")
-        df["repeat"] = df["repeat"].astype("int64")
+        # Nullable integers for stage, checkpoint, epoch: a pod without points has none, and 3.0 is not a
+        # checkpoint number.
+        _typed(self.store, df, {**{c: "float64" for c in ("loss", *COUNTERS, "compile_ms", "value")},
+                                **{c: "Int64" for c in ("stage", "checkpoint", "epoch")}, "repeat": "int64"})
         return df
 
     def aggregate(self) -> pandas.DataFrame:
@@ -227,10 +258,11 @@ class Results:
                                 "s.problem, s.model, s.software, s.hardware, s.metrics, s.modules, s.params "
                                 f"FROM scenarios s {where}", params)
         for column in ("metrics", "modules", "params"):
-            scenarios[column] = scenarios[column].map(_decode)
+            scenarios[column] = [_decode(self.store, f"scenarios.{column}", v) for v in scenarios[column]]
         # Local wall-clock time, as a notebook user reads it; NaT for scenarios stored before it was kept.
+        _typed(self.store, scenarios, {"registered": "float64"}, "scenarios")
         scenarios["registered"] = pd.Series(pd.to_datetime(
-            [None if t is None or t != t else datetime.fromtimestamp(float(t)) for t in scenarios["registered"]]),
+            [None if t != t else datetime.fromtimestamp(t) for t in scenarios["registered"]]),
             index=scenarios.index, dtype="datetime64[ns]")
         where, params = scope.where("p")
         statuses = ", ".join(f"sum(p.status = '{s}') AS {s}" for s in _STATUSES)
@@ -253,7 +285,7 @@ class Results:
         _, rows = self.store._query(f"SELECT s.metric_info FROM scenarios s {where}", params)
         info: dict[str, dict[str, Any]] = {}
         for (text,) in rows:
-            for name, meta in (_decode(text) or {}).items():
+            for name, meta in (_decode(self.store, "scenarios.metric_info", text) or {}).items():
                 info.setdefault(name, meta)
         return dict(sorted(info.items()))
 
@@ -269,8 +301,7 @@ class Results:
                          "f.checkpoint, f.fix, f.stderr, f.traceback, f.run_id, f.t FROM failures f "
                          f"LEFT JOIN scenarios s ON s.identity = f.identity {where} "
                          "ORDER BY f.identity, f.repeat, f.t, f.id", params)
-        for column in ("stage", "checkpoint"):
-            df[column] = df[column].astype("Int64")
+        _typed(self.store, df, {"stage": "Int64", "checkpoint": "Int64"}, "failures")
         return df
 
     def warnings(self) -> pandas.DataFrame:
@@ -292,9 +323,7 @@ class Results:
                          "GROUP BY w.identity, w.repeat, w.name, w.message ORDER BY w.identity, w.repeat, first",
                          params)
         df = df.drop(columns="first")
-        for column in ("stage", "checkpoint"):
-            df[column] = df[column].astype("Int64")
-        df["count"] = df["count"].astype("int64")
+        _typed(self.store, df, {"stage": "Int64", "checkpoint": "Int64", "count": "int64"}, "warnings")
         return df
 
     def warning_lines(self) -> list[str]:
@@ -336,7 +365,7 @@ class Results:
         df = self._frame("SELECT e.id, e.python, e.executable, e.packages, e.cpu, e.gpu, e.host, e.platform, "
                          "count(*) AS pods FROM pods p JOIN environments e ON e.id = p.environment_id "
                          f"{where} GROUP BY e.id ORDER BY e.id", params)
-        df["packages"] = df["packages"].map(_decode)
+        df["packages"] = [_decode(self.store, "environments.packages", v) for v in df["packages"]]
         return df
 
     def logs(self) -> pandas.DataFrame:
@@ -411,11 +440,11 @@ class Results:
         return sum(self._counts()[1].values())
 
     def __repr__(self) -> str:
-        """``Results(2 scenarios, 4 pods: 4 ok; saibench.db)``, then a line per metric that failed."""
+        """``Results(2 scenarios, 4 pods: 4 ok; saibench.db)``, a line per metric that failed, the store's notes."""
         scenarios, by_status = self._counts()
         order = [*_STATUSES, *sorted(set(by_status) - set(_STATUSES))]
         parts = ", ".join(f"{by_status[s]} {s}" for s in order if by_status.get(s))
         pods = sum(by_status.values())
         head = (f"Results({scenarios} scenario{'s' * (scenarios != 1)}, {pods} pod{'s' * (pods != 1)}"
                 f"{': ' + parts if parts else ''}; {self.store.path})")
-        return "\n".join([head, *self.warning_lines()])
+        return "\n".join([head, *self.warning_lines(), *(f"⚠ {note}" for note in self.store.notes)])

@@ -27,14 +27,19 @@ from types import TracebackType
 from typing import Any, ClassVar
 
 from ..runtime._result import COUNTERS
-from . import _upkeep
+from . import _leases, _schema, _upkeep
+from ._values import _duration, _int, _json, _need, _real, _text
 
 #: A decoded event line.
 Event = Mapping[str, Any]
 
 
 class StoreError(Exception):
-    """A results store that cannot be opened: a bad path, a newer schema, a file that is not a store."""
+    """A results store that cannot be opened or read: a bad path, a newer schema, a damaged file, no descriptor left."""
+
+
+class StoreWarning(UserWarning):
+    """Something a reader of a store should know that does not stop the reading (a copy lacking results)."""
 
 
 #: Columns of ``scenarios`` a record may give: plain text, then JSON-encoded values.
@@ -52,52 +57,6 @@ RESULT_STATUSES = ("ok", "diverged", "failed")
 #: result, so the next run does those pods again. ``running`` means a live run still owns the pod.
 FINAL_STATUSES = (*RESULT_STATUSES, "cancelled", "interrupted")
 
-# What went wrong in a pod that still finished (a metric that raised at some checkpoints): a record of its own,
-# so views can say which metric failed in how many pods without reading logs.
-_WARNINGS = ("CREATE TABLE IF NOT EXISTS warnings (id INTEGER PRIMARY KEY, identity TEXT NOT NULL, "
-             "repeat INTEGER NOT NULL, run_id INTEGER, kind TEXT, name TEXT, message TEXT, location TEXT, "
-             "stage INTEGER, checkpoint INTEGER, fix TEXT, t REAL)",
-             "CREATE INDEX IF NOT EXISTS warnings_pod ON warnings (identity, repeat)")
-
-# points is WITHOUT ROWID: small fixed rows stored in their key's b-tree, one b-tree write per checkpoint.
-# metrics keeps its rowid because raw (CriticalLoss's losses, say) can be kilobytes.
-_COUNTER_COLUMNS = ", ".join(f'"{c}" REAL' for c in COUNTERS)
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS runs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, started REAL, finished REAL, executor TEXT, jobs INTEGER,
-    host TEXT, status TEXT, info TEXT, pid INTEGER, pid_start TEXT);
-CREATE TABLE IF NOT EXISTS sources (digest TEXT PRIMARY KEY, origin TEXT, text TEXT);
-CREATE TABLE IF NOT EXISTS scenarios (
-    identity TEXT PRIMARY KEY, scenario TEXT, label TEXT, family TEXT, problem TEXT, model TEXT, software TEXT,
-    hardware TEXT, submodels TEXT, params TEXT, metrics TEXT, modules TEXT, sources TEXT, environment TEXT,
-    resources TEXT, settings TEXT, metric_info TEXT, version TEXT, registered REAL);
-CREATE TABLE IF NOT EXISTS pods (
-    identity TEXT NOT NULL, repeat INTEGER NOT NULL, run_id INTEGER, status TEXT NOT NULL, started REAL,
-    finished REAL, wall_ms REAL, compile_ms REAL, settings TEXT, environment_id TEXT, pid INTEGER,
-    PRIMARY KEY (identity, repeat));
-CREATE TABLE IF NOT EXISTS points (
-    identity TEXT NOT NULL, repeat INTEGER NOT NULL, stage INTEGER NOT NULL, checkpoint INTEGER NOT NULL,
-    epoch INTEGER, loss REAL, {_COUNTER_COLUMNS},
-    PRIMARY KEY (identity, repeat, stage, checkpoint)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS metrics (
-    identity TEXT NOT NULL, repeat INTEGER NOT NULL, stage INTEGER NOT NULL, checkpoint INTEGER NOT NULL,
-    name TEXT NOT NULL, value REAL, raw TEXT,
-    PRIMARY KEY (identity, repeat, stage, checkpoint, name));
-CREATE TABLE IF NOT EXISTS environments (
-    id TEXT PRIMARY KEY, python TEXT, executable TEXT, packages TEXT, cpu TEXT, gpu TEXT, host TEXT, platform TEXT);
-CREATE TABLE IF NOT EXISTS failures (
-    id INTEGER PRIMARY KEY, identity TEXT NOT NULL, repeat INTEGER NOT NULL, run_id INTEGER, kind TEXT,
-    message TEXT, module TEXT, location TEXT, stage INTEGER, checkpoint INTEGER, fix TEXT, traceback TEXT,
-    stderr TEXT, t REAL);
-CREATE INDEX IF NOT EXISTS failures_pod ON failures (identity, repeat);
-CREATE TABLE IF NOT EXISTS logs (
-    id INTEGER PRIMARY KEY, identity TEXT NOT NULL, repeat INTEGER NOT NULL, t REAL, level TEXT, message TEXT);
-CREATE INDEX IF NOT EXISTS logs_pod ON logs (identity, repeat);
-{_WARNINGS[0]};
-{_WARNINGS[1]};
-"""
-
 _COUNTER_NAMES = ", ".join(f'"{c}"' for c in COUNTERS)
 _INSERT_POINT = (f"INSERT OR REPLACE INTO points (identity, repeat, stage, checkpoint, epoch, loss, {_COUNTER_NAMES}) "
                  f"VALUES ({', '.join('?' * (6 + len(COUNTERS)))})")
@@ -105,40 +64,8 @@ _INSERT_FAILURE = (f"INSERT INTO failures (identity, repeat, run_id, {', '.join(
                    f"VALUES ({', '.join('?' * (4 + len(_FAILURE_FIELDS)))})")
 
 
-def _json(value: Any) -> str | None:
-    """JSON text of ``value`` (keys sorted, so equal values give equal, groupable text), NULL for None."""
-    if value is None:
-        return None
-    # default=str: a stray non-JSON object (a Path, a Location) must not lose the whole event.
-    return json.dumps(value, sort_keys=True, default=str)
-
-
-def _text(value: Any) -> str | None:
-    """Text as is; anything else (a location given as a mapping, a GPU list) as JSON."""
-    return value if value is None or isinstance(value, str) else _json(value)
-
-
-def _real(value: Any) -> float | None:
-    """A number for a REAL column. SQLite stores inf as is but turns NaN into NULL, so NaN is NULL here."""
-    if value is None:
-        return None
-    number = float(value)
-    return None if math.isnan(number) else number
-
-
-def _int(value: Any) -> int | None:
-    return None if value is None else int(value)
-
-
-def _need(event: Event, key: str) -> Any:
-    try:
-        return event[key]
-    except KeyError:
-        raise ValueError(f"{event.get('event')!r} event without {key!r}: {dict(event)!r}") from None
-
-
 class Store:
-    """The SQLite results store (``schema_version`` 3, WAL mode).
+    """The SQLite results store (``schema_version`` 4, WAL mode).
 
     Parameters
     ----------
@@ -149,7 +76,15 @@ class Store:
     ------
     StoreError
         When ``path`` is a folder or cannot be created, is not an SQLite file, is another
-        program's database, or was written by a newer saibench-jupyter.
+        program's database (left untouched), was written by a newer saibench-jupyter, is
+        damaged, or cannot be opened because the process has no file descriptor left.
+        Any SQLite error of a later call is a :class:`StoreError` with its fix too.
+
+    Warns
+    -----
+    StoreWarning
+        When the file is a copy that may lack the results of unfinished runs (it was
+        copied without its ``-wal``); ``notes`` keeps the message.
 
     Notes
     -----
@@ -157,100 +92,74 @@ class Store:
     method holds a lock for its duration. Each write method is one transaction.
     """
 
-    SCHEMA_VERSION = 3
+    SCHEMA_VERSION = _schema.SCHEMA_VERSION
     #: Milliseconds a write waits for another writer (a second run on the same store) before it fails.
     BUSY_MS = 30000
-    #: How to bring an older store up to date: version -> the statements that make it version + 1.
-    _MIGRATIONS: ClassVar[dict[int, tuple[str, ...]]] = {
-        1: ("ALTER TABLE scenarios ADD COLUMN metric_info TEXT",),  # version 2: metrics' axis, direction and unit
-        # version 3: metric warnings as records, the controller of each run (is it alive?), the code version
-        # of a scenario and when a run last asked for it (which version of a label is current)
-        2: ("ALTER TABLE runs ADD COLUMN pid INTEGER", "ALTER TABLE runs ADD COLUMN pid_start TEXT",
-            "ALTER TABLE scenarios ADD COLUMN version TEXT", "ALTER TABLE scenarios ADD COLUMN registered REAL",
-            *_WARNINGS),
-    }
 
     def __init__(self, path: str | os.PathLike[str] = "saibench.db") -> None:
         self.path = Path(path).expanduser()
         self._lock = threading.Lock()
+        self._closed = False
+        #: What a reader should know about this file (a copy that may lack results), one line each.
+        self.notes: list[str] = []
         if self.path.is_dir():
             raise StoreError(f"{self.path} is a folder: pass the path of a results file, such as "
                              f"{self.path / 'saibench.db'}")
+        # Before connecting: SQLite creates the -wal of a WAL-mode file as soon as it reads it.
+        without_wal = _upkeep.wal_missing(self.path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # isolation_level=None: transactions are ours (BEGIN IMMEDIATE ... COMMIT), not the module's guesses.
             self._db = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False, isolation_level=None)
         except (OSError, sqlite3.Error) as e:
-            raise StoreError(f"cannot open the results store {self.path}: {e}; pass a writable file path") from e
+            raise _schema.open_error(self.path, e) from e
         try:
-            self._open()
-        except sqlite3.DatabaseError as e:
+            _schema.prepare(self._db, self.path, self.BUSY_MS)
+        except sqlite3.Error as e:
+            error = _schema.database_error(self.path, e, opening=True)  # before closing: it probes descriptors
             self._db.close()
-            raise StoreError(f"{self.path} is not a SAIBench results store ({e}); pass another path, "
-                             f"or move the file away to start a new store there") from e
+            raise error from e
         except StoreError:
             self._db.close()
             raise
-
-    def _open(self) -> None:
-        db = self._db
-        # WAL: readers (a notebook) never block the writer (a run) and vice versa. NORMAL: a commit is not an
-        # fsync, which keeps one transaction per event cheap; a power cut may lose the last events, never the file.
-        db.execute(f"PRAGMA busy_timeout={self.BUSY_MS}")
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if "meta" in tables:
-            row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            version = int(row[0]) if row and str(row[0]).isdigit() else 0
-            if version > self.SCHEMA_VERSION:
-                raise StoreError(f"{self.path} was written by a newer saibench-jupyter (schema_version {version}; "
-                                 f"this one reads {self.SCHEMA_VERSION}): upgrade saibench-jupyter "
-                                 f"(pip install -U saibench-jupyter)")
-            if version not in self._MIGRATIONS and version != self.SCHEMA_VERSION:
-                raise StoreError(f"{self.path} has no usable schema_version ({row[0] if row else 'none'}): it is "
-                                 f"not a SAIBench results store; pass another path or move the file away")
-            if version < self.SCHEMA_VERSION:
-                self._migrate()
-            return  # an existing store: no write lock needed, so a reader opens it while a run is writing
-        if tables - {"sqlite_sequence"}:
-            raise StoreError(f"{self.path} is an SQLite database of another program (tables: "
-                             f"{', '.join(sorted(tables))}); pass another path for the results store")
-        # One transaction: a second process opening the same new file sees the whole schema or none of it.
-        db.executescript(f"BEGIN IMMEDIATE; {_SCHEMA}\nINSERT OR IGNORE INTO meta (key, value) "
-                         f"VALUES ('schema_version', '{self.SCHEMA_VERSION}');\nCOMMIT;")
-
-    def _migrate(self) -> None:
-        """Upgrade an older store in place, one version per transaction (another process may race us)."""
-        while True:
-            with self._transaction() as db:
-                row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-                version = int(row[0])
-                if version >= self.SCHEMA_VERSION:
-                    return
-                for statement in self._MIGRATIONS[version]:
-                    db.execute(statement)
-                db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version + 1),))
+        if without_wal:
+            self.notes += _upkeep.unended_note(self)
 
     @contextmanager
     def _transaction(self) -> Iterator[Connection]:
-        with self._lock:
+        """One write transaction; an SQLite error in it is a :class:`StoreError` saying what it means."""
+        with self._lock, self._told():
             # IMMEDIATE takes the write lock up front (waiting up to busy_timeout for another writer) instead
             # of failing halfway when a read transaction would have to be upgraded.
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> tuple[list[str], list[tuple[Any, ...]]]:
         """Column names and rows of one SELECT (for :class:`Results`)."""
-        with self._lock:
+        with self._lock, self._told():
             cursor = self._db.execute(sql, params)
             rows = cursor.fetchall()
             return [d[0] for d in cursor.description or ()], rows
+
+    @contextmanager
+    def _told(self) -> Iterator[None]:
+        """SQLite errors as :class:`StoreError`: a damaged file, a dropped table, no descriptor left ..."""
+        if self._closed:
+            raise StoreError(f"the results store {self.path} was closed: open it again with Store(path) or "
+                             "Results(path)")
+        try:
+            yield
+        except sqlite3.ProgrammingError as e:
+            raise StoreError(f"the results store {self.path} cannot be used ({e}): open it again with "
+                             "Store(path) or Results(path)") from e
+        except sqlite3.Error as e:
+            raise _schema.database_error(self.path, e) from e
 
     # -- runs, sources, scenarios -----------------------------------------------------
     def begin_run(self, executor: str, jobs: int, info: Mapping[str, Any] | None = None) -> int:
@@ -277,12 +186,17 @@ class Store:
                                 "VALUES (?, ?, ?, ?, 'running', ?, ?, ?)",
                                 (time.time(), executor, jobs, socket.gethostname(), _json(dict(info or {})), pid,
                                  _upkeep.process_start(pid)))
-            return int(cursor.lastrowid or 0)
+            run_id = int(cursor.lastrowid or 0)
+        # Into the file at once, without waiting for readers: a copy of the file alone made during the run then
+        # holds a run that has not ended, and its reader is told it may lack results (_upkeep.unended_note).
+        _upkeep.checkpoint(self, "PASSIVE")
+        return run_id
 
     def end_run(self, run_id: int, status: str) -> None:
-        """Record the end of run ``run_id`` with its ``status`` (``finished``, ``interrupted`` ...)."""
+        """Record the end of run ``run_id`` with its ``status`` (``finished``, ``interrupted`` ...); drop its leases."""
         with self._transaction() as db:
             db.execute("UPDATE runs SET finished = ?, status = ? WHERE id = ?", (time.time(), status, run_id))
+            _leases.release(db, run_id)
 
     def add_sources(self, sources: Mapping[str, tuple[str, str]]) -> None:
         """Keep source texts, content-addressed: ``{digest: (origin, text)}``; known digests are left alone."""
@@ -327,15 +241,44 @@ class Store:
         """Mark pod ``(identity, repeat)`` ``running`` in run ``run_id``, deleting what an earlier run stored of it.
 
         Both happen in one transaction, so a rerun replaces the pod's rows, never adds to them.
+        A run that may share its pods with another uses :meth:`claim_pod`, which does this too.
         """
-        key = (identity, repeat)
         with self._transaction() as db:
-            for table in ("points", "metrics", "failures", "logs", "warnings"):
-                db.execute(f"DELETE FROM {table} WHERE identity = ? AND repeat = ?", key)
-            db.execute("INSERT INTO pods (identity, repeat, run_id, status, started) VALUES (?, ?, ?, 'running', ?) "
-                       "ON CONFLICT (identity, repeat) DO UPDATE SET run_id = excluded.run_id, status = 'running', "
-                       "started = excluded.started, finished = NULL, wall_ms = NULL, compile_ms = NULL, "
-                       "settings = NULL, environment_id = NULL, pid = NULL", (*key, run_id, time.time()))
+            _leases.mark_running(db, run_id, identity, repeat)
+
+    def claim_pod(self, run_id: int, identity: str, repeat: int, seconds: float,
+                  planned: tuple[str, int | None] | None = None) -> _leases.Claim:
+        """Take pod ``(identity, repeat)``'s lease for run ``run_id`` and start it, unless another run has it.
+
+        Parameters
+        ----------
+        run_id : int
+            The claiming run.
+        identity, repeat : str, int
+            The pod.
+        seconds : float
+            How long the lease lasts unless renewed (:meth:`renew_leases`).
+        planned : (status, run_id), optional
+            The pod's status and run as the run saw them when it planned the pod (None: the
+            store had no row): a result another run stored since is used, not run again.
+
+        Returns
+        -------
+        Claim
+            ``taken`` (the pod is this run's and ``running``), or the run that holds it
+            (``status`` ``running``) or stored its result (``ok``, ``diverged``, ``failed``).
+        """
+        return _leases.claim(self, run_id, identity, repeat, seconds, planned)
+
+    def renew_leases(self, run_id: int, seconds: float) -> None:
+        """Extend every pod lease run ``run_id`` holds to ``seconds`` from now."""
+        _leases.renew(self, run_id, seconds)
+
+    def owners(self, identities: Iterable[str] | None = None) -> dict[tuple[str, int], tuple[str, int | None]]:
+        """``(identity, repeat) -> (status, run_id)`` of the pods in the store (:meth:`claim_pod`'s ``planned``)."""
+        wanted = None if identities is None else set(identities)
+        _, rows = self._query("SELECT identity, repeat, status, run_id FROM pods")
+        return {(i, r): (s, run) for i, r, s, run in rows if wanted is None or i in wanted}
 
     def record(self, run_id: int, identity: str, repeat: int, event: Mapping[str, Any]) -> None:
         """Store one event of pod ``(identity, repeat)`` (one transaction).
@@ -473,14 +416,22 @@ class Store:
 
         The duration is the pod's ``wall_ms`` or, for pods that failed before reporting one,
         the time between its start and its final event. The family is ``""`` for a scenario
-        without a ``scenarios`` row.
+        without a ``scenarios`` row. A value that is not a finite, non-negative number (a
+        store changed by hand) is left out: it must not stop the runs that order pods by it.
         """
         _, rows = self._query(
-            "SELECT p.identity, coalesce(s.family, ''), coalesce(p.wall_ms, (p.finished - p.started) * 1000.0) AS ms "
+            "SELECT p.identity, coalesce(s.family, ''), p.wall_ms, p.started, p.finished "
             "FROM pods p LEFT JOIN scenarios s ON s.identity = p.identity "
-            f"WHERE p.status IN ({', '.join(repr(s) for s in RESULT_STATUSES)}) AND ms IS NOT NULL "
-            "ORDER BY p.identity, p.repeat")
-        return [(i, f, float(ms)) for i, f, ms in rows]
+            f"WHERE p.status IN ({', '.join(repr(s) for s in RESULT_STATUSES)}) ORDER BY p.identity, p.repeat")
+        out = []
+        for identity, family, wall_ms, started, finished in rows:
+            ms = _duration(wall_ms)
+            if ms is None:
+                begin, end = _duration(started), _duration(finished)
+                ms = None if begin is None or end is None else _duration((end - begin) * 1000.0)
+            if ms is not None:
+                out.append((str(identity), str(family), ms))
+        return out
 
     # -- upkeep ----------------------------------------------------------------------------
     def checkpoint(self) -> bool:
@@ -493,9 +444,25 @@ class Store:
         """
         return _upkeep.checkpoint(self)
 
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
     def close(self) -> None:
-        """Close the connection (the WAL is checkpointed into the file)."""
+        """Close the connection (the WAL is checkpointed into the file); closing twice is harmless.
+
+        Pods of runs whose controller is gone are marked ``interrupted`` first, so the file
+        never says ``running`` for a run nobody will end once its ``-wal`` is merged away.
+        """
+        if self._closed:
+            return
+        try:
+            _upkeep.reap(self)
+        except StoreError:
+            pass  # a damaged or read-only file: closing must still close
         with self._lock:
+            self._closed = True
             self._db.close()
 
     def __enter__(self) -> Store:

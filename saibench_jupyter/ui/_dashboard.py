@@ -370,18 +370,20 @@ class Dashboard(widgets.VBox):
         handle = self.handle
         if handle is None:
             return
+        # The notebook keeps its latest runs only: numbers are the handles' own, not positions in that list.
         runs = self.notebook.runs
-        number = next((k + 1 for k, r in enumerate(runs) if r is handle), None)
-        earlier = [(k + 1, r) for k, r in enumerate(runs) if r is not handle]
+        number = handle.number
+        earlier = [r for r in runs if r is not handle]
         self.earlier_runs_html.value = ("<b>Other runs of this kernel</b><ul>" + "".join(
-            f"<li>run {k}: {escape(r.summary())}</li>" for k, r in reversed(earlier)) + "</ul>") if earlier else ""
+            f"<li>run {r.number}: {escape(r.summary())}</li>" for r in reversed(earlier)) + "</ul>") if earlier else ""
         pods = handle.pods
         ended = sum(1 for p in pods if p.status in ("ok", "diverged", "failed", "cancelled", "interrupted"))
         self.progress.max = max(handle.total, len(pods), 1)
         self.progress.value = ended if not handle.done else self.progress.max
         self.progress.bar_style = ("danger" if handle.status == "error" or any(p.status == "failed" for p in pods)
                                    else "success" if handle.done else "info")
-        self.run_summary.value = (f"run {number} of {len(runs)}: " if number else "") + escape(handle.summary())
+        total = self.notebook.run_count
+        self.run_summary.value = (f"run {number} of {total}: " if number else "") + escape(handle.summary())
         rows = "".join(_pod_row(p) for p in pods)
         self.pods_html.value = ("<table><thead><tr><th>scenario</th><th>repeat</th><th>status</th><th>stage</th>"
                                 f"<th>checkpoint</th><th>time</th><th>failure</th></tr></thead><tbody>{rows}"

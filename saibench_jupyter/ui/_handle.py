@@ -125,6 +125,8 @@ class RunHandle:
         Pods the store already held, not run again.
     error : BaseException or None
         What the run itself raised (failed pods are results, not errors); ``traceback`` has the details.
+    number : int or None
+        The run's number in its notebook (1 for the kernel's first run), once it has one.
     """
 
     def __init__(self, scenarios: Sequence[Scenario], executor: Executor, *, store: str | os.PathLike[str],
@@ -152,7 +154,11 @@ class RunHandle:
         self._cancelled = False
         self._started = time.monotonic()
         self._ended: float | None = None
-        self._results: Results | None = None
+        # The run's scenario identities once it ended well; its Results are opened when asked for (a handle
+        # must not hold a store's connection: a notebook makes hundreds of runs).
+        self._identities: list[str] | None = None
+        self._results: weakref.ref[Results] | None = None
+        self.number: int | None = None
         self.error: BaseException | None = None
         self.traceback: str | None = None
 
@@ -175,8 +181,11 @@ class RunHandle:
         try:
             results = run(self.scenarios, executor=self.executor, store=self.store, progress=self._on_event,
                           **self._options)
+            # The run's store is closed with the run: its connection (two descriptors, a page cache) would
+            # otherwise live as long as the handle.
+            results.store.close()
             with self._lock:
-                self._results = results
+                self._identities = results.identities or []
                 self._status = "cancelled" if self._cancelled else "finished"
         except BaseException as exc:  # the thread's top: kept on the handle, never raised into a cell
             import traceback
@@ -254,8 +263,26 @@ class RunHandle:
 
     @property
     def results(self) -> Results | None:
-        """The run's :class:`~saibench_jupyter.results.Results` once it has ended (None before, or on error)."""
-        return self._results
+        """The run's :class:`~saibench_jupyter.results.Results` once it has ended (None before, or on error).
+
+        Opened from the store's file when asked for (the same object while one is in use),
+        so that a finished run holds no open store.
+
+        Raises
+        ------
+        StoreError
+            When the store's file can no longer be read (moved away, damaged).
+        """
+        from ..results import Results
+
+        with self._lock:
+            if self._identities is None:
+                return None
+            results = self._results() if self._results is not None else None
+            if results is None or results.store.closed:
+                results = Results(self.store, self._identities)
+                self._results = weakref.ref(results)
+            return results
 
     @property
     def pods(self) -> list[PodStatus]:
@@ -297,9 +324,10 @@ class RunHandle:
         if not self._done.wait(timeout):
             raise TimeoutError(f"the run is still going after {timeout:g} s ({self.summary()}); "
                                "wait again, or cancel() it")
-        if self.error is not None or self._results is None:
+        results = self.results
+        if self.error is not None or results is None:
             raise RunError(f"the run failed: {type(self.error).__name__}: {self.error}") from self.error
-        return self._results
+        return results
 
     def cancel(self) -> None:
         """Stop the run: running pods are killed, waiting ones skipped (the store keeps what finished).

@@ -150,7 +150,18 @@ class Notebook:
     user_ns : mapping, optional
         The notebook's namespace (IPython's ``user_ns``): names a module reads from it,
         which pods cannot see, are flagged when the module is registered.
+
+    Attributes
+    ----------
+    runs : list of RunHandle
+        The kernel's latest runs, oldest first: every run still going, and the last
+        :attr:`KEPT_RUNS` that ended (earlier ones are in the results store, not here).
+    run_count : int
+        Runs started so far (a handle's ``number`` counts from 1).
     """
+
+    #: Ended runs whose handles are kept (each holds its pods' statuses; none holds its store open).
+    KEPT_RUNS = 20
 
     def __init__(self, repository: Repository | None = None, store: str | os.PathLike[str] = "saibench.db",
                  user_ns: Mapping[str, Any] | None = None) -> None:
@@ -159,6 +170,7 @@ class Notebook:
         self.store = Path(store).expanduser().absolute()
         self.user_ns = user_ns
         self.runs: list[RunHandle] = []
+        self.run_count = 0
         self._run_listeners: list[Callable[[RunHandle], object]] = []
         self._cells: dict[str, _Cell] = {}       # origin -> what that cell registered
         self._cell_ids: dict[str, str] = {}      # Jupyter cell id -> origin
@@ -406,11 +418,21 @@ class Notebook:
                                 "or inline") from None
         handle = RunHandle(scenarios, ex, store=self.store, repeats=repeats, rerun=rerun, timeout=timeout,
                            settings=settings)
+        self.run_count += 1
+        handle.number = self.run_count
         self.runs.append(handle)
+        self._forget_old_runs()
         for listener in list(self._run_listeners):  # before the start: they see every event of the run
             listener(handle)
         handle.start()
         return handle
+
+    def _forget_old_runs(self) -> None:
+        """Keep every run still going and the last :attr:`KEPT_RUNS` that ended (a kernel may run thousands)."""
+        ended = [h for h in self.runs if h.done]
+        drop = {id(h) for h in ended[:max(len(ended) - self.KEPT_RUNS, 0)]}
+        if drop:
+            self.runs = [h for h in self.runs if id(h) not in drop]
 
     def subscribe_runs(self, listener: Callable[[RunHandle], object]) -> Callable[[], None]:
         """Call ``listener(handle)`` for each run started from now on, whoever starts it; return an unsubscriber.
@@ -442,4 +464,4 @@ class Notebook:
             raise NotebookError(f"no results yet ({exc})\n  fix: %sail run first") from None
 
     def __repr__(self) -> str:
-        return f"Notebook({self.repository!r}, store={str(self.store)!r}, {len(self.runs)} runs)"
+        return f"Notebook({self.repository!r}, store={str(self.store)!r}, {self.run_count} runs)"
