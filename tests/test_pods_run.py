@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import sqlite3
@@ -369,3 +370,98 @@ def test_a_pod_whose_controller_died_is_interrupted_not_running(workdir):
     assert results.scenarios()[["interrupted", "running"]].values.tolist() == [[1, 0]]
     with sqlite3.connect(db) as con:
         assert con.execute("select status from runs").fetchall() == [("interrupted",)]
+
+
+COUNTED = """
+import os, time
+from saibench_jupyter.sail import *
+
+def counted(x, mode):
+    with open("executions.txt", "a") as f:  # one line per input: 4 per execution of a pod
+        f.write(f"{mode} {os.getpid()}\\n")
+    time.sleep(0.05)
+    return x * 2.0
+
+@ModelDefinition
+def Counted(task, inputType, outputType, mode="a"):
+    if task != Solve: Fail("solves only")
+    return Solver(lambda x: counted(x, mode))
+"""
+CONCURRENT = """
+import json, sys
+sys.path.insert(0, {tests!r})
+from saibench_jupyter import Repository, discover
+from saibench_jupyter.pods import run
+from pods_helpers import DOUBLING
+
+repo = Repository()
+repo.load(DOUBLING)
+repo.add_source({counted!r}, origin="<cell counted>")
+scenarios = [s for s in discover(repo, params={{"Counted.mode": list("abcdef")}}).scenarios if s.model == "Counted"]
+events = []
+print("ready", flush=True)
+sys.stdin.readline()  # both controllers start their runs at once
+results = run(scenarios, executor="inline", store="s.db", progress=events.append)
+print(json.dumps({{"shared": sorted(e["label"] for e in events if e["event"] == "shared"),
+                  "note": events[-1].get("note"), "statuses": sorted(results.scenarios()["ok"].tolist())}}))
+"""
+
+
+def test_two_runs_of_the_same_scenarios_at_once_run_each_pod_once(workdir):
+    script = workdir / "controller.py"
+    script.write_text(CONCURRENT.format(tests=str(DOUBLING.parents[1]), counted=COUNTED))
+    controllers = [subprocess.Popen([sys.executable, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for controller in controllers:
+        assert controller.stdout.readline() == "ready\n", controller.stderr.read()
+    for controller in controllers:  # two separate processes, each with its own store connection
+        controller.stdin.write("\n")
+        controller.stdin.flush()
+    reports = []
+    for controller in controllers:
+        out, err = controller.communicate(timeout=120)
+        assert controller.returncode == 0, err
+        reports.append(json.loads(out))
+    lines = (workdir / "executions.txt").read_text().split()[::2]
+    assert sorted(lines) == sorted(list("abcdef") * 4)  # each of the 6 pods executed once (4 inputs each)
+    for report in reports:  # both runs see every result
+        assert report["statuses"] == [1] * 6
+    shared = [report["shared"] for report in reports]
+    assert len(shared[0]) + len(shared[1]) == 6  # each pod: run by one, its result used by the other
+    notes = [r["note"] for r in reports if r["shared"]]
+    assert all(re.fullmatch(r"\d pods? (were|was) run by run [12] at the same time: (their results are|its result "
+                            r"is) used", note) for note in notes)
+
+
+def test_a_pod_whose_holder_stops_renewing_its_lease_is_taken_over(workdir):
+    from saibench_jupyter.results import Store
+
+    scenarios = doubling("ok")
+    run(scenarios, executor="inline", store=workdir / "s.db", progress=False)
+    with Store(workdir / "s.db") as db:  # a run of another host holds the pod for one more second
+        identity = db.owners().popitem()[0][0]
+        other = db.begin_run("subprocess", 1)
+        with db._transaction() as tx:
+            tx.execute("UPDATE runs SET host = 'elsewhere' WHERE id = ?", (other,))
+            expiry = time.time() + 1.0
+            tx.execute("INSERT INTO leases VALUES (?, 0, ?, ?)", (identity, other, expiry))
+    events = Events()
+    results = run(scenarios, executor="inline", store=workdir / "s.db", progress=events, rerun=True)
+    # It waited for the lease (the other run never stored a result), then ran the pod itself.
+    assert events.ran() == ["Doubling × Doubler(mode='ok') × NumPy × OneCore"]
+    assert [e for e in events if e["event"] == "shared"] == [] and events[-1]["note"] is None
+    assert results.scenarios()["ok"].tolist() == [1]
+    with sqlite3.connect(workdir / "s.db") as con:  # started once the lease had lapsed, not before
+        assert con.execute("SELECT started FROM pods").fetchone()[0] >= expiry
+
+
+def test_a_duration_changed_by_hand_is_ignored_by_later_runs(workdir):
+    # The scheduler orders pods by past durations: one bad value used to fail every later run().
+    scenarios = doubling("ok", "print")
+    run(scenarios, executor="inline", store=workdir / "s.db", progress=False)
+    with sqlite3.connect(workdir / "s.db") as con:
+        con.execute("UPDATE pods SET wall_ms = 'fast' WHERE rowid = 1")
+        con.execute("UPDATE pods SET wall_ms = NULL, started = 'then' WHERE rowid = 2")
+    events = Events()
+    results = run(scenarios, executor="inline", store=workdir / "s.db", progress=events, rerun=True)
+    assert len(events.ran()) == 2 and results.scenarios()["ok"].tolist() == [1, 1]

@@ -343,3 +343,13 @@ def test_the_eta_comes_from_the_pods_that_finished():
     assert handle.summary() == "running: 1 of 4 pods done (1 ok), 1 already in the store, ETA ~3 s"
     assert handle.text().splitlines()[1:] == ["  ✓ scenario a r0 ok in 2.00 s", "  ▶ scenario b r0 running stage 1 · checkpoint 2",
                                               "  … 2 waiting"]
+
+
+def test_a_pod_another_run_ran_at_the_same_time_shows_whose_result_it_is():
+    pod = _handle.PodStatus("p-r0", "Doubling × Doubler × NumPy × OneCore")
+    shared = pod.after({"event": "shared", "pod": "p-r0", "status": "ok", "run": 12})
+    assert shared.status == "ok" and shared.kind == "run 12" and shared.line().startswith(
+        "✓ Doubling × Doubler × NumPy × OneCore r0 ok in ")
+    failed = pod.after({"event": "shared", "pod": "p-r0", "status": "failed", "run": 12})
+    assert failed.line() == ("✗ Doubling × Doubler × NumPy × OneCore r0 failed (run 12): the result of run 12, "
+                             "run at the same time")

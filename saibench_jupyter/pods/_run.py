@@ -24,11 +24,17 @@ from ._spec import Limits, PodSpec, specs_of, unwritable, version_of
 
 if TYPE_CHECKING:
     from ..planner._lattice import Lattice, Scenario
-    from ..results import Results, Store
+    from ..results import Claim, Results, Store
 
 Progress = Callable[[dict[str, Any]], None]
 #: Statuses that are results: a run skips those pods (``cancelled`` and ``interrupted`` ones it does again).
 FINAL = ("ok", "diverged", "failed")
+#: Seconds a pod's lease outlasts its time limit (its controller may be slow to hear the end).
+LEASE_GRACE = 60.0
+#: Seconds the lease of a pod without a time limit lasts: renewed while its run goes on.
+LEASE_SPAN = 600.0
+#: Seconds between two looks at pods another run holds (their results may have come).
+POLL = 0.2
 
 
 def run(scenarios: Lattice | Scenario | Iterable[Scenario], *, executor: str | Executor = "subprocess",
@@ -76,14 +82,29 @@ def run(scenarios: Lattice | Scenario | Iterable[Scenario], *, executor: str | E
         scenario whose pods cannot be written as specs (a parameter value JSON cannot
         hold) has failed pods of kind ``spec``; the other scenarios run.
     """
-    from ..results import Results, Store
+    from ..results import Store
     from ..sail._primitives import Resources
 
     items = _scenarios(scenarios)
     ex = executor if isinstance(executor, Executor) else executor_class(executor)(jobs or _cpus())
-    db = store if isinstance(store, Store) else Store(store)
-    report = _Reporter() if progress is True else (progress if callable(progress) else None)
     cap = Resources(memory=memory).memory_bytes if memory is not None else None
+    db = store if isinstance(store, Store) else Store(store)
+    try:
+        return _run(items, ex, db, timeout=timeout, cap=cap, repeats=repeats, seed=seed, settings=settings,
+                    rerun=rerun, progress=progress, log_lines=log_lines, log_bytes=log_bytes)
+    except BaseException:
+        if db is not store:  # a store this call opened is closed with it: a failed run must not hold it
+            db.close()
+        raise
+
+
+def _run(items: list[Scenario], ex: Executor, db: Store, *, timeout: float | None, cap: int | None, repeats: int,
+         seed: int, settings: Mapping[str, Any] | None, rerun: bool | Literal["failed"], progress: Progress | bool,
+         log_lines: int, log_bytes: int) -> Results:
+    """:func:`run` once its store is open."""
+    from ..results import Results
+
+    report = _Reporter() if progress is True else (progress if callable(progress) else None)
     specs: list[PodSpec] = []
     refused: dict[str, tuple[str, str]] = {}  # pod -> why its spec cannot be written, and the fix
     for scenario in items:
@@ -96,11 +117,11 @@ def run(scenarios: Lattice | Scenario | Iterable[Scenario], *, executor: str | E
         specs += pods
         _register(db, scenario, pods[0])
     identities = list(dict.fromkeys(s.identity for s in specs))
-    done = db.statuses(identities)
-    todo = [s for s in specs if not _skip(done.get((s.identity, s.repeat)), rerun)]
+    planned = db.owners(identities)  # (status, run) of each pod now: a result stored later is another run's
+    todo = [s for s in specs if not _skip(planned.get((s.identity, s.repeat), (None, None))[0], rerun)]
     run_id = db.begin_run(ex.name, ex.jobs, {"pods": len(todo), "skipped": len(specs) - len(todo),
                                             "repeats": repeats, "timeout": timeout, "argv": sys.argv[:3]})
-    emit = _Recorder(db, run_id, {s.pod: s for s in todo}, report)
+    emit = _Recorder(db, run_id, {s.pod: s for s in todo}, report, planned, _lease(timeout))
     emit.notify({"event": "run", "status": "started", "pods": len(todo), "skipped": len(specs) - len(todo),
                  "executor": ex.name, "jobs": ex.jobs})
     status = "interrupted"
@@ -117,7 +138,7 @@ def run(scenarios: Lattice | Scenario | Iterable[Scenario], *, executor: str | E
         db.end_run(run_id, status)
         # Into the database file: a copy of saibench.db alone (without its -wal) then holds this run.
         db.checkpoint()
-        emit.notify({"event": "run", "status": status, "pods": len(todo)})
+        emit.notify({"event": "run", "status": status, "pods": len(todo), "note": emit.shared_note()})
     return Results(db, identities)
 
 
@@ -161,18 +182,59 @@ def _register(db: Store, scenario: Scenario, spec: PodSpec) -> None:
     })
 
 
-class _Recorder:
-    """Receives every event (from executor threads), writes it to the store, then reports it."""
+def _lease(timeout: float | None) -> float:
+    """Seconds a pod's lease lasts: its time limit and a grace, or :data:`LEASE_SPAN` without a limit."""
+    return LEASE_SPAN if timeout is None else timeout + LEASE_GRACE
 
-    def __init__(self, db: Store, run_id: int, specs: dict[str, PodSpec], report: Progress | None) -> None:
+
+class _Recorder:
+    """Receives every event (from executor threads), writes it to the store, then reports it.
+
+    It also holds the run's pod leases: :meth:`claim` before a pod starts, :meth:`renew` while
+    the run goes on, and the results of pods another run ran meanwhile (:meth:`shared`).
+    """
+
+    def __init__(self, db: Store, run_id: int, specs: dict[str, PodSpec], report: Progress | None,
+                 planned: Mapping[tuple[str, int], tuple[str, int | None]] | None = None,
+                 lease: float = LEASE_SPAN) -> None:
         self.db = db
         self.run_id = run_id
         self.specs = specs
         self.report = report
+        self.planned = dict(planned or {})
+        self.lease = lease
+        self.renewed = time.monotonic()
         self.failed_early: set[str] = set()
+        self.by_run: dict[int, int] = {}  # run id -> pods of this run it ran at the same time
 
     def start(self, spec: PodSpec) -> None:
         self.db.start_pod(self.run_id, spec.identity, spec.repeat)
+
+    def claim(self, spec: PodSpec) -> Claim:
+        """Take ``spec``'s lease and mark it running, unless another run runs it or stored its result since."""
+        return self.db.claim_pod(self.run_id, spec.identity, spec.repeat, self.lease,
+                                 self.planned.get((spec.identity, spec.repeat)))
+
+    def renew(self) -> None:
+        """Extend this run's leases, at most every quarter of a lease (the run is alive: its pods are its own)."""
+        if time.monotonic() - self.renewed >= min(self.lease / 4, 30.0):
+            self.renewed = time.monotonic()
+            self.db.renew_leases(self.run_id, self.lease)
+
+    def shared(self, spec: PodSpec, status: str | None, holder: int | None) -> None:
+        """``spec`` was run by run ``holder`` at the same time: its result (or ``cancelled``) is this run's too."""
+        if holder is not None and status in FINAL:
+            self.by_run[holder] = self.by_run.get(holder, 0) + 1
+        self.notify({"event": "shared", "pod": spec.pod, "label": spec.label, "repeat": spec.repeat,
+                     "status": status, "run": holder, "t": time.time()})
+
+    def shared_note(self) -> str | None:
+        """``3 pods were run by run 12 at the same time: their results are used``, or None."""
+        if not self.by_run:
+            return None
+        return "; ".join(f"{n} pod{'s were' if n > 1 else ' was'} run by run {run} at the same time: "
+                         f"{'their results are' if n > 1 else 'its result is'} used"
+                         for run, n in sorted(self.by_run.items()))
 
     def __call__(self, event: dict[str, Any]) -> None:
         spec = self.specs.get(str(event.get("pod")))
@@ -223,26 +285,49 @@ def _interpreters(todo: list[PodSpec], ex: Executor, emit: _Recorder) -> dict[st
 
 
 def _schedule(ordered: list[PodSpec], ex: Executor, interpreters: dict[str, Interpreter], emit: _Recorder) -> None:
-    """Submit pods as CPUs free up, in ``ordered`` order (the first that fits goes next)."""
+    """Submit pods as CPUs free up, in ``ordered`` order (the first that fits goes next).
+
+    Each pod is claimed first (:meth:`_Recorder.claim`). One that another live run holds
+    waits aside, looked at again every :data:`POLL` seconds: its result, once that run has
+    stored it, is this run's too; its lease, once that run is gone or stopped renewing it,
+    is taken over and the pod run here.
+    """
     from ..planner import Machine
 
     slots = Allocator(ex.jobs, gpus=Machine.local().gpus)
     queue = list(ordered)
+    held: list[PodSpec] = []  # pods another run runs now
     running: dict[Future[PodOutcome], PodSpec] = {}
     with ex:
-        while queue or running:
+        while queue or running or held:
+            if held and getattr(ex, "_cancelled", False):  # cancelled: stop waiting for others' pods
+                for spec in held:
+                    emit.shared(spec, "cancelled", None)
+                held.clear()
+            queue[:0], held = held, []  # look at held pods again, first
             for queued in list(queue):
                 if not slots.fits(queued):
                     continue
                 queue.remove(queued)
+                claim = emit.claim(queued)
+                if not claim.taken:
+                    if claim.status == "running":
+                        held.append(queued)
+                    else:
+                        emit.shared(queued, claim.status, claim.holder)
+                    continue
                 cpus, gpus = slots.take(queued)
                 spec = queued.replace(limits=dataclasses.replace(queued.limits, gpus=gpus,
                                                                  affinity=cpus if ex.isolated else None))
-                emit.start(spec)
                 running[ex.submit(spec, interpreters[spec.pod], emit)] = spec
-            finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
-            for future in finished:
-                slots.give_back(running.pop(future).pod)
+            if running:
+                finished, _ = wait(list(running), timeout=POLL if held else min(emit.lease / 4, 30.0),
+                                   return_when=FIRST_COMPLETED)
+                for future in finished:
+                    slots.give_back(running.pop(future).pod)
+            elif held:
+                time.sleep(POLL)
+            emit.renew()
 
 
 class _Reporter:
@@ -275,8 +360,15 @@ class _Reporter:
                 self._print(f"{head} cancelled")
             else:
                 self._print(f"{head} failed ({event.get('kind')}): {str(event.get('message')).splitlines()[0]}")
+        elif kind == "shared":
+            self.done += 1
+            by = f"run {event['run']}'s result" if event.get("run") is not None else "another run's pod"
+            self._print(f"  [{self.done}/{self.total}] {event.get('label', event.get('pod'))} "
+                        f"r{event.get('repeat', 0)} {event.get('status')} ({by}: run at the same time)")
         elif kind == "run" and self.total:
             self._print(f"saibench: run {event.get('status')} after {time.perf_counter() - self.started:.1f} s")
+            if event.get("note"):
+                self._print(f"saibench: {event['note']}")
 
     @staticmethod
     def _print(line: str) -> None:

@@ -9,6 +9,7 @@ module, a function, the built-in Pareto ranking or the time to a target precisio
 pandas is imported only when a frame is asked for.
 """
 
+from ._leases import Claim as Claim
 from ._pareto import pareto as pareto
 from ._rankings import Ranking as Ranking
 from ._rankings import RankingError as RankingError
@@ -23,5 +24,5 @@ from ._store import StoreWarning as StoreWarning
 from ._target import time_to_target as time_to_target
 from ._warnings import warning_line as warning_line
 
-__all__ = ["Store", "StoreError", "StoreWarning", "Results", "Ranking", "RankingError", "final_points", "pareto",
-           "rank", "rank_comparison", "rank_scores", "time_to_target", "warning_line"]
+__all__ = ["Store", "StoreError", "StoreWarning", "Claim", "Results", "Ranking", "RankingError", "final_points",
+           "pareto", "rank", "rank_comparison", "rank_scores", "time_to_target", "warning_line"]

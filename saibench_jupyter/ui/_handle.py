@@ -10,7 +10,6 @@ raises is kept on the handle and shown there; it never surfaces in an unrelated 
 from __future__ import annotations
 
 import atexit
-import dataclasses
 import os
 import statistics
 import sys
@@ -18,10 +17,11 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
+
+from ._pods import _ENDED, _MARK, PodStatus, _note_of
 
 if TYPE_CHECKING:
     from ..planner import Scenario
@@ -33,57 +33,11 @@ Subscriber = Callable[[dict[str, Any]], None]
 THROTTLE = 0.3
 #: Seconds ``start()`` waits for the run to have read the repository (then the cells may change it).
 PREPARE_WAIT = 30.0
-_ENDED = ("ok", "diverged", "failed", "cancelled", "interrupted")
-_MARK = {"ok": "✓", "diverged": "~", "failed": "✗", "cancelled": "■", "interrupted": "■", "running": "▶"}
 _LIVE: weakref.WeakSet[RunHandle] = weakref.WeakSet()
 
 
 class RunError(RuntimeError):
     """The run itself failed (not a pod: those are results); the cause is chained."""
-
-
-@dataclass(frozen=True)
-class PodStatus:
-    """Where one pod is: its scenario label and repeat, status, stage, checkpoint, failure.
-
-    ``warnings`` holds ``(metric, message)`` for each metric that failed in the pod (the
-    first message of each): the pod still ends ``ok``, with the mark ``⚠``.
-    """
-
-    pod: str
-    label: str
-    repeat: int = 0
-    status: str = "running"
-    stage: int | None = None
-    checkpoint: int | None = None
-    epoch: int | None = None
-    kind: str | None = None
-    message: str | None = None
-    started: float = 0.0
-    seconds: float | None = None
-    warnings: tuple[tuple[str, str], ...] = ()
-
-    def warning_mark(self) -> str:
-        """``⚠ 1 metric failed (RMSE)``, or "" when every metric gave its values."""
-        n = len(self.warnings)
-        if not n:
-            return ""
-        return f"⚠ {n} metric{'s' * (n != 1)} failed ({', '.join(name for name, _ in self.warnings)})"
-
-    def line(self) -> str:
-        """One line of text: ``✗ label r0 failed (error): message``, ``✓ label r0 ok ⚠ 1 metric failed (RMSE) ...``."""
-        head = f"{_MARK.get(self.status, '·')} {self.label} r{self.repeat} {self.status}"
-        if self.warnings:
-            head += " " + self.warning_mark()
-        if self.status == "running":
-            where = [f"stage {self.stage}"] if self.stage else []
-            where += [f"checkpoint {self.checkpoint}"] if self.checkpoint else []
-            return f"{head} {' · '.join(where)}".rstrip()
-        if self.status in ("failed", "interrupted"):
-            return f"{head} ({self.kind}): {self.message or ''}"
-        if self.status == "cancelled":
-            return head
-        return f"{head} in {self.seconds or 0:.2f} s"
 
 
 def make_executor(name: str, jobs: int | None) -> Executor:
@@ -151,6 +105,8 @@ class RunHandle:
         self.total = 0
         self.skipped = 0
         self._note = ""
+        #: ``3 pods were run by run 12 at the same time: their results are used``, once the run ended.
+        self.shared_note: str | None = None
         self._cancelled = False
         self._started = time.monotonic()
         self._ended: float | None = None
@@ -212,6 +168,8 @@ class RunHandle:
                 self._prepared.set()
             elif kind == "environment":
                 self._note = str(event.get("message", ""))
+            elif kind == "run" and event.get("note"):
+                self.shared_note = str(event["note"])  # pods another run ran at the same time
             elif event.get("pod") is not None:
                 self._update_pod(str(event["pod"]), event)
         if self._cancelled and kind == "started":
@@ -222,26 +180,7 @@ class RunHandle:
     def _update_pod(self, key: str, event: dict[str, Any]) -> None:
         pod = self._pods.get(key) or PodStatus(key, str(event.get("label", key)), int(event.get("repeat") or 0),
                                                started=time.monotonic())
-        kind = event.get("event")
-        if kind == "stage":
-            pod = dataclasses.replace(pod, stage=event.get("stage"), checkpoint=None)
-        elif kind == "checkpoint":
-            pod = dataclasses.replace(pod, stage=event.get("stage"), checkpoint=event.get("checkpoint"),
-                                      epoch=event.get("epoch"))
-        elif kind == "finished":
-            seconds = float(event.get("wall_ms") or 0) / 1e3 or time.monotonic() - pod.started
-            pod = dataclasses.replace(pod, status=str(event.get("status", "ok")), seconds=seconds)
-        elif kind == "warning":
-            name = str(event.get("name") or "?")
-            if all(name != known for known, _ in pod.warnings):
-                pod = dataclasses.replace(pod, warnings=(*pod.warnings, (name, str(event.get("message") or ""))))
-        elif kind == "failed":
-            # The executor reports a pod it stopped because the run was cancelled as kind "interrupted".
-            status = "cancelled" if event.get("kind") == "interrupted" else "failed"
-            message = str(event.get("message") or "").strip().splitlines()
-            pod = dataclasses.replace(pod, status=status, kind=event.get("kind"),
-                                      message=message[0] if message else "", seconds=time.monotonic() - pod.started)
-        self._pods[key] = pod
+        self._pods[key] = pod.after(event)
 
     def _publish(self, event: dict[str, Any]) -> None:
         for callback in list(self._subscribers):
@@ -401,6 +340,7 @@ class RunHandle:
         """The summary, a line per metric that failed, and one line per pod (at most ``limit``)."""
         pods = self.pods
         lines = [f"SAIBench run — {self.summary()}", *("  " + w for w in self.warning_lines())]
+        lines += [f"  {self.shared_note}"] if self.shared_note else []
         lines += ["  " + p.line() for p in pods[:limit]]
         if len(pods) > limit:
             lines.append(f"  … {len(pods) - limit} more pods")
@@ -481,12 +421,6 @@ class RunHandle:
         with self._lock:
             self._timer = None
         self._refresh(force=True)
-
-
-def _note_of(pod: PodStatus) -> str:
-    if pod.status in ("failed", "interrupted"):
-        return f"{pod.kind}: {pod.message or ''}"
-    return f"{pod.seconds:.2f} s" if pod.seconds is not None else ""
 
 
 def _front_end() -> Literal["kernel", "terminal", "none"]:
