@@ -123,7 +123,11 @@ class Store:
             self._db.close()
             raise
         if without_wal:
-            self.notes += _upkeep.unended_note(self)
+            try:
+                self.notes += _upkeep.unended_note(self)
+            except StoreError:
+                self.close()
+                raise
 
     @contextmanager
     def _transaction(self) -> Iterator[Connection]:
