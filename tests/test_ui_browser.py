@@ -153,6 +153,8 @@ def test_select_a_lattice_node_run_it_and_see_the_pods_and_the_chart(lab: str, p
         page.locator(".lm-TabBar-tab", has_text="Results").click()
         results = page.locator(".widget-tab-contents > :not(.lm-mod-hidden)").filter(has_text="Reload results")
         results.locator(".js-plotly-plot .scatterlayer .points path").first.wait_for(timeout=SLOW)
-        axes = results.locator(".js-plotly-plot .g-xtitle, .js-plotly-plot .g-ytitle").all_text_contents()
-        assert any("Error" in a for a in axes) and any("ElapsedMilliseconds" in a for a in axes)
+        # The chart redraws when the results arrive: wait for its axis titles rather than read them once.
+        titles = ".js-plotly-plot .g-xtitle, .js-plotly-plot .g-ytitle"
+        results.locator(titles, has_text="ElapsedMilliseconds").first.wait_for(timeout=SLOW)
+        results.locator(titles, has_text="Error").first.wait_for(timeout=SLOW)
         assert "Doubling × Doubler(mode='ok') × NumPy × OneCore" in results.locator("table").inner_text()
