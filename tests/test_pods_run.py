@@ -343,7 +343,8 @@ run(doubling("sleep"), executor="inline", store="s.db", progress=False)
 """
 
 
-def test_a_pod_whose_controller_died_is_interrupted_not_running(workdir):
+def _killed_controller(workdir):
+    """A store whose run's controller was killed (SIGKILL) while its pod was running."""
     import os
     import signal
 
@@ -365,11 +366,25 @@ def test_a_pod_whose_controller_died_is_interrupted_not_running(workdir):
     assert repr(Results(db)) == f"Results(1 scenario, 1 pod: 1 running; {db})"  # its controller is alive
     os.kill(controller.pid, signal.SIGKILL)  # no clean-up: the store never hears the end
     assert controller.wait(timeout=30) == -signal.SIGKILL
+    return db
+
+
+def test_a_pod_whose_controller_died_is_interrupted_not_running(workdir):
+    db = _killed_controller(workdir)
     results = Results(db)
     assert repr(results) == f"Results(1 scenario, 1 pod: 1 interrupted; {db})"
     assert results.scenarios()[["interrupted", "running"]].values.tolist() == [[1, 0]]
     with sqlite3.connect(db) as con:
         assert con.execute("select status from runs").fetchall() == [("interrupted",)]
+
+
+def test_the_next_run_marks_the_run_of_a_dead_controller_interrupted(workdir):
+    db = _killed_controller(workdir)
+    run(doubling("ok"), executor="inline", store=db, progress=False)
+    with sqlite3.connect(db) as con:  # read raw: no Results, which would mark it too
+        assert con.execute("select id, status from runs order by id").fetchall() == [
+            (1, "interrupted"), (2, "finished")]
+        assert con.execute("select status from pods where run_id = 1").fetchall() == [("interrupted",)]
 
 
 COUNTED = """

@@ -182,8 +182,10 @@ class Store:
         -----
         The run's controller (this process: its id and start time) is recorded too, so a
         reader can tell a live run from one whose controller died (:class:`Results` marks
-        the pods of such a run ``interrupted``).
+        the pods of such a run ``interrupted``). Runs whose controller died are marked so
+        here too, before this one starts.
         """
+        _upkeep.reap(self)
         pid = os.getpid()
         with self._transaction() as db:
             cursor = db.execute("INSERT INTO runs (started, executor, jobs, host, status, info, pid, pid_start) "
