@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from .sail._decorators import ModuleKind
+from .sail._dryrun_errors import describe, printable, traceback_line
 from .sail._errors import Location, SailError, SailSyntaxError, register_source
 from .sail._names import misspelt_name
 from .sail._parser import ParsedModule, ParsedSource, parse
+from .sail._vetting import probe_declarations
 
 ModuleRecord = ParsedModule
 """A registered module: name, kind, options, origin, line, source, digest (content hash)."""
@@ -137,7 +140,8 @@ class Repository:
         return self._sources[record.origin]
 
     # -- changing -------------------------------------------------------------------
-    def add_source(self, text: str, origin: str | None = None, *, known: Iterable[str] = ()) -> list[ModuleRecord]:
+    def add_source(self, text: str, origin: str | None = None, *, known: Iterable[str] = (),
+                   time_limit: float | None = None) -> list[ModuleRecord]:
         """Parse ``text`` and register its modules; return them.
 
         With an ``origin`` that was added before, the new text replaces the old one:
@@ -151,11 +155,17 @@ class Repository:
             Its file path or cell id (a new anonymous origin without one).
         known : iterable of str
             Names defined elsewhere that are not misspellings (a notebook's own variables).
+        time_limit : float, optional
+            Seconds the source's type and capability declarations may take to evaluate
+            (they run now; discover's default time limit when not given).
 
         Raises
         ------
         SailSyntaxError
-            When the text does not parse.
+            When the text does not parse, holds a lone surrogate character, or a type or
+            capability declaration in it does not finish within ``time_limit``, raises
+            what only ends processes (``SystemExit``, ``KeyboardInterrupt``...) or ends its
+            process (it is tried in the probe process first: see ``sail._probe``).
         SailNameError
             For a name no support code defines that looks like a misspelt known one
             (``Tanhh``, ``Linaer``), with its line and the name it misspells. Other unknown
@@ -165,7 +175,7 @@ class Repository:
         """
         origin = origin or f"<source {next(_anonymous)}>"
         try:
-            parsed = parse(text, origin)
+            parsed = _parse(text, origin, time_limit)
         except SailSyntaxError as exc:
             raise self._refused(exc, origin) from None
         return self._register(parsed, frozenset(known))
@@ -224,7 +234,7 @@ class Repository:
         parsed: list[ParsedSource] = []
         for file in files:
             try:
-                parsed.append(parse(file.read_text(encoding="utf-8"), str(file)))
+                parsed.append(_parse(_read(file), str(file), None))
             except SailSyntaxError as exc:
                 failures.append(str(self._refused(exc, str(file))))
         # A module may use a helper of a file that comes later: all of them count as defined.
@@ -276,6 +286,53 @@ class Repository:
         used = {m.origin for m in self._modules.values()}
         for origin in [o for o, s in self._sources.items() if o not in used and not s.support_names]:
             del self._sources[origin]
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _parse(text: str, origin: str, time_limit: float | None) -> ParsedSource:
+    """:func:`parse`, after the checks that keep every failure a :class:`SailSyntaxError` with its line.
+
+    Declarations run when a source is parsed: they are tried in the probe process first
+    (:func:`probe_declarations`), so one that loops, even in C code, or ends its process
+    is refused with its line instead of hanging or ending this process.
+    """
+    bad = _SURROGATE.search(text)
+    if bad is not None:
+        at = bad.start()
+        line, col = text.count("\n", 0, at) + 1, at - (text.rfind("\n", 0, at) + 1)
+        register_source(origin, printable(text))  # the error quotes the line: escaped, it prints
+        raise SailSyntaxError(
+            f"a lone surrogate character ({printable(bad.group())}) at line {line}: "
+            "a source must be valid Unicode text", location=Location(origin, line, col),
+            fix="delete it; in a string, write it as an escape sequence ('\\ud800')")
+    refused = probe_declarations(text, origin, time_limit)
+    if refused is not None:
+        raise refused
+    try:
+        return parse(text, origin)
+    except (KeyboardInterrupt, Exception):
+        raise  # the user's Ctrl-C; a SailSyntaxError (or a defect of the parser, not to hide)
+    except BaseException as exc:
+        # Where the probe process is not available, a declaration ran here: SystemExit & co.
+        raise SailSyntaxError(printable(f"evaluating the source's declarations raised {describe(exc)}"),
+                              location=Location(origin, traceback_line(exc, origin)),
+                              fix="a declaration must not end the process (sys.exit(), exit(), SystemExit, "
+                              "BaseException): use only SAIL names and literals in it") from None
+
+
+def _read(file: Path) -> str:
+    """The text of a source file; a :class:`SailSyntaxError` at its line when it is not UTF-8."""
+    data = file.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise SailSyntaxError(
+            f"{file.name} is not UTF-8 text: {exc.reason} (byte {data[exc.start]:#04x}) at line {line}",
+            location=Location(str(file), line),
+            fix="save the file as UTF-8; a lone surrogate (an encoded \\ud800) has no place in it") from None
 
 
 def _files_of(path: str | Path) -> list[Path]:

@@ -346,3 +346,26 @@ def test_a_replaced_module_keeps_its_place():
         repo.add_source(f"@HardwareDefinition\ndef {name}():\n    return Resources()\n", origin=name)
     repo.add_source("@HardwareDefinition\ndef B():\n    return Resources(cpus=2)\n", origin="B")
     assert [m.name for m in repo.modules()] == ["A", "B", "C"]
+
+
+@pytest.mark.parametrize("text, line, col", [
+    ("x = 1\n# caf\ud800\n", 2, 5),
+    ("@ModelDefinition\ndef M(task, i, o):\n    name = 'a\udcffb'\n    return Linear(3)\n", 3, 13),
+])
+def test_a_lone_surrogate_in_a_source_is_refused_at_its_line(text, line, col):
+    with pytest.raises(SailSyntaxError, match=rf"a lone surrogate character \(\\u[0-9a-f]{{4}}\) at line {line}"
+                                              r": a source must be valid Unicode text") as caught:
+        Repository().add_source(text, origin="odd")
+    assert (caught.value.location.line, caught.value.location.col) == (line, col)
+    str(caught.value).encode("utf-8")  # it prints
+
+
+def test_a_source_file_with_an_encoded_surrogate_is_refused_at_its_line(tmp_path):
+    (tmp_path / "good.py").write_text("@HardwareDefinition\ndef One():\n    return Resources(cpus=1)\n")
+    (tmp_path / "bad.py").write_bytes(b"x = 1\ny = '\xed\xa0\x80'\n")
+    repo = Repository()
+    with pytest.raises(SailError, match=r"bad.py is not UTF-8 text: invalid continuation byte \(byte 0xed\) "
+                                        r"at line 2") as caught:
+        repo.load(tmp_path)
+    assert "1 of 2 files did not load" in str(caught.value)
+    assert [m.name for m in repo] == ["One"]

@@ -746,3 +746,11 @@ def test_a_timed_out_dry_run_leaves_no_half_initialised_module(packages) -> None
     import saib_half_done  # type: ignore[import-not-found]
 
     assert saib_half_done.READY is True
+
+
+def test_the_in_process_dry_run_turns_system_exit_into_an_error():
+    # Where the probe process is not available, the dry run here still keeps SystemExit in.
+    (module,) = parse("@ModelDefinition\ndef M(task, i, o, n=exit(7)):\n    return Linear(3)\n", "m").modules
+    trace = dry_run(module, ModelRun(module), ("Classify", Tensor(4), Tensor(2)))
+    assert isinstance(trace.error, DryRunError) and not isinstance(trace.error, DryRunTimeout)
+    assert (trace.error.what, trace.error.location.line) == ("SystemExit: 7 raised during the dry run", 2)

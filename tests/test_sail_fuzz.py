@@ -10,15 +10,6 @@ import pytest
 from sail_fuzz import CATEGORIES, MUTATIONS, Case, Report, _escaped, cases, fuzz, run
 
 QUICK, FULL = 100, 1200
-#: Defects the fuzzer finds whose fixes are separate work: a module's ``sys.exit``/``raise
-#: BaseException`` escaping registration or discovery, and lone surrogates. (C-level loops
-#: that hang a dry run belong there too, but no mutation here writes a loop.)
-KNOWN = {"system-exit", "base-exception", "surrogate"}
-
-
-def _categories() -> list[object]:
-    return [pytest.param(c, marks=pytest.mark.xfail(strict=False, reason=f"issue 15 item 5: {CATEGORIES[c]}"))
-            if c in KNOWN else c for c in CATEGORIES]
 
 
 @pytest.fixture(scope="module")
@@ -31,14 +22,14 @@ def full() -> Report:
     return fuzz(FULL)
 
 
-@pytest.mark.parametrize("category", _categories())
+@pytest.mark.parametrize("category", list(CATEGORIES))
 def test_quick_fuzz_finds_no(quick: Report, category: str) -> None:
     assert len(quick.outcomes) == QUICK
     assert not quick.findings(category), quick.describe(category)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("category", _categories())
+@pytest.mark.parametrize("category", list(CATEGORIES))
 def test_full_fuzz_finds_no(full: Report, category: str) -> None:
     assert len(full.outcomes) == FULL
     assert not full.findings(category), full.describe(category)

@@ -11,10 +11,13 @@ Tensor)``) are resolved recursively: that is how ``List[Atom] -> Tensor`` become
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
+from ..sail import SailError
+from ..sail._dryrun import load_function
+from ..sail._dryrun_errors import load_error
 from ..sail._meta import ConverterMeta, Trace
 from ..sail._parser import ParsedModule
 from ..sail._types import (
@@ -31,6 +34,7 @@ from ..sail._types import (
     substitute,
     unify,
 )
+from ..sail._vetting import probe_load
 
 if TYPE_CHECKING:
     import networkx
@@ -100,6 +104,28 @@ class ConverterSpec:
     module: ParsedModule
     input: SailType
     output: SailType
+
+    @classmethod
+    def read(cls, module: ParsedModule, support: frozenset[str], declared: Mapping[str, type],
+             time_limit: float) -> ConverterSpec | SailError:
+        """The converter's signature, or why it can't be read (with its line).
+
+        Loading the function runs its annotations and defaults: that is tried in the probe
+        process first, so one that loops or ends its process is refused, not run here.
+        """
+        error = probe_load(module, declared, time_limit)
+        if error is not None:
+            return error
+        try:
+            ann = load_function(module, support, declared=declared).__annotations__
+            return cls(module, as_type(ann[module.params[0]]), as_type(ann["return"]))
+        except (TypeError, KeyError, SailError) as exc:
+            return SailError(f"its annotations are not SAIL types: {exc}", module=module.name,
+                             location=module.location)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # SystemExit & co. must not end discovery
+            return load_error(module, exc)
 
 
 ConverterDryRun = Callable[[ConverterSpec, SailType, dict[TypeVariable, SailType]], Trace]

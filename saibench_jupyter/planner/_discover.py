@@ -30,15 +30,14 @@ from ..sail._dryrun import (
     ModelRun,
     ProblemRun,
     SoftwareRun,
-    dry_run,
-    load_function,
 )
 from ..sail._inputs import FileStamp, files_changed
 from ..sail._meta import MetricMeta, ProblemMeta, Trace
 from ..sail._names import unknown_name, unknown_names
 from ..sail._parser import ParsedModule
 from ..sail._symbolic import Value
-from ..sail._types import SailType, TypeVariable, as_type
+from ..sail._types import SailType, TypeVariable
+from ..sail._vetting import probe_sources, probed_dry_run
 from ._blocks import BlockCache
 from ._converters import ConverterGraph, ConverterSpec
 from ._instances import (
@@ -76,6 +75,10 @@ class HardwareView:
 
     def __repr__(self) -> str:
         return f"<hardware {self._instance.label}: {self._instance.meta.resources}>"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled for the probe process (the default would ask __getattr__ for __setstate__).
+        return HardwareView, (self._instance,)
 
 
 class Planner:
@@ -170,8 +173,9 @@ class Planner:
             return hit
         self._stats.dry_runs += 1
         recorder = ctx if isinstance(ctx, DryRun) else ctx(module)
-        trace = dry_run(module, recorder, args, bindings, support=self._support, declared=self._declared,
-                        type_bindings=type_bindings, time_limit=self._time_limit)
+        # Tried in the probe process first: a run stuck in C code can't hang discovery.
+        trace = probed_dry_run(module, recorder, args, bindings, support=self._support, declared=self._declared,
+                               type_bindings=type_bindings, time_limit=self._time_limit)
         self._traces[full] = trace
         self._files.update(trace.files)
         if isinstance(trace.error, DryRunTimeout):
@@ -212,6 +216,7 @@ class Planner:
         self._params = dict(params or {})
         self._support = repo.support_names
         self._declared = repo.declarations
+        probe_sources(repo.sources().values())  # sent to the probe process at the first dry run
         rejections: list[Rejection] = []
         mods = {kind: self._modules(kind, filters.get(kind), rejections) for kind in ModuleKind}
 
@@ -426,13 +431,11 @@ class Planner:
         if self._converters is None or self._converters[0] != key:
             specs, refused = [], []
             for m in modules:
-                try:
-                    fn = load_function(m, self._support, declared=self._declared)
-                    ann = fn.__annotations__
-                    specs.append(ConverterSpec(m, as_type(ann[m.params[0]]), as_type(ann["return"])))
-                except (TypeError, KeyError, SailError) as exc:
-                    refused.append(Rejection("converter", m.name, f"its annotations are not SAIL types: {exc}",
-                                             (), m.location))
+                read = ConverterSpec.read(m, self._support, self._declared, self._time_limit)
+                if isinstance(read, ConverterSpec):
+                    specs.append(read)
+                else:
+                    refused.append(Rejection("converter", m.name, read.what, (), read.location, fix=read.fix))
 
             def run(spec: ConverterSpec, source: SailType, env: dict[TypeVariable, SailType]) -> Trace:
                 return self._run(spec.module, ConverterRun(spec.module), ("convert", source, tuple(env.items())),

@@ -4,7 +4,9 @@ A watchdog thread (started on first use) raises :class:`DeadlineExceeded` inside
 thread whose deadline has passed, through CPython's ``PyThreadState_SetAsyncExc``.
 Unlike ``sys.settrace`` this adds nothing to the traced code (a trace function made
 dry runs ~2.7x slower) and leaves debuggers and coverage tools alone. It interrupts
-Python code; a single blocking C call (a long ``time.sleep``) ends before it lands.
+Python code; a single long C call (``time.sleep(60)``, ``sum(range(10**12))``) ends before
+it lands: discovery tries module code in the probe process first (:mod:`._probe`), which
+is killed where its deadline cannot land.
 
 Imports are exempt: an import interrupted half-way leaves a half-initialised module in
 ``sys.modules`` that breaks every later import of it (``partially initialized module
@@ -23,6 +25,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 _POLL = 0.02
@@ -47,6 +50,9 @@ class _Armed:
 class _Watchdog:
     def __init__(self) -> None:
         self._forks_handled = False
+        #: told ``True`` when an import pauses a deadline of this process, ``False`` when it resumes
+        #: (the probe process tells its parent, whose own bound must not count imports either)
+        self.on_pause: Callable[[bool], None] | None = None
         self._reset()
 
     def _reset(self) -> None:
@@ -82,22 +88,30 @@ class _Watchdog:
     def pause(self) -> None:
         """Stop the clock of the calling thread's deadlines (an import starts)."""
         tid, now = threading.get_ident(), time.monotonic()
+        started = False
         with self._lock:
             for armed in self._armed.values():
                 if armed.tid == tid:
                     if armed.pauses == 0:
                         armed.paused_at = now
+                        started = True
                     armed.pauses += 1
+        if started and self.on_pause is not None:
+            self.on_pause(True)
 
     def resume(self) -> None:
         """Restart the clock paused by :meth:`pause`, moving the deadlines by the pause."""
         tid, now = threading.get_ident(), time.monotonic()
+        ended = False
         with self._lock:
             for armed in self._armed.values():
                 if armed.tid == tid and armed.pauses > 0:
                     armed.pauses -= 1
                     if armed.pauses == 0:
                         armed.expires += now - armed.paused_at
+                        ended = True
+        if ended and self.on_pause is not None:
+            self.on_pause(False)
 
     def _watch(self) -> None:
         while True:

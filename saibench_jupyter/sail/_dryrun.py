@@ -18,15 +18,22 @@ from ._concepts import COMPARISON_KINDS, Concept, Model
 from ._context import Context, using
 from ._deadline import DeadlineExceeded, deadline, guarded_builtins, purge_partial_modules
 from ._decorators import ModuleKind
+from ._dryrun_errors import (
+    describe,
+    escape_error,
+    internal_error,
+    module_site,
+    printable,
+    raised_in,
+    timeout_error,
+)
 from ._errors import (
     UNKNOWN_NAME_FIX,
     DryRunError,
-    DryRunTimeout,
     Location,
     ModuleFailed,
     SailError,
     SailNameError,
-    source_filename,
 )
 from ._graph import ConvertNode, Node, SubModel, as_node, submodels
 from ._inputs import IMAGE_EXTENSIONS as IMAGE_EXTENSIONS
@@ -409,37 +416,23 @@ def dry_run(
     """
     bindings = dict(bindings or {})
     extra = {v.name: t for v, t in (type_bindings or {}).items()}
-    fn = load_function(module, support, extra, declared)
-    rest = module.params[len(args):]
-    kwargs: dict[str, Any] = {}
-    unbound = []
-    placeholders = []
-    for p in rest:
-        if p in bindings:
-            kwargs[p] = bindings[p]
-        elif p not in module.defaults:
-            kwargs[p] = placeholder = Param(p, module.name)
-            placeholders.append(placeholder)
-            unbound.append(p)
+    kwargs, unbound, placeholders = _arguments(module, args, bindings)
     meta: Meta | None = None
     failure: str | None = None
     site: Location | None = None
     error: SailError | None = None
     try:
         with using(ctx), deadline(time_limit):
+            # Loading runs module code too: its parameters' defaults and annotations.
+            fn = load_function(module, support, extra, declared)
             meta = ctx.finish(fn(*args, **kwargs))
     except DeadlineExceeded as exc:
         # Imports pause the limit, but one made another way (importlib.import_module,
         # a library's lazy import) may have been cut half-way: don't leave it broken.
         purge_partial_modules()
-        error = DryRunTimeout(
-            f"the dry run did not finish within {time_limit:g} s", module=module.name,
-            location=module_site(exc, module),
-            fix="discovery runs loops over data once; a loop that never ends, or a long "
-            "computation, belongs in execution (or raise discover's time_limit; imports don't count)",
-        )
+        error = timeout_error(module, time_limit, module_site(exc, module))
     except ModuleFailed as exc:
-        failure, site = exc.reason, module_site(exc, module)
+        failure, site = printable(exc.reason), module_site(exc, module)
     except SailError as exc:
         error = exc if exc.module and exc.location else type(exc)(
             exc.what, module=exc.module or module.name, location=exc.location or module_site(exc, module), fix=exc.fix)
@@ -448,44 +441,48 @@ def dry_run(
         error = SailNameError(
             f"unknown name {name!r}", module=module.name, location=module_site(exc, module),
             fix=UNKNOWN_NAME_FIX,
-        ) if _raised_in(exc, module) else _internal(exc, module)
+        ) if raised_in(exc, module) else internal_error(exc, module)
     except RecursionError:
         error = DryRunError("the dry run recursed without end", module=module.name,
                             location=module.location, fix="remove the unbounded recursion")
     except Exception as exc:
         error = DryRunError(
-            f"{type(exc).__name__} during the dry run: {exc}", module=module.name,
+            printable(f"{type(exc).__name__} during the dry run: {exc}"), module=module.name,
             location=module_site(exc, module),
             fix="during discovery data are typed placeholders and unbound parameters have no "
             "value: keep code that needs real values out of the discovery path, or give defaults",
         )
+    except KeyboardInterrupt:
+        raise  # the user's: a module's own is seen first in the probe process (see _probe)
+    except BaseException as exc:
+        # SystemExit (sys.exit, exit()), GeneratorExit, a bare BaseException: a module
+        # must not be able to end discovery, the CLI or the kernel with them.
+        error = escape_error(module, describe(exc), module_site(exc, module))
     suggestions = {k: v for k, v in ctx.suggestions.items() if k in unbound}
     return Trace(module.name, bindings, suggestions,
                  tuple(p for p in unbound if p not in suggestions), meta, failure, site, error,
                  any(p.observed for p in placeholders), tuple(ctx.files.items()))
 
 
-def _raised_in(exc: BaseException, module: ParsedModule) -> bool:
-    """True when the innermost frame of ``exc`` is the module's own code."""
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    return tb is not None and tb.tb_frame.f_code.co_filename == source_filename(module.origin)
+def _arguments(module: ParsedModule, args: tuple[Any, ...],
+               bindings: Mapping[str, Any]) -> tuple[dict[str, Any], list[str], list[Param]]:
+    """The keyword arguments of a dry run, its unbound parameters and their placeholders."""
+    kwargs: dict[str, Any] = {}
+    unbound = []
+    placeholders = []
+    for p in module.params[len(args):]:
+        if p in bindings:
+            kwargs[p] = bindings[p]
+        elif p not in module.defaults:
+            kwargs[p] = placeholder = Param(p, module.name)
+            placeholders.append(placeholder)
+            unbound.append(p)
+    return kwargs, unbound, placeholders
 
 
-def _internal(exc: BaseException, module: ParsedModule) -> DryRunError:
-    return DryRunError(f"internal error of SAIBench during the dry run: {type(exc).__name__}: {exc}",
-                       module=module.name, location=module_site(exc, module),
-                       fix="this is a bug in SAIBench, not in your module: please report it with this message")
-
-
-def module_site(exc: BaseException, module: ParsedModule) -> Location:
-    """The deepest line of ``module``'s own code in the traceback of ``exc``."""
-    filename = source_filename(module.origin)
-    line = 0
-    tb = exc.__traceback__
-    while tb is not None:
-        if tb.tb_frame.f_code.co_filename == filename:
-            line = tb.tb_lineno
-        tb = tb.tb_next
-    return Location(module.origin, line or module.line)
+def failed_trace(module: ParsedModule, args: tuple[Any, ...], bindings: Mapping[str, Any] | None,
+                 error: SailError) -> Trace:
+    """The trace of a dry run that ended in ``error`` without running here (the probe process saw it)."""
+    bindings = dict(bindings or {})
+    _, unbound, _ = _arguments(module, args, bindings)
+    return Trace(module.name, bindings, {}, tuple(unbound), None, None, None, error, False, ())
