@@ -178,3 +178,26 @@ def test_the_warm_worker_serves_pods_and_lets_a_pod_report_what_it_could_not_reb
     assert final[bad["pod"]]["kind"] == "rejected"
     assert f"did not find scenario {scenario.id}" in final[bad["pod"]]["message"]
     assert sorted(e["returncode"] for e in events if e["event"] == "exited") == [0, 0, 1]
+
+
+WITNESS = '''
+@MetricDefinition
+def Witness():
+    import os
+    with open("dry-runs.txt", "a") as f:  # which process ran this module's code, and its parent
+        f.write(f"{os.getpid()} {os.getppid()}\\n")
+    return sum(L2Error(y0, y) for (_, y0, y) in Test.Solve) / len(Test.Solve)
+'''
+
+
+def test_a_pod_runs_module_code_itself_and_starts_no_probe_process(workdir):
+    # A pod is bounded by its own timeout: a probe process would only add its start-up.
+    (scenario,) = doubling("ok", extra=WITNESS)
+    (spec,) = specs_of(scenario, limits=Limits(timeout=60))
+    pod = subprocess.Popen([sys.executable, "-m", "saibench_jupyter.pods", "run", "-"], stdin=subprocess.PIPE,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, _ = pod.communicate(spec.to_json(), timeout=120)
+    assert pod.returncode == 0 and json.loads(out.splitlines()[-1])["status"] == "ok"
+    ran = [tuple(map(int, line.split())) for line in (workdir / "dry-runs.txt").read_text().splitlines()]
+    assert any(pid == pod.pid for pid, _ in ran)  # the pod rebuilt and ran its scenario
+    assert not [pid for pid, parent in ran if parent == pod.pid], "a process the pod started ran module code"

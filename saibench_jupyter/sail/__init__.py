@@ -94,6 +94,7 @@ from ._types import Tensor as Tensor
 from ._types import TypeVariable as TypeVariable
 from ._types import as_type as as_type
 from ._types import unify as unify
+from ._vetting import dry_runs_in_process as dry_runs_in_process
 
 __all__ = [
     # decorators
@@ -123,4 +124,5 @@ __all__ = [
 # Tools around the language (not predefined in SAIL functions).
 _TOOLS = ["ModuleKind", "Context", "Location", "SailError", "SailSyntaxError", "SailNameError",
           "DryRunError", "DryRunTimeout", "GraphError", "RequireCycleError", "ModuleFailed",
-          "check", "CheckedGraph", "pretty", "as_type", "unify", "register_dataset", "AtomRecord"]
+          "check", "CheckedGraph", "pretty", "as_type", "unify", "register_dataset", "AtomRecord",
+          "dry_runs_in_process"]

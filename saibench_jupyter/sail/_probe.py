@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import atexit
 import io
+import math
 import os
 import pickle
 import queue
@@ -115,6 +116,17 @@ class Probe:
         self.unavailable: str | None = None
         self._exit_hook = False
         self._spawner: tuple[threading.Thread, queue.SimpleQueue[Any]] | None = None
+
+    def keep_in_process(self, reason: str) -> None:
+        """Never start the probe process again: code runs here, under the deadline alone.
+
+        For a process that is itself isolated and bounded (a pod, which dies at its own
+        timeout): a probe there would only add its start-up to every pod.
+        """
+        with self._lock:
+            self.stop()
+            self.unavailable = reason
+            self._retry_at = math.inf
 
     # -- the sources ------------------------------------------------------------------
     def want(self, sources: Iterable[ParsedSource]) -> None:

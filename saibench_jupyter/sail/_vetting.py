@@ -32,6 +32,16 @@ DIED_FIX = ("a module must not end its process: os._exit, os.kill, signals or na
             "crashes have no place in its discovery path")
 
 
+def dry_runs_in_process(reason: str) -> None:
+    """Run module code of dry runs and declarations in this process from now on, with no probe process.
+
+    Only for a process that is itself isolated and bounded, such as a pod: there a run
+    stuck in C code ends with the pod at its timeout, and a probe process would only add
+    its start-up to every pod. ``reason`` is kept as :attr:`Probe.unavailable`.
+    """
+    PROBE.keep_in_process(reason)
+
+
 def probe_sources(sources: Iterable[ParsedSource]) -> None:
     """The sources the probe process must hold for the next dry runs (a repository's, in order)."""
     PROBE.want(sources)
