@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .planner import Lattice, discover
+from .pods import DEFAULT_EXECUTOR
 from .repository import Repository
 from .sail._errors import SailError
 
@@ -43,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run the discovered scenarios as BenchPods and store the results")
     r.add_argument("paths", nargs="*", default=[EXAMPLES], help="SAIL files, folders or packages")
     _filters(r)
-    r.add_argument("--executor", default="subprocess", help="subprocess (default), warm or inline")
+    r.add_argument("--executor", default=DEFAULT_EXECUTOR, help="warm (default), subprocess or inline")
     r.add_argument("--jobs", type=int, help="pods at once (default: the usable CPUs)")
     r.add_argument("--store", default="saibench.db", help="the SQLite results store (default: saibench.db)")
     r.add_argument("--timeout", type=float, default=600.0, help="seconds per pod (default: 600)")

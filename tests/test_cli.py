@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pods_helpers import DOUBLING, write_data
 
 from saibench_jupyter.cli import main
 
@@ -49,3 +50,12 @@ def test_discover_json_marks_expected_non_pairings(capsys):
     flags = {(r["kind"], r["module"], r["context"].get("problem")): r["expected"] for r in data["rejections"]}
     assert flags[("model", "MLP", "MDSimulation")] is True
     assert flags[("model", "PermutationInvariantModel", "MDSimulation")] is False
+
+
+def test_run_forks_warm_pods_unless_told_otherwise(tmp_path, monkeypatch, capsys):
+    write_data(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", str(DOUBLING), "--param", "Doubler.mode=['ok']", "--store", "cli.db", "--jobs", "1"]) == 0
+    captured = capsys.readouterr()
+    assert "saibench: 1 pods to run (warm, 1 at a time)" in captured.err
+    assert "Results(1 scenario, 1 pod: 1 ok; cli.db)" in captured.out

@@ -82,7 +82,7 @@ def test_a_second_run_does_only_what_is_missing(workdir):
     again = Events()
     results = run(scenarios, store=workdir / "s.db", progress=again)
     assert again.ran() == [] and len(results) == 2
-    assert again[0] == {"event": "run", "status": "started", "pods": 0, "skipped": 2, "executor": "subprocess",
+    assert again[0] == {"event": "run", "status": "started", "pods": 0, "skipped": 2, "executor": "warm",
                         "jobs": again[0]["jobs"]}
 
     # Editing Copier reruns Copier's scenario only.
@@ -252,7 +252,7 @@ def test_an_unknown_executor_is_named_with_the_known_ones(workdir):
 def test_the_default_progress_shows_each_pod(workdir, capsys):
     run(doubling("ok", "raise"), store=workdir / "s.db")
     err = capsys.readouterr().err
-    assert "saibench: 2 pods to run (subprocess, " in err
+    assert "saibench: 2 pods to run (warm, " in err
     assert "Doubling × Doubler(mode='ok') × NumPy × OneCore r0 ok in " in err
     assert "Doubling × Doubler(mode='raise') × NumPy × OneCore r0 failed (error): RuntimeError: the solver blew up" in err
 

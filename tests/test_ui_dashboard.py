@@ -165,6 +165,18 @@ def test_run_selected_runs_exactly_those_and_fills_runs_and_results(dash, nb):
                                       figures, strict=True))
 
 
+def test_the_dashboard_runs_warm_pods_unless_told_otherwise(nb):
+    board = Dashboard(nb, jobs=1)
+    try:
+        board.select_node(by_label(board, "Doubler(mode='a')")["id"])
+        handle = board.run_selected()
+        board.wait(60)
+        assert handle.executor.name == "warm" and handle.status == "finished"
+        assert [p.status for p in handle.pods] == ["ok"]
+    finally:
+        board.close()
+
+
 def test_beside_its_view_the_dashboard_offers_a_static_snapshot(dash, nb):
     dash.select_node(by_label(dash, "Doubler(mode='a')")["id"])
     dash.run_selected()

@@ -155,7 +155,7 @@ def test_a_name_defined_only_in_the_notebook_is_flagged(ip, capsys):
 def test_support_code_reaches_the_pods_and_a_failing_pod_breaks_nothing(ip):
     doubling(ip, "ok", "raise")
     handle = ip.run_line_magic("sail", "run --jobs 2")
-    assert isinstance(handle, RunHandle) and handle.executor.name == "subprocess"
+    assert isinstance(handle, RunHandle) and handle.executor.name == "warm"  # the default executor
     results = ip.run_line_magic("sail", "wait")
     assert isinstance(results, Results) and handle.status == "finished"
     frame = results.to_dataframe()
@@ -282,7 +282,7 @@ def test_bad_commands_and_options_are_usage_errors(ip, capsys):
     doubling(ip, "ok")
     with pytest.raises(UsageError, match="there is no module or scenario 'MLP'"):
         ip.run_line_magic("sail", "run model=MLP")
-    with pytest.raises(UsageError, match="fix: --executor subprocess, warm or inline"):
+    with pytest.raises(UsageError, match="fix: --executor warm, subprocess or inline"):
         ip.run_line_magic("sail", "run --executor fast")
     with pytest.raises(UsageError, match="--set epochs: write KEY=VALUE"):
         ip.run_line_magic("sail", "run --set epochs")

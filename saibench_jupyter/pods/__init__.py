@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from ._environments import Interpreter as Interpreter
     from ._environments import provision as provision
     from ._environments import unmet as unmet
+    from ._executors import DEFAULT_EXECUTOR as DEFAULT_EXECUTOR
     from ._executors import Executor as Executor
     from ._executors import InlineExecutor as InlineExecutor
     from ._executors import PodEvents as PodEvents
@@ -28,14 +29,15 @@ if TYPE_CHECKING:
 # spec and the shim, not the parent's scheduling and environment machinery.
 _MODULES = {
     "._environments": ("EnvironmentBuildError", "Interpreter", "provision", "unmet"),
-    "._executors": ("Executor", "InlineExecutor", "PodEvents", "PodOutcome", "available", "executor_class"),
+    "._executors": ("DEFAULT_EXECUTOR", "Executor", "InlineExecutor", "PodEvents", "PodOutcome", "available",
+                    "executor_class"),
     "._run": ("run",),
     "._spec": ("SPEC_VERSION", "Limits", "PodSpec", "SpecError", "specs_of"),
 }
 _LAZY = {name: module for module, names in _MODULES.items() for name in names}
-__all__ = ["SPEC_VERSION", "EnvironmentBuildError", "Executor", "InlineExecutor", "Interpreter", "Limits",
-           "PodEvents", "PodOutcome", "PodSpec", "SpecError", "available", "executor_class", "provision", "run",
-           "specs_of", "unmet"]
+__all__ = ["DEFAULT_EXECUTOR", "SPEC_VERSION", "EnvironmentBuildError", "Executor", "InlineExecutor", "Interpreter",
+           "Limits", "PodEvents", "PodOutcome", "PodSpec", "SpecError", "available", "executor_class", "provision",
+           "run", "specs_of", "unmet"]
 
 
 def __getattr__(name: str) -> Any:

@@ -1,6 +1,7 @@
 """``python -m saibench_jupyter.pods run SPEC``: run one BenchPod (SPEC is a file, JSON text, or ``-`` for stdin).
 
-``python -m saibench_jupyter.pods serve`` starts a warm worker that forks one pod per request.
+``python -m saibench_jupyter.pods serve [--preload MODULE,...]`` starts a warm worker that
+forks one pod per request (after importing those modules too).
 """
 
 import os
@@ -25,11 +26,11 @@ def main(argv: list[str]) -> int:
         code = serve_pod(argv[1])
         release(keeper)
         return code
-    if argv == ["serve"]:
+    if argv[:1] == ["serve"] and (len(argv) == 1 or (len(argv) == 3 and argv[1] == "--preload")):
         from ._worker import serve
 
-        return serve()
-    print("usage: python -m saibench_jupyter.pods run SPEC|-   (or: serve)", file=sys.stderr)
+        return serve(tuple(m for m in argv[2].split(",") if m) if len(argv) == 3 else ())
+    print("usage: python -m saibench_jupyter.pods run SPEC|-   (or: serve [--preload MODULE,...])", file=sys.stderr)
     return 2
 
 

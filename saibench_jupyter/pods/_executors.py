@@ -28,6 +28,9 @@ from ._spec import PodSpec
 Emit = Callable[[dict[str, Any]], None]
 
 GROUP = "saibench_jupyter.executors"
+#: The executor ``run()``, ``%sail run``, the dashboard and ``saibench run`` use unless told
+#: another: a process per pod, forked from a warm worker (``docs/benchpods.md``).
+DEFAULT_EXECUTOR = "warm"
 #: Built-in executors: name -> "module:Class" (imported on first use).
 BUILTIN = {
     "inline": "saibench_jupyter.pods._executors:InlineExecutor",

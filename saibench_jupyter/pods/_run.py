@@ -17,7 +17,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import TYPE_CHECKING, Any, Literal
 
 from ._environments import EnvironmentBuildError, Interpreter, provision, unmet
-from ._executors import Executor, PodOutcome, executor_class
+from ._executors import DEFAULT_EXECUTOR, Executor, PodOutcome, executor_class
 from ._logs import LOG_BYTES, LOG_LINES
 from ._schedule import Allocator, estimate, order
 from ._spec import Limits, PodSpec, specs_of, unwritable, version_of
@@ -37,7 +37,7 @@ LEASE_SPAN = 600.0
 POLL = 0.2
 
 
-def run(scenarios: Lattice | Scenario | Iterable[Scenario], *, executor: str | Executor = "subprocess",
+def run(scenarios: Lattice | Scenario | Iterable[Scenario], *, executor: str | Executor = DEFAULT_EXECUTOR,
         jobs: int | None = None, store: str | os.PathLike[str] | Store = "saibench.db",
         timeout: float | None = 600.0, memory: int | str | None = None, repeats: int = 1, seed: int = 0,
         settings: Mapping[str, Any] | None = None, rerun: bool | Literal["failed"] = False,
@@ -49,8 +49,11 @@ def run(scenarios: Lattice | Scenario | Iterable[Scenario], *, executor: str | E
     scenarios : Lattice, Scenario or iterable of Scenario
         What to run (``discover(...)``'s result, or some of its scenarios).
     executor : str or Executor
-        ``"subprocess"`` (default: a process per pod), ``"inline"`` (this process, for
-        debugging), another registered name, or an executor instance.
+        ``"warm"`` (default: a process per pod, forked from a worker that imported
+        SAIBench, NumPy and, for torch pods, PyTorch once; a pod that cannot be forked
+        safely runs cold), ``"subprocess"`` (a fresh interpreter per pod), ``"inline"``
+        (this process, for debugging), another registered name, or an executor instance
+        (``WarmExecutor(jobs, recycle_pods=..., recycle_mb=...)`` to recycle workers sooner).
     jobs : int, optional
         Pods at once; the number of usable CPUs by default. Each pod also takes the CPUs
         its hardware module asks for, so a 2-CPU pod on a 2-core machine runs alone.

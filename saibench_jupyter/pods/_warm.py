@@ -1,31 +1,49 @@
-"""Warm pods: one worker process per environment that forks a fresh child per pod.
+"""Warm pods: a worker process per environment and kind of pod that forks a fresh child per pod.
 
 The worker (:mod:`._worker`, ``python -m saibench_jupyter.pods serve``) imports SAIBench
-and NumPy once and forks each pod from there; this is the executor's side. Every wait is
-bounded: for the worker to start (:data:`STARTUP`), for the pod to be forked and to end
-(its timeout), for a killed pod to be reported (:data:`~._lifeline.GRACE`); a worker that
-misses one is killed with its pods, which are reported like the pods of a worker that died.
-The pod's time starts once the worker is ready: its warm-up is not the pod's.
+and NumPy once (and PyTorch, for torch pods: :mod:`._forksafe`) and forks each pod from
+there; this is the executor's side, and the default executor. Every wait is bounded: for
+the worker to start (:data:`STARTUP`), for the pod to be forked and to end (its timeout),
+for a killed pod to be reported (:data:`~._lifeline.GRACE`); a worker that misses one is
+killed with its pods, which are reported like the pods of a worker that died. The pod's
+time starts once the worker is ready: its warm-up is not the pod's.
+
+A worker is recycled (let go once its pods end; the next pod starts a fresh one) after
+:data:`RECYCLE_PODS` pods or :data:`RECYCLE_MB` MiB of growth of its resident memory. A
+worker that dies (killed, out of memory) fails the pods it was running with kind
+``worker``, keeping what they reported; requests it had not forked yet go to a new one.
+Pods that cannot be forked safely run cold, as the ``subprocess`` executor runs them.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from ._environments import Interpreter
 from ._executors import PodEvents
+from ._forksafe import preload_of
 from ._lifeline import GRACE, kill_group
 from ._spec import PodSpec
 from ._subprocess import SubprocessExecutor, conclude, pod_environment, relay_line, stderr_tail
 
 #: Seconds a worker may take to start (Python, the imports, the warm-up scenario).
 STARTUP = 120.0
+#: Pods a worker forks before it is recycled (``$SAIBENCH_WARM_PODS``).
+RECYCLE_PODS = 200
+#: MiB its resident memory may grow past what it was when ready before it is recycled (``$SAIBENCH_WARM_MB``).
+RECYCLE_MB = 512.0
+PODS_VARIABLE, MB_VARIABLE = "SAIBENCH_WARM_PODS", "SAIBENCH_WARM_MB"
+
+#: (interpreter, modules it preloads): one worker each.
+_Key = tuple[str, tuple[str, ...]]
 
 
 class _Pod:
@@ -34,46 +52,71 @@ class _Pod:
     def __init__(self, events: PodEvents) -> None:
         self.events = events
         self.held: list[dict[str, Any]] = []
-        self.pid: int | None = None
+        self.pid: int | None = None  # None once spawned is set: never forked (the worker left, died or refused)
         self.returncode: int | None = None
+        self.declined: str | None = None  # why the worker would not fork it
         self.spawned = threading.Event()  # also set when it never will be (the worker is gone)
         self.exited = threading.Event()
 
+    def forget(self) -> None:
+        """It will not be forked, or not heard of again: nobody waits for it."""
+        self.spawned.set()
+        self.exited.set()
+
 
 class _Worker:
-    """A warm worker process for one interpreter, and the thread reading its output."""
+    """A warm worker process for one interpreter and preload, and the thread reading its output."""
 
-    def __init__(self, python: str) -> None:
+    def __init__(self, python: str, modules: tuple[str, ...] = ()) -> None:
         self.log = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen([python, "-m", "saibench_jupyter.pods", "serve"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=self.log, env=pod_environment(),
-                                     start_new_session=True)
+        command = [python, "-m", "saibench_jupyter.pods", "serve"]
+        if modules:
+            command += ["--preload", ",".join(modules)]
+        self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
+                                     env=pod_environment(), start_new_session=True)
         self.pods: dict[str, _Pod] = {}
         self.lock = threading.Lock()
         self.ready = threading.Event()  # also set when it never will be (the worker is gone)
-        #: the worker said it leaves for want of work: a request it did not take goes to a new one
+        self.served = False  # it said it was ready
+        #: it leaves for want of work, or was recycled: a request it did not take goes to a new one
         self.retired = False
+        self.draining = False  # recycled: it takes no more requests and exits once its pods end
+        self.forks = 0
+        self.rss = self.rss_ready = 0
         self.gone = threading.Event()  # its output ended: it exited
         threading.Thread(target=self._read, daemon=True, name="saibench-warm-reader").start()
 
     @property
     def alive(self) -> bool:
-        return self.proc.poll() is None and not self.retired
+        return self.proc.poll() is None and not (self.retired or self.draining or self.gone.is_set())
 
     def submit(self, spec: PodSpec, stderr: str, events: PodEvents) -> _Pod:
+        """Ask for ``spec`` to be forked; a pod whose ``pid`` stays None once ``spawned`` was not taken."""
         pod = _Pod(events)
         with self.lock:
+            if self.draining or self.gone.is_set():
+                pod.forget()
+                return pod
             self.pods[spec.pod] = pod
             try:
                 if self.proc.stdin is None:
                     raise BrokenPipeError
                 self.proc.stdin.write((json.dumps({"spec": spec.to_dict(), "stderr": stderr}) + "\n").encode())
                 self.proc.stdin.flush()
-            except (BrokenPipeError, OSError):
+            except (BrokenPipeError, OSError, ValueError):
                 self.pods.pop(spec.pod, None)
-                pod.spawned.set()  # pid None: the worker is gone
-                pod.exited.set()
+                pod.forget()
         return pod
+
+    def drain(self) -> None:
+        """Take no more requests: the worker exits once its pods have ended (its stdin closes)."""
+        with self.lock:
+            self.draining = True
+            try:
+                if self.proc.stdin is not None:
+                    self.proc.stdin.close()
+            except OSError:
+                pass
 
     def _read(self) -> None:
         if self.proc.stdout is None:
@@ -85,6 +128,8 @@ class _Worker:
                 continue
             kind = event.get("event")
             if kind == "ready":
+                self.served = True
+                self.rss = self.rss_ready = int(event.get("rss") or 0)
                 self.ready.set()
                 continue
             if kind == "retired":
@@ -95,23 +140,44 @@ class _Worker:
             if pod is None:
                 continue
             if kind == "spawned":
+                self.forks = int(event.get("forks") or self.forks + 1)
+                self.rss = int(event.get("rss") or self.rss)
                 pod.pid = int(event["pid"])
                 pod.spawned.set()
-            elif kind == "exited":
-                pod.returncode = int(event["returncode"])
+            elif kind in ("exited", "declined"):
+                if kind == "exited":
+                    pod.returncode = int(event["returncode"])
+                else:
+                    pod.declined = str(event.get("reason"))
                 with self.lock:
                     self.pods.pop(str(event.get("pod")), None)
-                pod.exited.set()
+                pod.forget()
             else:
                 relay_line(raw, pod.events, pod.held)
         # The worker is gone: whatever it was running will not report.
         with self.lock:
             orphans, self.pods = list(self.pods.values()), {}
+            self.gone.set()
         self.ready.set()
-        self.gone.set()
         for pod in orphans:
-            pod.spawned.set()
-            pod.exited.set()
+            pod.forget()
+
+    def death(self) -> str:
+        """How the worker ended: ``killed by SIGKILL``, ``exited with status 1`` (waits at most the grace period)."""
+        try:
+            code = self.proc.wait(GRACE)
+        except subprocess.TimeoutExpired:
+            return "stopped answering"
+        if code < 0:
+            try:
+                return f"killed by {signal.Signals(-code).name}"
+            except ValueError:
+                return f"killed by signal {-code}"
+        return f"exited with status {code}"
+
+    def log_tail(self) -> str:
+        """The end of what the worker wrote to stderr."""
+        return stderr_tail(self.log)
 
     def close(self, kill: bool = False) -> None:
         """Let the worker go (it exits once its pods have); ``kill``: kill them and it at once.
@@ -120,11 +186,7 @@ class _Worker:
         """
         if kill:
             self._kill_pods()
-        try:
-            if self.proc.stdin is not None:
-                self.proc.stdin.close()
-        except OSError:
-            pass
+        self.drain()
         try:
             self.proc.wait(timeout=GRACE)
         except subprocess.TimeoutExpired:
@@ -143,81 +205,159 @@ class _Worker:
             kill_group(pid)
 
 
+@dataclass
+class _Attempt:
+    """How a pod went on a warm worker."""
+
+    pod: _Pod
+    timed_out: float | None = None
+    cold: str | None = None  # why it must run cold instead (it was not run)
+    died: str | None = None  # how the worker running it ended, when it died under it
+
+
 class WarmExecutor(SubprocessExecutor):
     """Pods forked from a warm worker per environment: the isolation of ``subprocess``, a fraction of the start-up.
 
-    Each pod is still a process of its own (its own process group, limits and stderr);
-    only the interpreter start and the imports are paid once per worker.
+    The default executor. Each pod is still a process of its own (its own process group,
+    limits and stderr); only the interpreter start and the imports are paid once per
+    worker. Torch pods get a worker that has imported PyTorch too.
+
+    Parameters
+    ----------
+    jobs : int
+        Pods running at once.
+    recycle_pods : int, optional
+        Pods a worker forks before it is replaced (:data:`RECYCLE_PODS`, or ``$SAIBENCH_WARM_PODS``).
+    recycle_mb : float, optional
+        MiB its resident memory may grow before it is replaced (:data:`RECYCLE_MB`, or ``$SAIBENCH_WARM_MB``).
     """
 
     name = "warm"
 
-    def __init__(self, jobs: int = 1) -> None:
+    def __init__(self, jobs: int = 1, *, recycle_pods: int | None = None, recycle_mb: float | None = None) -> None:
         super().__init__(jobs)
-        self._workers: dict[str, _Worker] = {}
+        self.recycle_pods = recycle_pods if recycle_pods is not None else int(_setting(PODS_VARIABLE, RECYCLE_PODS))
+        self.recycle_mb = recycle_mb if recycle_mb is not None else _setting(MB_VARIABLE, RECYCLE_MB)
+        if self.recycle_pods < 1 or self.recycle_mb <= 0:
+            raise ValueError(f"recycle_pods={self.recycle_pods}, recycle_mb={self.recycle_mb:g}: a worker must "
+                             "run at least one pod and may grow by more than 0 MiB")
+        self._workers: dict[_Key, _Worker] = {}
+        self._retired: list[_Worker] = []  # recycled ones, still finishing their pods
+        #: scenario id or worker key -> why its pods run cold (a worker could not fork them safely, or start)
+        self._cold: dict[str | _Key, str] = {}
 
-    def _worker(self, interpreter: Interpreter) -> _Worker:
+    def _worker(self, key: _Key) -> _Worker:
         with self._lock:
-            worker = self._workers.get(interpreter.python)
+            worker = self._workers.get(key)
             if worker is None or not worker.alive:
-                worker = self._workers[interpreter.python] = _Worker(interpreter.python)
+                if worker is not None:
+                    self._retired.append(worker)  # reaped at finish()
+                worker = self._workers[key] = _Worker(*key)
         return worker
 
-    def _drop(self, worker: _Worker) -> None:
-        """Kill a worker that missed a deadline, with its pods; the next pod starts a new one."""
+    def _retire(self, worker: _Worker, kill: bool = False) -> None:
+        """Take ``worker`` out of service: it ends once its pods have (``kill``: now, with them)."""
         with self._lock:
             for key, known in list(self._workers.items()):
                 if known is worker:
                     del self._workers[key]
-        worker.close(kill=True)
+            if worker not in self._retired:
+                self._retired.append(worker)
+        if kill:
+            worker.close(kill=True)
+        else:
+            worker.drain()
 
     def execute(self, spec: PodSpec, interpreter: Interpreter, events: PodEvents) -> None:
-        with tempfile.NamedTemporaryFile(prefix="saibench-pod-", suffix=".stderr", delete=False) as err:
-            path = err.name
-        try:
-            pod, timed_out = self._run(spec, interpreter, path, events)
-            with open(path, "rb") as f:
-                tail = stderr_tail(f)
-        finally:
-            os.unlink(path)
-        conclude(spec, events, pod.held, pod.returncode, timed_out, tail, self._cancelled)
+        key = (interpreter.python, preload_of(spec.environment))
+        with self._lock:
+            cold = self._cold.get(spec.scenario) or self._cold.get(key)
+        if cold is None and not hasattr(os, "fork"):
+            cold = "this system cannot fork"
+        if cold is None:
+            with tempfile.NamedTemporaryFile(prefix="saibench-pod-", suffix=".stderr", delete=False) as err:
+                path = err.name
+            try:
+                attempt = self._run(spec, key, path, events)
+                with open(path, "rb") as f:
+                    tail = stderr_tail(f)
+            finally:
+                os.unlink(path)
+            if attempt.cold is None:
+                pod = attempt.pod
+                if attempt.died is not None and not pod.held and events.final is None and not self._cancelled:
+                    events.fail("worker", f"the warm worker running the pod died ({attempt.died}), and the pod "
+                                "with it; what it reported before is kept", stderr=tail or None,
+                                fix="run again with rerun='failed' to do it again; the run's other pods went on "
+                                    "in a new worker")
+                    return
+                conclude(spec, events, pod.held, pod.returncode, attempt.timed_out, tail, self._cancelled)
+                return
+            cold = attempt.cold
+        events({"event": "log", "level": "warning", "message": f"saibench: this pod ran cold: {cold}"})
+        super().execute(spec, interpreter, events)
 
-    def _run(self, spec: PodSpec, interpreter: Interpreter, path: str, events: PodEvents) -> tuple[_Pod, float | None]:
-        """Run the pod on a worker, waiting at most its timeout and grace; returns it, and the timeout if it struck."""
+    def _run(self, spec: PodSpec, key: _Key, path: str, events: PodEvents) -> _Attempt:
+        """Run the pod on a worker, waiting at most its timeout and grace."""
         timeout = spec.limits.timeout
-        for _ in range(2):  # a second time only when the worker retired as the request came
-            worker = self._worker(interpreter)
-            if not worker.ready.wait(STARTUP):
-                self._drop(worker)
+        pod = _Pod(events)
+        # Again only for a request no worker forked: one that retired, was recycled or died first.
+        for _ in range(3):
+            worker = self._worker(key)
+            if not worker.ready.wait(STARTUP) or not worker.served:  # its pods run cold from now on
+                reason = (f"the warm worker could not start ({worker.death()}): {worker.log_tail()[-500:].strip()}"
+                          if worker.gone.is_set() else f"the warm worker did not start within {STARTUP:g} s")
+                with self._lock:
+                    self._cold[key] = reason
+                self._retire(worker, kill=True)
+                return _Attempt(pod, cold=reason)
             pod = worker.submit(spec, path, events)
             started = time.monotonic()
-            if not pod.spawned.wait(timeout):  # the worker is stuck (rebuilding the scenario) past the pod's time
-                self._drop(worker)
+            if not pod.spawned.wait(timeout):  # the worker is stuck (preparing the scenario) past the pod's time
+                self._retire(worker, kill=True)
                 pod.exited.wait(GRACE)
-                return pod, timeout
-            if pod.pid is None and worker.gone.wait(GRACE) and worker.retired:
+                return _Attempt(pod, timeout)
+            if pod.declined is not None:  # this scenario's module code made forking unsafe in that worker
+                with self._lock:
+                    self._cold[spec.scenario] = pod.declined
+                self._retire(worker)
+                return _Attempt(pod, cold=pod.declined)
+            if pod.pid is None:
                 continue
+            if worker.forks >= self.recycle_pods or worker.rss - worker.rss_ready >= self.recycle_mb * 2**20:
+                self._retire(worker)  # this pod runs on; the next one gets a fresh worker
             left = None if timeout is None else max(0.0, started + timeout - time.monotonic())
             if pod.exited.wait(left):
-                return pod, None
+                died = worker.death() if pod.returncode is None and worker.gone.is_set() else None
+                return _Attempt(pod, died=died)
             if pod.pid:
                 kill_group(pod.pid)  # the worker reaps it and reports its exit
             if not pod.exited.wait(GRACE):
-                self._drop(worker)
+                self._retire(worker, kill=True)
                 pod.exited.wait(GRACE)
-            return pod, timeout
-        return pod, None
+            return _Attempt(pod, timeout)
+        return _Attempt(pod, cold="three warm workers in turn left before taking it")
 
     def cancel(self) -> None:
         super().cancel()
         with self._lock:
-            workers = list(self._workers.values())
+            workers = [*self._workers.values(), *self._retired]
         for worker in workers:
             worker.close(kill=True)
 
     def finish(self) -> None:
         super().finish()
         with self._lock:
-            workers, self._workers = list(self._workers.values()), {}
+            workers, self._workers = [*self._workers.values(), *self._retired], {}
+            self._retired = []
         for worker in workers:
             worker.close()
+
+
+def _setting(variable: str, default: float) -> float:
+    """A positive number from the environment variable ``variable``, else ``default``."""
+    try:
+        value = float(os.environ.get(variable, default))
+    except ValueError:
+        return default
+    return value if value > 0 else default

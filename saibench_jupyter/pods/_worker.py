@@ -4,13 +4,18 @@ A cold pod pays for starting Python and importing SAIBench and NumPy every time.
 worker pays once: it imports them, then forks one child per request. Each child is still
 its own process and process group with its own limits, so isolation is the same as a cold
 pod's; only the start-up is shared. The worker runs one ``poll`` loop (forking a process
-busy in several threads can deadlock the child).
+busy in several threads can deadlock the child). ``serve --preload torch`` also imports
+PyTorch first, for torch pods (:mod:`._forksafe` says what is safe to import before forking).
 
 Protocol on the worker's stdin/stdout, one JSON object per line:
 
 * request ``{"spec": {...}, "stderr": path}``: fork a pod; its stderr goes to ``path``;
-* ``{"event": "ready", "pid"}`` once, when the worker takes requests;
-* ``{"event": "spawned", "pod", "pid"}`` then the pod's own events, relayed whole;
+* ``{"event": "ready", "pid", "preload", "rss"}`` once, when the worker takes requests
+  (``preload``: the modules it imported for its pods; ``rss``: its resident bytes);
+* ``{"event": "spawned", "pod", "pid", "forks", "rss"}`` (its pods so far, its resident bytes
+  now: the executor recycles a worker by these) then the pod's own events, relayed whole;
+* ``{"event": "declined", "pod", "reason"}`` instead, when forking is no longer safe
+  (:class:`~._forksafe.ForkGuard`): the pod is not run here, nor any later one;
 * ``{"event": "exited", "pod", "returncode"}`` (negative: killed by that signal);
 * ``{"event": "retired"}`` before it exits for having had nothing to do for
   :data:`IDLE` seconds (``$SAIBENCH_WARM_IDLE``).
@@ -35,6 +40,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import IO, Any, NoReturn
 
+from ._forksafe import ForkGuard, preload, resident_bytes, serial, threads_as_cold
 from ._lifeline import ABANDONED, GRACE, die_with_parent, handed, kill_group, pidfd, watch
 from ._shim import EventWriter, environment_record, rebuild, run_guarded
 from ._spec import PodSpec
@@ -90,8 +96,14 @@ def warm_up() -> None:
             run_scenario(scenario, repository=repo)
 
 
-def serve() -> int:
-    """Run the worker until its stdin closes and its pods have ended; return its exit status."""
+def serve(modules: tuple[str, ...] = ()) -> int:
+    """Run the worker until its stdin closes and its pods have ended; return its exit status.
+
+    Parameters
+    ----------
+    modules : tuple of str
+        What to import before serving, besides SAIBench and NumPy (``("torch",)`` for torch pods).
+    """
     parent, _ = handed(os.environ)
     if parent is not None and not die_with_parent(parent, signal.SIGTERM):
         return ABANDONED  # the controller died while this worker started
@@ -99,6 +111,8 @@ def serve() -> int:
         warm_up()
     except Exception:  # a worker that could not warm up still serves, only slower
         traceback.print_exc()
+    preload(modules)  # after the warm-up: it runs NumPy only, never an operation of these
+    serial()
     import gc
 
     gc.freeze()  # the forked pods share these pages instead of copying them when the GC touches them
@@ -108,7 +122,7 @@ def serve() -> int:
         idle = float(os.environ.get(IDLE_VARIABLE, IDLE))
     except ValueError:
         idle = IDLE
-    loop = _Loop(out, _Prepared(environment_record()), idle)
+    loop = _Loop(out, _Prepared(environment_record()), idle, modules)
     signal.signal(signal.SIGTERM, lambda *_: loop.abandon("the thread or process that started it ended"))
     return loop.run()
 
@@ -128,10 +142,14 @@ class _Child:
 class _Loop:
     """The worker's event loop: requests in, pods forked and watched, events out."""
 
-    def __init__(self, out: IO[str], prepared: _Prepared, idle: float) -> None:
+    def __init__(self, out: IO[str], prepared: _Prepared, idle: float, modules: tuple[str, ...] = ()) -> None:
         self.out = out
         self.prepared = prepared
         self.idle = idle
+        self.modules = modules
+        self.guard = ForkGuard()  # the threads it has now, with everything imported and nothing of it run
+        self.unsafe: str | None = None  # why it forks no more, once it must not
+        self.forks = 0
         self.stdin = sys.stdin.fileno()
         self.open = True
         self.pending = bytearray()
@@ -143,7 +161,7 @@ class _Loop:
         self.poller.register(out.fileno(), select.POLLERR)
 
     def run(self) -> int:
-        self.send({"event": "ready", "pid": os.getpid()})
+        self.send({"event": "ready", "pid": os.getpid(), "preload": list(self.modules), "rss": resident_bytes()})
         quiet_since = time.monotonic()
         while self.open or self.children:
             for fd, _ in self.poller.poll(self._wait(quiet_since)):
@@ -202,7 +220,14 @@ class _Loop:
             self.send({"event": "failed", "pod": "?", "kind": "spec",
                        "message": f"bad request to the warm worker: {exc}"})
             return
-        record, rebuilt = self.prepared.environment(spec), self.prepared.scenario(spec)
+        if self.unsafe is None:
+            serial()  # module code the worker loads next may build torch layers: not on a thread pool
+            record, rebuilt = self.prepared.environment(spec), self.prepared.scenario(spec)
+            # Module code just loaded here may have started a thread pool or CUDA: no fork is safe after that.
+            self.unsafe = self.guard.unsafe()
+        if self.unsafe is not None:
+            self.send({"event": "declined", "pod": spec.pod, "reason": self.unsafe})
+            return
         worker = os.getpid()
         read, write = os.pipe()
         pid = os.fork()
@@ -221,6 +246,7 @@ class _Loop:
                 null = os.open(os.devnull, os.O_RDONLY)
                 os.dup2(null, 0)
                 watch(write, None if spec.limits.timeout is None else spec.limits.timeout + GRACE)
+                threads_as_cold(spec.limits.affinity)
                 code = run_guarded(spec, EventWriter(os.fdopen(write, "w", buffering=1, encoding="utf-8"), spec.pod),
                                    record, rebuilt)
             except BaseException:
@@ -236,7 +262,8 @@ class _Loop:
             if watched is not None:
                 self.fds[watched] = pid
                 self.poller.register(watched, select.POLLIN)
-        self.send({"event": "spawned", "pod": spec.pod, "pid": pid})
+        self.forks += 1
+        self.send({"event": "spawned", "pod": spec.pod, "pid": pid, "forks": self.forks, "rss": resident_bytes()})
 
     def read(self, child: _Child) -> bool:
         """Relay what the pod wrote; False when there is nothing now, or at end of file (then its pipe is closed)."""

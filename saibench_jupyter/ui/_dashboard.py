@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
+from ..pods import DEFAULT_EXECUTOR
 from ._session import doc_html
 
 if TYPE_CHECKING:
@@ -65,7 +66,7 @@ class Dashboard(widgets.VBox):
     notebook : Notebook
         The notebook whose repository, runs and results store it shows.
     executor : str
-        How "Run selected" runs pods (``subprocess``, ``warm`` or ``inline``).
+        How "Run selected" runs pods (``warm``, the default, ``subprocess`` or ``inline``).
     jobs : int, optional
         Pods at once for those runs (the usable CPUs by default).
 
@@ -84,7 +85,7 @@ class Dashboard(widgets.VBox):
         The run the Runs tab follows: the kernel's latest.
     """
 
-    def __init__(self, notebook: Notebook, *, executor: str = "subprocess", jobs: int | None = None) -> None:
+    def __init__(self, notebook: Notebook, *, executor: str = DEFAULT_EXECUTOR, jobs: int | None = None) -> None:
         super().__init__()
         self.notebook = notebook
         self.executor = executor

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_cell_magic, magics_class
 
+from ..pods import DEFAULT_EXECUTOR
 from ._displays import FORMATTERS
 from ._session import CELL_KINDS, ModuleList, Notebook, NotebookError
 
@@ -212,7 +213,7 @@ class SailMagics(Magics):
         p = _parser("run", "run scenarios as BenchPods in the background")
         p.add_argument("selector", nargs="*",
                        help="scenario ids, module names, role=Name, param=value (all: every scenario)")
-        p.add_argument("--executor", default="subprocess", help="subprocess (default), warm or inline")
+        p.add_argument("--executor", default=DEFAULT_EXECUTOR, help="warm (default), subprocess or inline")
         p.add_argument("--jobs", type=int, help="pods at once (default: the usable CPUs)")
         p.add_argument("--repeats", type=int, default=1, help="independent pods per scenario")
         p.add_argument("--rerun", action="store_true", help="run again what the store already holds")
@@ -325,8 +326,8 @@ class SailMagics(Magics):
         from ._dashboard import Dashboard
 
         p = _parser("dashboard", "modules, scenarios, runs and charts in one widget")
-        p.add_argument("--executor", default="subprocess", help="how 'Run selected' runs pods: subprocess "
-                                                                "(default), warm or inline")
+        p.add_argument("--executor", default=DEFAULT_EXECUTOR, help="how 'Run selected' runs pods: warm "
+                                                                    "(default), subprocess or inline")
         p.add_argument("--jobs", type=int, help="pods at once (default: the usable CPUs)")
         ns = p.parse_args(args)
         return Dashboard(self.notebook, executor=ns.executor, jobs=ns.jobs)

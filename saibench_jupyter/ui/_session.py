@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from ..pods import DEFAULT_EXECUTOR
 from ..repository import ModuleRecord, Repository
 from ..sail._decorators import DECORATOR_OF, ModuleKind
 from ..sail._errors import SailError
@@ -377,7 +378,7 @@ class Notebook:
         return ", ".join(r.name for r in self.repository) or "none are registered yet"
 
     # -- runs and results -----------------------------------------------------------------------
-    def run(self, selector: str | Sequence[str] | None = None, *, executor: str = "subprocess",
+    def run(self, selector: str | Sequence[str] | None = None, *, executor: str = DEFAULT_EXECUTOR,
             jobs: int | None = None, repeats: int = 1, rerun: bool | Literal["failed"] = False,
             timeout: float | None = 600.0, settings: Mapping[str, Any] | None = None) -> RunHandle:
         """Start running the selected scenarios as BenchPods in the background; return at once.
@@ -387,7 +388,8 @@ class Notebook:
         selector : str or list of str, optional
             What to run (see :meth:`select`); every scenario by default.
         executor : str
-            ``subprocess`` (default), ``warm`` or ``inline``.
+            ``warm`` (default: pods forked from a warm worker), ``subprocess`` (a fresh
+            interpreter per pod) or ``inline``.
         jobs : int, optional
             Pods at once (the usable CPUs by default).
         repeats : int
@@ -414,7 +416,7 @@ class Notebook:
         try:
             ex = make_executor(executor, jobs)
         except KeyError as exc:
-            raise NotebookError(f"{exc.args[0] if exc.args else exc}\n  fix: --executor subprocess, warm "
+            raise NotebookError(f"{exc.args[0] if exc.args else exc}\n  fix: --executor warm, subprocess "
                                 "or inline") from None
         handle = RunHandle(scenarios, ex, store=self.store, repeats=repeats, rerun=rerun, timeout=timeout,
                            settings=settings)
