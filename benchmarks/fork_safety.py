@@ -9,7 +9,8 @@ process: a *setup* in the parent (an import, maybe some work), then ``--forks`` 
 turn, each running the *child* code under a ``SIGALRM`` deadline (a hung child is killed by
 it). Printed per case: the setup time, the parent's threads after the setup (OS threads
 from ``/proc/self/task``), how the children ended (``ok``, ``hang``, ``error``, ``signal``),
-warnings raised at the fork, and what the child saw (thread counts).
+warnings raised at the fork, what the child saw (thread counts), and how long ``os.fork()``
+itself took in the parent.
 
 Run ``python benchmarks/fork_safety.py`` (``--forks N``, ``--case NAME`` for one). Cases
 whose library is missing, or that need a GPU where there is none, are skipped and say so.
@@ -53,7 +54,7 @@ CASES: dict[str, tuple[str, str, str]] = {
         "y = x @ x\nz = torch.ones(10**7).sum()\nseen['threads_set'] = torch.get_num_threads()",
     ),
     "torch-after-small-op": (
-        "the parent ran only small operations (below PyTorch's grain size: no thread pool); the child computes",
+        "the parent ran only small operations (50×50 products, 1000-element sums); the child computes",
         "import torch\nfor _ in range(3): torch.ones(50, 50) @ torch.ones(50, 50); torch.ones(1000).sum()",
         "torch.set_num_threads(2)\nx = torch.ones(800, 800)\ny = x @ x\nz = torch.ones(10**7).sum()",
     ),
@@ -123,7 +124,9 @@ def one_case(name: str, forks: int) -> dict[str, Any]:
         err_read, err_write = os.pipe()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
+            forking = time.perf_counter()
             pid = os.fork()
+            forked = time.perf_counter() - forking
         if pid == 0:
             os.close(read)
             os.close(err_read)
@@ -158,7 +161,7 @@ def one_case(name: str, forks: int) -> dict[str, Any]:
             ending = "hang" if sig == signal.SIGALRM else f"signal {signal.Signals(sig).name}"
         else:
             ending = "ok" if os.WEXITSTATUS(status) == 0 else "error"
-        out["children"].append({"ending": ending, "seconds": took, **child_seen})
+        out["children"].append({"ending": ending, "seconds": took, "fork_s": forked, **child_seen})
     return out
 
 
@@ -223,11 +226,13 @@ def main(argv: list[str] | None = None) -> int:
               + (f"; {found['parent']}" if found["parent"] else ""))
         print(f"  children: {summary(found)}")
         first = found["children"][0] if found["children"] else {}
-        shown = {k: v for k, v in first.items() if k not in ("ending", "seconds")}
+        shown = {k: v for k, v in first.items() if k not in ("ending", "seconds", "fork_s")}
         if shown:
             print(f"  the first child saw: {shown}")
         slowest = max((c["seconds"] for c in found["children"]), default=0.0)
-        print(f"  slowest child: {slowest:.2f} s")
+        forks = sorted(c["fork_s"] for c in found["children"])
+        print(f"  slowest child: {slowest:.2f} s; os.fork() in the parent: {forks[len(forks) // 2] * 1e3:.2f} ms "
+              "(median: page tables are copied, so it grows with the parent's memory)")
         for w in found["warnings"]:
             print(f"  warning at fork: {w}")
     if args.json:

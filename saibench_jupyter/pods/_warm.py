@@ -55,6 +55,7 @@ class _Pod:
         self.pid: int | None = None  # None once spawned is set: never forked (the worker left, died or refused)
         self.returncode: int | None = None
         self.declined: str | None = None  # why the worker would not fork it
+        self.cause = False  # loading its scenario is what made forking unsafe there
         self.spawned = threading.Event()  # also set when it never will be (the worker is gone)
         self.exited = threading.Event()
 
@@ -148,7 +149,7 @@ class _Worker:
                 if kind == "exited":
                     pod.returncode = int(event["returncode"])
                 else:
-                    pod.declined = str(event.get("reason"))
+                    pod.declined, pod.cause = str(event.get("reason")), bool(event.get("cause"))
                 with self.lock:
                     self.pods.pop(str(event.get("pod")), None)
                 pod.forget()
@@ -317,9 +318,10 @@ class WarmExecutor(SubprocessExecutor):
                 self._retire(worker, kill=True)
                 pod.exited.wait(GRACE)
                 return _Attempt(pod, timeout)
-            if pod.declined is not None:  # this scenario's module code made forking unsafe in that worker
-                with self._lock:
-                    self._cold[spec.scenario] = pod.declined
+            if pod.declined is not None:  # module code made forking unsafe in that worker
+                if pod.cause:  # this scenario's: its pods run cold from now on
+                    with self._lock:
+                        self._cold[spec.scenario] = pod.declined
                 self._retire(worker)
                 return _Attempt(pod, cold=pod.declined)
             if pod.pid is None:

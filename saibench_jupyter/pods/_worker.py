@@ -14,8 +14,9 @@ Protocol on the worker's stdin/stdout, one JSON object per line:
   (``preload``: the modules it imported for its pods; ``rss``: its resident bytes);
 * ``{"event": "spawned", "pod", "pid", "forks", "rss"}`` (its pods so far, its resident bytes
   now: the executor recycles a worker by these) then the pod's own events, relayed whole;
-* ``{"event": "declined", "pod", "reason"}`` instead, when forking is no longer safe
-  (:class:`~._forksafe.ForkGuard`): the pod is not run here, nor any later one;
+* ``{"event": "declined", "pod", "reason", "cause"}`` instead, when forking is no longer safe
+  (:class:`~._forksafe.ForkGuard`): the pod is not run here, nor any later one (``cause``:
+  loading this pod's scenario made it unsafe);
 * ``{"event": "exited", "pod", "returncode"}`` (negative: killed by that signal);
 * ``{"event": "retired"}`` before it exits for having had nothing to do for
   :data:`IDLE` seconds (``$SAIBENCH_WARM_IDLE``).
@@ -161,7 +162,8 @@ class _Loop:
         self.poller.register(out.fileno(), select.POLLERR)
 
     def run(self) -> int:
-        self.send({"event": "ready", "pid": os.getpid(), "preload": list(self.modules), "rss": resident_bytes()})
+        preloaded = [m for m in self.modules if m in sys.modules]  # one that failed to import is the pods' to report
+        self.send({"event": "ready", "pid": os.getpid(), "preload": preloaded, "rss": resident_bytes()})
         quiet_since = time.monotonic()
         while self.open or self.children:
             for fd, _ in self.poller.poll(self._wait(quiet_since)):
@@ -220,13 +222,14 @@ class _Loop:
             self.send({"event": "failed", "pod": "?", "kind": "spec",
                        "message": f"bad request to the warm worker: {exc}"})
             return
-        if self.unsafe is None:
+        cause = self.unsafe is None
+        if cause:
             serial()  # module code the worker loads next may build torch layers: not on a thread pool
             record, rebuilt = self.prepared.environment(spec), self.prepared.scenario(spec)
             # Module code just loaded here may have started a thread pool or CUDA: no fork is safe after that.
             self.unsafe = self.guard.unsafe()
         if self.unsafe is not None:
-            self.send({"event": "declined", "pod": spec.pod, "reason": self.unsafe})
+            self.send({"event": "declined", "pod": spec.pod, "reason": self.unsafe, "cause": cause})
             return
         worker = os.getpid()
         read, write = os.pipe()
