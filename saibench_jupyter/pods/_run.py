@@ -53,7 +53,7 @@ def run(scenarios: Lattice | Scenario | Iterable[Scenario], *, executor: str | E
         SAIBench, NumPy and, for torch pods, PyTorch once; a pod that cannot be forked
         safely runs cold), ``"subprocess"`` (a fresh interpreter per pod), ``"inline"``
         (this process, for debugging), another registered name, or an executor instance
-        (``WarmExecutor(jobs, recycle_pods=..., recycle_mb=...)`` to recycle workers sooner).
+        (``executor_class("warm")(jobs, recycle_pods=..., recycle_mb=...)`` to recycle workers sooner).
     jobs : int, optional
         Pods at once; the number of usable CPUs by default. Each pod also takes the CPUs
         its hardware module asks for, so a 2-CPU pod on a 2-core machine runs alone.
