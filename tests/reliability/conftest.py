@@ -38,7 +38,7 @@ def faulty(*faults: str) -> list[Any]:
     _REPOSITORIES.append(repo)  # scenarios hold their repository weakly
     repo.load(FAULTS)
     scenarios = discover(repo, params={"Faulty.fault": list(faults)}).scenarios
-    return sorted(scenarios, key=lambda s: list(faults).index(s.params["model"]["fault"]))
+    return sorted(scenarios, key=lambda s: list(faults).index(s.params["Faulty.fault"]))
 
 
 def fault_of(label: str) -> str:
