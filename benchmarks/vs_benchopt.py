@@ -206,8 +206,9 @@ def run_saibench(w: Workload, executor: str | None, tmp: Path, env: dict[str, st
         if name != "LSQObjective":
             continue
         solver = solver_of[model]
-        it = p["model"].get("max_iter") if solver in lsq.ITERATIVE else None
-        values[p["problem"]["kind"], p["problem"]["n_samples"], solver, it] = float(value)
+        # Parameters are {"Module.param": value}, as everywhere (docs/benchpods.md).
+        it = p.get(f"{model}.max_iter") if solver in lsq.ITERATIVE else None
+        values[p["LeastSquares.kind"], p["LeastSquares.n_samples"], solver, it] = float(value)
     bad = [s for _, s in pods if s != "ok"]
     if bad or len(pods) != w.n_points:
         raise SystemExit(f"saibench ({executor or 'default'}): {len(pods) - len(bad)} of {w.n_points} pods ok; "
