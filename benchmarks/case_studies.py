@@ -63,7 +63,7 @@ def _runs(repo: Repository, settings: dict[str, Any] | None = None, by: str | No
     scenarios = lattice.scenarios
     if by is not None:
         role, name = by.split(".")
-        scenarios = sorted(scenarios, key=lambda s: s.params[role][name])
+        scenarios = sorted(scenarios, key=lambda s: s.params[f"{getattr(s, role)}.{name}"])
     return [run_scenario(s, settings=settings) for s in scenarios]
 
 

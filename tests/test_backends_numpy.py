@@ -180,3 +180,60 @@ def test_a_classifier_gets_labels_and_answers_in_the_declared_layout(repo: Repos
 def test_a_handwritten_estimator_follows_the_declaration_too(repo: Repository, problem: str) -> None:
     error = _error(repo, problem, "Handmade")
     assert error == pytest.approx(_by_hand(problem, Nearest()), rel=1e-5, abs=1e-7)
+
+
+#: float64 records that float32 cannot hold: 1 + k·1e-10 all round to 1.0 in float32
+PRECISE_X = np.stack([1.0 + 1e-10 * np.arange(40), np.linspace(-1.0, 1.0, 40)], axis=1)
+PRECISE_W = np.array([3.0, -2.0])
+register_dataset("numpy_precise", {"x": Tensor(2, dtype="float64"), "y": Tensor(1, dtype="float64")},
+                 lambda: {"x": list(PRECISE_X), "y": list((PRECISE_X @ PRECISE_W)[:, None])})
+PRECISE = '''
+import numpy as np
+from sklearn.linear_model import LinearRegression
+from saibench_jupyter.sail import *
+
+
+@ProblemDefinition
+def Precise():
+    for x, y in Input("dataset:numpy_precise"):
+        Train.Predict(x, y)
+    for x, y in Input("dataset:numpy_precise"):
+        Test.Predict(x, y)
+
+
+@ModelDefinition
+def Linear64(task, inputType, outputType):
+    return Estimator(LinearRegression())
+
+
+@ModelDefinition
+def Exact(task, inputType, outputType):
+    return Solver(lambda x: np.array([3.0 * x[0] - 2.0 * x[1]]))
+
+
+@MetricDefinition(better="lower")
+def PreciseError():
+    return sum(L2Error(y0, y) for (_, y0, y) in Test.Predict) / len(Test.Predict)
+
+
+@HardwareDefinition
+def OneCore():
+    return Resources(cpus=1)
+
+
+@SoftwareDefinition
+def ScikitLearn(hardware):
+    return Environment(backend="numpy", pip=["scikit-learn"])
+'''
+
+
+def test_float64_inputs_reach_numpy_models_in_float64() -> None:
+    repo = Repository()
+    repo.add_source(PRECISE, origin="numpy_precise.py")
+    # An exact linear relation: in float64 both models meet it to rounding (~1e-15); records cast
+    # to float32 on the way left errors of ~1e-8 (the solver) and ~1e-7 (the fitted estimator).
+    for model in ("Exact", "Linear64"):
+        (scenario,) = discover(repo, model=model, machine=MACHINE).scenarios
+        result = run_scenario(scenario)
+        assert result.ok, result.error
+        assert result.points[0].metrics["PreciseError"] < 1e-12, model

@@ -15,17 +15,17 @@ def test_mnist_mlp_gives_four_widths_on_two_software_stacks(repo, cpu_machine):
     load(repo, "mnist", "stacks")
     lat = discover(repo, machine=cpu_machine)
 
-    got = sorted((s.software, s.params["model"]["hiddenSize"]) for s in lat.scenarios)
+    got = sorted((s.software, s.params["MLP.hiddenSize"]) for s in lat.scenarios)
     assert got == sorted((sw, w) for sw in ("PyTorch", "JAX") for w in WIDTHS)
     for s in lat.scenarios:
         assert (s.problem, s.model, s.hardware) == ("MNIST", "MLP", "CPU")
-        assert s.params["hardware"] == {"threads": 1}
+        assert s.params["CPU.threads"] == 1
         assert [m.name for m in s.metrics] == ["CriticalLoss", "WallTime"]
         assert [c.label for c in s.converters] == ["flatten", "identity"]
         assert s.environment.backend == s.software.lower().replace("pytorch", "torch")
         assert s.resources.cpus == 1
     # search order: hardware, then software, then model widths in Suggest order
-    assert [s.params["model"]["hiddenSize"] for s in lat.scenarios[:4]] == WIDTHS
+    assert [s.params["MLP.hiddenSize"] for s in lat.scenarios[:4]] == WIDTHS
 
 
 def test_mnist_metrics_axes_follow_what_they_read(repo, cpu_machine):
@@ -92,7 +92,7 @@ def test_permutation_invariant_model_composes_mlp_through_atom_embedding(repo, c
     assert list(s.submodels.values()) == ["MLP"]
     (role,) = s.submodels
     assert role.startswith("model/")
-    assert s.params[role] == {"hiddenSize": 128}
+    assert s.params["MLP.hiddenSize"] == 128  # the sub-model's, under its module's name
     graph = s.model_choice.submodels[0][1].graphs["Predict"]
     assert repr(graph.input) == "Atom" and repr(graph.output) == "Scalar('float32')"
     assert [(repr(c.source), c.label) for c in s.converters] == [

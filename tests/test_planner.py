@@ -25,7 +25,7 @@ def test_editing_one_model_reruns_only_its_dry_runs(repo, cpu_machine):
     # MLP re-runs once unbound and once per width, for each of the three problems; the
     # composite models that may pick MLP are re-resolved too; nothing else runs again.
     assert 0 < edited.stats.dry_runs <= 3 * 3 + 3 * 4
-    widths = sorted({s.params["model"]["hiddenSize"] for s in edited.select(model="MLP", problem="MNIST")})
+    widths = sorted({s.params["MLP.hiddenSize"] for s in edited.select(model="MLP", problem="MNIST")})
     assert widths == [64, 128]
 
 
@@ -135,8 +135,10 @@ def test_sub_models_nest_no_deeper_than_max_depth(repo, cpu_machine):
 def test_filters_and_params(repo, cpu_machine):
     load(repo, "mnist", "stacks")
     lat = discover(repo, machine=cpu_machine, software="PyTorch", params={"MLP.hiddenSize": [32, 64], "epochs": 3})
-    assert [(s.params["model"], s.params["problem"]) for s in lat.scenarios] == [
-        ({"hiddenSize": 32}, {"epochs": 3}), ({"hiddenSize": 64}, {"epochs": 3})]
+    # The bound parameters in the shape discover(params=...) takes, with the hardware's (threads).
+    assert [s.params for s in lat.scenarios] == [
+        {"MNIST.epochs": 3, "CPU.threads": 1, "MLP.hiddenSize": 32},
+        {"MNIST.epochs": 3, "CPU.threads": 1, "MLP.hiddenSize": 64}]
     with pytest.raises(ValueError, match=r"no model module named 'CNN' \(known: MLP\)"):
         discover(repo, model="CNN")
 
@@ -222,7 +224,7 @@ def test_a_failure_that_ignores_the_parameters_is_not_retried_at_every_grid_poin
     load(repo, "stacks")
     repo.add_source(GRIDS, origin="grids")
     picky = discover(repo, machine=cpu_machine, model="Picky", software="PyTorch")
-    assert [s.params["model"] for s in picky.scenarios] == [{"width": 1}]
+    assert [s.model_choice.params for s in picky.scenarios] == [{"width": 1}]
     assert [(r.module, r.reason) for r in picky.rejections if r.kind == "model"] == [
         ("Picky(width=2)", "too wide"), ("Picky(width=3)", "too wide")]
 

@@ -209,6 +209,36 @@ def test_a_scenario_whose_parameters_json_cannot_hold_fails_alone(workdir):
     assert len(events.ran()) == 4  # the refused pods are reported like the others
 
 
+TWICE = textwrap.dedent("""
+    from saibench_jupyter.sail import *
+
+    @ModelDefinition
+    def Twice(task, inputType, outputType):
+        if task != Solve: Fail("solves only")
+        return Pipeline(Require(Model, Solve, inputType, outputType), Require(Model, Solve, inputType, outputType))
+""")
+
+
+def test_parameters_have_one_shape_from_discovery_to_the_store_and_the_chart(workdir):
+    from saibench_jupyter.pods import specs_of
+    from saibench_jupyter.ui._curves import flat_params
+
+    scenarios = [s for s in doubling("ok", "slow", extra=TWICE)
+                 if s.model == "Doubler" or "Twice[Doubler(mode='ok'), Doubler(mode='slow')]" in s.label]
+    results = run(scenarios, store=workdir / "s.db", progress=False)
+    stored = results.scenarios().set_index("scenario")["params"]
+    tidy = results.to_dataframe().drop_duplicates("scenario").set_index("scenario")["params"]
+    shapes = set()
+    for scenario in scenarios:
+        shape = scenario.params  # {"Module.param": value}, with places where a module fills two
+        assert specs_of(scenario)[0].params == shape
+        assert stored[scenario.id] == shape and json.loads(tidy[scenario.id]) == shape
+        assert flat_params(tidy[scenario.id]) == shape  # what the charts label and sort lines by
+        shapes.add(tuple(shape))
+    (first, second) = next(s for s in scenarios if s.model == "Twice").submodels
+    assert shapes == {("Doubler.mode",), (f"{first}/Doubler.mode", f"{second}/Doubler.mode")}
+
+
 def test_inline_runs_in_this_process_and_keeps_the_caller_alive(workdir):
     scenarios = doubling("ok", "raise")
     results = run(scenarios, executor="inline", store=workdir / "s.db", progress=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -12,8 +13,8 @@ import numpy as np
 import pytest
 from pods_helpers import doubling, write_data
 
-from saibench_jupyter.pods import Limits, specs_of
-from saibench_jupyter.pods._shim import RECORD_VARIABLE
+from saibench_jupyter.pods import Limits, PodSpec, SpecError, specs_of
+from saibench_jupyter.pods._shim import RECORD_VARIABLE, rebuild
 
 
 @pytest.fixture
@@ -126,14 +127,72 @@ def test_a_spec_file_json_cannot_read_still_ends_in_a_failed_event(tmp_path, tex
     assert message in failed["message"] and "Fix: give a spec written by specs_of(...)" in failed["message"]
 
 
-def test_a_pod_that_cannot_rebuild_its_scenario_says_why(workdir):
+def tampered(spec_json: str, old: str = "Solver(lambda x: behave", new: str = "Solver(lambda x: 3 * behave") -> dict:
+    """The spec with its source edited (by default Doubler's result times 3) and its sha256 made to match:
+    only the plan's digests still say what was planned."""
+    data = json.loads(spec_json)
+    ((_, text),) = data["texts"].items()
+    edited = text.replace(old, new)
+    assert edited != text
+    new = hashlib.sha256(edited.encode()).hexdigest()
+    data["texts"] = {new: edited}
+    data["sources"][0]["digest"] = new
+    return data
+
+
+def test_a_spec_whose_sources_are_not_what_was_planned_is_refused(workdir):
     (scenario,) = doubling("ok")
-    data = json.loads(specs_of(scenario)[0].to_json())
-    data["params"]["Doubler.mode"] = ["other"]  # discovery in the pod finds a different scenario
+    (spec,) = specs_of(scenario)
+    planned = scenario.repository.get("Doubler").digest
+    data = tampered(spec.to_json())
+    with pytest.raises(SpecError, match=rf"^Doubling × Doubler\(mode='ok'\) × NumPy × OneCore: module Doubler differs "
+                                        rf"from the plan's: the plan was made with digest {planned}, the sources give "
+                                        rf"digest [0-9a-f]+\. Fix: re-plan the run \(discover again"):
+        rebuild(PodSpec.from_dict(data))
     code, events, _ = shim("-", stdin=json.dumps(data))
     assert code == 1
-    assert events[-1]["kind"] == "rejected"
-    assert f"did not find scenario {scenario.id}" in events[-1]["message"]
+    failed = events[-1]
+    assert failed["event"] == "failed" and failed["kind"] == "spec"
+    assert f"module Doubler differs from the plan's: the plan was made with digest {planned}" in failed["message"]
+    assert failed["fix"].startswith("re-plan the run")
+    # Support code (which every module sees) is checked too.
+    support = tampered(spec.to_json(), "* 2.0", "* 3.0")
+    with pytest.raises(SpecError, match=r"the support code of .*pods_doubling\.py differs from the plan's: the plan "
+                                        r"was made with support digest [0-9a-f]+, the sources give [0-9a-f]+\. "
+                                        r"Fix: re-plan the run"):
+        rebuild(PodSpec.from_dict(support))
+
+
+#: Run as ``python -m saibench_jupyter.pods run -`` is, with the discovery machinery made unimportable:
+#: a pod that discovered (or imported discovery) would fail.
+NO_DISCOVERY = textwrap.dedent("""
+    import importlib.abc, runpy, sys
+
+    BLOCKED = {"saibench_jupyter.planner._discover", "saibench_jupyter.planner._lattice",
+               "saibench_jupyter.planner._models", "saibench_jupyter.planner._blocks",
+               "saibench_jupyter.planner._rejections", "saibench_jupyter.planner._machine"}
+
+    class Blocker(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path, target=None):
+            if name in BLOCKED:
+                raise ImportError(f"a pod imported {name}")
+            return None
+
+    sys.meta_path.insert(0, Blocker())
+    sys.argv = ["saibench_jupyter.pods", "run", "-"]
+    runpy.run_module("saibench_jupyter.pods", run_name="__main__", alter_sys=True)
+""")
+
+
+def test_a_pod_runs_its_plan_and_never_discovers(workdir):
+    (scenario,) = doubling("ok")
+    proc = subprocess.run([sys.executable, "-c", NO_DISCOVERY], input=specs_of(scenario)[0].to_json(),
+                          capture_output=True, text=True, timeout=120)
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert proc.returncode == 0, (events[-1:], proc.stderr[-2000:])
+    assert events[-1]["event"] == "finished" and events[-1]["status"] == "ok"
+    metric = next(e for e in events if e["event"] == "metric")
+    assert metric["name"] == "Error" and metric["value"] == 0.0
 
 
 def test_usage_is_explained():
@@ -162,8 +221,7 @@ def test_a_pod_uses_the_environment_record_an_executor_hands_it_only_for_its_own
 def test_the_warm_worker_serves_pods_and_lets_a_pod_report_what_it_could_not_rebuild(workdir):
     (scenario,) = doubling("ok")
     good = specs_of(scenario, repeats=2)
-    bad = json.loads(good[0].to_json())
-    bad["params"]["Doubler.mode"] = ["other"]  # the worker can't rebuild it either: the pod says why
+    bad = tampered(good[0].to_json())  # the worker can't bind its plan either: the pod says why
     bad["repeat"], bad["pod"] = 7, f"{bad['identity']}-r7"
     requests = [{"spec": json.loads(s.to_json()), "stderr": str(workdir / f"{i}.err")} for i, s in enumerate(good)]
     requests.append({"spec": bad, "stderr": str(workdir / "bad.err")})
@@ -175,8 +233,8 @@ def test_the_warm_worker_serves_pods_and_lets_a_pod_report_what_it_could_not_reb
     assert events[0]["event"] == "ready"
     final = {e["pod"]: e for e in events if e["event"] in ("finished", "failed")}
     assert [final[s.pod]["status"] for s in good] == ["ok", "ok"]
-    assert final[bad["pod"]]["kind"] == "rejected"
-    assert f"did not find scenario {scenario.id}" in final[bad["pod"]]["message"]
+    assert final[bad["pod"]]["kind"] == "spec"
+    assert "module Doubler differs from the plan's" in final[bad["pod"]]["message"]
     assert sorted(e["returncode"] for e in events if e["event"] == "exited") == [0, 0, 1]
 
 

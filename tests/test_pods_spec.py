@@ -21,13 +21,23 @@ def test_round_trip_through_json_keeps_every_field():
     data = json.loads(spec.to_json())
     assert data["saibench_pod"] == SPEC_VERSION
     assert data["pod"] == f"{spec.identity}-r0"
-    assert data["modules"]["model"] == "Doubler" and data["modules"]["metrics"] == ["Error"]
-    assert data["params"]["Doubler.mode"] == ["ok"]
+    plan = data["plan"]  # the resolved scenario: what the pod runs, with no discovery
+    assert (plan["id"], plan["label"]) == (scenario.id, scenario.label)
+    assert plan["models"]["model"]["name"] == "Doubler" and plan["metrics"] == ["Error"]
+    repo = scenario.repository
+    assert plan["modules"] == {n: repo.get(n).digest for n in ("Doubling", "OneCore", "NumPy", "Doubler", "Error")}
+    assert plan["models"]["model"]["tasks"] == [{"kind": "Solve", "input": TENSOR3, "output": TENSOR3}]
+    assert plan["params"] == {"Doubler.mode": "ok"} == scenario.params
+    assert spec.modules == {"problem": "Doubling", "model": "Doubler", "software": "NumPy", "hardware": "OneCore",
+                            "metrics": ["Error"], "submodels": {}, "converters": []}
     assert data["limits"] == {"timeout": 5, "memory": 2**29, "affinity": None, "gpus": None, "log_lines": 10_000,
                               "log_bytes": 2**20}
     # Content-addressed: the one source is stored once, under the sha256 of its text.
     (source,) = data["sources"]
     assert data["texts"][source["digest"]] == DOUBLING.read_text()
+
+
+TENSOR3 = {"type": "Tensor", "fields": {"dtype": "float32", "shape": [3]}}
 
 
 def test_repeats_are_pods_of_one_identity_with_their_own_seeds():
@@ -74,11 +84,15 @@ def _spec_dict() -> dict:
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    (lambda d: d.update(saibench_pod=2), r"spec format 2; this version reads 1.*upgrade"),
+    (lambda d: d.update(saibench_pod=3), r"spec format 3; this version reads 2.*upgrade"),
+    (lambda d: d.update(saibench_pod=1), r"spec format 1; this version reads 2.*write it with this version's"),
     (lambda d: d.pop("saibench_pod"), r"spec format None.*specs_of"),
     (lambda d: d.pop("seed"), r"seed: missing"),
     (lambda d: d.update(repeat="0"), r"repeat: expected an integer, got str"),
-    (lambda d: d["modules"].pop("model"), r"modules.model: missing or not a module name"),
+    (lambda d: d["plan"]["models"].pop("model"), r"plan.models: expected the model under test"),
+    (lambda d: d["plan"].pop("problem"), r"plan.problem: missing or not a string"),
+    (lambda d: d["plan"].update(metrics="Error"), r"plan.metrics: missing or not a list of module names"),
+    (lambda d: d.pop("plan"), r"plan: missing"),
     (lambda d: d["limits"].update(timeout=-1), r"limits.timeout: expected seconds > 0"),
     (lambda d: d["limits"].update(affinity=["a"]), r"limits.affinity: expected a list of integer ids"),
     (lambda d: d["limits"].update(log_lines=0), r"limits.log_lines: expected an integer >= 1, got 0"),
@@ -129,6 +143,6 @@ def test_parameters_that_json_cannot_hold_are_refused():
         specs_of(scaler)
     assert unwritable(scenario) is None
     (refused,) = specs_of(scaler, check=False)  # for run(), which records such pods as failed
-    assert refused.params == {"Scaler.factor": [2 + 1j]}
+    assert refused.params == {"Scaler.factor": 2 + 1j}
     with pytest.raises(SpecError, match="at least once"):
         specs_of(scenario, repeats=0)

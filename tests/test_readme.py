@@ -15,7 +15,7 @@ def test_the_readme_example_runs_and_finds_what_it_says():
     namespace: dict = {}
     exec(compile(block, "README.md", "exec"), namespace)
     lattice = namespace["lattice"]
-    assert sorted(s.params["model"]["hiddenSize"] for s in lattice.scenarios) == [128, 256]
+    assert sorted(s.params["MLP.hiddenSize"] for s in lattice.scenarios) == [128, 256]
     assert "model=MLP: 2 scenarios" in lattice.explain(model="MLP")
 
 

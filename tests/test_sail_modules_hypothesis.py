@@ -37,7 +37,7 @@ def test_scenarios_sweep_noise_and_decline_other_tasks() -> None:
     lat = discover(repo, machine=MACHINE)
     mine = [s for s in lat.scenarios if s.problem == "HypothesisLotkaVolterra"]
     assert sorted({s.model for s in mine}) == ["SINDyLeastSquares", "SINDySTLSQ"]
-    assert sorted({s.params["problem"]["noise"] for s in mine}) == NOISE
+    assert sorted({s.params["HypothesisLotkaVolterra.noise"] for s in mine}) == NOISE
     assert {m.name: m.axis for m in mine[0].metrics} == {
         "HypothesisExactRecovery": "precision", "HypothesisTermF1": "precision",
         "HypothesisCoefficientError": "precision", "WallTime": "work"}

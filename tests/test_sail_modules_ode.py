@@ -34,7 +34,7 @@ def support(repo: Repository) -> dict:
 def _scenarios(repo: Repository, problem: str, model: str, rtols: list[float], software: str = "SciPy") -> dict:
     lat = discover(repo, problem=problem, model=model, software=software, machine=MACHINE,
                    params={f"{model}.rtol": rtols})
-    return {s.params["model"]["rtol"]: s for s in lat.scenarios}
+    return {s.params[f"{model}.rtol"]: s for s in lat.scenarios}
 
 
 def _sweep(repo: Repository, problem: str, model: str, rtols: list[float]) -> dict:
@@ -53,7 +53,7 @@ def test_scenarios_cover_three_systems_five_methods_and_a_surrogate(repo: Reposi
     for problem in ("LotkaVolterraIVP", "VanDerPolIVP", "RobertsonIVP"):
         scipy = [s for s in lat.scenarios if s.problem == problem and s.software == "SciPy"]
         assert sorted({s.model for s in scipy}) == sorted(solvers)
-        assert sorted(s.params["model"]["rtol"] for s in scipy if s.model == "ODERK45") == sorted(SWEEP)
+        assert sorted(s.params["ODERK45.rtol"] for s in scipy if s.model == "ODERK45") == sorted(SWEEP)
         surrogate = [s.software for s in lat.scenarios if s.problem == problem and s.model == "ODESurrogate"]
         assert sorted(surrogate) == ["JAX", "PyTorch"]
         metrics = {m.name: m.axis for m in scipy[0].metrics}
@@ -122,7 +122,7 @@ def test_references_are_far_tighter_than_the_sweep_and_agree_with_other_methods(
                                                                                 support: dict) -> None:
     reference = support["_ODE_REFERENCE"]
     lat = discover(repo, problem="LotkaVolterraIVP", software="SciPy", machine=MACHINE)
-    tightest = min(s.params["model"]["rtol"] for s in lat.scenarios)
+    tightest = min(s.params[f"{s.model}.rtol"] for s in lat.scenarios)
     assert tightest >= 100 * reference["rtol"] and tightest / reference["atol"] >= 100 * 1e3
     generate, integrate = support["_ode_generate"], support["ode_integrate"]
     lv = generate(0, "test")

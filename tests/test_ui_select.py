@@ -34,9 +34,9 @@ def test_select_by_parameter_values_compared_as_literals(nb):
     nb.register("hardware", "@HardwareDefinition\ndef OneCore(cpus):\n    Suggest(cpus, 1, 2)\n"
                             "    return Resources(cpus=cpus)\n")
     picked = nb.select("mode=ok,slow cpus=2")
-    assert sorted((s.params["model"]["mode"], s.params["hardware"]["cpus"]) for s in picked) == [
+    assert sorted((s.params["Doubler.mode"], s.params["OneCore.cpus"]) for s in picked) == [
         ("ok", 2), ("slow", 2)]
-    assert [s.params["model"]["mode"] for s in nb.select("mode='raise' cpus=1.0")] == ["raise"]
+    assert [s.params["Doubler.mode"] for s in nb.select("mode='raise' cpus=1.0")] == ["raise"]
     with pytest.raises(NotebookError, match=r"cpus=True selects no scenario\n  fix: %sail discover lists the "
                                             r"scenarios; the parameters take cpus in 1, 2"):
         nb.select("cpus=True")

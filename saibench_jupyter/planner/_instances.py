@@ -24,6 +24,16 @@ def digest_of(*parts: str) -> str:
     return hashlib.blake2b("\0".join(parts).encode(), digest_size=8).hexdigest()
 
 
+def instance_digest(module_digest: str, params: Mapping[str, Any]) -> str:
+    """The digest of a module bound to ``params`` (a problem, hardware or software instance)."""
+    return digest_of(module_digest, _canonical(dict(params)))
+
+
+def scenario_id(problem: str, hardware: str, software: str, model: str) -> str:
+    """A scenario's stable id: the digests of its problem, hardware and software instances and its model choice."""
+    return digest_of(problem, hardware, software, model)
+
+
 def label_of(name: str, params: Mapping[str, Any]) -> str:
     """``MLP(hiddenSize=128)``, or the bare name without parameters."""
     if not params:
@@ -42,7 +52,7 @@ class Instance:
     label: str = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "digest", digest_of(self.module.digest, _canonical(dict(self.params))))
+        object.__setattr__(self, "digest", instance_digest(self.module.digest, self.params))
         object.__setattr__(self, "label", label_of(self.module.name, self.params))
 
     @property
@@ -116,8 +126,9 @@ class RankingInfo:
 class ModelChoice:
     """A model with hyper-parameters and chosen sub-models, checked against a problem's tasks.
 
-    ``graphs`` maps each task kind to the checked graph; ``submodels`` maps each
-    ``Require(Model, ...)`` slot (its call site) to the model chosen for it.
+    ``graphs`` maps each task kind to the graph discovery checked (empty in a choice read
+    back from a plan: execution builds and checks its graphs itself); ``submodels`` maps
+    each ``Require(Model, ...)`` slot (its call site) to the model chosen for it.
     """
 
     module: ParsedModule

@@ -19,8 +19,10 @@ from ._instances import (
     RankingInfo,
     Rejection,
     SoftwareInstance,
-    digest_of,
+    scenario_id,
 )
+from ._params import Place, flat_params
+from ._plan import ScenarioPlan
 from ._rejections import RejectionRow, headline, rejection_rows, unserved
 
 if TYPE_CHECKING:
@@ -74,8 +76,8 @@ class Scenario:
     def id(self) -> str:
         """The stable identity of this scenario (16 hex digits)."""
         if self._id is None:
-            self._id = digest_of(self.problem_instance.digest, self.hardware_instance.digest,
-                                 self.software_instance.digest, self.model_choice.digest)
+            self._id = scenario_id(self.problem_instance.digest, self.hardware_instance.digest,
+                                   self.software_instance.digest, self.model_choice.digest)
         return self._id
 
     @property
@@ -104,16 +106,32 @@ class Scenario:
         return {role: m.name for role, m in self.model_choice.walk()[1:]}
 
     @property
-    def params(self) -> dict[str, dict[str, Any]]:
-        """Parameter values by role: ``problem``, ``hardware``, ``software``, ``model`` and sub-model paths."""
-        out: dict[str, dict[str, Any]] = {
-            "problem": dict(self.problem_instance.params),
-            "hardware": dict(self.hardware_instance.params),
-            "software": {},
-        }
-        for role, m in self.model_choice.walk():
-            out[role] = dict(m.params)
-        return out
+    def places(self) -> list[Place]:
+        """(role, module name) of every module the scenario binds: problem, hardware, software, model, sub-models."""
+        return [("problem", self.problem), ("hardware", self.hardware), ("software", self.software),
+                *((role, m.name) for role, m in self.model_choice.walk())]
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The bound parameters, ``{"Module.param": value}`` (see :func:`~saibench_jupyter.planner.flat_params`).
+
+        The same mapping a pod spec, the results store and the charts hold.
+        """
+        bound = [self.problem_instance.params, self.hardware_instance.params, self.software_instance.params,
+                 *(m.params for _, m in self.model_choice.walk())]
+        return flat_params(self.places, bound)
+
+    def plan(self) -> ScenarioPlan:
+        """What this scenario is made of, bound to its modules: what execution needs, and its JSON form.
+
+        Raises
+        ------
+        RuntimeError
+            When the repository the scenario was discovered from no longer exists.
+        KeyError
+            When a metric or converter it uses is no longer in that repository.
+        """
+        return ScenarioPlan.of(self)
 
     @property
     def converters(self) -> tuple[Chain, ...]:

@@ -1,4 +1,4 @@
-"""The pod side of a BenchPod: limits, rebuilding the scenario, running it, streaming events.
+"""The pod side of a BenchPod: limits, binding the spec's plan to its sources, running it, streaming events.
 
 ``python -m saibench_jupyter.pods run SPEC`` calls :func:`main`; the inline executor calls
 :func:`run_pod` directly. Events are JSON lines (``docs/benchpods.md``). In a pod process
@@ -124,7 +124,7 @@ def _gpu_models() -> str | None:
 
 def run_pod(spec: PodSpec, emit: Emit, record: dict[str, Any] | None = None,
             rebuilt: tuple[Any, Any] | None = None) -> bool:
-    """Rebuild ``spec``'s scenario from its sources, run it, and emit its events.
+    """Bind ``spec``'s plan to its sources, run it, and emit its events.
 
     ``record`` is this interpreter's :func:`environment_record`, when already known;
     ``rebuilt`` is :func:`rebuild`'s result for ``spec``, when a warm worker made it before forking.
@@ -140,11 +140,11 @@ def run_pod(spec: PodSpec, emit: Emit, record: dict[str, Any] | None = None,
     started = time.perf_counter()
     try:
         scenario, repo = rebuilt or rebuild(spec)
-    except _Rejected as exc:
-        emit(_failure("rejected", str(exc), fix=exc.fix))
+    except SpecError as exc:  # the plan does not fit the sources: made for other code
+        emit(_failure("spec", str(exc).split(". Fix: ")[0], fix=str(exc).split(". Fix: ")[-1]))
         return False
-    except Exception as exc:  # a source that no longer parses, an unknown module name
-        emit(_failure("rejected", f"the pod could not rebuild its scenario: {exc}", tb=traceback.format_exc(),
+    except Exception as exc:  # a source that no longer parses here (a declaration that fails)
+        emit(_failure("rejected", f"the pod could not load its sources: {exc}", tb=traceback.format_exc(),
                       fix="check that the sources load with Repository.add_source in this environment"))
         return False
     from ..runtime import run_scenario
@@ -182,40 +182,29 @@ def run_pod(spec: PodSpec, emit: Emit, record: dict[str, Any] | None = None,
     return True
 
 
-class _Rejected(Exception):
-    def __init__(self, message: str, fix: str) -> None:
-        super().__init__(message)
-        self.fix = fix
-
-
 def rebuild(spec: PodSpec) -> tuple[Any, Any]:
-    """The scenario ``spec`` names, discovered again from its sources on this machine, and its repository.
+    """``spec``'s scenario plan, bound to its sources loaded into a fresh repository, and that repository.
 
-    The scenario holds its repository weakly: the caller keeps the repository alive.
+    No discovery: the sources are parsed, and each module the plan names is checked
+    against the digest it was planned with.
 
     Raises
     ------
-    _Rejected
-        When discovery here does not give the same scenario, with discovery's reasons.
+    SpecError
+        When a module (or a source's support code) is not the one the plan was made with:
+        naming it, the digest expected and the one found, and the fix (re-plan the run).
     """
-    from ..planner import discover
+    from ..planner import PlanError, ScenarioPlan
     from ..repository import Repository
 
     repo = Repository()
     for origin, digest in spec.sources:
         repo.add_source(spec.texts[digest], origin)
-    m = spec.modules
-    lattice = discover(repo, problem=m["problem"], model=m["model"], software=m["software"],
-                       hardware=m["hardware"], metric=list(m.get("metrics", [])), ranking=[], params=spec.params)
-    for scenario in lattice.scenarios:
-        if scenario.id == spec.scenario:
-            return scenario, repo
-    reasons = "; ".join(str(r).splitlines()[0] for r in lattice.rejections[:5])
-    found = ", ".join(s.id for s in lattice.scenarios) or "none"
-    raise _Rejected(f"discovery in the pod did not find scenario {spec.scenario} ({spec.label}); it found {found}"
-                    + (f". Rejected here: {reasons}" if reasons else ""),
-                    fix="run the pod on a machine and in an environment where these modules fit, or "
-                        "discover again on this machine")
+    try:
+        return ScenarioPlan.from_dict(spec.plan, repo), repo
+    except PlanError as exc:
+        message, _, fix = str(exc).partition("; fix: ")
+        raise SpecError(f"{spec.label}: {message}. Fix: {fix or 're-plan the run'}") from None
 
 
 def _failure(kind: str, message: str, *, module: str | None = None, location: str | None = None,

@@ -1,7 +1,9 @@
 """The BenchPod spec: everything one isolated run needs, as a versioned JSON document.
 
-A spec carries the sources (content-addressed), the names of the chosen modules and the
-parameter bindings that make discovery find the same scenario again inside the pod, the
+A spec carries the sources (content-addressed) and the resolved scenario, its plan: the
+chosen modules with their digests, the bound parameters (``{"Module.param": value}``),
+the model tree with its sub-model slots, tasks and conversion chains. The pod binds the
+plan to the sources and runs it: it never discovers. The spec also holds the
 environment, resources, seed and limits. Its ``identity`` hashes whatever can change the
 result, so the results store can tell what is already done (see ``docs/benchpods.md``).
 """
@@ -17,15 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..planner._instances import digest_of
+from ..planner import PlanError, digest_of
 from ._logs import LOG_BYTES, LOG_LINES
 
 if TYPE_CHECKING:
-    from ..planner._converters import Chain
-    from ..planner._lattice import Scenario
+    from ..planner import Chain, Scenario
 
-#: The spec format this version writes and reads.
-SPEC_VERSION = 1
+#: The spec format this version writes and reads (2: the pod gets the plan, not names to discover again).
+SPEC_VERSION = 2
 
 
 class SpecError(ValueError):
@@ -70,12 +71,9 @@ class PodSpec:
 
     identity: str
     repeat: int
-    scenario: str
-    label: str
+    plan: Mapping[str, Any]
     sources: tuple[tuple[str, str], ...]
     texts: Mapping[str, str]
-    modules: Mapping[str, Any]
-    params: Mapping[str, list[Any]]
     settings: Mapping[str, Any]
     seed: int
     environment: Mapping[str, Any]
@@ -87,6 +85,32 @@ class PodSpec:
     def pod(self) -> str:
         """The pod's key: ``{identity}-r{repeat}``."""
         return f"{self.identity}-r{self.repeat}"
+
+    @property
+    def scenario(self) -> str:
+        """The id of the scenario the plan holds."""
+        return str(self.plan["id"])
+
+    @property
+    def label(self) -> str:
+        """The label of the scenario the plan holds."""
+        return str(self.plan["label"])
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The bound parameters, ``{"Module.param": value}``."""
+        return dict(self.plan["params"])
+
+    @property
+    def modules(self) -> dict[str, Any]:
+        """The modules' names by role: ``problem``, ``model``, ``software``, ``hardware``, ``metrics`` (a
+        list), ``submodels`` (``{role path: name}``) and ``converters`` (a list)."""
+        p = self.plan
+        models = p["models"]
+        return {"problem": p["problem"], "model": models["model"]["name"], "software": p["software"],
+                "hardware": p["hardware"], "metrics": sorted(p["metrics"]),
+                "submodels": {role: m["name"] for role, m in models.items() if role != "model"},
+                "converters": sorted(p["converters"])}
 
     @property
     def family(self) -> str:
@@ -103,9 +127,9 @@ class PodSpec:
         """The spec as a JSON-able dict (the format ``docs/benchpods.md`` describes)."""
         return {
             "saibench_pod": SPEC_VERSION, "pod": self.pod, "identity": self.identity, "repeat": self.repeat,
-            "scenario": self.scenario, "label": self.label,
+            "plan": dict(self.plan),
             "sources": [{"origin": o, "digest": d} for o, d in self.sources], "texts": dict(self.texts),
-            "modules": dict(self.modules), "params": dict(self.params), "settings": dict(self.settings),
+            "settings": dict(self.settings),
             "seed": self.seed, "environment": dict(self.environment), "resources": dict(self.resources),
             "limits": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self.limits).items()},
             "workdir": self.workdir,
@@ -145,17 +169,12 @@ class PodSpec:
             if _sha256(text) != digest:
                 raise SpecError(f"texts: the text of {origin} does not match its digest {digest} (it was "
                                 "changed after the spec was written). Fix: write the spec again")
-        modules = get.mapping("modules")
-        for key in ("problem", "model", "software", "hardware"):
-            if not isinstance(modules.get(key), str):
-                raise SpecError(f"modules.{key}: missing or not a module name. Fix: name the scenario's {key} module")
-        if not isinstance(modules.get("metrics", []), list):
-            raise SpecError("modules.metrics: must be a list of metric names")
+        plan = get.mapping("plan")
+        _check_plan(plan)
         limits = get.mapping("limits")
         spec = cls(
-            identity=get.text("identity"), repeat=get.integer("repeat"), scenario=get.text("scenario"),
-            label=get.text("label"), sources=sources, texts=dict(texts), modules=dict(modules),
-            params={k: list(v) for k, v in get.mapping("params").items()}, settings=dict(get.mapping("settings")),
+            identity=get.text("identity"), repeat=get.integer("repeat"), plan=dict(plan), sources=sources,
+            texts=dict(texts), settings=dict(get.mapping("settings")),
             seed=get.integer("seed"), environment=dict(get.mapping("environment")),
             resources=dict(get.mapping("resources")), limits=_limits(limits), workdir=get.text("workdir"),
         )
@@ -233,6 +252,25 @@ class _Fields:
         return value
 
 
+def _check_plan(plan: Mapping[str, Any]) -> None:
+    """The plan's outline (what names the scenario); the pod checks the rest against the sources."""
+    fix = "Fix: write the spec with specs_of(...)"
+    for key in ("id", "label", "problem", "hardware", "software"):
+        if not isinstance(plan.get(key), str):
+            raise SpecError(f"plan.{key}: missing or not a string. {fix}")
+    for key in ("models", "modules", "params", "support", "environment", "resources"):
+        if not isinstance(plan.get(key), dict):
+            raise SpecError(f"plan.{key}: missing or not an object. {fix}")
+    for key in ("metrics", "converters"):
+        if not isinstance(plan.get(key), list) or not all(isinstance(n, str) for n in plan[key]):
+            raise SpecError(f"plan.{key}: missing or not a list of module names. {fix}")
+    models = plan["models"]
+    if not isinstance(models.get("model"), dict) or not all(isinstance(m, dict) and isinstance(m.get("name"), str)
+                                                           for m in models.values()):
+        raise SpecError(f"plan.models: expected the model under test (\"model\") and its sub-models, each "
+                        f"with its module name. {fix}")
+
+
 def _limits(data: Mapping[str, Any]) -> Limits:
     def ids(key: str) -> tuple[int, ...] | None:
         value = data.get(key)
@@ -297,11 +335,8 @@ def specs_of(scenario: Scenario, *, repeats: int = 1, seed: int = 0, settings: M
     sources = repo.sources()
     texts = {origin: src.text for origin, src in sources.items()}
     digests = {origin: _sha256(text) for origin, text in texts.items()}
-    metrics = sorted(m.name for m in scenario.metrics)
-    converters = sorted(_converters(scenario.converters))
     environment = _environment(scenario)
     settings = dict(settings or {})
-    params = _bindings(scenario)
     try:
         json.dumps(settings, allow_nan=True)
     except (TypeError, ValueError) as exc:
@@ -313,12 +348,9 @@ def specs_of(scenario: Scenario, *, repeats: int = 1, seed: int = 0, settings: M
     identity = digest_of(*_code_of(scenario), json.dumps(environment, sort_keys=True),
                          json.dumps(settings, sort_keys=True), str(seed))
     base = PodSpec(
-        identity=identity, repeat=0, scenario=scenario.id, label=scenario.label,
+        identity=identity, repeat=0, plan=scenario.plan().to_dict(strict=check),
         sources=tuple((o, digests[o]) for o in sources), texts={digests[o]: t for o, t in texts.items()},
-        modules={"problem": scenario.problem, "model": scenario.model, "software": scenario.software,
-                 "hardware": scenario.hardware, "metrics": metrics, "submodels": scenario.submodels,
-                 "converters": converters},
-        params=params, settings=settings, seed=seed, environment=environment,
+        settings=settings, seed=seed, environment=environment,
         resources=_resources(scenario), limits=limits or Limits(), workdir=str(workdir or os.getcwd()),
     )
     return [base.replace(repeat=r, seed=seed + r) for r in range(repeats)]
@@ -327,26 +359,30 @@ def specs_of(scenario: Scenario, *, repeats: int = 1, seed: int = 0, settings: M
 def unwritable(scenario: Scenario) -> tuple[str, str] | None:
     """Why ``scenario``'s pods cannot be written as specs, and the fix; None when they can.
 
-    A pod gets its parameter values as JSON, so a value JSON cannot hold (a set, a NumPy
-    number, an object) cannot reach it. Such a scenario cannot run, but it is one bad
-    scenario: :func:`~saibench_jupyter.pods.run` records its pods as failed and runs the others.
+    A pod gets its parameter values (and the types of its model's tasks) as JSON, so a
+    value JSON cannot hold (a set, a NumPy number, an object) cannot reach it. Such a
+    scenario cannot run, but it is one bad scenario: :func:`~saibench_jupyter.pods.run`
+    records its pods as failed and runs the others.
 
     Returns
     -------
     tuple of str, or None
         The message (naming the parameter, its value and why) and the fix.
     """
-    for name, values in _bindings(scenario).items():
-        for value in values:
-            try:
-                json.dumps(value, allow_nan=True)
-            except (TypeError, ValueError, RecursionError) as exc:
-                why = str(exc) if not isinstance(exc, RecursionError) else "it nests too deeply"
-                return (f"parameter {name} = {value!r:.80} cannot be written to a pod spec ({why}): a pod "
-                        "gets its parameters as JSON",
-                        f"give {name} only JSON values (numbers, strings, booleans, None, lists, dicts) in "
-                        "Suggest(...) or discover(params=...): a list instead of a set or an array, int(x) or "
-                        "float(x) for a NumPy number, or a name the module turns into the object")
+    for name, value in scenario.params.items():
+        try:
+            json.dumps(value, allow_nan=True)
+        except (TypeError, ValueError, RecursionError) as exc:
+            why = str(exc) if not isinstance(exc, RecursionError) else "it nests too deeply"
+            return (f"parameter {name} = {value!r:.80} cannot be written to a pod spec ({why}): a pod "
+                    "gets its parameters as JSON",
+                    f"give {name} only JSON values (numbers, strings, booleans, None, lists, dicts) in "
+                    "Suggest(...) or discover(params=...): a list instead of a set or an array, int(x) or "
+                    "float(x) for a NumPy number, or a name the module turns into the object")
+    try:
+        scenario.plan().to_dict()
+    except PlanError as exc:
+        return str(exc).split("; fix: ")[0], str(exc).split("; fix: ")[-1]
     return None
 
 
@@ -366,23 +402,6 @@ def version_of(scenario: Scenario) -> str:
     tells two results of one label and settings apart after an edit.
     """
     return digest_of(*_code_of(scenario))[:7]
-
-
-def _bindings(scenario: Scenario) -> dict[str, list[Any]]:
-    """``{"Module.param": [values]}`` that make discovery build this scenario again.
-
-    A grid of every value a module's parameter takes in any role (a model may also be
-    its own sub-model with other parameters); the pod then picks the scenario by id.
-    """
-    names = {"problem": scenario.problem, "hardware": scenario.hardware, "software": scenario.software}
-    names.update((role, m.name) for role, m in scenario.model_choice.walk())
-    out: dict[str, list[Any]] = {}
-    for role, params in scenario.params.items():
-        for key, value in params.items():
-            values = out.setdefault(f"{names[role]}.{key}", [])
-            if value not in values:
-                values.append(value)
-    return out
 
 
 def _converters(chains: Sequence[Chain]) -> set[str]:

@@ -246,7 +246,7 @@ class Results:
         code it ran: its modules and support code), ``registered`` (when a run last asked
         for it, local time), ``family``, ``problem``, ``model``, ``software``, ``hardware``,
         ``metrics``, ``modules`` (``{name: digest}``), ``params`` (``{"Module.param":
-        [values]}``), then pod counts ``repeats``, ``ok``, ``failed``, ``diverged``,
+        value}``), then pod counts ``repeats``, ``ok``, ``failed``, ``diverged``,
         ``cancelled`` (its run was cancelled), ``interrupted`` (its run's controller died),
         ``running`` (a live run owns it) and ``warnings`` (pods where a metric failed).
         """

@@ -10,18 +10,21 @@ table, no file descriptor left) with the fix, never as a raw ``sqlite3`` error.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..planner import roles_to_flat
 from ..runtime._result import COUNTERS
 
 if TYPE_CHECKING:
     from ._store import StoreError
 
 #: The schema this code writes (meta's ``schema_version``).
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # What went wrong in a pod that still finished (a metric that raised at some checkpoints): a record of its own,
 # so views can say which metric failed in how many pods without reading logs.
@@ -80,8 +83,29 @@ TABLES = frozenset({"meta", "runs", "sources", "scenarios", "pods", "points", "m
 #: Tables that came with a later version: an older store lacks them until it is migrated.
 _ADDED = {"warnings": 3, "leases": 4}
 
-#: How to bring an older store up to date: version -> the statements that make it version + 1.
-MIGRATIONS: dict[int, tuple[str, ...]] = {
+
+
+def _one_shape_params(db: sqlite3.Connection) -> None:
+    """Scenarios' parameters stored by role (``{"model": {"hiddenSize": 128}}``) in the one shape that
+    discovery, pod specs and charts use: ``{"MLP.hiddenSize": 128}``."""
+    rows = db.execute("SELECT identity, problem, model, software, hardware, submodels, params FROM scenarios "
+                      "WHERE params IS NOT NULL").fetchall()
+    for identity, problem, model, software, hardware, submodels, text in rows:
+        try:
+            params, subs = json.loads(text), json.loads(submodels or "{}")
+        except ValueError:
+            continue  # a damaged value is reported when it is read, with the fix
+        if not isinstance(params, dict) or not isinstance(subs, dict):
+            continue
+        names = {"problem": problem, "hardware": hardware, "software": software, "model": model, **subs}
+        flat = roles_to_flat(params, names)
+        if flat is not None and flat != params:
+            db.execute("UPDATE scenarios SET params = ? WHERE identity = ?", (json.dumps(flat), identity))
+
+
+#: How to bring an older store up to date: version -> the statements (SQL, or a function of the
+#: connection) that make it version + 1.
+MIGRATIONS: dict[int, tuple[str | Callable[[sqlite3.Connection], None], ...]] = {
     1: ("ALTER TABLE scenarios ADD COLUMN metric_info TEXT",),  # version 2: metrics' axis, direction and unit
     # version 3: metric warnings as records, the controller of each run (is it alive?), the code version
     # of a scenario and when a run last asked for it (which version of a label is current)
@@ -89,6 +113,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE scenarios ADD COLUMN version TEXT", "ALTER TABLE scenarios ADD COLUMN registered REAL",
         *_WARNINGS),
     3: _LEASES,  # version 4: pod leases (two runs at once run each pod once)
+    4: (_one_shape_params,),  # version 5: parameters as {"Module.param": value}, as everywhere else
 }
 
 #: What to do with a store SQLite cannot read.
@@ -158,7 +183,10 @@ def _migrate(db: sqlite3.Connection) -> None:
                 db.execute("COMMIT")
                 return
             for statement in MIGRATIONS[version]:
-                db.execute(statement)
+                if callable(statement):
+                    statement(db)
+                else:
+                    db.execute(statement)
             db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version + 1),))
         except BaseException:
             db.execute("ROLLBACK")

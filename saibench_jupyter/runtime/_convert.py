@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..backends._plan import builtin_step
-from ..planner._converters import Chain, ConversionStep, ConverterGraph
+from ..planner import Chain, ConversionStep, ConverterGraph
 from ..sail._atoms import AtomRecord
 from ..sail._context import Context, using
 from ..sail._errors import SailError
@@ -137,7 +137,7 @@ class ChainBook:
         hit = self._chains.get((source, target))
         if hit is not None:
             return hit
-        from ..planner._converters import NoConversion
+        from ..planner import NoConversion
 
         try:
             return self._builtins.resolve(source, target)

@@ -8,10 +8,9 @@ resolved. A sub-model slot is filled with the model discovery chose for it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..backends._plan import LoweredModel, ModelGraphs, lower
-from ..planner._instances import ModelChoice
 from ..sail._check import CheckedGraph, check
 from ..sail._context import using
 from ..sail._dryrun import ModelRun
@@ -20,6 +19,9 @@ from ..sail._meta import ModelMeta
 from ..sail._types import SailType
 from ._convert import ChainBook
 from ._namespace import ExecutionNamespace, module_site
+
+if TYPE_CHECKING:
+    from ..planner import ModelChoice
 
 
 class ModelBuildError(SailError):

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..sail._dryrun import module_site as module_site
+from ..sail._dryrun_errors import traceback_line
 from ..sail._errors import Location, SailError, source_filename
 from ..sail._namespace import namespace
 from ..sail._parser import ParsedModule, ParsedSource
@@ -78,7 +79,7 @@ class ExecutionNamespace:
         try:
             exec(code, self.globals)
         except Exception as exc:
-            line = _deepest_line(exc, source.origin)
+            line = traceback_line(exc, source.origin)
             raise SupportCodeError(
                 f"the support code of {source.origin} raised {type(exc).__name__}: {exc}",
                 location=Location(source.origin, line) if line else None,
@@ -96,13 +97,3 @@ class ExecutionNamespace:
             self.globals[module.name] = shadowed
         return fn  # type: ignore[no-any-return]
 
-
-def _deepest_line(exc: BaseException, origin: str) -> int:
-    filename = source_filename(origin)
-    line = 0
-    tb = exc.__traceback__
-    while tb is not None:
-        if tb.tb_frame.f_code.co_filename == filename:
-            line = tb.tb_lineno
-        tb = tb.tb_next
-    return line

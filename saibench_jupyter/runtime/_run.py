@@ -1,7 +1,10 @@
-"""``run_scenario``: run one discovered scenario in this process and return its points.
+"""``run_scenario``: run one scenario (discovered, or its plan) in this process and return its points.
 
-The lifecycle is fixed: support code, settings, hardware, the live model, the problem
-in stages, metrics per checkpoint. Whatever fails is caught here and becomes the
+A run works from the scenario's :class:`~saibench_jupyter.planner.ScenarioPlan`: the
+modules, bound parameters, model tree and conversion chains discovery chose. A pod runs
+the plan its spec carries, so execution never needs discovery. The lifecycle is fixed:
+support code, settings, hardware, the live model, the problem in stages, metrics per
+checkpoint. Whatever fails is caught here and becomes the
 result's ``error`` (with the module, file or cell, line, stage and checkpoint); the
 points of the stages that finished are kept.
 """
@@ -15,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..backends import trainer_class
 from ..backends._trainer import TrainingDiverged, TrainSettings
+from ..planner import ScenarioPlan
 from ..sail import SailError
 from ._blame import run_error
 from ._convert import ChainBook, RecordConverter
@@ -25,11 +29,11 @@ from ._result import RunError, ScenarioResult
 from ._session import ProblemExecution, diverged, run_problem
 
 if TYPE_CHECKING:
-    from ..planner._lattice import Scenario
+    from ..planner import Scenario
     from ..repository import Repository
 
 
-def resolve_settings(scenario: Scenario, overrides: Mapping[str, Any] | None = None,
+def resolve_settings(scenario: Scenario | ScenarioPlan, overrides: Mapping[str, Any] | None = None,
                      defaults: Mapping[str, Any] | None = None) -> TrainSettings:
     """Training settings: defaults, then the problem's and the model's parameters, then ``overrides``.
 
@@ -39,31 +43,32 @@ def resolve_settings(scenario: Scenario, overrides: Mapping[str, Any] | None = N
     """
     names = {f.name for f in dataclasses.fields(TrainSettings)}
     values: dict[str, Any] = {}
-    params = scenario.params
-    for source in (defaults or {}, params.get("problem", {}), params.get("model", {}), overrides or {}):
+    plan = scenario if isinstance(scenario, ScenarioPlan) else scenario.plan()
+    for source in (defaults or {}, plan.problem_params, plan.model.params, overrides or {}):
         for key, value in source.items():
             name = TrainSettings.ALIASES.get(key, key)
             if name in names:
                 values[name] = value
             elif source is overrides:
                 raise KeyError(f"unknown training setting {key!r} (settings: {', '.join(sorted(names))})")
-    values["device"] = scenario.resources.device
+    values["device"] = plan.resources.device
     return TrainSettings(**values)
 
 
-def run_scenario(scenario: Scenario, *, settings: Mapping[str, Any] | None = None,
+def run_scenario(scenario: Scenario | ScenarioPlan, *, settings: Mapping[str, Any] | None = None,
                  repository: Repository | None = None,
                  listener: Callable[[str, Any], None] | None = None) -> ScenarioResult:
     """Run ``scenario`` here, in this process, and return its work–precision points.
 
     Parameters
     ----------
-    scenario : Scenario
-        A scenario from :func:`saibench_jupyter.discover`.
+    scenario : Scenario or ScenarioPlan
+        A scenario from :func:`saibench_jupyter.discover`, or a plan (``scenario.plan()``,
+        or ``ScenarioPlan.from_dict``, as a pod reads it from its spec).
     settings : mapping, optional
         Training settings that override the scenario's (``{"epochs": 5, "seed": 1}``).
     repository : Repository, optional
-        Where support code and converters come from; the scenario's own repository by default.
+        Where support code comes from; the scenario's (or plan's) own repository by default.
     listener : callable, optional
         Called as the run goes: ``listener("stage", index)``, ``listener("point", Point)``
         and ``listener("warning", RunError)`` (a failing metric).
@@ -75,37 +80,43 @@ def run_scenario(scenario: Scenario, *, settings: Mapping[str, Any] | None = Non
         checkpoint) and ``.to_dataframe()``. Failures are reported there, never raised.
     """
     started = time.perf_counter()
-    repo = repository if repository is not None else scenario.repository
-    backend = scenario.software_instance.backend
+    try:
+        plan = scenario if isinstance(scenario, ScenarioPlan) else scenario.plan()
+    except KeyError as exc:  # a metric or converter removed since discovery
+        result = ScenarioResult(scenario.id, scenario.label, scenario.environment.backend,
+                                scenario.resources.device, {})
+        return _fail(result, RunError(f"{exc.args[0]}: it was removed since discovery",
+                                      kind="error", fix="discover again, and run what it finds"), started)
+    repo = repository if repository is not None else plan.repository
+    backend = plan.backend
     try:
         ns = ExecutionNamespace.of(repo)
     except SailError as exc:
-        result = ScenarioResult(scenario.id, scenario.label, backend, scenario.resources.device, {})
+        result = ScenarioResult(plan.id, plan.label, backend, plan.resources.device, {})
         return _fail(result, run_error(exc, repo, None, None), started)
-    problem = scenario.problem_instance.module
+    problem = plan.problem
     problem_fn = ns.function(problem)
-    model_fn = ns.function(scenario.model_choice.module)
+    model_fn = ns.function(plan.model.module)
     try:
-        train_settings = resolve_settings(scenario, settings, {**_defaults(model_fn), **_defaults(problem_fn)})
+        train_settings = resolve_settings(plan, settings, {**_defaults(model_fn), **_defaults(problem_fn)})
     except (KeyError, ValueError, TypeError) as exc:
-        result = ScenarioResult(scenario.id, scenario.label, backend, scenario.resources.device, {})
+        result = ScenarioResult(plan.id, plan.label, backend, plan.resources.device, {})
         return _fail(result, RunError(f"bad training settings: {exc}", kind="error",
                                       fix="use epochs, batch_size, learning_rate, optimizer, seed"), started)
-    result = ScenarioResult(scenario.id, scenario.label, backend, train_settings.device,
+    result = ScenarioResult(plan.id, plan.label, backend, train_settings.device,
                             dataclasses.asdict(train_settings))
     run: ProblemExecution | None = None
     try:
-        chains = ChainBook(scenario.converters)
-        converters = {m.name: ns.function(m) for m in repo.modules("converter")}
-        convert = RecordConverter(converters)
-        with hardware(scenario.resources, backend):
+        chains = ChainBook(plan.chains)
+        convert = RecordConverter({m.name: ns.function(m) for m in plan.converters})
+        with hardware(plan.resources, backend):
             seed_everything(train_settings.seed)
-            model = build_model(scenario.model_choice, ns, chains)
+            model = build_model(plan.model, ns, chains)
             trainer = trainer_class(backend)(model, train_settings, convert)
-            metrics = {m.name: (repo.get(m.name), ns.function(repo.get(m.name))) for m in scenario.metrics}
-            run = ProblemExecution(problem, trainer, chains, convert, metrics, scenario.environment, ns.globals,
+            metrics = {m.name: (m, ns.function(m)) for m in plan.metrics}
+            run = ProblemExecution(problem, trainer, chains, convert, metrics, plan.environment, ns.globals,
                                    repo.search_path(problem.origin), result, listener)
-            kwargs = _problem_arguments(problem, scenario.problem_instance.params, train_settings)
+            kwargs = _problem_arguments(problem, plan.problem_params, train_settings)
             run_problem(run, problem_fn, kwargs)
     except TrainingDiverged as exc:
         result.status = "diverged"
@@ -113,7 +124,7 @@ def run_scenario(scenario: Scenario, *, settings: Mapping[str, Any] | None = Non
     except Exception as exc:
         stage = run.stages if run is not None and run.stages else None
         checkpoint = run.epoch if run is not None and run.epoch else None
-        return _fail(result, run_error(exc, repo, stage, checkpoint, scenario.model_choice), started)
+        return _fail(result, run_error(exc, repo, stage, checkpoint, plan.model), started)
     result.wall_ms = (time.perf_counter() - started) * 1e3
     return result
 

@@ -40,9 +40,11 @@ from ._metrics import evaluate
 from ._result import COUNTERS, Point, RunError, ScenarioResult
 
 
-def collate(values: list[Any]) -> Any:
-    """Records as one float32 batch for a backend."""
-    return stack_records(values, float32=True)
+def collate(values: list[Any], trainer: Trainer) -> Any:
+    """Records as one batch for ``trainer``'s backend: float32 for PyTorch and JAX (their
+    weights are float32); the records' own dtype for NumPy models (``Estimator``, ``Solver``),
+    so that an ``Input`` declared float64 reaches a classical solver in float64."""
+    return stack_records(values, float32=trainer.backend != "numpy")
 
 
 def _peak_rss() -> int:
@@ -184,7 +186,7 @@ class ProblemExecution(Context):
                             "for that output", module=self.problem.name,
                             fix="differentiate with respect to what went into Model.Kind(x): x itself, "
                             "or x.map(lambda a: a.pos) for atoms")
-        batch = collate([x])
+        batch = collate([x], self.trainer)
         if ("Gradients " + kind, 1) not in self._warm:  # the first call compiles (JAX): not timed
             self._warm.add(("Gradients " + kind, 1))
             start = time.perf_counter()
@@ -232,8 +234,8 @@ class ProblemExecution(Context):
             return
         for i, kind in enumerate(kinds):
             records = self.train[kind]
-            x = collate([r[0] for r in records])
-            y = x if len(records[0]) == 1 else collate([r[1] for r in records])
+            x = collate([r[0] for r in records], trainer)
+            y = x if len(records[0]) == 1 else collate([r[1] for r in records], trainer)
             n = len(records)
             bs = min(settings.batch_size, n)
             per_record = trainer.flops(kind, _head(x, bs), _head(y, bs), True)
@@ -275,7 +277,7 @@ class ProblemExecution(Context):
         return out, (time.perf_counter() - start) * 1e3
 
     def _call_model(self, stage: _Stage, kind: str, x: Any) -> Any:
-        predicted, ms = self._predict(kind, collate([x]))
+        predicted, ms = self._predict(kind, collate([x], self.trainer))
         stage.procedural_ms += ms
         out = predicted[0]
         self._predicted[id(out)] = (kind, x, out)
@@ -289,7 +291,7 @@ class ProblemExecution(Context):
         trainer = self.trainer
         last = len(stage.checkpoints)
         # One batch per test kind for the whole stage: backends keep it on the device.
-        inputs = {kind: collate([r[0] for r in records]) for kind, records in stage.tests.items()}
+        inputs = {kind: collate([r[0] for r in records], trainer) for kind, records in stage.tests.items()}
         for c, cp in enumerate(stage.checkpoints, 1):
             if cp.state is not None and last > 1:
                 trainer.load_state(cp.state)  # the last one leaves the live model as trained

@@ -19,7 +19,6 @@ inside an import; :func:`purge_partial_modules` removes what an import interrupt
 from __future__ import annotations
 
 import builtins
-import ctypes
 import functools
 import os
 import sys
@@ -65,6 +64,8 @@ class _Watchdog:
         self._thread: threading.Thread | None = None
 
     def arm(self, seconds: float) -> int:
+        import ctypes  # noqa: F401  (here, in the arming thread: _send finds it loaded when the watchdog fires)
+
         with self._lock:
             self._next += 1
             token = self._next
@@ -126,6 +127,8 @@ class _Watchdog:
 
 
 def _send(tid: int, exc: type[BaseException] | None) -> None:
+    import ctypes  # loaded by arm(): a process that never arms a deadline (a pod) never pays ~1 ms for it
+
     ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(tid), ctypes.py_object(exc) if exc else None)
 
 

@@ -9,7 +9,6 @@ planner when it discovers; both say it the same way, through :func:`unknown_name
 from __future__ import annotations
 
 import builtins
-import difflib
 from collections.abc import Iterable
 
 from ._errors import UNKNOWN_NAME_FIX, Location, SailNameError
@@ -32,6 +31,8 @@ def did_you_mean(name: str, known: Iterable[str], cutoff: float = TYPO_CUTOFF) -
     for n in (*known, *sail_names(), *dir(builtins)):
         if not n.startswith("_") and n != name:
             by_lower.setdefault(n.lower(), n)
+    import difflib  # only for a name that is unknown
+
     found = difflib.get_close_matches(name.lower(), by_lower, n=1, cutoff=cutoff)
     return by_lower[found[0]] if found else None
 

@@ -27,25 +27,29 @@ under the deadline alone, as before (retried after :data:`_RETRY_AFTER` seconds)
 from __future__ import annotations
 
 import atexit
+import functools
 import io
 import math
 import os
-import pickle
-import queue
-import signal
-import subprocess
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Iterable, Mapping
-from concurrent.futures import Future
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import IO, Any, NamedTuple
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
 from ._parser import ParsedModule, ParsedSource
-from ._probe_worker import FrameReader, rebuild_type, resolve_declared, resolve_module, write_frame
 from ._types import SailType
+
+# The process and its protocol are loaded when the process starts: a pod, which runs module
+# code in itself (``keep_in_process``), never pays for them (subprocess, pickle, logging ...).
+if TYPE_CHECKING:
+    import pickle
+    import queue
+    import subprocess
+    from concurrent.futures import Future
+
+    from ._probe_worker import FrameReader
 
 #: Seconds past a request's limit before a run no deadline stopped is taken as stuck in C code
 #: (the deadline itself lands within ~20 ms: this is for a loaded machine).
@@ -66,31 +70,42 @@ class Outcome(NamedTuple):
     detail: str = ""
 
 
-class _RequestPickler(pickle.Pickler):
-    """Pickles a request naming parsed modules and declared types, which the probe process holds itself."""
+@functools.cache
+def _request_pickler() -> Callable[[IO[bytes], Mapping[str, type]], pickle.Pickler]:
+    """The pickler of requests (made on first use, with the modules it needs)."""
+    import pickle
 
-    def __init__(self, file: IO[bytes], declared: Mapping[str, type]) -> None:
-        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
-        self._declared = {id(c): n for n, c in declared.items()}
+    from ._probe_worker import rebuild_type, resolve_declared, resolve_module
 
-    def reducer_override(self, obj: Any) -> Any:
-        if type(obj) is ParsedModule:
-            return resolve_module, (obj.origin, obj.name, obj.digest)
-        if isinstance(obj, type):
-            return (resolve_declared, (self._declared[id(obj)],)) if id(obj) in self._declared else NotImplemented
-        if isinstance(obj, SailType):
-            cls = type(obj)
-            extra = getattr(obj, "__dict__", None)
-            return rebuild_type, (cls, {s: getattr(obj, s) for s in cls._fields if hasattr(obj, s)},
-                                  dict(extra) if extra else None)
-        return NotImplemented
+    class RequestPickler(pickle.Pickler):
+        """Pickles a request naming parsed modules and declared types, which the probe process holds itself."""
+
+        def __init__(self, file: IO[bytes], declared: Mapping[str, type]) -> None:
+            super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+            self._declared = {id(c): n for n, c in declared.items()}
+
+        def reducer_override(self, obj: Any) -> Any:
+            if type(obj) is ParsedModule:
+                return resolve_module, (obj.origin, obj.name, obj.digest)
+            if isinstance(obj, type):
+                return (resolve_declared, (self._declared[id(obj)],)) if id(obj) in self._declared else NotImplemented
+            if isinstance(obj, SailType):
+                cls = type(obj)
+                extra = getattr(obj, "__dict__", None)
+                return rebuild_type, (cls, {s: getattr(obj, s) for s in cls._fields if hasattr(obj, s)},
+                                      dict(extra) if extra else None)
+            return NotImplemented
+
+    return RequestPickler
 
 
 def encode(request: Any, declared: Mapping[str, type]) -> bytes | None:
     """``request`` pickled for the probe process, or None when it cannot travel there."""
+    import pickle
+
     buffer = io.BytesIO()
     try:
-        _RequestPickler(buffer, declared).dump(request)
+        _request_pickler()(buffer, declared).dump(request)
     except (pickle.PicklingError, TypeError, AttributeError, ValueError, RecursionError):
         return None
     return buffer.getvalue()
@@ -154,6 +169,10 @@ class Probe:
             try:
                 if not self._ready():
                     return Outcome("unvetted", detail=self.unavailable or "")
+                import pickle
+
+                from ._probe_worker import write_frame
+
                 write_frame(self._to, pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
                 return self._verdict(limit, origin)
             except (OSError, EOFError) as exc:
@@ -211,6 +230,11 @@ class Probe:
         return False
 
     def _start(self) -> None:
+        import subprocess
+        import tempfile
+
+        from ._probe_worker import FrameReader
+
         requests_r, requests_w = os.pipe()
         replies_r, replies_w = os.pipe()
         self._to, self._from = requests_w, replies_r
@@ -245,6 +269,10 @@ class Probe:
         parent *thread*: started from a discovery in a passing thread (a timer's, a pool's)
         it would die with that thread.
         """
+        import queue
+        import subprocess
+        from concurrent.futures import Future
+
         if threading.current_thread() is threading.main_thread():
             return subprocess.Popen(*args, **kwargs)
         if self._spawner is None or not self._spawner[0].is_alive():
@@ -279,6 +307,10 @@ class Probe:
         if not texts and state == self._synced:
             self._dirty = False
             return True
+        import pickle
+
+        from ._probe_worker import write_frame
+
         write_frame(self._to, pickle.dumps(("sync", state[1], list(state[2]), list(state[0]), texts)))
         reply = self._receive(_SYNC_LIMIT)
         if reply is None or reply[0] != "ok":
@@ -293,6 +325,8 @@ class Probe:
 
     def _stuck(self, origin: str | None) -> Outcome:
         """No answer in time: take the stack (faulthandler, in C), kill the process, find the line."""
+        import signal
+
         proc, dump = self._proc, self._dump
         text = ""
         if proc is not None and dump is not None and hasattr(signal, "SIGUSR1"):
@@ -308,6 +342,9 @@ class Probe:
         return Outcome("stuck", _dump_line(text, origin))
 
     def _died(self, origin: str | None, exc: BaseException) -> Outcome:
+        import signal
+        import subprocess
+
         proc, dump = self._proc, self._dump
         try:
             status = proc.wait(5) if proc is not None else None
@@ -332,6 +369,9 @@ class Probe:
         with self._lock:
             proc, self._proc = self._proc, None
             if proc is not None and self._owner == os.getpid():
+                import signal
+                import subprocess
+
                 try:
                     os.killpg(proc.pid, signal.SIGKILL)  # its own session: children go too
                 except OSError:

@@ -18,15 +18,19 @@ if TYPE_CHECKING:
 
 
 def flat_params(params: Any) -> dict[str, Any]:
-    """``{"model": {"hiddenSize": 128}}`` or ``{"MLP.hiddenSize": [128]}`` as ``{"model.hiddenSize": 128}``."""
+    """A scenario's stored parameters (JSON text or a mapping) as ``{"MLP.hiddenSize": 128}``.
+
+    The store holds them in that shape (a store written before is migrated when opened);
+    a mapping by role (``{"model": {"hiddenSize": 128}}``) still reads as ``model.hiddenSize``.
+    """
     if isinstance(params, str):
         params = json.loads(params)
     out: dict[str, Any] = {}
     for key, value in (params or {}).items():
-        if isinstance(value, Mapping):
+        if isinstance(value, Mapping) and "." not in str(key):
             out.update({f"{key}.{k}": v for k, v in flat_params(value).items()})
         else:
-            out[str(key)] = value[0] if isinstance(value, list) and len(value) == 1 else value
+            out[str(key)] = value
     return out
 
 

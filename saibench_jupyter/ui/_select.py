@@ -32,8 +32,13 @@ def _literal(text: str) -> Any:
         return text  # a bare word: a string parameter value (mode=fast)
 
 
+def _param_names(key: str) -> tuple[str, str]:
+    """A parameter key (``MLP.hiddenSize``) and its bare name (``hiddenSize``): a selector may use either."""
+    return key, key.rsplit(".", 1)[-1]
+
+
 def _param_values(scenario: Scenario, name: str) -> list[Any]:
-    return [params[name] for params in scenario.params.values() if name in params]
+    return [value for key, value in scenario.params.items() if name in _param_names(key)]
 
 
 def _matches(value: Any, wanted: Iterable[Any]) -> bool:
@@ -57,7 +62,8 @@ def select(lattice: Lattice, repository: Repository, selector: str | Sequence[st
     names = [w for w in words if w not in ids and "=" not in w]
     roles: dict[str, set[str]] = {}
     params: dict[str, list[Any]] = {}
-    known_params = sorted({p for s in lattice.scenarios for ps in s.params.values() for p in ps})
+    bare = sorted({_param_names(k)[1] for s in lattice.scenarios for k in s.params})
+    known_params = {p for s in lattice.scenarios for k in s.params for p in _param_names(k)}
     for key, _, value in (w.partition("=") for w in words if w not in ids and "=" in w):
         values = [v for v in value.split(",") if v]
         if key in ROLES:
@@ -68,7 +74,7 @@ def select(lattice: Lattice, repository: Repository, selector: str | Sequence[st
             raise NotebookError(
                 f"{key}={value}: {key!r} is neither a role nor a parameter of any scenario\n  fix: filter with "
                 + ", ".join(f"{r}=NAME" for r in ROLES)
-                + (f", or a parameter: {', '.join(f'{p}=VALUE' for p in known_params)}" if known_params else ""))
+                + (f", or a parameter: {', '.join(f'{p}=VALUE' for p in bare)}" if bare else ""))
     wanted = [*names, *(v for vs in roles.values() for v in sorted(vs))]
     unknown = [n for n in wanted if n not in repository]
     if unknown:

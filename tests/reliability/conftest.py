@@ -38,7 +38,7 @@ def faulty(*faults: str) -> list[Any]:
     _REPOSITORIES.append(repo)  # scenarios hold their repository weakly
     repo.load(FAULTS)
     scenarios = discover(repo, params={"Faulty.fault": list(faults)}).scenarios
-    return sorted(scenarios, key=lambda s: list(faults).index(s.params["model"]["fault"]))
+    return sorted(scenarios, key=lambda s: list(faults).index(s.params["Faulty.fault"]))
 
 
 def fault_of(label: str) -> str:
@@ -72,6 +72,16 @@ def intact(store: Path) -> None:
         assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
 
 
+def _our_probe(pid: str) -> bool:
+    """True for this process's own probe process: discovery's helper lives as long as we do, by design."""
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return False
+    return parent == os.getpid() and b"saibench_jupyter.sail._probe_worker" in command
+
+
 class Census:
     """The live processes carrying this test's marker."""
 
@@ -81,7 +91,7 @@ class Census:
     def alive(self) -> list[int]:
         found = []
         for name in os.listdir("/proc"):
-            if not name.isdigit() or int(name) == os.getpid():
+            if not name.isdigit() or int(name) == os.getpid() or _our_probe(name):
                 continue
             try:
                 with open(f"/proc/{name}/environ", "rb") as f:  # empty for a zombie

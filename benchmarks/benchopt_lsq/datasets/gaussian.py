@@ -1,0 +1,16 @@
+from benchopt import BaseDataset
+
+from benchmark_utils import make_data
+
+
+class Dataset(BaseDataset):
+    """The `gaussian` least-squares problems of ``benchmark_utils.make_data``, at two sizes."""
+
+    name = "gaussian"
+    requirements = ["numpy"]
+    # Literal, as benchopt likes them; n_features = n_samples // 10, as in benchmark_utils.SIZES.
+    parameters = {"n_samples": [500, 2000]}
+
+    def get_data(self):
+        X, y, _ = make_data("gaussian", self.n_samples, self.n_samples // 10)
+        return dict(X=X, y=y)
