@@ -90,7 +90,7 @@ def probes(*what: str, source: str = PROBE) -> list:
     if source is TORCH_PROBE:
         return discover(repo, model="TorchProbe").scenarios
     lattice = discover(repo, model="Probe", params={"Probe.what": list(what)})
-    return sorted(lattice.scenarios, key=lambda s: list(what).index(s.params["model"]["what"]))
+    return sorted(lattice.scenarios, key=lambda s: list(what).index(s.params["Probe.what"]))
 
 
 def alive(pid: int) -> bool:
