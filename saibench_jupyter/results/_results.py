@@ -32,10 +32,6 @@ if TYPE_CHECKING:
 _STATUSES = ("ok", "failed", "diverged", "cancelled", "interrupted", "running")
 
 
-#: Where each typed column of the frames comes from (said when a value there is damaged).
-_TABLE_OF = {"compile_ms": "pods", "value": "metrics", "count": "warnings"}
-
-
 def _decode(store: Store, column: str, text: Any) -> Any:
     """A JSON column's value; a damaged one is a :class:`StoreError` naming the column and the fix."""
     if text is None:
@@ -46,7 +42,7 @@ def _decode(store: Store, column: str, text: Any) -> Any:
         raise _schema.damaged_value(store.path, column, text, "is not JSON") from None
 
 
-def _typed(store: Store, df: pandas.DataFrame, dtypes: dict[str, str], table: str = "points") -> None:
+def _typed(store: Store, df: pandas.DataFrame, dtypes: dict[str, str], table: str) -> None:
     """Give ``df``'s columns their dtypes in place; a value that has none (text in a REAL column) is a StoreError."""
     import pandas as pd
 
@@ -59,7 +55,7 @@ def _typed(store: Store, df: pandas.DataFrame, dtypes: dict[str, str], table: st
                     pd.Series([value]).astype(dtype)
                 except (TypeError, ValueError):
                     what = "is not a whole number" if dtype.lower() == "int64" else "is not a number"
-                    raise _schema.damaged_value(store.path, f"{_TABLE_OF.get(column, table)}.{column}", value,
+                    raise _schema.damaged_value(store.path, f"{table}.{column}", value,
                                                 what) from None
             raise
 
@@ -183,6 +179,9 @@ class Results:
         and missing values elsewhere, so a chart can show it as DNF; a checkpoint without
         metrics is one row with ``metric`` None. A NaN metric (a diverged loss) is NaN
         and an infinite one inf. Sorted by identity, repeat, stage, checkpoint, metric.
+
+        The frame is one moment of the store: what a run writes while it is read is in
+        the next read, never half in this one.
         """
         where, params = self._scope().where("p")
         return tidy_frame(self.store, where, params)
