@@ -59,3 +59,22 @@ def test_run_forks_warm_pods_unless_told_otherwise(tmp_path, monkeypatch, capsys
     captured = capsys.readouterr()
     assert "saibench: 1 pods to run (warm, 1 at a time)" in captured.err
     assert "Results(1 scenario, 1 pod: 1 ok; cli.db)" in captured.out
+
+
+def test_run_reports_failures_without_importing_pandas(tmp_path):
+    # pandas takes about a third of a second to import: a run that only prints how it went must not pay it.
+    import re
+    import subprocess
+    import sys
+
+    write_data(tmp_path)
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "saibench_jupyter.cli", "run", str(DOUBLING),
+                           "--param", "Doubler.mode=['ok','raise']", "--store", "cli.db"],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 1, done.stderr[-2000:]  # one pod failed
+    assert done.stdout.splitlines() == [
+        "Results(2 scenarios, 2 pods: 1 ok, 1 failed; cli.db)",
+        "  ✗ Doubling × Doubler(mode='raise') × NumPy × OneCore r0 (error): RuntimeError: the solver blew up"]
+    imported = re.findall(r"^import time:\s+\d+ \|\s+\d+ \| *(\S+)$", done.stderr, re.MULTILINE)
+    assert {"saibench_jupyter.pods", "sqlite3"} <= set(imported)  # -X importtime listed the imports
+    assert not [name for name in imported if name == "pandas" or name.startswith("pandas.")]

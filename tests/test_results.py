@@ -282,3 +282,48 @@ def test_a_cancelled_pod_is_final_and_not_a_failure(store: Store) -> None:
     assert store.statuses() == {(ID, 0): "cancelled"} and len(results.failures()) == 0
     assert results.scenarios()[["cancelled", "running"]].values.tolist() == [[1, 0]]
     assert repr(results).startswith("Results(1 scenario, 1 pod: 1 cancelled;")
+
+
+def test_a_metric_whose_point_is_missing_is_not_in_the_frame(store: Store) -> None:
+    # A metric row without its checkpoint (written by hand, or by another program) joins no point: left out.
+    run_id = run_pod(store, ID, 0, with_accuracy([0.5, 0.6], f"{ID}-r0"))
+    store.record(run_id, ID, 0, {"event": "metric", "stage": 1, "checkpoint": 9, "name": "Accuracy", "value": 1.0})
+    df = Results(store).to_dataframe()
+    assert df[["checkpoint", "metric", "value"]].values.tolist() == [[1, "Accuracy", 0.5], [2, "Accuracy", 0.6]]
+
+
+def test_the_frame_is_one_moment_of_a_store_that_a_run_is_writing(store: Store, monkeypatch) -> None:
+    from saibench_jupyter.results import _tidy
+
+    run_id = run_pod(store, ID, 0, pod_events())
+    read_metrics = _tidy._metrics
+
+    def write_then_read(*args: Any) -> Any:
+        # Between the frame's queries, another connection (a run in another process) stores one more point.
+        with Store(store.path) as writer:
+            writer.record(run_id, ID, 0, {"event": "checkpoint", "stage": 1, "checkpoint": 3, "epoch": 3,
+                                          "loss": 0.1, "counters": counters(300.0)})
+            writer.record(run_id, ID, 0, {"event": "metric", "stage": 1, "checkpoint": 3, "name": "Accuracy",
+                                          "value": 0.95})
+        return read_metrics(*args)
+
+    monkeypatch.setattr(_tidy, "_metrics", write_then_read)
+    assert Results(store).to_dataframe()["checkpoint"].tolist() == [1, 1, 2, 2]  # as the store was at the start
+    monkeypatch.undo()
+    assert Results(store).to_dataframe()["checkpoint"].tolist() == [1, 1, 2, 2, 3]
+
+
+def test_failure_lines_say_each_failure_in_a_line(store: Store) -> None:
+    store.add_scenario(ID, SCENARIO)
+    run_id = run_pod(store, ID, 0, [failed_event()])
+    run_pod(store, OTHER, 1, [{**failed_event(), "kind": "timeout", "message": "no event for 60 s\nthe pod was killed"}],
+            run_id)
+    run_pod(store, OTHER, 2, [{**failed_event(), "message": ""}], run_id)
+    results = Results(store)
+    assert results.failure_lines() == [
+        f"✗ {SCENARIO['label']} r0 (error): ZeroDivisionError: division by zero",
+        f"✗ {OTHER} r1 (timeout): no event for 60 s",  # no scenario row: its identity; the message's first line
+        f"✗ {OTHER} r2 (error)"]
+    assert len(results.failures()) == 3
+    assert Results(store, identities=[ID]).failure_lines() == [
+        f"✗ {SCENARIO['label']} r0 (error): ZeroDivisionError: division by zero"]

@@ -57,7 +57,7 @@ def test_scenarios_with_checkpoints_are_one_curve_each_in_shades_of_their_family
     assert {t.connect for t in traces[:4]} == {"checkpoint"}
     curves = by_name(traces)
     for name, identity in ((H32, A1), (H64, A2), (H128, A3)):  # by hiddenSize, each ordered by checkpoint
-        assert curves[name].identities == (identity,) * 3 and curves[name].n == (3,) * 3
+        assert tuple(curves[name].identities) == (identity,) * 3 and tuple(curves[name].n) == (3,) * 3
         assert curves[name].x == pytest.approx([error(identity, c, 2) for c in (1, 2, 3)])
     torch = [curves[n].color for n in (H32, H64, H128)]
     assert len(set(torch)) == 3  # told apart ...
@@ -70,9 +70,9 @@ def test_scenarios_of_one_point_each_make_one_curve_per_family_ordered_by_the_pa
     assert [t.name for t in traces] == [JAX, TORCH, "DNF"]
     torch = by_name(traces)[TORCH]
     assert torch.connect == "param" and torch.group == TORCH and torch.color == HUES[1]
-    assert torch.identities == (A1, A2, A3)  # hiddenSize 32 < 64 < 128
+    assert tuple(torch.identities) == (A1, A2, A3)  # hiddenSize 32 < 64 < 128
     assert torch.x == pytest.approx([error(i, 3, 2) for i in (A1, A2, A3)])
-    assert torch.labels == (H32, H64, H128)
+    assert tuple(torch.labels) == (H32, H64, H128)
 
 
 def test_connect_param_joins_each_scenarios_last_checkpoint_along_the_swept_parameter(results: Results) -> None:
@@ -80,11 +80,11 @@ def test_connect_param_joins_each_scenarios_last_checkpoint_along_the_swept_para
     traces = work_precision_traces(tolerances, connect="param")
     assert [t.name for t in traces] == [JAX, TORCH, "DNF"]
     torch = by_name(traces)[TORCH]
-    assert torch.identities == (A3, A2, A1)  # 1e-06 < 0.0001 < 0.001, as numbers
+    assert tuple(torch.identities) == (A3, A2, A1)  # 1e-06 < 0.0001 < 0.001, as numbers
     assert torch.x == pytest.approx([error(i, 3, 2) for i in (A3, A2, A1)])  # the final checkpoint of each
-    assert torch.labels == ("rtol=1e-06, epoch 3", "rtol=0.0001, epoch 3", "rtol=0.001, epoch 3")
+    assert tuple(torch.labels) == ("rtol=1e-06, epoch 3", "rtol=0.0001, epoch 3", "rtol=0.001, epoch 3")
     forced = by_name(work_precision_traces(one_point_each(results.to_dataframe()), connect="checkpoint"))
-    assert [forced[n].identities for n in (H32, H64, H128)] == [(A1,), (A2,), (A3,)]
+    assert [tuple(forced[n].identities) for n in (H32, H64, H128)] == [(A1,), (A2,), (A3,)]
 
 
 def test_a_second_differing_parameter_splits_the_family_into_curves_along_the_swept_one(results: Results) -> None:
@@ -92,7 +92,8 @@ def test_a_second_differing_parameter_splits_the_family_into_curves_along_the_sw
                                                                  A2: {"hiddenSize": 32, "rtol": 1e-4},
                                                                  A3: {"hiddenSize": 64, "rtol": 1e-3}})
     curves = by_name(work_precision_traces(frame))
-    assert curves["hiddenSize=32"].identities == (A2, A1) and curves["hiddenSize=64"].identities == (A3,)
+    assert tuple(curves["hiddenSize=32"].identities) == (A2, A1)
+    assert tuple(curves["hiddenSize=64"].identities) == (A3,)
     assert curves["hiddenSize=32"].group == curves["hiddenSize=64"].group == TORCH
 
 
@@ -101,7 +102,7 @@ def test_grouped_by_model_the_curves_say_their_software(results: Results) -> Non
     assert [t.name for t in traces] == ["JAX, hiddenSize=32", "PyTorch, hiddenSize=32", "PyTorch, hiddenSize=64",
                                         "PyTorch, hiddenSize=128", "DNF"]
     joined = work_precision_traces(one_point_each(results.to_dataframe()), color="model")
-    assert [(t.name, t.identities) for t in joined[:2]] == [("JAX", (B1,)), ("PyTorch", (A1, A2, A3))]
+    assert [(t.name, tuple(t.identities)) for t in joined[:2]] == [("JAX", (B1,)), ("PyTorch", (A1, A2, A3))]
 
 
 def test_markers_are_medians_with_q20_q80_error_bars(results: Results) -> None:
@@ -119,14 +120,14 @@ def test_default_work_is_the_work_metric_and_swap_puts_it_on_x(results: Results)
     default = by_name(work_precision_traces(results))[JAX]
     assert default.y == pytest.approx([w / 1000 for w in medians(B1)[1]])  # WallTime: the work-axis metric
     swapped = by_name(work_precision_traces(results, swap=True))[JAX]
-    assert swapped.x == default.y and swapped.y == default.x
-    assert swapped.x_low == default.y_low and swapped.y_high == default.x_high
+    assert list(swapped.x) == list(default.y) and list(swapped.y) == list(default.x)
+    assert list(swapped.x_low) == list(default.y_low) and list(swapped.y_high) == list(default.x_high)
 
 
 def test_marker_labels_say_the_differing_parameter_and_the_epoch(results: Results) -> None:
     traces = by_name(work_precision_traces(results))
-    assert traces[H32].labels == ("hiddenSize=32, epoch 1", "hiddenSize=32, epoch 2", "hiddenSize=32, epoch 3")
-    assert traces[JAX].labels == ("epoch 1", "epoch 2", "epoch 3")  # nothing differs within that family
+    assert tuple(traces[H32].labels) == ("hiddenSize=32, epoch 1", "hiddenSize=32, epoch 2", "hiddenSize=32, epoch 3")
+    assert tuple(traces[JAX].labels) == ("epoch 1", "epoch 2", "epoch 3")  # nothing differs within that family
 
 
 def test_tolerances_sort_as_numbers_in_the_legend(results: Results) -> None:
@@ -156,8 +157,8 @@ def test_scenarios_that_did_not_finish_are_a_dnf_trace_on_the_edge(results: Resu
     dnf = traces[-1]
     worst = max(x for t in traces[:-1] for x in t.x_high)
     top = max(y for t in traces[:-1] for y in t.y_high)
-    assert dnf.identities == (DNF,) and dnf.labels == (label(DNF),)
-    assert dnf.x == (2 * worst,) and dnf.y == (2 * top,)  # log axes: one factor of 2 past the data
+    assert tuple(dnf.identities) == (DNF,) and tuple(dnf.labels) == (label(DNF),)
+    assert tuple(dnf.x) == (2 * worst,) and tuple(dnf.y) == (2 * top,)  # log axes: one factor of 2 past the data
     assert "did not finish:" in dnf.hover[0] and "repeat 0: memory: MemoryError: out of memory" in dnf.hover[0]
     assert "repeat 1: memory" in dnf.hover[0]
 
@@ -270,3 +271,42 @@ def test_a_figure_widget_is_redrawn_in_place(results: Results) -> None:
     assert [t.name for t in widget.data] == [JAX, H32, H64, H128, "DNF (1)"]
     plot_work_precision(results, swap=True, figure=widget)
     assert widget.layout.xaxis.title.text == "WallTime (s)" and len(widget.data) == 5
+
+
+def long_curves(frame, checkpoints: int):
+    """The tidy frame of two scenarios with ``checkpoints`` checkpoints each (one repeat): a long training curve."""
+    import numpy as np
+
+    template = frame[(frame["identity"].isin([A1, B1])) & (frame["repeat"] == 0) & (frame["checkpoint"] == 1)]
+    out = template.loc[np.tile(template.index, checkpoints)].reset_index(drop=True)  # the template, once per checkpoint
+    c = np.repeat(np.arange(1, checkpoints + 1), len(template))
+    out["checkpoint"] = out["epoch"] = c
+    out["value"] = out["value"] * (1.0 + 1.0 / c)
+    return out.astype({"checkpoint": "Int64", "epoch": "Int64"})
+
+
+def test_traces_hold_numpy_arrays_and_many_points_draw_with_webgl(results: Results) -> None:
+    import json
+
+    import numpy as np
+
+    from saibench_jupyter.ui._charts import WEBGL_POINTS
+
+    small, large = results.to_dataframe(), long_curves(results.to_dataframe(), WEBGL_POINTS // 2 + 1)
+    for trace in work_precision_traces(large) + work_precision_traces(small):
+        for field, dtype in (("x", np.float64), ("y", np.float64), ("x_low", np.float64), ("x_high", np.float64),
+                             ("y_low", np.float64), ("y_high", np.float64), ("n", np.int64), ("labels", object),
+                             ("hover", object), ("identities", object)):
+            values = getattr(trace, field)
+            # One array per field, not a Python sequence of per-point values; frozen like the trace.
+            assert isinstance(values, np.ndarray) and values.dtype == dtype and values.shape == (len(trace.x),)
+            assert not values.flags.writeable
+    assert {t.type for t in plot_work_precision(small).data} == {"scatter"}  # a few points: SVG
+    fig = plot_work_precision(large)
+    assert sum(len(t.x) for t in fig.data) > WEBGL_POINTS and {t.type for t in fig.data} == {"scattergl"}
+    curve = fig.data[0]
+    assert [type(v) for v in (curve.x, curve.y, curve.error_x.array, curve.hovertext, curve.customdata)] == \
+        [np.ndarray] * 5
+    sent = json.loads(fig.to_json())["data"][0]  # numbers reach the browser as typed arrays, not JSON lists
+    assert set(sent["x"]) == set(sent["error_y"]["array"]) == {"dtype", "bdata"}
+    assert sent["hovertext"][0].startswith(f"{label(B1)}<br>problem: Heat")  # JAX sorts first

@@ -22,29 +22,14 @@ from typing import TYPE_CHECKING, Any, Literal
 from ..runtime._result import COUNTERS
 from . import _schema, _upkeep
 from ._store import Store, StoreError
+from ._tidy import SCENARIO, tidy_frame
 from ._warnings import warning_line
 
 if TYPE_CHECKING:
     import pandas
 
-#: Scenario columns carried by every frame, in this order.
-_SCENARIO = ("scenario", "label", "family", "problem", "model", "software", "hardware", "params")
-_COUNTER_SELECT = ", ".join(f'pt."{c}"' for c in COUNTERS)
-_TIDY = (f"SELECT p.identity, {', '.join('s.' + c for c in _SCENARIO)}, p.repeat, p.status, pt.stage, "
-         f"pt.checkpoint, pt.epoch, pt.loss, {_COUNTER_SELECT}, p.compile_ms, m.name AS metric, m.value "
-         "FROM pods p LEFT JOIN scenarios s ON s.identity = p.identity "
-         "LEFT JOIN points pt ON pt.identity = p.identity AND pt.repeat = p.repeat "
-         "LEFT JOIN metrics m ON m.identity = pt.identity AND m.repeat = pt.repeat AND m.stage = pt.stage "
-         "AND m.checkpoint = pt.checkpoint {where} "
-         "ORDER BY p.identity, p.repeat, pt.stage, pt.checkpoint, m.name")
-
-
 #: Pod statuses in the order summaries list them.
 _STATUSES = ("ok", "failed", "diverged", "cancelled", "interrupted", "running")
-
-
-#: Where each typed column of the frames comes from (said when a value there is damaged).
-_TABLE_OF = {"compile_ms": "pods", "value": "metrics", "count": "warnings"}
 
 
 def _decode(store: Store, column: str, text: Any) -> Any:
@@ -57,7 +42,7 @@ def _decode(store: Store, column: str, text: Any) -> Any:
         raise _schema.damaged_value(store.path, column, text, "is not JSON") from None
 
 
-def _typed(store: Store, df: pandas.DataFrame, dtypes: dict[str, str], table: str = "points") -> None:
+def _typed(store: Store, df: pandas.DataFrame, dtypes: dict[str, str], table: str) -> None:
     """Give ``df``'s columns their dtypes in place; a value that has none (text in a REAL column) is a StoreError."""
     import pandas as pd
 
@@ -70,7 +55,7 @@ def _typed(store: Store, df: pandas.DataFrame, dtypes: dict[str, str], table: st
                     pd.Series([value]).astype(dtype)
                 except (TypeError, ValueError):
                     what = "is not a whole number" if dtype.lower() == "int64" else "is not a number"
-                    raise _schema.damaged_value(store.path, f"{_TABLE_OF.get(column, table)}.{column}", value,
+                    raise _schema.damaged_value(store.path, f"{table}.{column}", value,
                                                 what) from None
             raise
 
@@ -194,14 +179,12 @@ class Results:
         and missing values elsewhere, so a chart can show it as DNF; a checkpoint without
         metrics is one row with ``metric`` None. A NaN metric (a diverged loss) is NaN
         and an infinite one inf. Sorted by identity, repeat, stage, checkpoint, metric.
+
+        The frame is one moment of the store: what a run writes while it is read is in
+        the next read, never half in this one.
         """
         where, params = self._scope().where("p")
-        df = self._frame(_TIDY.format(where=where), params)
-        # Nullable integers for stage, checkpoint, epoch: a pod without points has none, and 3.0 is not a
-        # checkpoint number.
-        _typed(self.store, df, {**{c: "float64" for c in ("loss", *COUNTERS, "compile_ms", "value")},
-                                **{c: "Int64" for c in ("stage", "checkpoint", "epoch")}, "repeat": "int64"})
-        return df
+        return tidy_frame(self.store, where, params)
 
     def aggregate(self) -> pandas.DataFrame:
         """The spread over repeats: one row per identity × stage × checkpoint × metric.
@@ -220,7 +203,7 @@ class Results:
         keys = ["identity", "stage", "checkpoint", "metric"]
         medians = ["epoch", "loss", *COUNTERS]
         stats = ["n", "value_median", "value_min", "value_max", "value_q20", "value_q80"]
-        info = ["identity", *_SCENARIO]
+        info = ["identity", *SCENARIO]
         if df.empty:
             return pd.DataFrame(columns=[*info, *keys[1:], *stats, *medians])
         df["epoch"] = df["epoch"].astype("float64")
@@ -303,6 +286,23 @@ class Results:
                          "ORDER BY f.identity, f.repeat, f.t, f.id", params)
         _typed(self.store, df, {"stage": "Int64", "checkpoint": "Int64"}, "failures")
         return df
+
+    def failure_lines(self) -> list[str]:
+        """One line per failure in view, as :meth:`failures` lists them: ``✗ <label> r0 (error): <message>``.
+
+        Only the message's first line. Read without pandas, so a script (``saibench run``)
+        that only reports how a run went does not import it.
+        """
+        where, params = self._scope().where("f")
+        _, rows = self.store._query("SELECT f.identity, s.label, f.repeat, f.kind, f.message FROM failures f "
+                                    f"LEFT JOIN scenarios s ON s.identity = f.identity {where} "
+                                    "ORDER BY f.identity, f.repeat, f.t, f.id", params)
+        lines = []
+        for identity, label, repeat, kind, message in rows:
+            first = next(iter(str(message or "").splitlines()), "")
+            head = f"✗ {label if label is not None else identity} r{repeat} ({kind})"
+            lines.append(f"{head}: {first}" if first else head)
+        return lines
 
     def warnings(self) -> pandas.DataFrame:
         """Metrics that failed in pods that still finished: one row per pod × metric × message.

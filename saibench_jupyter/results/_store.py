@@ -152,6 +152,18 @@ class Store:
             return [d[0] for d in cursor.description or ()], rows
 
     @contextmanager
+    def _snapshot(self) -> Iterator[Connection]:
+        """One read transaction (for :class:`Results`): its SELECTs all see the store as one moment, though a run
+        may be writing between them."""
+        with self._lock, self._told():
+            self._db.execute("BEGIN")
+            try:
+                yield self._db
+            finally:
+                if self._db.in_transaction:
+                    self._db.execute("COMMIT")
+
+    @contextmanager
     def _told(self) -> Iterator[None]:
         """SQLite errors as :class:`StoreError`: a damaged file, a dropped table, no descriptor left ..."""
         if self._closed:

@@ -11,12 +11,18 @@ a sweep of tolerances) is one curve through its scenarios, ordered by the swept 
 as in a DiffEqDevTools work–precision diagram; a family whose scenarios have several
 checkpoints (training epochs) is one curve per scenario, ordered by checkpoint, in shades
 of the family's colour and grouped under the family in the legend.
+
+Charts stay fast with many points: a trace holds NumPy arrays (Plotly copies them as they
+are and serialises them as typed arrays), its texts are built once per scenario and only
+joined per point, and past :data:`WEBGL_POINTS` points a figure draws with WebGL
+(``Scattergl``), which the browser renders at a hundred thousand points where SVG stalls.
 """
 
 from __future__ import annotations
 
 import html
-import math
+import re
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -27,8 +33,8 @@ from ._curves import curves, differing_params, flat_params, natural, param_text
 from ._palette import shades
 
 if TYPE_CHECKING:
+    import numpy
     import pandas
-    import plotly.graph_objects as go
 
 #: What a trace may stand for (``family`` is model × software × hardware on one problem).
 COLORS = ("family", "model", "software", "hardware", "problem")
@@ -36,9 +42,13 @@ COLORS = ("family", "model", "software", "hardware", "problem")
 CONNECT = ("param", "checkpoint")
 _TIDY = ("identity", "repeat", "status", "stage", "checkpoint", "metric", "value")
 _KEYS = ["identity", "stage", "checkpoint"]
+#: Points in a figure past which its traces are WebGL (``Scattergl``): SVG slows down in the thousands.
+WEBGL_POINTS = 5000
+#: What HTML escapes in a hover text (most hover texts have none, and are only given line breaks).
+_SPECIAL = re.compile("[&<>\"']")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Trace:
     """One curve of a work–precision chart (one legend entry), or the scenarios that did not finish.
 
@@ -49,23 +59,37 @@ class Trace:
     ordered by stage and checkpoint. ``group`` is the family (the value of the chart's
     ``color`` column) the curve belongs to, the legend group; ``color`` its ``#rrggbb``
     colour, a shade of the family's hue when the family has several curves.
+
+    The per-point fields are read-only NumPy arrays, one element per point: ``float64``
+    for the coordinates, ``int64`` for ``n`` (repeats behind the point), ``object`` (str)
+    for ``labels``, ``hover`` (lines joined by ``\\n``) and ``identities``.
     """
 
     name: str
-    x: tuple[float, ...]
-    y: tuple[float, ...]
-    x_low: tuple[float, ...]
-    x_high: tuple[float, ...]
-    y_low: tuple[float, ...]
-    y_high: tuple[float, ...]
-    labels: tuple[str, ...]
-    hover: tuple[str, ...]
-    n: tuple[int, ...]
-    identities: tuple[str, ...]
+    x: numpy.ndarray
+    y: numpy.ndarray
+    x_low: numpy.ndarray
+    x_high: numpy.ndarray
+    y_low: numpy.ndarray
+    y_high: numpy.ndarray
+    labels: numpy.ndarray
+    hover: numpy.ndarray
+    n: numpy.ndarray
+    identities: numpy.ndarray
     dnf: bool = False
     group: str = ""
     color: str = "#808080"
     connect: str = "param"
+
+
+def _frozen(values: Any, dtype: Any) -> numpy.ndarray:
+    """``values`` as a read-only 1-d array of ``dtype`` (a trace is frozen, its arrays too)."""
+    import numpy as np
+
+    out = np.empty(len(values), dtype=dtype)
+    out[:] = values  # element by element for object arrays: a list of strs never becomes a 2-d array
+    out.flags.writeable = False
+    return out
 
 
 @dataclass(frozen=True)
@@ -137,7 +161,7 @@ def axes_available(results: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
 def _axis_names(tidy: pandas.DataFrame, results: Any, work: str | None,
                 precision: str | None) -> tuple[str, str, dict[str, dict[str, Any]]]:
     works, precisions, info = _choices(tidy, results)
-    metrics = sorted(set(tidy["metric"].dropna()))
+    metrics = sorted(str(m) for m in tidy["metric"].dropna().unique())
     known = f"work: {', '.join(works) or 'none'}; precision: {', '.join(precisions) or 'none'}"
     for role, name in (("work", work), ("precision", precision)):
         if name is not None and name not in metrics and name not in COUNTERS:
@@ -159,8 +183,11 @@ def _points(tidy: pandas.DataFrame, x: str, y: str) -> pandas.DataFrame:
     import pandas as pd
 
     keys = ["identity", "repeat", "stage", "checkpoint"]
-    measured = tidy[tidy["stage"].notna()]
-    wide = measured.drop_duplicates(keys)[[*keys, "epoch", *[c for c in COUNTERS if c in tidy.columns]]]
+    # Only the columns used, before any row is selected: the scenario's text columns are not copied around.
+    counters = [c for c in COUNTERS if c in tidy.columns and c in (x, y)]
+    measured = tidy[[*keys, "epoch", *counters, "metric", "value"]]
+    measured = measured[measured["stage"].notna()]
+    wide = measured.drop_duplicates(keys)[[*keys, "epoch", *counters]]
     values = measured[measured["metric"].isin([x, y])].set_index([*keys, "metric"])["value"].unstack("metric")
     wide = wide.set_index(keys).join(values).reset_index()
     for column in (x, y):
@@ -175,11 +202,6 @@ def _points(tidy: pandas.DataFrame, x: str, y: str) -> pandas.DataFrame:
         out[role], out[f"{role}_low"], out[f"{role}_high"] = series.median(), series.quantile(0.2), \
             series.quantile(0.8)
     return pd.DataFrame(out.reset_index())
-
-
-def _value_text(name: str, median: float, low: float, high: float, unit: str | None) -> str:
-    spread = f" (q20–q80 {low:.4g}–{high:.4g})" if low != high else ""
-    return f"{name}: {median:.4g}{' ' + unit if unit else ''}{spread}"
 
 
 def _scenario_lines(info: Mapping[str, Any], params: Mapping[str, Any]) -> list[str]:
@@ -210,42 +232,58 @@ def _family_traces(family: str, index: int, rows: pandas.DataFrame, scenarios: M
             for (name, curve), color in zip(lines, colors, strict=True)]
 
 
+def _finished_line(pods: list[str]) -> str:
+    """``\\nk of n repeats finished`` when some repeat of a scenario did not, else nothing."""
+    ok = pods.count("ok")
+    return f"\n{ok} of {len(pods)} repeats finished" if ok < len(pods) else ""
+
+
 def _trace(name: str, rows: pandas.DataFrame, group: str, color: str, connect: str,
            scenarios: Mapping[str, Mapping[str, Any]], params: Mapping[str, Mapping[str, Any]],
            differing: list[str], several: bool, axes: tuple[Axis, Axis], statuses: Mapping[str, list[str]],
            swap: bool) -> Trace:
-    stages = rows["stage"].nunique() > 1
-    labels, hover = [], []
-    for r in rows.itertuples():
-        where = (f"stage {r.stage}, " if stages else "") + (f"epoch {int(r.epoch)}" if not math.isnan(r.epoch)
-                                                            else f"checkpoint {r.checkpoint}")
-        labels.append(", ".join(t for t in (param_text(params[r.identity], differing), where if several else "")
-                                if t))
-        pods = statuses.get(r.identity, [])
-        lines = [*_scenario_lines(scenarios[r.identity], params[r.identity]),
-                 f"stage {r.stage}, checkpoint {r.checkpoint}"
-                 + ("" if math.isnan(r.epoch) else f", epoch {int(r.epoch)}"),
-                 *(_value_text(a.name, m, lo, hi, a.unit) for a, m, lo, hi in
-                   ((axes[0], r.x, r.x_low, r.x_high), (axes[1], r.y, r.y_low, r.y_high))),
-                 f"n = {r.n} repeat{'s' * (r.n != 1)}"]
-        if pods.count("ok") < len(pods):
-            lines.append(f"{pods.count('ok')} of {len(pods)} repeats finished")
-        hover.append("\n".join(lines))
+    import numpy as np
+
+    # The texts of a scenario are made once; a point only joins them with its own numbers.
+    ids = [str(i) for i in rows["identity"].tolist()]  # tolist: one conversion, not an Arrow lookup per item
+    heads = {i: "\n".join(_scenario_lines(scenarios[i], params[i])) for i in set(ids)}
+    tails = {i: _finished_line(statuses.get(i, [])) for i in set(ids)}
+    texts = {i: param_text(params[i], differing) for i in set(ids)}
+    staged = rows["stage"].nunique() > 1
     cols = ["x", "x_low", "x_high", "y", "y_low", "y_high"]
-    data = {c: tuple(float(v) for v in rows[c]) for c in cols}
+    data = {c: rows[c].to_numpy(dtype=np.float64) for c in cols}
+    numbers = [data[c].tolist() for c in cols]
+    stages, checkpoints, epochs, ns = (rows[c].tolist() for c in ("stage", "checkpoint", "epoch", "n"))
+    labels, hover = [], []
+    # Each value as "name: median unit (q20–q80 low–high)", the spread only where there is one.
+    (xn, xu), (yn, yu) = ((a.name, f" {a.unit}" if a.unit else "") for a in axes)
+    for i, s, c, e, n, x, xl, xh, y, yl, yh in zip(ids, stages, checkpoints, epochs, ns, *numbers, strict=True):
+        epoch = "" if e != e else f", epoch {int(e)}"  # e != e: NaN, no epoch recorded
+        if several:
+            where = (f"stage {s}, " if staged else "") + (f"epoch {int(e)}" if epoch else f"checkpoint {c}")
+            labels.append(f"{texts[i]}, {where}" if texts[i] else where)
+        else:
+            labels.append(texts[i])
+        hover.append(f"{heads[i]}\nstage {s}, checkpoint {c}{epoch}\n{xn}: {x:.4g}{xu}"
+                     f"{f' (q20–q80 {xl:.4g}–{xh:.4g})' if xl != xh else ''}\n{yn}: {y:.4g}{yu}"
+                     f"{f' (q20–q80 {yl:.4g}–{yh:.4g})' if yl != yh else ''}\nn = {n} repeat{'s' * (n != 1)}"
+                     f"{tails[i]}")
     if swap:  # the frame's x is precision and y is work; swapping exchanges them
         data = {("y" if c[0] == "x" else "x") + c[1:]: v for c, v in data.items()}
-    return Trace(name, data["x"], data["y"], data["x_low"], data["x_high"], data["y_low"], data["y_high"],
-                 tuple(labels), tuple(hover), tuple(int(n) for n in rows["n"]),
-                 tuple(str(i) for i in rows["identity"]), group=group, color=color, connect=connect)
+    x, y, x_low, x_high, y_low, y_high = (_frozen(data[c], np.float64)
+                                          for c in ("x", "y", "x_low", "x_high", "y_low", "y_high"))
+    return Trace(name, x, y, x_low, x_high, y_low, y_high, _frozen(labels, object), _frozen(hover, object),
+                 _frozen(ns, np.int64), _frozen(ids, object), group=group, color=color, connect=connect)
 
 
-def _edge(values: list[float], log: bool, high: bool) -> float:
+def _edge(values: numpy.ndarray, log: bool, high: bool) -> float:
     """A position just past the data on one side of an axis (where DNF markers sit)."""
-    finite = [v for v in values if math.isfinite(v)]
-    if not finite:
+    import numpy as np
+
+    finite = values[np.isfinite(values)]
+    if not len(finite):
         return 1.0
-    lo, hi = min(finite), max(finite)
+    lo, hi = float(finite.min()), float(finite.max())
     if log:
         return hi * 2.0 if high else lo / 2.0
     pad = (hi - lo) * 0.05 or 1.0
@@ -259,23 +297,26 @@ def _dnf_trace(dnf: list[str], points: pandas.DataFrame, scenarios: Mapping[str,
     Their work coordinate is their last measured work where they have one (how far they
     got), else the top of the work axis.
     """
-    spans = [*points["x"], *points["x_low"], *points["x_high"]]
+    import numpy as np
+
+    spans = points[["x", "x_low", "x_high"]].to_numpy(dtype=np.float64).ravel()
     edge = _edge(spans, precision.log, precision.better != "higher")
-    top = _edge([*points["y"], *points["y_high"]], work.log, True)
-    xs, ys, hover = [], [], []
+    top = _edge(points[["y", "y_high"]].to_numpy(dtype=np.float64).ravel(), work.log, True)
+    last = points.groupby("identity", sort=False)["y"].last()  # points are in checkpoint order
+    xs = [edge] * len(dnf)
+    ys = [float(last[i]) if i in last.index else top for i in dnf]
+    hover = []
     for identity in dnf:
-        mine = points[points["identity"] == identity]
-        xs.append(edge)
-        ys.append(float(mine["y"].iloc[-1]) if len(mine) else top)
         info = scenarios[identity]
         reasons = why.get(identity) or ["no repeat finished"]
         hover.append("\n".join([*_scenario_lines(info, flat_params(info["params"])), "did not finish:",
                                 *(f"  {r}" for r in reasons)]))
-    empty = (math.nan,) * len(dnf)
-    x, y = (tuple(ys), tuple(xs)) if swap else (tuple(xs), tuple(ys))
-    labels = tuple(str(scenarios[i]["label"]) for i in dnf)
-    return Trace("DNF", x, y, empty, empty, empty, empty, labels, tuple(hover), (0,) * len(dnf), tuple(dnf), True,
-                 group="DNF")
+    empty = _frozen([np.nan] * len(dnf), np.float64)
+    x, y = (ys, xs) if swap else (xs, ys)
+    labels = [str(scenarios[i]["label"]) for i in dnf]
+    return Trace("DNF", _frozen(x, np.float64), _frozen(y, np.float64), empty, empty, empty, empty,
+                 _frozen(labels, object), _frozen(hover, object), _frozen([0] * len(dnf), np.int64),
+                 _frozen(dnf, object), True, group="DNF")
 
 
 def _reasons(results: Any) -> dict[str, list[str]]:
@@ -290,6 +331,8 @@ def _reasons(results: Any) -> dict[str, list[str]]:
 
 def _chart(source: Any, work: str | None, precision: str | None, color: str, swap: bool,
            connect: str | None) -> _Chart:
+    import numpy as np
+
     if color not in COLORS:
         raise ValueError(f"color={color!r}: color the traces by one of {', '.join(COLORS)}")
     if connect is not None and connect not in CONNECT:
@@ -306,9 +349,10 @@ def _chart(source: Any, work: str | None, precision: str | None, color: str, swa
     dnf = sorted((i for i, s in statuses.items() if "ok" not in s and "running" not in s),
                  key=lambda i: natural(scenarios[i]["label"]))
     shown = points[~points["identity"].isin(dnf)]
+    spans = {c: shown[[c, f"{c}_low"]].to_numpy(dtype=np.float64) for c in ("x", "y")}
+    # A log axis when every finite value is positive.
     axes = [Axis(name, info[name]["unit"], info[name]["better"],
-                 all(v > 0 for v in (*shown[c], *shown[f"{c}_low"]) if math.isfinite(v)))
-            for name, c in ((precision, "x"), (work, "y"))]
+                 bool((spans[c][np.isfinite(spans[c])] > 0).all())) for name, c in ((precision, "x"), (work, "y"))]
     traces: list[Trace] = []
     groups = {i: str(s.get(color) or "?") for i, s in scenarios.items()}
     order = {i: k for k, i in enumerate(sorted(scenarios, key=lambda i: natural(scenarios[i]["label"])))}
@@ -374,33 +418,39 @@ def axis_layout(axis: Axis) -> dict[str, Any]:
             "minorloglabels": "complete", "exponentformat": "e" if axis.log else "B"}
 
 
-def _hover(text: str) -> str:
-    return "<br>".join(html.escape(line) for line in text.split("\n"))
+def _html(texts: numpy.ndarray) -> numpy.ndarray:
+    """Hover texts as Plotly shows them: HTML-escaped, lines joined by ``<br>``."""
+    if _SPECIAL.search("".join(texts)):  # one scan of the trace's texts: most have nothing to escape
+        return _frozen([html.escape(t).replace("\n", "<br>") for t in texts], object)
+    return _frozen([t.replace("\n", "<br>") for t in texts], object)
 
 
-def _scatter(trace: Trace, titled: bool) -> go.Scatter:
-    """One trace as a Plotly scatter; ``titled``: it opens a legend group of several curves."""
-    import plotly.graph_objects as go
+def _scatter(trace: Trace, titled: bool, webgl: bool) -> dict[str, Any]:
+    """One trace as a Plotly scatter's properties (``titled``: it opens a legend group of several curves).
 
+    Arrays, which Plotly copies whole (a list it checks item by item), in a dict, which
+    ``add_traces`` builds into a trace once; ``webgl``: a ``Scattergl``.
+    """
+    import numpy as np
+
+    kind = "scattergl" if webgl else "scatter"
     if trace.dnf:
-        return go.Scatter(x=list(trace.x), y=list(trace.y), name=f"DNF ({len(trace.x)})", mode="markers",
-                          marker={"symbol": "x", "size": 10, "color": "gray"}, text=list(trace.labels),
-                          hovertext=[_hover(h) for h in trace.hover], hoverinfo="text",
-                          customdata=list(trace.identities), legendgroup="DNF")
-    bars = {"ex": [h - m for m, h in zip(trace.x, trace.x_high, strict=True)],
-            "exm": [m - lo for m, lo in zip(trace.x, trace.x_low, strict=True)],
-            "ey": [h - m for m, h in zip(trace.y, trace.y_high, strict=True)],
-            "eym": [m - lo for m, lo in zip(trace.y, trace.y_low, strict=True)]}
-    spread = any(v for column in bars.values() for v in column)
-    return go.Scatter(
-        x=list(trace.x), y=list(trace.y), name=trace.name, mode="lines+markers", text=list(trace.labels),
-        hovertext=[_hover(h) for h in trace.hover], hoverinfo="text", customdata=list(trace.identities),
-        line={"color": trace.color}, marker={"color": trace.color}, legendgroup=trace.group,
-        legendgrouptitle={"text": trace.group if titled else ""},
-        error_x={"type": "data", "symmetric": False, "array": bars["ex"], "arrayminus": bars["exm"],
-                 "visible": spread, "thickness": 1},
-        error_y={"type": "data", "symmetric": False, "array": bars["ey"], "arrayminus": bars["eym"],
-                 "visible": spread, "thickness": 1})
+        return {"type": kind, "x": trace.x, "y": trace.y, "name": f"DNF ({len(trace.x)})", "mode": "markers",
+                "marker": {"symbol": "x", "size": 10, "color": "gray"}, "text": trace.labels,
+                "hovertext": _html(trace.hover), "hoverinfo": "text", "customdata": trace.identities,
+                "legendgroup": "DNF"}
+    bars = {"ex": trace.x_high - trace.x, "exm": trace.x - trace.x_low, "ey": trace.y_high - trace.y,
+            "eym": trace.y - trace.y_low}
+    spread = any(bool(np.any(column != 0)) for column in bars.values())  # NaN counts, as a spread not known
+    return {
+        "type": kind, "x": trace.x, "y": trace.y, "name": trace.name, "mode": "lines+markers", "text": trace.labels,
+        "hovertext": _html(trace.hover), "hoverinfo": "text", "customdata": trace.identities,
+        "line": {"color": trace.color}, "marker": {"color": trace.color}, "legendgroup": trace.group,
+        "legendgrouptitle": {"text": trace.group if titled else ""},
+        "error_x": {"type": "data", "symmetric": False, "array": bars["ex"], "arrayminus": bars["exm"],
+                    "visible": spread, "thickness": 1},
+        "error_y": {"type": "data", "symmetric": False, "array": bars["ey"], "arrayminus": bars["eym"],
+                    "visible": spread, "thickness": 1}}
 
 
 def plot_work_precision(results: Any, work: str | None = None, precision: str | None = None,
@@ -423,7 +473,8 @@ def plot_work_precision(results: Any, work: str | None = None, precision: str | 
         ``figure`` when given, else a new one. Axes are logarithmic unless a column has
         values that are not positive; hover shows the whole scenario; the legend groups
         each family's curves under its name, and clicking an entry hides that curve.
-        Nothing in it needs a widget, so ``fig.to_html()`` works.
+        Its traces are ``Scatter``, or ``Scattergl`` (WebGL) when the chart has more than
+        :data:`WEBGL_POINTS` points. Nothing in it needs a widget, so ``fig.to_html()`` works.
 
     Raises
     ------
@@ -433,12 +484,14 @@ def plot_work_precision(results: Any, work: str | None = None, precision: str | 
     import plotly.graph_objects as go
 
     chart = _chart(results, work, precision, color, swap, connect)
-    sizes = {t.group: sum(1 for u in chart.traces if u.group == t.group) for t in chart.traces}
+    sizes = Counter(t.group for t in chart.traces)
     firsts = {t.group: k for k, t in reversed(list(enumerate(chart.traces)))}
+    webgl = sum(len(t.x) for t in chart.traces) > WEBGL_POINTS
     fig = figure if figure is not None else go.Figure()
     with fig.batch_update():  # a FigureWidget then sends one message to the browser, not one per change
         fig.data = ()
-        fig.add_traces([_scatter(t, sizes[t.group] > 1 and firsts[t.group] == k) for k, t in enumerate(chart.traces)])
+        fig.add_traces([_scatter(t, sizes[t.group] > 1 and firsts[t.group] == k, webgl)
+                        for k, t in enumerate(chart.traces)])
         fig.update_layout(
             title={"text": f"Work–precision: {chart.y.name} against {chart.x.name}"},
             xaxis=axis_layout(chart.x), yaxis=axis_layout(chart.y),

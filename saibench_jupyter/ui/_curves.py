@@ -104,22 +104,24 @@ def curves(family: str, rows: pandas.DataFrame, scenarios: Mapping[str, Mapping[
     A family of one curve is named after itself, a curve otherwise after what differs.
     """
     rows = rows.sort_values(["_order", "stage", "checkpoint"])
-    ids = list(dict.fromkeys(rows["identity"]))
+    ids = list(dict.fromkeys(rows["identity"].tolist()))
     roles = [r for r in ("problem", "model", "software", "hardware")
              if len({str(scenarios[i].get(r)) for i in ids}) > 1]
     out: list[tuple[str, pandas.DataFrame]]
     if connect == "checkpoint":
-        out = [(_variant(scenarios[i], params[i], roles, list(differing)) or str(scenarios[i]["label"]),
-                   rows[rows["identity"] == i]) for i in ids]
+        of = dict(tuple(rows.groupby("identity", sort=False)))  # one pass, not a scan of the rows per scenario
+        out = [(_variant(scenarios[i], params[i], roles, list(differing)) or str(scenarios[i]["label"]), of[i])
+               for i in ids]
     else:
         last = rows.groupby("identity", sort=False).tail(1)  # rows are in checkpoint order: the final point
         swept = max(reversed(list(differing)), key=lambda k: differing[k]) if differing else ""
         others = [k for k in differing if k != swept]
         members: dict[str, list[int]] = {}
-        for k, identity in enumerate(last["identity"]):
+        lasts = last["identity"].tolist()
+        for k, identity in enumerate(lasts):
             members.setdefault(_variant(scenarios[identity], params[identity], roles, others), []).append(k)
         out = []
         for name in sorted(members, key=natural):
-            ks = sorted(members[name], key=lambda k: _sort_value(params[last["identity"].iloc[k]].get(swept)))
+            ks = sorted(members[name], key=lambda k: _sort_value(params[lasts[k]].get(swept)))
             out.append((name, last.iloc[ks]))
     return [(family, out[0][1])] if len(out) == 1 else out
