@@ -196,3 +196,23 @@ def test_pods_run_cold_when_their_worker_cannot_start(workdir, monkeypatch):
     for repeat in (0, 1):  # the second pod did not try another worker: it knew
         lines = logs[logs.repeat == repeat].message.tolist()
         assert lines[0] == cold and set(lines[1:]) == {f"parent={os.getpid()} preloaded=False"}
+
+
+
+def test_a_worker_parses_the_sources_of_a_run_once_for_all_its_scenarios(workdir, monkeypatch):
+    # Parsing the sources is most of a rebuild, and a worker rebuilds each scenario before forking it.
+    from pods_helpers import doubling
+
+    from saibench_jupyter.pods import Limits, specs_of
+    from saibench_jupyter.pods._worker import _Prepared
+
+    specs = [spec for s in doubling("ok", "slow", "print") for spec in specs_of(s, limits=Limits(timeout=60))]
+    parsed = []
+    add_source = Repository.add_source
+    monkeypatch.setattr(Repository, "add_source", lambda self, text, origin=None, **kw: (
+        parsed.append(origin), add_source(self, text, origin, **kw))[1])
+    prepared = _Prepared({})
+    rebuilt = [prepared.scenario(spec) for spec in specs]
+    assert all(r is not None for r in rebuilt)
+    assert [plan.id for plan, _ in rebuilt] == [spec.scenario for spec in specs]
+    assert parsed == [origin for origin, _ in specs[0].sources]  # once, not once per scenario

@@ -182,11 +182,22 @@ def run_pod(spec: PodSpec, emit: Emit, record: dict[str, Any] | None = None,
     return True
 
 
-def rebuild(spec: PodSpec) -> tuple[Any, Any]:
-    """``spec``'s scenario plan, bound to its sources loaded into a fresh repository, and that repository.
+def load_sources(spec: PodSpec) -> Any:
+    """A fresh repository holding ``spec``'s sources, parsed (their support code runs)."""
+    from ..repository import Repository
 
-    No discovery: the sources are parsed, and each module the plan names is checked
-    against the digest it was planned with.
+    repo = Repository()
+    for origin, digest in spec.sources:
+        repo.add_source(spec.texts[digest], origin)
+    return repo
+
+
+def rebuild(spec: PodSpec, repo: Any = None) -> tuple[Any, Any]:
+    """``spec``'s scenario plan, bound to its sources, and the repository holding them.
+
+    No discovery: the sources are parsed (into a fresh repository unless ``repo``, one
+    :func:`load_sources` made for the same sources, is given), and each module the plan
+    names is checked against the digest it was planned with.
 
     Raises
     ------
@@ -195,11 +206,8 @@ def rebuild(spec: PodSpec) -> tuple[Any, Any]:
         naming it, the digest expected and the one found, and the fix (re-plan the run).
     """
     from ..planner import PlanError, ScenarioPlan
-    from ..repository import Repository
 
-    repo = Repository()
-    for origin, digest in spec.sources:
-        repo.add_source(spec.texts[digest], origin)
+    repo = load_sources(spec) if repo is None else repo
     try:
         return ScenarioPlan.from_dict(spec.plan, repo), repo
     except PlanError as exc:

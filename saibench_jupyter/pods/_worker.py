@@ -43,7 +43,7 @@ from typing import IO, Any, NoReturn
 
 from ._forksafe import ForkGuard, preload, resident_bytes, serial, threads_as_cold
 from ._lifeline import ABANDONED, GRACE, die_with_parent, handed, kill_group, pidfd, watch
-from ._shim import EventWriter, environment_record, rebuild, run_guarded
+from ._shim import EventWriter, environment_record, load_sources, rebuild, run_guarded
 from ._spec import PodSpec
 
 #: Seconds the worker waits with no pod and no request before it exits.
@@ -348,12 +348,14 @@ class _Prepared:
       reports why.
     """
 
-    LIMIT = 64  # scenarios kept: each holds a parsed repository
+    LIMIT = 64  # scenarios kept, and as many sets of parsed sources
 
     def __init__(self, record: dict[str, Any]) -> None:
         self.record = record
         self.records: dict[tuple[str, ...], dict[str, Any]] = {}
         self.rebuilt: dict[tuple[Any, ...], tuple[Any, Any] | None] = {}
+        #: parsed sources, shared by the scenarios of one run (parsing is most of a rebuild)
+        self.repos: dict[tuple[Any, ...], Any] = {}
 
     def environment(self, spec: PodSpec) -> dict[str, Any]:
         requirements = tuple(spec.environment.get("pip", ()))
@@ -367,7 +369,12 @@ class _Prepared:
             here = os.getcwd()
             try:
                 os.chdir(spec.workdir)  # where the pod itself would rebuild it (data paths are relative)
-                self.rebuilt[key] = rebuild(spec)
+                sources = (spec.workdir, spec.sources)
+                if sources not in self.repos:
+                    self.repos[sources] = load_sources(spec)
+                    while len(self.repos) > self.LIMIT:
+                        del self.repos[next(iter(self.repos))]
+                self.rebuilt[key] = rebuild(spec, self.repos[sources])
             except KeyboardInterrupt:
                 raise
             except BaseException:  # a dry run past its deadline, sys.exit in a module: the pod reports it
