@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 from pathlib import Path
@@ -33,3 +34,12 @@ def write_section(start: str, end: str, section: str, intro: str = "") -> None:
     else:
         text = text.rstrip("\n") + "\n\n" + intro + section + "\n"
     README.write_text(text, encoding="utf-8")
+
+
+def writes_readme(args: argparse.Namespace) -> bool:
+    """Whether this run rewrites its README section: not with ``--no-write``, nor ``--quick`` without ``--write``."""
+    if args.no_write or (args.quick and not args.write):
+        if args.quick and not args.no_write and not args.write:
+            print("\n(--quick: README.md not written; add --write to write it)")
+        return False
+    return True

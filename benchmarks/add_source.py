@@ -26,7 +26,7 @@ import statistics
 import sys
 import time
 
-from _report import README, machine_line, write_section
+from _report import README, machine_line, write_section, writes_readme
 
 from saibench_jupyter import Repository
 
@@ -164,9 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(table)
 
-    if args.no_write or (args.quick and not args.write):
-        if args.quick and not args.no_write and not args.write:
-            print("\n(--quick: README.md not written; add --write to write it)")
+    if not writes_readme(args):
         return 0
     command = "python benchmarks/add_source.py" + (" --quick" if args.quick else "") + (
         f" --sizes {' '.join(map(str, sizes))}" if args.sizes else "") + (

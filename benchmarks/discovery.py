@@ -36,7 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from _report import README, machine_line, write_section
+from _report import README, machine_line, write_section, writes_readme
 from discovery_repo import EDITED, EDITED_LEAF, ModelSpec, build, generate, model_source
 
 from saibench_jupyter import Lattice, Machine, Repository, discover
@@ -252,9 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(table)
 
-    if args.no_write or (args.quick and not args.write):
-        if args.quick and not args.no_write and not args.write:
-            print("\n(--quick: README.md not written; add --write to write it)")
+    if not writes_readme(args):
         return 0
     command = "python benchmarks/discovery.py" + (" --quick" if args.quick else "") + (
         f" --repeat {args.repeat}" if args.repeat != 5 else "") + (f" --edits {args.edits}" if args.edits != 20 else "")

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _report import README, machine_line, write_section
+from _report import README, machine_line, write_section, writes_readme
 
 #: XLA on one thread (like ``torch.set_num_threads(1)``); must be set before JAX is imported.
 XLA_SINGLE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
@@ -461,9 +461,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r.backend}: lowered / hand-written = {r.ratio:.3f}x (target <= {TARGET:.2f}x, aim {AIM:.2f}x): "
               f"{verdict}")
 
-    if args.no_write or (args.quick and not args.write):
-        if args.quick and not args.no_write and not args.write:
-            print("\n(--quick: README.md not written; add --write to write it)")
+    if not writes_readme(args):
         return 0
     command = "python benchmarks/lowering.py" + (" --quick" if args.quick else "") + (
         f" --epochs {args.epochs}" if args.epochs is not None else "")

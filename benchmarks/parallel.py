@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _report import README, machine_line, write_section
+from _report import README, machine_line, write_section, writes_readme
 
 from saibench_jupyter import Repository, discover
 from saibench_jupyter.pods import executor_class, run
@@ -342,9 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         f"process), one BLAS thread; {trials} trial(s) of each row, interleaved; per-pod figures are medians over "
         "all pods of all trials", "", table, "", *notes, END])
     print("\n" + section)
-    if args.no_write or (args.quick and not args.write):
-        if args.quick and not args.no_write and not args.write:
-            print("\n(--quick: README.md not written; add --write to write it)")
+    if not writes_readme(args):
         return 0
     write_section(START, END, section, INTRO)
     print(f"\nwrote {README}")

@@ -42,7 +42,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from _report import README, machine_line, write_section
+from _report import README, machine_line, write_section, writes_readme
 
 from saibench_jupyter.pods import run
 from saibench_jupyter.pods._shim import RECORD_VARIABLE, environment_record, run_pod
@@ -276,9 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         "", table, END,
     ])
     print("\n" + section)
-    if args.no_write or (args.quick and not args.write):
-        if args.quick and not args.no_write and not args.write:
-            print("\n(--quick: README.md not written; add --write to write it)")
+    if not writes_readme(args):
         return 0
     write_section(START, END, section, INTRO)
     print(f"\nwrote {README}")

@@ -49,7 +49,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from _report import README, machine_line, write_section
+from _report import README, machine_line, write_section, writes_readme
 
 from saibench_jupyter.results import Results, Store
 from saibench_jupyter.ui import plot_work_precision
@@ -353,9 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(table)
 
-    if args.no_write or (args.quick and not args.write):
-        if args.quick and not args.no_write and not args.write:
-            print("\n(--quick: README.md not written; add --write to write it)")
+    if not writes_readme(args):
         return 0
     command = "python benchmarks/results_scale.py" + (" --quick" if args.quick else "") + (
         f" --points {' '.join(map(str, args.points))}" if args.points else "") + (

@@ -53,7 +53,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from _report import README, machine_line, write_section
+from _report import README, machine_line, write_section, writes_readme
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks" / "benchopt_lsq"
@@ -356,9 +356,7 @@ def main(argv: list[str] | None = None) -> int:
         "", table, "", *verdict, END,
     ])
     print("\n" + section)
-    if args.no_write or (args.quick and not args.write):
-        if args.quick and not args.no_write and not args.write:
-            print("\n(--quick: README.md not written; add --write to write it)")
+    if not writes_readme(args):
         return 0 if worst <= TOLERANCE else 1
     write_section(START, END, section, INTRO)
     print(f"\nwrote {README}")
