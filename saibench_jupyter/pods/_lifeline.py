@@ -27,10 +27,11 @@ import os
 import select
 import signal
 import stat
-import sys
 import threading
 import time
 from typing import NoReturn
+
+from .._parent import die_with_parent
 
 #: The pid of the process that started the pod (set by the executor; read once, then removed).
 PARENT_VARIABLE = "SAIBENCH_POD_PARENT"
@@ -41,36 +42,6 @@ DEADLINE_VARIABLE = "SAIBENCH_POD_DEADLINE"
 GRACE = 3.0
 #: The exit status of a pod that ended itself (when it could not kill its own group).
 ABANDONED = 125
-
-_PR_SET_PDEATHSIG = 1
-
-
-def die_with_parent(parent: int, sig: int = signal.SIGKILL) -> bool:
-    """Have the kernel send ``sig`` to this process when its parent dies.
-
-    Parameters
-    ----------
-    parent : int
-        The pid the parent should have; when ``os.getppid()`` differs, the parent died
-        before the signal was armed (this process was re-parented).
-    sig : int
-        The signal to receive: SIGKILL for a pod, SIGTERM for a warm worker (which then
-        kills its pods' process groups itself).
-
-    Returns
-    -------
-    bool
-        False when the parent is gone already: the caller should exit.
-    """
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
-        except (OSError, AttributeError):  # no prctl in this libc: the other guards remain
-            pass
-    return os.getppid() == parent
-
 
 def kill_group(pid: int) -> None:
     """SIGKILL the process group ``pid`` leads (a pod and every process it started), if any is left."""

@@ -41,8 +41,9 @@ import traceback
 from dataclasses import dataclass, field
 from typing import IO, Any, NoReturn
 
+from .._parent import die_with_parent
 from ._forksafe import ForkGuard, preload, resident_bytes, serial, threads_as_cold
-from ._lifeline import ABANDONED, GRACE, die_with_parent, handed, kill_group, pidfd, watch
+from ._lifeline import ABANDONED, GRACE, handed, kill_group, pidfd, watch
 from ._shim import EventWriter, environment_record, load_sources, rebuild, run_guarded
 from ._spec import PodSpec
 

@@ -30,6 +30,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from .._parent import die_with_parent
+
 _HEADER = struct.Struct("<I")
 Verdict = tuple[Any, ...]
 
@@ -251,7 +253,8 @@ def main() -> None:
     requests, replies, dump, parent = (int(a) for a in sys.argv[1:5])
     # Ctrl-C in a terminal reaches the whole process group: the parent decides, not us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _die_with_parent(parent)
+    if not die_with_parent(parent):  # the parent died first: nobody will read our answers
+        os._exit(0)
     # A crash of native code, or the parent's SIGUSR1 while stuck in C: the stack goes to `dump`.
     faulthandler.enable(file=dump, all_threads=True)
     if hasattr(signal, "SIGUSR1"):
@@ -270,18 +273,3 @@ def main() -> None:
         except EOFError:
             return
         write_frame(replies, pickle.dumps(_answer(message)))
-
-
-def _die_with_parent(parent: int) -> None:
-    """Ask Linux to kill this process when its parent dies (a parent killed by SIGKILL closes no pipe in time)."""
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != parent:  # the parent died before prctl: nobody will read our answers
-        os._exit(0)
