@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
 import platform
 from pathlib import Path
@@ -43,3 +44,16 @@ def writes_readme(args: argparse.Namespace) -> bool:
             print("\n(--quick: README.md not written; add --write to write it)")
         return False
     return True
+
+
+def add_write_flags(parser: argparse.ArgumentParser) -> None:
+    """``--no-write`` and ``--write``, which :func:`writes_readme` reads (with ``--quick``)."""
+    parser.add_argument("--no-write", action="store_true", help="print only; leave benchmarks/README.md alone")
+    parser.add_argument("--write", action="store_true", help="write README.md even with --quick")
+
+
+def latest(command: str, machine: str | None = None) -> list[str]:
+    """The head of a "Latest results" section: the command, the date and the machine (``machine_line()``)."""
+    date = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    return ["### Latest results", "", f"* command: `{command}`", f"* date: {date}",
+            machine_line() if machine is None else machine]

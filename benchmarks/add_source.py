@@ -20,13 +20,12 @@ Run ``python benchmarks/add_source.py`` (writes its section of benchmarks/README
 from __future__ import annotations
 
 import argparse
-import datetime
 import gc
 import statistics
 import sys
 import time
 
-from _report import README, machine_line, write_section, writes_readme
+from _report import README, add_write_flags, latest, write_section, writes_readme
 
 from saibench_jupyter import Repository
 
@@ -138,8 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="N = 100, 400, one repetition (CI smoke test); "
                     "does not write README.md unless --write is given")
-    ap.add_argument("--no-write", action="store_true", help="print only; leave benchmarks/README.md alone")
-    ap.add_argument("--write", action="store_true", help="write README.md even with --quick")
+    add_write_flags(ap)
     ap.add_argument("--sizes", type=int, nargs="+", help=f"module counts (default {' '.join(map(str, SIZES))})")
     ap.add_argument("--repeat", type=int, default=5, help="repetitions per size (1 with --quick)")
     args = ap.parse_args(argv)
@@ -171,11 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         f" --repeat {args.repeat}" if args.repeat != 5 and not args.quick else "")
     section = "\n".join([
         START,
-        "### Latest results",
-        "",
-        f"* command: `{command}`",
-        f"* date: {datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}",
-        machine_line(),
+        *latest(command),
         f"* {repeat} repetition(s) per size, each on a fresh `Repository`",
         "",
         table,

@@ -27,7 +27,6 @@ Run ``python benchmarks/discovery.py`` (writes the figures to benchmarks/README.
 from __future__ import annotations
 
 import argparse
-import datetime
 import gc
 import statistics
 import sys
@@ -36,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from _report import README, machine_line, write_section, writes_readme
+from _report import README, add_write_flags, latest, write_section, writes_readme
 from discovery_repo import EDITED, EDITED_LEAF, ModelSpec, build, generate, model_source
 
 from saibench_jupyter import Lattice, Machine, Repository, discover
@@ -162,8 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="4 problems × 10 models (CI smoke test); "
                     "does not write README.md unless --write is given")
-    ap.add_argument("--no-write", action="store_true", help="print only; leave benchmarks/README.md alone")
-    ap.add_argument("--write", action="store_true", help="write README.md even with --quick")
+    add_write_flags(ap)
     ap.add_argument("--repeat", type=int, default=5, help="cold discoveries (fresh repository each)")
     ap.add_argument("--edits", type=int, default=20, help="timed re-discoveries per edit benchmark")
     args = ap.parse_args(argv)
@@ -272,11 +270,7 @@ def render(rows: list[tuple[str, str, str, str]]) -> str:
 def write_readme(table: str, shape: str, command: str) -> None:
     section = "\n".join([
         START,
-        "### Latest results",
-        "",
-        f"* command: `{command}`",
-        f"* date: {datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}",
-        machine_line(),
+        *latest(command),
         f"* repository: {shape}; `Machine(cpus=2, gpus=0)`",
         "",
         table,

@@ -34,7 +34,6 @@ Run ``python benchmarks/lowering.py`` (writes the figures to benchmarks/README.m
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import statistics
 import sys
@@ -44,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _report import README, machine_line, write_section, writes_readme
+from _report import README, add_write_flags, latest, machine_line, write_section, writes_readme
 
 #: XLA on one thread (like ``torch.set_num_threads(1)``); must be set before JAX is imported.
 XLA_SINGLE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
@@ -420,8 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="a few epochs (CI smoke test); "
                     "does not write README.md unless --write is given")
-    ap.add_argument("--no-write", action="store_true", help="print only; leave benchmarks/README.md alone")
-    ap.add_argument("--write", action="store_true", help="write README.md even with --quick")
+    add_write_flags(ap)
     ap.add_argument("--epochs", type=int, default=None,
                     help="epochs per side and backend, the first a warm-up (default 201 for torch and "
                          "401 for jax; 3 with --quick)")
@@ -477,13 +475,9 @@ def write_readme(table: str, results: list[Result], command: str) -> None:
 
     section = "\n".join([
         START,
-        "### Latest results",
-        "",
-        f"* command: `{command}`",
-        f"* date: {datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}",
-        machine_line()
-        + (f"; load average {' / '.join(f'{x:.1f}' for x in os.getloadavg())} (1 / 5 / 15 min) when written"
-           if hasattr(os, "getloadavg") else ""),
+        *latest(command, machine_line()
+                + (f"; load average {' / '.join(f'{x:.1f}' for x in os.getloadavg())} (1 / 5 / 15 min) when written"
+                   if hasattr(os, "getloadavg") else "")),
         f"* torch {torch.__version__} (1 thread), jax {jax.__version__} "
         f"(`XLA_FLAGS={os.environ.get('XLA_FLAGS', '')}`)",
         "* timed epochs per side: " + ", ".join(f"{r.backend} {r.epochs}" for r in results)

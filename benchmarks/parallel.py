@@ -35,7 +35,6 @@ import os
 os.environ.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
 
 import argparse
-import datetime
 import itertools
 import resource
 import statistics
@@ -48,7 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _report import README, machine_line, write_section, writes_readme
+from _report import README, add_write_flags, latest, machine_line, write_section, writes_readme
 
 from saibench_jupyter import Repository, discover
 from saibench_jupyter.pods import executor_class, run
@@ -250,8 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="2 pods of ~0.2 s, 1 trial; no README.md unless --write")
     ap.add_argument("--trials", type=int, help="run()s per executor and jobs (default 3; 1 with --quick)")
-    ap.add_argument("--no-write", action="store_true", help="print only; leave benchmarks/README.md alone")
-    ap.add_argument("--write", action="store_true", help="write README.md even with --quick")
+    add_write_flags(ap)
     args = ap.parse_args(argv)
     trials = args.trials or (1 if args.quick else 3)
     pods = 2 if args.quick else 8
@@ -336,8 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     load = (f"; load average {' / '.join(f'{x:.1f}' for x in os.getloadavg())} (1 / 5 / 15 min) when written"
             if hasattr(os, "getloadavg") else "")
     section = "\n".join([
-        START, "### Latest results", "", f"* command: `{command}`",
-        f"* date: {datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}", machine_line() + load,
+        START, *latest(command, machine_line() + load),
         f"* {len(scenarios)} pods, each {rounds} rounds of a 128 × 128 matmul ({ms(spin_s)} in the controller's "
         f"process), one BLAS thread; {trials} trial(s) of each row, interleaved; per-pod figures are medians over "
         "all pods of all trials", "", table, "", *notes, END])

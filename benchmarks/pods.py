@@ -28,7 +28,6 @@ smoke test (small N, under ~20 s; no README.md unless ``--write``), ``--no-write
 from __future__ import annotations
 
 import argparse
-import datetime
 import importlib
 import itertools
 import json
@@ -42,7 +41,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from _report import README, machine_line, write_section, writes_readme
+from _report import README, add_write_flags, latest, machine_line, write_section, writes_readme
 
 from saibench_jupyter.pods import run
 from saibench_jupyter.pods._shim import RECORD_VARIABLE, environment_record, run_pod
@@ -135,8 +134,7 @@ def pod_process(command: str, stdin: str, until: bytes, env: dict[str, str] | No
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="small N (CI smoke test); no README.md unless --write")
-    ap.add_argument("--no-write", action="store_true", help="print only; leave benchmarks/README.md alone")
-    ap.add_argument("--write", action="store_true", help="write README.md even with --quick")
+    add_write_flags(ap)
     ap.add_argument("--pods", type=int, help="N, pods per run() (default 10; 3 with --quick)")
     ap.add_argument("--trials", type=int, help="run()s per executor (default 3; 1 with --quick)")
     args = ap.parse_args(argv)
@@ -269,8 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     load = (f"; load average {' / '.join(f'{x:.1f}' for x in os.getloadavg())} (1 / 5 / 15 min) when written"
             if hasattr(os, "getloadavg") else "")
     section = "\n".join([
-        START, "### Latest results", "", f"* command: `{command}`",
-        f"* date: {datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}", machine_line() + load,
+        START, *latest(command, machine_line() + load),
         f"* N = {n} pods per `run()`, {trials} trial(s) each, medians; interpreter and import figures are medians "
         f"of {k} runs; \"vs inline\" divides by the inline figure (overheads: by inline's overhead)",
         "", table, END,

@@ -36,7 +36,6 @@ only some steps.
 from __future__ import annotations
 
 import argparse
-import datetime
 import gc
 import hashlib
 import math
@@ -49,7 +48,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from _report import README, machine_line, write_section, writes_readme
+from _report import README, add_write_flags, latest, write_section, writes_readme
 
 from saibench_jupyter.results import Results, Store
 from saibench_jupyter.ui import plot_work_precision
@@ -292,8 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="3,000 points, one repetition, no memory measures (CI "
                     "smoke test); does not write README.md unless --write is given")
     ap.add_argument("--large", action="store_true", help="1,000,000 points as well")
-    ap.add_argument("--no-write", action="store_true", help="print only; leave benchmarks/README.md alone")
-    ap.add_argument("--write", action="store_true", help="write README.md even with --quick")
+    add_write_flags(ap)
     ap.add_argument("--points", type=int, nargs="+", help="store sizes in points (default 100000)")
     ap.add_argument("--repeat", type=int, default=3, help="repetitions per step (1 with --quick)")
     ap.add_argument("--steps", nargs="+", choices=list(STEPS), default=list(STEPS),
@@ -360,11 +358,7 @@ def main(argv: list[str] | None = None) -> int:
         " --large" if args.large else "") + (f" --repeat {args.repeat}" if args.repeat != 3 and not args.quick else "")
     section = "\n".join([
         START,
-        "### Latest results",
-        "",
-        f"* command: `{command}`",
-        f"* date: {datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}",
-        machine_line(),
+        *latest(command),
         f"* shape: {SCENARIOS} scenarios with points ({FAMILIES} families) and {len(FAILING)} whose pods failed, "
         f"× {REPEATS} repeats × N / {SCENARIOS * REPEATS} checkpoints, 2 metrics per point; times are medians of "
         f"{repeat} repetition(s), wall (and CPU); peak memory is what the step adds to the peak resident memory "

@@ -38,7 +38,6 @@ import os
 os.environ.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
 
 import argparse
-import datetime
 import importlib.util
 import json
 import resource
@@ -53,7 +52,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from _report import README, machine_line, write_section, writes_readme
+from _report import README, add_write_flags, latest, machine_line, write_section, writes_readme
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks" / "benchopt_lsq"
@@ -246,8 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="1 run each of a subset (CI); no README.md unless --write")
     ap.add_argument("--runs", type=int, help="runs of each side per workload (default 5; 1 with --quick)")
-    ap.add_argument("--no-write", action="store_true", help="print only; leave benchmarks/README.md alone")
-    ap.add_argument("--write", action="store_true", help="write README.md even with --quick")
+    add_write_flags(ap)
     args = ap.parse_args(argv)
     runs = args.runs or (1 if args.quick else 5)
     workloads = [WORKLOADS["quick"]] if args.quick else [WORKLOADS[k] for k in ("one", "grid", "full")]
@@ -344,8 +342,7 @@ def main(argv: list[str] | None = None) -> int:
             if hasattr(os, "getloadavg") else "")
     versions = f"benchopt {_version('benchopt')}" if have_benchopt else "benchopt not installed"
     section = "\n".join([
-        START, "### Latest results", "", f"* command: `{command}`",
-        f"* date: {datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}", machine_line() + load,
+        START, *latest(command, machine_line() + load),
         f"* {versions}, NumPy {_version('numpy')}; `OPENBLAS_NUM_THREADS=1` on both sides",
         f"* end to end = workload `{w.name}`: {len(w.kinds)} dataset kind(s) × {len(w.sizes)} size(s) × "
         f"{len(w.solvers)} solvers = {w.combinations} combinations, {w.n_points} points; {runs} run(s) of each "
