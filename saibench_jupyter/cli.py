@@ -12,7 +12,7 @@ from typing import Any
 from .planner import Lattice, discover
 from .pods import DEFAULT_EXECUTOR
 from .repository import Repository
-from .sail._errors import SailError
+from .sail import SailError, start_probe
 
 EXAMPLES = "saibench_jupyter.examples.paper"
 
@@ -151,6 +151,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _report(args.notebook, args.out or f"{args.notebook.removesuffix('.ipynb')}-report")
     if args.command == "export":
         return _export(args.db, args.path, args.force)
+    start_probe()  # discovery's dry runs need it: it starts while the sources load
+    executor = None
+    if args.command == "run":
+        from .pods import make_executor
+
+        try:
+            executor = make_executor(args.executor, args.jobs)
+        except (KeyError, ValueError) as exc:
+            print(f"saibench: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+            return 2
+        executor.prepare()  # a warm worker starts while discovery runs
     repo = Repository()
     try:
         for path in args.paths:
@@ -159,12 +170,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         lattice = discover(repo, params=dict(args.param), **filters)
     except (SailError, ValueError) as exc:
         print(f"saibench: {exc}", file=sys.stderr)
+        if executor is not None:
+            executor.finish()
         return 2
-    if args.command == "run":
+    if executor is not None:
         from .pods import run
 
-        results = run(lattice, executor=args.executor, jobs=args.jobs, store=args.store, timeout=args.timeout,
-                      repeats=args.repeats, rerun=args.rerun)
+        results = run(lattice, executor=executor, store=args.store, timeout=args.timeout, repeats=args.repeats,
+                      rerun=args.rerun)
         print(results)
         failures = results.failure_lines()  # no pandas: it would add a third of a second to every run
         for line in failures:

@@ -78,3 +78,14 @@ def test_run_reports_failures_without_importing_pandas(tmp_path):
     imported = re.findall(r"^import time:\s+\d+ \|\s+\d+ \| *(\S+)$", done.stderr, re.MULTILINE)
     assert {"saibench_jupyter.pods", "sqlite3"} <= set(imported)  # -X importtime listed the imports
     assert not [name for name in imported if name == "pandas" or name.startswith("pandas.")]
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--executor", "nope"], "saibench: no executor 'nope' (known: inline, subprocess, warm)"),
+    (["--jobs", "-1"], "saibench: jobs=-1: run at least one pod at a time"),
+])
+def test_run_refuses_an_executor_it_cannot_make_before_it_discovers(tmp_path, monkeypatch, capsys, argv, message):
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", str(DOUBLING), "--store", "cli.db", *argv]) == 2
+    assert capsys.readouterr().err.startswith(message)
+    assert not (tmp_path / "cli.db").exists()

@@ -6,7 +6,7 @@ import json
 
 import pytest
 from conftest import MLP_PREDICTS, load
-from pods_helpers import doubling
+from pods_helpers import counted, doubling
 
 from saibench_jupyter import Repository, discover
 from saibench_jupyter.planner import PlanError, ScenarioPlan, flat_params, params_by_place
@@ -54,6 +54,15 @@ def test_a_plan_read_back_from_json_is_the_scenario_it_was_written_from(repo, cp
         assert (plan.environment, plan.resources) == (scenario.environment, scenario.resources)
         assert plan.environment.provides and plan.problem is fresh.get("MDSimulation")
         assert plan.model.graphs == {}  # execution builds and checks its own graphs
+        assert plan.inputs == scenario.problem_instance.meta.inputs and plan.inputs  # what a warm worker loads
+
+
+def test_the_plan_holds_the_data_sources_its_parameters_pick():
+    (scenario,) = counted(ks=(1,))
+    assert scenario.plan().inputs == ("dataset:counted/x", "dataset:counted/y")
+    data = scenario.plan().to_dict()
+    del data["inputs"]  # a plan written before plans held their inputs
+    assert ScenarioPlan.from_dict(data, scenario.repository).inputs == ()
 
 
 def test_parameters_have_one_shape_with_places_only_where_a_module_fills_two():

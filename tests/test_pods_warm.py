@@ -10,11 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
-from pods_helpers import DOUBLING, write_data
+from pods_helpers import COUNTED, DOUBLING, counted, write_data
 
 from saibench_jupyter import Repository, discover
 from saibench_jupyter.pods import executor_class, run
-from saibench_jupyter.pods._warm import PODS_VARIABLE
+from saibench_jupyter.pods._warm import MB_VARIABLE, PODS_VARIABLE
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="warm workers fork")
 
@@ -214,5 +214,58 @@ def test_a_worker_parses_the_sources_of_a_run_once_for_all_its_scenarios(workdir
     prepared = _Prepared({})
     rebuilt = [prepared.scenario(spec) for spec in specs]
     assert all(r is not None for r in rebuilt)
-    assert [plan.id for plan, _ in rebuilt] == [spec.scenario for spec in specs]
+    assert [r.plan.id for r in rebuilt] == [spec.scenario for spec in specs]
     assert parsed == [origin for origin, _ in specs[0].sources]  # once, not once per scenario
+
+
+def test_a_worker_runs_the_support_code_and_loads_the_data_once_for_all_its_pods(workdir):
+    scenarios = counted()
+    warm = run(scenarios, jobs=1, store=workdir / "s.db", progress=False)
+    assert warm.failures().empty
+    assert set(warm.to_dataframe().value) == {0.0}  # each pod counted in its own copy of CALLS
+    assert (workdir / "support.log").read_text().count("ran") == 1
+    assert (workdir / "loads.log").read_text().count("loaded") == 1
+    cold = run(scenarios, executor="subprocess", jobs=1, store=workdir / "s.db", rerun=True, progress=False)
+    assert set(cold.to_dataframe().value) == {0.0}  # the same results, paying for each pod
+    assert (workdir / "support.log").read_text().count("ran") == 1 + 3
+    assert (workdir / "loads.log").read_text().count("loaded") == 1 + 3
+
+
+def test_pods_of_sources_that_register_one_dataset_name_each_read_their_own(workdir):
+    # One worker runs both sources' support code: each pod must see the provider its own sources registered.
+    scenarios = [*counted(1.0, "A", ks=(1,)), *counted(2.0, "B", ks=(1,)), *counted(1.0, "A", ks=(2,))]
+    results = run(scenarios, jobs=1, store=workdir / "s.db", progress=False)
+    assert results.failures().empty
+    assert set(results.to_dataframe().value) == {0.0}
+
+
+def test_support_code_that_fails_in_the_worker_is_reported_by_each_pod(workdir):
+    broken = COUNTED.format(value=1.0, tag="", ballast=0).replace("CALLS = []", "CALLS = []\nraise RuntimeError('no data today')")
+    repo = Repository()
+    _REPOSITORIES.append(repo)
+    repo.add_source(broken, origin="<cell broken>")
+    results = run(discover(repo, params={"Counter.k": [1, 2]}).scenarios, store=workdir / "s.db", progress=False)
+    failures = results.failures()
+    assert len(failures) == 2
+    assert set(failures.message) == {"the support code of <cell broken> raised RuntimeError: no data today"}
+
+
+def test_a_prepared_worker_ends_with_its_executor():
+    ex = executor_class("warm")(1)
+    ex.prepare()  # what `saibench run` does before discovery
+    (worker,) = ex._workers.values()
+    ex.finish()
+    assert worker.proc.wait(10) is not None
+
+
+def test_a_worker_keeps_the_data_it_loaded_and_is_recycled_for_growth_past_them(workdir, monkeypatch):
+    monkeypatch.setenv(MB_VARIABLE, "48")
+    one = run(counted(tag="A", ballast=64), jobs=1, store=workdir / "s.db", progress=False)
+    assert one.failures().empty
+    assert (workdir / "loads.log").read_text().split() == ["loadedA"]  # 64 MiB of data, no recycling
+    (workdir / "loads.log").unlink()
+    # B's data grow the worker that holds A's by 64 MiB: it is let go after B's first pod.
+    two = run([*counted(tag="A", ballast=64, ks=(1, 2)), *counted(tag="B", ballast=64, ks=(1, 2))], jobs=1,
+              store=workdir / "t.db", progress=False)  # a fresh store: no durations, so pods go in this order
+    assert two.failures().empty
+    assert (workdir / "loads.log").read_text().split() == ["loadedA", "loadedB", "loadedB"]

@@ -262,3 +262,24 @@ def test_a_probe_process_started_from_a_passing_thread_outlives_the_thread():
     pid = PROBE._proc.pid
     time.sleep(0.3)
     assert PROBE._proc is not None and PROBE._proc.pid == pid and PROBE._proc.poll() is None
+
+
+def test_a_probe_started_ahead_serves_the_next_discovery_and_a_dead_one_is_replaced():
+    from saibench_jupyter.sail import start_probe
+
+    PROBE.stop()
+    started = time.monotonic()
+    start_probe()  # what `saibench run` does before it loads the sources
+    assert time.monotonic() - started < 0.1  # it does not wait for the process to come up
+    pid = PROBE._proc.pid
+    lattice = discover(with_mnist(), machine=MACHINE, model="MLP")
+    assert lattice.scenarios and PROBE.unavailable is None and PROBE._proc.pid == pid
+    start_probe()  # running already: nothing more is started
+    assert PROBE._proc.pid == pid
+    PROBE.stop()
+    start_probe()
+    killed = PROBE._proc.pid
+    os.killpg(killed, signal.SIGKILL)  # dies before it said it was ready
+    PROBE._proc.wait(10)
+    lattice = discover(with_mnist(), machine=MACHINE, model="MLP")
+    assert lattice.scenarios and PROBE.unavailable is None and PROBE._proc.pid != killed

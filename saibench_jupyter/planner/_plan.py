@@ -74,6 +74,9 @@ class ScenarioPlan:
         The software environment (backend, requirements, capability implementations).
     resources : Resources
         The hardware resources.
+    inputs : tuple of str
+        The data sources the problem reads with these parameters (``Input(source)``, as its
+        dry run saw them): what a warm worker may load once for all the pods it forks.
     """
 
     id: str
@@ -88,6 +91,7 @@ class ScenarioPlan:
     params: Mapping[str, Any]
     environment: Environment
     resources: Resources
+    inputs: tuple[str, ...] = ()
 
     @property
     def places(self) -> list[Place]:
@@ -126,8 +130,8 @@ class ScenarioPlan:
         return cls(scenario.id, scenario.label, repo, scenario.problem_instance.module,
                    scenario.hardware_instance.module, scenario.software_instance.module, scenario.model_choice,
                    tuple(repo.get(m.name) for m in scenario.metrics), tuple(repo.get(n) for n in used),
-                   scenario.params, scenario.environment,
-                   scenario.resources)
+                   scenario.params, scenario.environment, scenario.resources,
+                   scenario.problem_instance.meta.inputs)
 
     # -- JSON ---------------------------------------------------------------------------
     def to_dict(self, strict: bool = True) -> dict[str, Any]:
@@ -162,6 +166,7 @@ class ScenarioPlan:
             "environment": {"backend": env.backend, "pip": list(env.pip), "conda": list(env.conda),
                             "python": env.python, "provides": dict(env.provides)},
             "resources": dataclasses.asdict(self.resources),
+            "inputs": list(self.inputs),
         }
 
     @classmethod
@@ -236,7 +241,8 @@ def _bind(data: Mapping[str, Any], repo: Repository) -> ScenarioPlan:
                         f"({data['label']}); fix: {REPLAN}")
     return ScenarioPlan(data["id"], data["label"], repo, problem, hardware, software, model,
                         tuple(module(n) for n in data["metrics"]), tuple(module(n) for n in data["converters"]),
-                        dict(data["params"]), Environment(**data["environment"]), Resources(**data["resources"]))
+                        dict(data["params"]), Environment(**data["environment"]), Resources(**data["resources"]),
+                        tuple(str(source) for source in data.get("inputs", ())))
 
 
 # -- types, tasks and chains as JSON ----------------------------------------------------------

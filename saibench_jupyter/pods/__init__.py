@@ -10,7 +10,6 @@ if TYPE_CHECKING:
     from ._environments import EnvironmentBuildError as EnvironmentBuildError
     from ._environments import Interpreter as Interpreter
     from ._environments import provision as provision
-    from ._environments import unmet as unmet
     from ._executors import DEFAULT_EXECUTOR as DEFAULT_EXECUTOR
     from ._executors import Executor as Executor
     from ._executors import InlineExecutor as InlineExecutor
@@ -18,6 +17,9 @@ if TYPE_CHECKING:
     from ._executors import PodOutcome as PodOutcome
     from ._executors import available as available
     from ._executors import executor_class as executor_class
+    from ._executors import make_executor as make_executor
+    from ._executors import usable_cpus as usable_cpus
+    from ._requirements import unmet as unmet
     from ._run import run as run
     from ._spec import SPEC_VERSION as SPEC_VERSION
     from ._spec import Limits as Limits
@@ -28,16 +30,17 @@ if TYPE_CHECKING:
 # Loaded on first use: a pod process (``python -m saibench_jupyter.pods``) needs only the
 # spec and the shim, not the parent's scheduling and environment machinery.
 _MODULES = {
-    "._environments": ("EnvironmentBuildError", "Interpreter", "provision", "unmet"),
+    "._environments": ("EnvironmentBuildError", "Interpreter", "provision"),
+    "._requirements": ("unmet",),
     "._executors": ("DEFAULT_EXECUTOR", "Executor", "InlineExecutor", "PodEvents", "PodOutcome", "available",
-                    "executor_class"),
+                    "executor_class", "make_executor", "usable_cpus"),
     "._run": ("run",),
     "._spec": ("SPEC_VERSION", "Limits", "PodSpec", "SpecError", "specs_of"),
 }
 _LAZY = {name: module for module, names in _MODULES.items() for name in names}
 __all__ = ["DEFAULT_EXECUTOR", "SPEC_VERSION", "EnvironmentBuildError", "Executor", "InlineExecutor", "Interpreter",
-           "Limits", "PodEvents", "PodOutcome", "PodSpec", "SpecError", "available", "executor_class", "provision",
-           "run", "specs_of", "unmet"]
+           "Limits", "PodEvents", "PodOutcome", "PodSpec", "SpecError", "available", "executor_class", "make_executor",
+           "provision", "run", "specs_of", "unmet", "usable_cpus"]
 
 
 def __getattr__(name: str) -> Any:

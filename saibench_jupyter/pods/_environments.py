@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ._lifeline import GRACE, kill_group
+from ._requirements import conda_requirement, pip_requirement, python_reason, unmet
 
 MANIFEST = "saibench-env.json"
 #: Seconds any one tool may run: a cold build of a scientific stack takes minutes, not hours.
@@ -39,7 +39,6 @@ _CONDA_TOOLS = ("micromamba", "mamba", "conda")
 #: pip's setting -> (uv's variable, uv's separator for several values).
 _PIP_TO_UV = {"index-url": ("UV_INDEX_URL", " "), "extra-index-url": ("UV_EXTRA_INDEX_URL", " "),
               "find-links": ("UV_FIND_LINKS", ","), "constraint": ("UV_CONSTRAINT", " ")}
-_CONDA = re.compile(r"^(?:[^:\s]+::)?(?P<name>[A-Za-z0-9_][A-Za-z0-9_.\-]*)\s*(?P<spec>.*)$")
 _INFO = "import json, platform as p, sysconfig as s; print(json.dumps([s.get_paths()['purelib'], p.python_version()]))"
 Progress = Callable[[str], None]
 
@@ -74,43 +73,6 @@ class EnvironmentBuildError(Exception):
         super().__init__("\n".join(part for part in (what, log, f"fix: {fix}") if part))
 
 
-def unmet(pip: Sequence[str] = (), conda: Sequence[str] = (), python: str | None = None) -> list[str]:
-    """Why the current interpreter does not satisfy these requirements.
-
-    Parameters
-    ----------
-    pip : sequence of str
-        PEP 508 requirements (``"scipy>=1.11"``, ``"tomli; python_version < '3.11'"``).
-    conda : sequence of str
-        Conda match specs (``"numpy"``, ``"numpy=1.26"``, ``"conda-forge::ase"``), checked as
-        the Python distributions of the same name.
-    python : str, optional
-        A version prefix (``"3.11"`` is met by 3.11.7, not by 3.1) or a specifier (``">=3.10"``).
-
-    Returns
-    -------
-    list of str
-        One line per unmet requirement; ``[]`` when the interpreter satisfies them all.
-
-    Raises
-    ------
-    ValueError
-        A requirement does not parse.
-    """
-    reasons = []
-    for text in pip:
-        req = _pip_requirement(text)
-        # Extras are not checked: the packages they add are requirements of their own.
-        if req.marker is None or req.marker.evaluate({"extra": ""}):
-            reasons.append((text, _installed_reason(req.name, req.specifier)))
-    for text in conda:
-        name, spec = _conda_requirement(text)
-        why = _python_reason(str(spec)) if name == "python" else _installed_reason(name, spec)
-        reasons.append((f"conda {text}", why))
-    reasons.append((f"python {python}", _python_reason(python)))
-    return [f"{what}: {why}" for what, why in reasons if why]
-
-
 def environment_key(pip: Sequence[str], conda: Sequence[str], python: str | None) -> str:
     """The cache key of an environment.
 
@@ -129,7 +91,7 @@ def environment_key(pip: Sequence[str], conda: Sequence[str], python: str | None
     """
     import platform
 
-    record = {"pip": sorted(str(_pip_requirement(r)) for r in pip), "conda": sorted(c.strip() for c in conda),
+    record = {"pip": sorted(str(pip_requirement(r)) for r in pip), "conda": sorted(c.strip() for c in conda),
               "python": python, "running": platform.python_version(), "platform": [sys.platform, platform.machine()],
               "core": sorted(_core_requirements())}
     return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
@@ -225,7 +187,7 @@ def _build(prefix: Path, key: str, pip: list[str], conda: list[str], python: str
     say(f"building environment {key[:8]}… for {wanted or 'nothing'} ({tools}"
         f"{'uv' if uv else 'pip: uv not found, python -m venv + pip is slow'}) in {prefix}")
     # Conda requirements met here are Python distributions: pip installs them as well as conda would.
-    core, extra = _core_requirements(), [] if tool else ["{}{}".format(*_conda_requirement(c)) for c in conda]
+    core, extra = _core_requirements(), [] if tool else ["{}{}".format(*conda_requirement(c)) for c in conda]
     requirements = [*pip, *extra, *core]
     _create(prefix, tool, uv, python, conda, say, timeout)
     env_python = str(prefix / "bin" / "python")
@@ -261,7 +223,7 @@ def _create(prefix: Path, tool: str | None, uv: str | None, python: str | None, 
             timeout: float) -> None:
     """The empty environment: conda's when conda requirements are unmet, else a virtual environment."""
     # The running interpreter when it is the requested Python: uv could pick another of that version.
-    base = sys.executable if not _python_reason(python) else python or ""
+    base = sys.executable if not python_reason(python) else python or ""
     if tool:
         version = python or f"{sys.version_info.major}.{sys.version_info.minor}"
         pin = f"python{version}" if version[:1] in "<>=!~" else f"python={version}"
@@ -368,67 +330,6 @@ def _strings(environment: Mapping[str, Any], field: str) -> list[str]:
     if isinstance(values, str) or not all(isinstance(v, str) for v in values):
         raise ValueError(f"environment[{field!r}] must be a list of requirement strings, not {values!r}")
     return list(values)
-
-
-def _pip_requirement(text: str) -> Any:
-    from packaging.requirements import InvalidRequirement, Requirement
-
-    try:
-        return Requirement(text)
-    except InvalidRequirement as e:
-        why = str(e).splitlines()[0]
-        raise ValueError(f"pip requirement {text!r} does not parse ({why}); fix: write a PEP 508 requirement such as "
-                         "'scipy>=1.11' or 'tomli; python_version < \"3.11\"'") from None
-
-
-def _conda_requirement(text: str) -> tuple[str, Any]:
-    """``(name, SpecifierSet)`` of a conda match spec; a single ``=`` is a prefix match, as in conda."""
-    from packaging.specifiers import InvalidSpecifier, SpecifierSet
-
-    match = _CONDA.match(text.strip())
-    spec = match["spec"].strip() if match else ""
-    if spec[:1].isdigit() or (spec.startswith("=") and not spec.startswith("==")):
-        version = (spec.lstrip("=").split("=")[0].split() or [""])[0].rstrip("*").rstrip(".")
-        spec = f"=={version}.*"  # "=" alone leaves "==.*", which does not parse: an error below
-    try:
-        if match is None:
-            raise InvalidSpecifier(text)
-        return match["name"].lower(), SpecifierSet(spec.replace(" ", ""))
-    except InvalidSpecifier:
-        raise ValueError(f"conda requirement {text!r} does not parse; fix: write name, name=1.26, name>=1.2 or "
-                         "channel::name") from None
-
-
-def _installed_reason(name: str, specifier: Any) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        installed = version(name)
-    except PackageNotFoundError:
-        return "not installed"
-    return "" if specifier.contains(installed, prereleases=True) else f"{name} {installed} is installed"
-
-
-def _python_reason(python: str | None) -> str:
-    """Why the running Python is not ``python``: a version prefix (3.11 is 3.11.7, not 3.110) or a specifier."""
-    import platform
-
-    from packaging.specifiers import InvalidSpecifier, SpecifierSet
-
-    running, text = platform.python_version(), (python or "").strip()
-    if not text:
-        return ""
-    if text[:1] in "<>!~" or text.startswith("=="):
-        try:
-            return "" if SpecifierSet(text).contains(running, prereleases=True) else f"running Python {running}"
-        except InvalidSpecifier:
-            pass
-    else:
-        parts = text.lstrip("=").rstrip(".*").split(".")
-        if all(p.isdigit() for p in parts):
-            ok = [int(p) for p in parts] == list(sys.version_info[: len(parts)])
-            return "" if ok else f"running Python {running}"
-    raise ValueError(f"python requirement {python!r} does not parse; fix: write python='3.11' or python='>=3.10'")
 
 
 @lru_cache(maxsize=1)

@@ -13,6 +13,7 @@ the ``saibench_jupyter.executors`` entry-point group (``module:Class`` of an
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -156,6 +157,13 @@ class Executor(ABC):
         self.pod_finish(spec, outcome)
         return outcome
 
+    def prepare(self) -> None:  # noqa: B027 (an optional hook)
+        """Called, optionally, as soon as a caller knows that pods will follow (before discovery, say).
+
+        An executor may start its slow parts here, in the background, so that they overlap
+        what the caller does meanwhile; :meth:`start` still comes before the first pod.
+        """
+
     def pod_start(self, spec: PodSpec) -> None:  # noqa: B027 (an optional hook)
         """Called in the worker before a pod runs."""
 
@@ -211,6 +219,24 @@ class InlineExecutor(Executor):
         if self._record is None:
             self._record = environment_record()  # this process's: looked up once, not per pod
         run_pod(spec, events, self._record)
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def make_executor(executor: str | Executor, jobs: int | None = None) -> Executor:
+    """``executor`` itself, or the executor of that name for ``jobs`` pods at once (the usable CPUs by default).
+
+    Raises
+    ------
+    KeyError
+        For an unknown executor (the message lists the known ones).
+    """
+    if isinstance(executor, Executor):
+        return executor
+    return executor_class(executor)(jobs or usable_cpus())
 
 
 def available() -> dict[str, str]:

@@ -16,9 +16,10 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import TYPE_CHECKING, Any, Literal
 
-from ._environments import EnvironmentBuildError, Interpreter, provision, unmet
-from ._executors import DEFAULT_EXECUTOR, Executor, PodOutcome, executor_class
+from ._environments import EnvironmentBuildError, Interpreter, provision
+from ._executors import DEFAULT_EXECUTOR, Executor, PodOutcome, make_executor
 from ._logs import LOG_BYTES, LOG_LINES
+from ._requirements import unmet
 from ._schedule import Allocator, estimate, order
 from ._spec import Limits, PodSpec, specs_of, unwritable, version_of
 
@@ -89,7 +90,7 @@ def run(scenarios: Lattice | Scenario | Iterable[Scenario], *, executor: str | E
     from ..sail._primitives import Resources
 
     items = _scenarios(scenarios)
-    ex = executor if isinstance(executor, Executor) else executor_class(executor)(jobs or _cpus())
+    ex = make_executor(executor, jobs)
     cap = Resources(memory=memory).memory_bytes if memory is not None else None
     db = store if isinstance(store, Store) else Store(store)
     try:
@@ -163,10 +164,6 @@ def _skip(status: str | None, rerun: bool | str) -> bool:
     if status not in FINAL or rerun is True:
         return False
     return not (rerun == "failed" and status == "failed")
-
-
-def _cpus() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _register(db: Store, scenario: Scenario, spec: PodSpec) -> None:

@@ -16,7 +16,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Mapping
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from ._logs import PodLog, deadline_of
 from ._spec import Limits, PodSpec, SpecError
@@ -122,8 +122,17 @@ def _gpu_models() -> str | None:
     return ", ".join(names) or None
 
 
+class Rebuilt(NamedTuple):
+    """A spec's plan bound to its sources: what :func:`rebuild` makes, and a warm worker before it forks."""
+
+    plan: Any  # ScenarioPlan
+    repository: Any  # Repository
+    #: the sources' support code, already run (a warm worker's, for the pods it forks); None: the run does it
+    namespace: Any = None
+
+
 def run_pod(spec: PodSpec, emit: Emit, record: dict[str, Any] | None = None,
-            rebuilt: tuple[Any, Any] | None = None) -> bool:
+            rebuilt: Rebuilt | None = None) -> bool:
     """Bind ``spec``'s plan to its sources, run it, and emit its events.
 
     ``record`` is this interpreter's :func:`environment_record`, when already known;
@@ -139,7 +148,7 @@ def run_pod(spec: PodSpec, emit: Emit, record: dict[str, Any] | None = None,
           "environment": environment_record(tuple(spec.environment.get("pip", ())), record)})
     started = time.perf_counter()
     try:
-        scenario, repo = rebuilt or rebuild(spec)
+        scenario, repo, namespace = rebuilt or rebuild(spec)
     except SpecError as exc:  # the plan does not fit the sources: made for other code
         emit(_failure("spec", str(exc).split(". Fix: ")[0], fix=str(exc).split(". Fix: ")[-1]))
         return False
@@ -166,7 +175,7 @@ def run_pod(spec: PodSpec, emit: Emit, record: dict[str, Any] | None = None,
                 emit({"event": "metric", **where, "name": name, "value": value, "raw": data.values.get(name)})
 
     settings = {**spec.settings, "seed": spec.seed}
-    result = run_scenario(scenario, settings=settings, repository=repo, listener=listener)
+    result = run_scenario(scenario, settings=settings, repository=repo, listener=listener, namespace=namespace)
     wall_ms = (time.perf_counter() - started) * 1e3
     if result.status == "failed" and result.error is not None:
         e = result.error
@@ -192,7 +201,7 @@ def load_sources(spec: PodSpec) -> Any:
     return repo
 
 
-def rebuild(spec: PodSpec, repo: Any = None) -> tuple[Any, Any]:
+def rebuild(spec: PodSpec, repo: Any = None) -> Rebuilt:
     """``spec``'s scenario plan, bound to its sources, and the repository holding them.
 
     No discovery: the sources are parsed (into a fresh repository unless ``repo``, one
@@ -209,7 +218,7 @@ def rebuild(spec: PodSpec, repo: Any = None) -> tuple[Any, Any]:
 
     repo = load_sources(spec) if repo is None else repo
     try:
-        return ScenarioPlan.from_dict(spec.plan, repo), repo
+        return Rebuilt(ScenarioPlan.from_dict(spec.plan, repo), repo)
     except PlanError as exc:
         message, _, fix = str(exc).partition("; fix: ")
         raise SpecError(f"{spec.label}: {message}. Fix: {fix or 're-plan the run'}") from None
@@ -262,7 +271,7 @@ def _inherited_record() -> dict[str, Any] | None:
 
 
 def run_guarded(spec: PodSpec, emit: Emit, record: dict[str, Any] | None = None,
-                rebuilt: tuple[Any, Any] | None = None) -> int:
+                rebuilt: Rebuilt | None = None) -> int:
     """Everything a pod process does once it has its spec; returns its exit status.
 
     Module ``print`` becomes ``log`` events (within the log limits); limits and the working

@@ -9,7 +9,9 @@ killed with its pods, which are reported like the pods of a worker that died. Th
 time starts once the worker is ready: its warm-up is not the pod's.
 
 A worker is recycled (let go once its pods end; the next pod starts a fresh one) after
-:data:`RECYCLE_PODS` pods or :data:`RECYCLE_MB` MiB of growth of its resident memory. A
+:data:`RECYCLE_PODS` pods or :data:`RECYCLE_MB` MiB of growth of its resident memory past
+what it held at its first fork (with the support code run and the data loaded that its
+first scenario needs: a large dataset is what it is there to share, not a leak). A
 worker that dies (killed, out of memory) fails the pods it was running with kind
 ``worker``, keeping what they reported; requests it had not forked yet go to a new one.
 Pods that cannot be forked safely run cold, as the ``subprocess`` executor runs them.
@@ -21,6 +23,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -38,7 +41,7 @@ from ._subprocess import SubprocessExecutor, conclude, pod_environment, relay_li
 STARTUP = 120.0
 #: Pods a worker forks before it is recycled (``$SAIBENCH_WARM_PODS``).
 RECYCLE_PODS = 200
-#: MiB its resident memory may grow past what it was when ready before it is recycled (``$SAIBENCH_WARM_MB``).
+#: MiB its resident memory may grow past what it was at its first fork before it is recycled (``$SAIBENCH_WARM_MB``).
 RECYCLE_MB = 512.0
 PODS_VARIABLE, MB_VARIABLE = "SAIBENCH_WARM_PODS", "SAIBENCH_WARM_MB"
 
@@ -143,6 +146,8 @@ class _Worker:
             if kind == "spawned":
                 self.forks = int(event.get("forks") or self.forks + 1)
                 self.rss = int(event.get("rss") or self.rss)
+                if self.forks == 1:  # growth counts from here: its first scenario's support code and data are its own
+                    self.rss_ready = self.rss
                 pod.pid = int(event["pid"])
                 pod.spawned.set()
             elif kind in ("exited", "declined"):
@@ -255,6 +260,14 @@ class WarmExecutor(SubprocessExecutor):
                     self._retired.append(worker)  # reaped at finish()
                 worker = self._workers[key] = _Worker(*key)
         return worker
+
+    def prepare(self) -> None:
+        """Start the worker for NumPy pods of this interpreter now: its start-up overlaps the caller's discovery.
+
+        Torch pods get theirs when they come; a worker nobody uses ends with :meth:`finish`.
+        """
+        if hasattr(os, "fork"):
+            self._worker((sys.executable, ()))
 
     def _retire(self, worker: _Worker, kill: bool = False) -> None:
         """Take ``worker`` out of service: it ends once its pods have (``kill``: now, with them)."""

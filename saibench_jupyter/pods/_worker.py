@@ -44,7 +44,7 @@ from typing import IO, Any, NoReturn
 from .._parent import die_with_parent
 from ._forksafe import ForkGuard, preload, resident_bytes, serial, threads_as_cold
 from ._lifeline import ABANDONED, GRACE, handed, kill_group, pidfd, watch
-from ._shim import EventWriter, environment_record, load_sources, rebuild, run_guarded
+from ._shim import EventWriter, Rebuilt, environment_record, load_sources, rebuild, run_guarded
 from ._spec import PodSpec
 
 #: Seconds the worker waits with no pod and no request before it exits.
@@ -346,7 +346,14 @@ class _Prepared:
     * the rebuilt scenario per scenario and sources. Discovery dry-runs module code, which
       the kernel that planned the run has already done with the same sources: the worker
       is no more exposed than the kernel. A rebuild that fails is left to the pod, which
-      reports why.
+      reports why;
+    * per set of sources, their support code, run once (:class:`~saibench_jupyter.runtime.ExecutionNamespace`),
+      and the datasets each plan reads, loaded once: each pod gets a copy-on-write image of
+      both instead of running the support code and loading the data again. A dataset
+      provider's loader runs once per process in every run (``docs/sail.md``), and here the
+      worker is that process. Support code that fails here is left to the pods, which run it
+      themselves and report it. Not for JAX pods: JAX code at import starts the runtime
+      that a fork cannot carry (:mod:`._forksafe`), so their pods run theirs themselves.
     """
 
     LIMIT = 64  # scenarios kept, and as many sets of parsed sources
@@ -354,9 +361,10 @@ class _Prepared:
     def __init__(self, record: dict[str, Any]) -> None:
         self.record = record
         self.records: dict[tuple[str, ...], dict[str, Any]] = {}
-        self.rebuilt: dict[tuple[Any, ...], tuple[Any, Any] | None] = {}
-        #: parsed sources, shared by the scenarios of one run (parsing is most of a rebuild)
+        self.rebuilt: dict[tuple[Any, ...], Rebuilt | None] = {}
+        #: parsed sources, and their support code run (None: it failed), shared by the scenarios of one run
         self.repos: dict[tuple[Any, ...], Any] = {}
+        self.namespaces: dict[tuple[Any, ...], Any] = {}
 
     def environment(self, spec: PodSpec) -> dict[str, Any]:
         requirements = tuple(spec.environment.get("pip", ()))
@@ -364,7 +372,7 @@ class _Prepared:
             self.records[requirements] = environment_record(requirements, self.record)
         return self.records[requirements]
 
-    def scenario(self, spec: PodSpec) -> tuple[Any, Any] | None:
+    def scenario(self, spec: PodSpec) -> Rebuilt | None:
         key = (spec.scenario, spec.sources, json.dumps(spec.params, sort_keys=True, default=repr))
         if key not in self.rebuilt:
             here = os.getcwd()
@@ -373,21 +381,50 @@ class _Prepared:
                 sources = (spec.workdir, spec.sources)
                 if sources not in self.repos:
                     self.repos[sources] = load_sources(spec)
-                    while len(self.repos) > self.LIMIT:
-                        del self.repos[next(iter(self.repos))]
-                self.rebuilt[key] = rebuild(spec, self.repos[sources])
+                    _bound(self.repos, self.LIMIT)
+                rebuilt = rebuild(spec, self.repos[sources])
+                if rebuilt.plan.backend != "jax":
+                    rebuilt = rebuilt._replace(namespace=self._namespace(sources, rebuilt))
+                self.rebuilt[key] = rebuilt
             except KeyboardInterrupt:
                 raise
             except BaseException:  # a dry run past its deadline, sys.exit in a module: the pod reports it
                 self.rebuilt[key] = None
             finally:
                 os.chdir(here)
-            while len(self.rebuilt) > self.LIMIT:
-                del self.rebuilt[next(iter(self.rebuilt))]
+            _bound(self.rebuilt, self.LIMIT)
             import gc
 
+            from ..runtime import prime_thread_pools
+
+            prime_thread_pools()  # the support code may have loaded a library: looked up once, not per pod
             gc.freeze()  # as after the warm-up: the pods share these objects' pages
         return self.rebuilt[key]
+
+    def _namespace(self, sources: tuple[Any, ...], rebuilt: Rebuilt) -> Any:
+        """The sources' support code run here, with the datasets the plan reads loaded (None: it failed)."""
+        from ..runtime import ExecutionNamespace, preload_datasets
+
+        if sources not in self.namespaces:
+            try:
+                self.namespaces[sources] = ExecutionNamespace.of(rebuilt.repository)
+            except Exception:  # the pods run it themselves and report it
+                self.namespaces[sources] = None
+            _bound(self.namespaces, self.LIMIT)
+        namespace = self.namespaces[sources]
+        if namespace is not None:
+            namespace.activate()
+            try:
+                preload_datasets(rebuilt.plan.inputs)
+            except Exception:  # a loader that fails: each pod tries again and reports it
+                pass
+        return namespace
+
+
+def _bound(cache: dict[Any, Any], limit: int) -> None:
+    """Drop the oldest entries of ``cache`` beyond ``limit``."""
+    while len(cache) > limit:
+        del cache[next(iter(cache))]
 
 
 def _exited(pid: int) -> bool:

@@ -12,7 +12,7 @@ import glob
 import itertools
 import math
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -308,16 +308,43 @@ def _fit(shape: tuple[int, ...], t: SailType) -> tuple[int, ...] | None:
     return tuple(size // known if d is None else d for d in dims)
 
 
+def _loaded(name: str, provider: DatasetProvider) -> Any:
+    """The columns ``provider`` loads, loaded once per process (a re-registered provider loads anew)."""
+    cached = _LOADED.get(name)
+    if cached is None or cached[0] is not provider:
+        _LOADED[name] = cached = (provider, provider.loader())
+    return cached[1]
+
+
+def preload_datasets(sources: Iterable[str]) -> list[str]:
+    """Load now the datasets that the ``dataset:`` sources among ``sources`` name.
+
+    A run in this process, or in a process forked from it, then finds them loaded. A warm
+    worker does this with a plan's inputs before it forks the plan's pods.
+
+    Returns
+    -------
+    list of str
+        The names of the datasets now loaded.
+
+    Raises
+    ------
+    SailError
+        When no provider has such a name; the loader's own exception when it fails.
+    """
+    names = dict.fromkeys(s[len("dataset:"):].partition("/")[0] for s in sources if s.startswith("dataset:"))
+    for name in names:
+        _loaded(name, dataset_provider(name))
+    return list(names)
+
+
 def _dataset(source: str, element: SailType) -> DataStream:
     name, _, column = source[len("dataset:"):].partition("/")
     provider = dataset_provider(name)
     names = [column] if column else list(provider.columns)
 
     def columns() -> list[Any]:
-        cached = _LOADED.get(name)
-        if cached is None or cached[0] is not provider:  # a re-registered provider loads anew
-            _LOADED[name] = cached = (provider, provider.loader())
-        data = cached[1]
+        data = _loaded(name, provider)
         if any(c not in data for c in names) or len({len(data[c]) for c in names}) > 1:
             raise SailError(f"the loader of dataset {name!r} returned columns {list(data)} of lengths "
                             f"{[len(v) for v in data.values()]}", fix=f"return the columns {names}, of one length")

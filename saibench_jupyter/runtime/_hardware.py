@@ -9,6 +9,38 @@ from typing import Any
 
 from ..sail._primitives import Resources
 
+#: (modules loaded, extension modules loaded, threadpoolctl's controller then). Finding the
+#: loaded BLAS and OpenMP libraries walks every shared object (~1.6 ms, a tenth of a small
+#: pod); a new one comes with a new extension module, so only then is it done again.
+_POOLS: list[tuple[int, int, Any]] = []
+
+
+def _extension_modules() -> int:
+    import importlib.machinery
+
+    suffixes = tuple(importlib.machinery.EXTENSION_SUFFIXES)
+    return sum(1 for m in list(sys.modules.values()) if str(getattr(m, "__file__", None) or "").endswith(suffixes))
+
+
+def _thread_pools() -> Any | None:
+    """threadpoolctl's controller of the thread pools loaded in this process (None without threadpoolctl)."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return None
+    if _POOLS and _POOLS[0][0] == len(sys.modules):
+        return _POOLS[0][2]
+    native = _extension_modules()
+    if not _POOLS or _POOLS[0][1] != native:
+        _POOLS[:] = [(0, native, ThreadpoolController())]
+    _POOLS[0] = (len(sys.modules), _extension_modules(), _POOLS[0][2])  # counted after: making it may import
+    return _POOLS[0][2]
+
+
+def prime_thread_pools() -> None:
+    """Look up the thread pools loaded now, so that a process forked from this one need not (a warm worker's)."""
+    _thread_pools()
+
 
 class hardware:  # noqa: N801 - used like a function: ``with hardware(resources, backend):``
     """Limit the run to ``resources.cpus`` threads for the duration of the block.
@@ -43,13 +75,9 @@ class hardware:  # noqa: N801 - used like a function: ``with hardware(resources,
                 extra = f"--xla_cpu_multi_thread_eigen={'false' if n == 1 else 'true'} " \
                         f"intra_op_parallelism_threads={n}"
                 os.environ["XLA_FLAGS"] = f"{flags} {extra}".strip()
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:
-            pass
-        else:
-            limits = threadpool_limits(n)
-            self._restore.append(limits.restore_original_limits)
+        pools = _thread_pools()
+        if pools is not None:
+            self._restore.append(pools.limit(limits=n).restore_original_limits)
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:

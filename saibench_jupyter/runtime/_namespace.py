@@ -5,15 +5,21 @@ once per run, with every source's support statements compiled under the source's
 name and line numbers, so a traceback points at the user's line. Type and capability
 declarations are not run again: the repository's classes are reused, so ``Require``
 and ``Provides`` keep matching the classes discovery matched.
+
+Compiling is done once per source text (a pure function of it, kept in a small cache);
+running is done per namespace. A warm worker builds one namespace for all the pods it
+forks, each of which gets its own copy-on-write image of it.
 """
 
 from __future__ import annotations
 
 import ast
+import functools
 import types
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from ..sail._datasets import DatasetProvider, registered_datasets, restore_datasets
 from ..sail._dryrun import module_site as module_site
 from ..sail._dryrun_errors import traceback_line
 from ..sail._errors import Location, SailError, source_filename
@@ -36,17 +42,21 @@ def _decorator_name(d: ast.expr) -> str | None:
     return target.id if isinstance(target, ast.Name) else None
 
 
-def _support_statements(source: ParsedSource) -> list[ast.stmt]:
-    tree = ast.parse(source.text, filename=source_filename(source.origin))
+@functools.lru_cache(maxsize=64)
+def _support_code(origin: str, text: str, declared: frozenset[str]) -> types.CodeType | None:
+    """The support statements of a source, compiled under its name (None: it has none)."""
+    tree = ast.parse(text, filename=source_filename(origin))
     keep = []
     for stmt in tree.body:
         if isinstance(stmt, ast.FunctionDef) and any(_decorator_name(d) in _DECORATORS
                                                      for d in stmt.decorator_list):
             continue  # a module: compiled from its parsed record instead
-        if isinstance(stmt, ast.ClassDef) and stmt.name in source.declarations:
+        if isinstance(stmt, ast.ClassDef) and stmt.name in declared:
             continue  # a declaration: the repository's class is reused
         keep.append(stmt)
-    return keep
+    if not keep:
+        return None
+    return compile(ast.Module(body=keep, type_ignores=[]), source_filename(origin), "exec", dont_inherit=True)
 
 
 class ExecutionNamespace:
@@ -64,6 +74,16 @@ class ExecutionNamespace:
             self.globals.update(source.declarations)
         for source in sources.values():
             self._run_support(source)
+        #: the dataset providers as this support code left them registered
+        self.datasets: dict[str, DatasetProvider] = registered_datasets()
+
+    def activate(self) -> None:
+        """Register the dataset providers again as this namespace's support code left them.
+
+        A process that built namespaces for other sources since (a warm worker serving
+        several runs) may hold another source's provider under the same name.
+        """
+        restore_datasets(self.datasets)
 
     @classmethod
     def of(cls, repo: Repository) -> ExecutionNamespace:
@@ -71,11 +91,9 @@ class ExecutionNamespace:
         return cls(repo.sources())
 
     def _run_support(self, source: ParsedSource) -> None:
-        stmts = _support_statements(source)
-        if not stmts:
+        code = _support_code(source.origin, source.text, frozenset(source.declarations))
+        if code is None:
             return
-        code = compile(ast.Module(body=stmts, type_ignores=[]), source_filename(source.origin), "exec",
-                       dont_inherit=True)
         try:
             exec(code, self.globals)
         except Exception as exc:

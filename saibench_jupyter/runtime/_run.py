@@ -57,7 +57,8 @@ def resolve_settings(scenario: Scenario | ScenarioPlan, overrides: Mapping[str, 
 
 def run_scenario(scenario: Scenario | ScenarioPlan, *, settings: Mapping[str, Any] | None = None,
                  repository: Repository | None = None,
-                 listener: Callable[[str, Any], None] | None = None) -> ScenarioResult:
+                 listener: Callable[[str, Any], None] | None = None,
+                 namespace: ExecutionNamespace | None = None) -> ScenarioResult:
     """Run ``scenario`` here, in this process, and return its work–precision points.
 
     Parameters
@@ -72,6 +73,10 @@ def run_scenario(scenario: Scenario | ScenarioPlan, *, settings: Mapping[str, An
     listener : callable, optional
         Called as the run goes: ``listener("stage", index)``, ``listener("point", Point)``
         and ``listener("warning", RunError)`` (a failing metric).
+    namespace : ExecutionNamespace, optional
+        The repository's support code, already run (:meth:`ExecutionNamespace.of`), for a
+        process that runs nothing else in it: a pod forked from a warm worker. The run
+        defines its modules in it. By default the support code runs anew for this run.
 
     Returns
     -------
@@ -90,7 +95,11 @@ def run_scenario(scenario: Scenario | ScenarioPlan, *, settings: Mapping[str, An
     repo = repository if repository is not None else plan.repository
     backend = plan.backend
     try:
-        ns = ExecutionNamespace.of(repo)
+        if namespace is not None:
+            ns = namespace
+            ns.activate()
+        else:
+            ns = ExecutionNamespace.of(repo)
     except SailError as exc:
         result = ScenarioResult(plan.id, plan.label, backend, plan.resources.device, {})
         return _fail(result, run_error(exc, repo, None, None), started)

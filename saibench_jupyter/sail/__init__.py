@@ -95,6 +95,7 @@ from ._types import TypeVariable as TypeVariable
 from ._types import as_type as as_type
 from ._types import unify as unify
 from ._vetting import dry_runs_in_process as dry_runs_in_process
+from ._vetting import start_probe as start_probe
 
 __all__ = [
     # decorators
@@ -125,4 +126,4 @@ __all__ = [
 _TOOLS = ["ModuleKind", "Context", "Location", "SailError", "SailSyntaxError", "SailNameError",
           "DryRunError", "DryRunTimeout", "GraphError", "RequireCycleError", "ModuleFailed",
           "check", "CheckedGraph", "pretty", "as_type", "unify", "register_dataset", "AtomRecord",
-          "dry_runs_in_process"]
+          "dry_runs_in_process", "start_probe"]

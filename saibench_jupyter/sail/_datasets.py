@@ -54,6 +54,18 @@ def dataset_provider(name: str) -> DatasetProvider:
     return _PROVIDERS[name]
 
 
+def registered_datasets() -> dict[str, DatasetProvider]:
+    """A copy of the providers registered now, by name (for :func:`restore_datasets`)."""
+    _register_builtins()
+    return dict(_PROVIDERS)
+
+
+def restore_datasets(providers: Mapping[str, DatasetProvider]) -> None:
+    """Make the registered providers ``providers`` again (what :func:`registered_datasets` returned)."""
+    _PROVIDERS.clear()
+    _PROVIDERS.update(providers)
+
+
 def dataset_type(spec: str) -> SailType:
     """The element type of ``dataset:spec``: one column's type, or a tuple of all columns."""
     from ._symbolic import TupleType

@@ -131,6 +131,22 @@ class Probe:
         self.unavailable: str | None = None
         self._exit_hook = False
         self._spawner: tuple[threading.Thread, queue.SimpleQueue[Any]] | None = None
+        self._greeted = False  # the process said it is ready
+
+    def start_soon(self) -> None:
+        """Start the process now without waiting for it: its start-up overlaps what the caller does next.
+
+        The first request waits for it as usual; a process that does not come up is then
+        reported as if that request had started it.
+        """
+        with self._lock:
+            if self._owner != os.getpid():
+                self._forget()
+            if self._proc is None and self.unavailable is None and time.monotonic() >= self._retry_at:
+                try:
+                    self._launch()
+                except (OSError, ValueError):
+                    self.stop()
 
     def keep_in_process(self, reason: str) -> None:
         """Never start the probe process again: code runs here, under the deadline alone.
@@ -212,11 +228,13 @@ class Probe:
         for _ in range(2):  # a process that died since the last request is replaced once
             if self._proc is not None and self._proc.poll() is not None:
                 self.stop()
-            if self._proc is None:
-                if time.monotonic() < self._retry_at:
+            if self._proc is None or not self._greeted:
+                if self._proc is None and time.monotonic() < self._retry_at:
                     return False
                 try:
-                    self._start()
+                    if self._proc is None:
+                        self._launch()
+                    self._greet()
                 except (OSError, EOFError, ValueError, TimeoutError) as exc:
                     self.stop()
                     self.unavailable = f"the probe process did not start: {exc}"
@@ -229,7 +247,8 @@ class Probe:
                 self.stop()
         return False
 
-    def _start(self) -> None:
+    def _launch(self) -> None:
+        """Start the process; :meth:`_greet` waits until it is ready."""
         import subprocess
         import tempfile
 
@@ -258,9 +277,12 @@ class Probe:
         if not self._exit_hook:
             atexit.register(self.stop)
             self._exit_hook = True
+
+    def _greet(self) -> None:
         hello = self._receive(_START_LIMIT)
         if hello is None or hello[0] != "ready":
             raise TimeoutError(f"no answer within {_START_LIMIT:g} s")
+        self._greeted = True
 
     def _popen(self, *args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
         """Popen from a thread that lasts as long as this process.
@@ -403,6 +425,7 @@ class Probe:
             self._dump.close()
             self._dump = None
         self._sent, self._synced, self._unparsable, self._dirty = {}, (), frozenset(), True
+        self._greeted = False
 
 
 def _read_dump(fd: int, wait: float) -> str:

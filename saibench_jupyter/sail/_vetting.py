@@ -32,6 +32,15 @@ DIED_FIX = ("a module must not end its process: os._exit, os.kill, signals or na
             "crashes have no place in its discovery path")
 
 
+def start_probe() -> None:
+    """Start the probe process in the background now, so that the first dry run does not wait for it.
+
+    For a caller that knows discovery comes next (the ``saibench`` command): the process
+    starts while the caller imports and parses. Nothing changes where it is not used.
+    """
+    PROBE.start_soon()
+
+
 def dry_runs_in_process(reason: str) -> None:
     """Run module code of dry runs and declarations in this process from now on, with no probe process.
 

@@ -40,20 +40,6 @@ class RunError(RuntimeError):
     """The run itself failed (not a pod: those are results); the cause is chained."""
 
 
-def make_executor(name: str, jobs: int | None) -> Executor:
-    """The executor called ``name`` for ``jobs`` pods at once (the usable CPUs by default), as ``run()`` makes it.
-
-    Raises
-    ------
-    KeyError
-        For an unknown executor (the message lists the known ones).
-    """
-    from ..pods._executors import executor_class
-    from ..pods._run import _cpus
-
-    return executor_class(name)(jobs or _cpus())
-
-
 class RunHandle:
     """One run in the background: progress, ETA, results, cancellation, live display.
 

@@ -406,7 +406,8 @@ class Notebook:
         RunHandle
             Progress, ``.wait()``, ``.cancel()``; the results are stored as they arrive.
         """
-        from ._handle import RunHandle, make_executor
+        from ..pods import make_executor
+        from ._handle import RunHandle
 
         if repeats < 1:
             raise NotebookError(f"--repeats {repeats}: run each scenario at least once")
