@@ -45,13 +45,13 @@ def __dir__() -> list[str]:
 
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext saibench_jupyter``: the ``%%problem`` ... ``%%ranking`` and ``%%sail`` cells, and ``%sail``."""
-    from .ui._magics import load_ipython_extension as load
+    from .ui import load_ipython_extension as load
 
     load(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
     """``%unload_ext saibench_jupyter``."""
-    from .ui._magics import unload_ipython_extension as unload
+    from .ui import unload_ipython_extension as unload
 
     unload(ipython)

@@ -78,7 +78,7 @@ def _export(db: str, path: str, force: bool) -> int:
 
 
 def _report(notebook: str | None, out: str) -> int:
-    from .ui._report import ReportError, quickstart, report
+    from .ui import ReportError, quickstart, report
 
     try:
         done = report(notebook or quickstart(), out, log=lambda line: print(f"saibench: {line}", file=sys.stderr))

@@ -11,7 +11,7 @@ import pytest
 from test_results_rankings import CNN, DNF, JAX, SCENARIOS, TORCH, build_store, elapsed, error, label
 
 from saibench_jupyter.results import Results
-from saibench_jupyter.ui._charts import Trace, axes_available, plot_work_precision, work_precision_traces
+from saibench_jupyter.ui._charts import ChartTrace, axes_available, plot_work_precision, work_precision_traces
 from saibench_jupyter.ui._palette import HUES, hue_of
 
 A1, A2, A3, B1 = SCENARIOS
@@ -32,7 +32,7 @@ def medians(identity: str) -> tuple[list[float], list[float]]:
             [elapsed(identity, c, 2) for c in (1, 2, 3)])
 
 
-def by_name(traces: list[Trace]) -> dict[str, Trace]:
+def by_name(traces: list[ChartTrace]) -> dict[str, ChartTrace]:
     return {t.name: t for t in traces}
 
 

@@ -20,7 +20,7 @@ from saibench_jupyter.ui._lattice_view import (
     lattice_figure_data,
 )
 from saibench_jupyter.ui._magics import load_ipython_extension, unload_ipython_extension
-from saibench_jupyter.ui._session import Notebook
+from saibench_jupyter.ui._notebook import Notebook
 
 PICKY = textwrap.dedent('''
     @ModelDefinition

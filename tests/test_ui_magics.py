@@ -12,10 +12,10 @@ from test_ui_session import MODEL, PROBLEM, REST, SUPPORT
 
 from saibench_jupyter.planner import Lattice
 from saibench_jupyter.results import Results
-from saibench_jupyter.ui._displays import results_html
+from saibench_jupyter.ui._formatting import results_html
 from saibench_jupyter.ui._handle import RunHandle
 from saibench_jupyter.ui._magics import load_ipython_extension, notebook, unload_ipython_extension
-from saibench_jupyter.ui._session import ModuleList
+from saibench_jupyter.ui._notebook import ModuleList
 
 TWO_HARDWARE = "@HardwareDefinition\ndef OneCore():\n    return Resources(cpus=1)\n\n" \
                "@HardwareDefinition\ndef TwoCores():\n    return Resources(cpus=2)\n"

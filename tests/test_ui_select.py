@@ -6,7 +6,7 @@ import pytest
 from pods_helpers import write_data
 from test_ui_session import doubling
 
-from saibench_jupyter.ui._session import Notebook, NotebookError
+from saibench_jupyter.ui._notebook import Notebook, NotebookError
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ import pytest
 from pods_helpers import write_data
 
 from saibench_jupyter.ui import _handle
-from saibench_jupyter.ui._handle import RunError, RunHandle
-from saibench_jupyter.ui._session import Notebook, NotebookError
+from saibench_jupyter.ui._handle import RunFailedError, RunHandle
+from saibench_jupyter.ui._notebook import Notebook, NotebookError
 
 SUPPORT = textwrap.dedent('''
     import time
@@ -198,6 +198,16 @@ def test_nothing_to_run_says_why(nb):
         nb.run(repeats=0)
 
 
+def test_load_registers_several_paths_in_turn(nb, tmp_path):
+    (tmp_path / "rest.py").write_text(SUPPORT + PROBLEM + "".join(REST.values()))
+    (tmp_path / "model.py").write_text(MODEL.format(modes="'ok'"))
+    loaded = nb.load(tmp_path / "rest.py", tmp_path / "model.py")
+    assert [m.name for m in loaded] == ["Doubling", "Error", "NumPy", "OneCore", "Doubler"]
+    (tmp_path / "bad.py").write_text("@ModelDefinition\ndef Broken(:\n")
+    with pytest.raises(NotebookError, match=r"bad\.py"):
+        nb.load(tmp_path / "bad.py")
+
+
 # -- background runs --------------------------------------------------------------------------------
 def test_a_run_in_the_background_reports_every_pod(nb):
     doubling(nb, "ok", "raise")
@@ -226,7 +236,7 @@ MANY_RUNS = textwrap.dedent("""
     import os, resource, sys
     resource.setrlimit(resource.RLIMIT_NOFILE, (128, 128))
     from test_ui_session import doubling
-    from saibench_jupyter.ui._session import Notebook
+    from saibench_jupyter.ui._notebook import Notebook
 
     nb = doubling(Notebook(user_ns={}), "ok")
     counts = []
@@ -256,7 +266,7 @@ def test_an_error_of_the_run_itself_stays_on_the_handle(nb, tmp_path):
     nb.store = tmp_path  # a folder: the store cannot open
     handle = nb.run(executor="inline")  # returns: nothing is raised into the cell
     assert handle.status == "error" and "is a folder" in str(handle.error) and "Traceback" in handle.traceback
-    with pytest.raises(RunError, match=r"the run failed: StoreError: .* is a folder"):
+    with pytest.raises(RunFailedError, match=r"the run failed: StoreError: .* is a folder"):
         handle.wait()
     assert handle.summary().startswith("the run failed: StoreError")
 
@@ -353,3 +363,26 @@ def test_a_pod_another_run_ran_at_the_same_time_shows_whose_result_it_is():
     failed = pod.after({"event": "shared", "pod": "p-r0", "status": "failed", "run": 12})
     assert failed.line() == ("✗ Doubling × Doubler × NumPy × OneCore r0 failed (run 12): the result of run 12, "
                              "run at the same time")
+
+
+# -- charts and rankings ------------------------------------------------------------------------------
+def test_plot_and_rank_return_their_value_and_the_metric_warnings(nb):
+    doubling(nb, "ok")
+    with pytest.raises(NotebookError, match=r"no results yet .*\n  fix: %sail run first"):
+        nb.plot()
+    nb.run(executor="inline").wait(60)
+    plotted = nb.plot(precision="Error")
+    assert type(plotted.value).__name__ in ("Figure", "FigureWidget") and plotted.warnings == ()
+    with pytest.raises(NotebookError, match=r"%sail plot: .*Accuracy"):
+        nb.plot(precision="Accuracy")
+    assert nb.ranking_names() == []
+    (default,) = nb.rank().value  # no ranking module: the Pareto front
+    assert default.name == nb.rank("pareto").value[0].name
+    (reached,) = nb.rank("target", ["Error", "0.5"]).value
+    assert reached.name == "TimeToTarget(Error ≤ 0.5, ElapsedMilliseconds)"
+    with pytest.raises(NotebookError, match=r"there is no ranking module 'Best'\n  fix: use pareto, target METRIC"):
+        nb.rank("Best")
+    with pytest.raises(NotebookError, match=r"rank target Error: name a precision metric and the value to reach"):
+        nb.rank("target", ["Error"])
+    with pytest.raises(NotebookError, match=r"rank pareto: --work is for target only"):
+        nb.rank("pareto", work="WallTime")

@@ -13,6 +13,7 @@ from ._leases import Claim as Claim
 from ._pareto import pareto as pareto
 from ._rankings import Ranking as Ranking
 from ._rankings import RankingError as RankingError
+from ._rankings import describe_metrics as describe_metrics
 from ._rankings import final_points as final_points
 from ._rankings import rank as rank
 from ._rankings import rank_comparison as rank_comparison
@@ -24,5 +25,5 @@ from ._store import StoreWarning as StoreWarning
 from ._target import time_to_target as time_to_target
 from ._warnings import warning_line as warning_line
 
-__all__ = ["Store", "StoreError", "StoreWarning", "Claim", "Results", "Ranking", "RankingError", "final_points",
-           "pareto", "rank", "rank_comparison", "rank_scores", "time_to_target", "warning_line"]
+__all__ = ["Store", "StoreError", "StoreWarning", "Claim", "Results", "Ranking", "RankingError", "describe_metrics",
+           "final_points", "pareto", "rank", "rank_comparison", "rank_scores", "time_to_target", "warning_line"]

@@ -21,6 +21,8 @@ from ._concepts import Test as Test
 from ._concepts import Train as Train
 from ._context import Context as Context
 from ._datasets import register_dataset as register_dataset
+from ._decorators import DECORATOR_OF as DECORATOR_OF
+from ._decorators import DECORATORS as DECORATORS
 from ._decorators import ConverterDefinition as ConverterDefinition
 from ._decorators import HardwareDefinition as HardwareDefinition
 from ._decorators import MetricDefinition as MetricDefinition
@@ -38,6 +40,7 @@ from ._errors import RequireCycleError as RequireCycleError
 from ._errors import SailError as SailError
 from ._errors import SailNameError as SailNameError
 from ._errors import SailSyntaxError as SailSyntaxError
+from ._errors import source_filename as source_filename
 from ._graph import Array as Array
 from ._graph import Conv2d as Conv2d
 from ._graph import Dropout as Dropout
@@ -126,4 +129,4 @@ __all__ = [
 _TOOLS = ["ModuleKind", "Context", "Location", "SailError", "SailSyntaxError", "SailNameError",
           "DryRunError", "DryRunTimeout", "GraphError", "RequireCycleError", "ModuleFailed",
           "check", "CheckedGraph", "pretty", "as_type", "unify", "register_dataset", "AtomRecord",
-          "dry_runs_in_process", "start_probe"]
+          "dry_runs_in_process", "start_probe", "DECORATORS", "DECORATOR_OF", "source_filename"]

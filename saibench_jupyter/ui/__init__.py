@@ -8,28 +8,31 @@ and store. Nothing here imports IPython, plotly or pandas until it is used.
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._charts import Trace as Trace
+    from ._charts import ChartTrace as ChartTrace
     from ._charts import axes_available as axes_available
     from ._charts import plot_work_precision as plot_work_precision
     from ._charts import work_precision_traces as work_precision_traces
     from ._handle import PodStatus as PodStatus
-    from ._handle import RunError as RunError
+    from ._handle import RunFailedError as RunFailedError
     from ._handle import RunHandle as RunHandle
+    from ._magics import load_ipython_extension as load_ipython_extension
     from ._magics import notebook as notebook
+    from ._magics import unload_ipython_extension as unload_ipython_extension
+    from ._notebook import Notebook as Notebook
+    from ._notebook import NotebookError as NotebookError
     from ._reference import language_reference as language_reference
     from ._report import Report as Report
     from ._report import ReportError as ReportError
+    from ._report import quickstart as quickstart
     from ._report import report as report
-    from ._session import Notebook as Notebook
-    from ._session import NotebookError as NotebookError
 
 _MODULES = {
-    "._charts": ("Trace", "axes_available", "plot_work_precision", "work_precision_traces"),
-    "._handle": ("PodStatus", "RunError", "RunHandle"),
-    "._magics": ("notebook",),
+    "._charts": ("ChartTrace", "axes_available", "plot_work_precision", "work_precision_traces"),
+    "._handle": ("PodStatus", "RunFailedError", "RunHandle"),
+    "._magics": ("load_ipython_extension", "notebook", "unload_ipython_extension"),
+    "._notebook": ("Notebook", "NotebookError"),
     "._reference": ("language_reference",),
-    "._report": ("Report", "ReportError", "report"),
-    "._session": ("Notebook", "NotebookError"),
+    "._report": ("Report", "ReportError", "quickstart", "report"),
 }
 _LAZY = {name: module for module, names in _MODULES.items() for name in names}
 __all__ = sorted(_LAZY)

@@ -1,19 +1,20 @@
 """Reading a cell's text before the parser does, and telling SAIL errors by the cell's line.
 
 The notebook finds which cell a text replaces, and checks that a ``%%model`` cell holds
-models, from the names and decorators of its top level; SAIL errors located in a cell
-become :class:`NotebookError` quoting the cell line, with a caret and the fix.
+models (:func:`check_kinds`), from the names and decorators of its top level; SAIL errors
+located in a cell become :class:`NotebookError` quoting the cell line, with a caret and the
+fix. What a cell registered comes back as :class:`Registered`.
 """
 
 from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Mapping
+from collections.abc import Container, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 
-from ..sail._decorators import DECORATORS, ModuleKind
-from ..sail._errors import SailError, source_filename
+from ..repository import ModuleRecord
+from ..sail import DECORATOR_OF, DECORATORS, ModuleKind, SailError, source_filename
 
 
 class NotebookError(Exception):
@@ -32,6 +33,28 @@ class NotebookError(Exception):
         self.line = line
 
 
+class Registered(list[ModuleRecord]):
+    """The module records one cell registered, with what changed and the warnings.
+
+    A plain list of records, plus ``origin`` (the cell's identity), ``changes``
+    (``{name: "new" | "changed" | "unchanged"}``), ``removed`` (names the cell no longer
+    defines) and ``warnings`` (one line each, with the cell line and the fix).
+    """
+
+    def __init__(self, records: Sequence[ModuleRecord], origin: str, changes: Mapping[str, str],
+                 removed: Sequence[str], warnings: Sequence[str]) -> None:
+        super().__init__(records)
+        self.origin = origin
+        self.changes = dict(changes)
+        self.removed = tuple(removed)
+        self.warnings = tuple(warnings)
+
+    def summary(self) -> str:
+        """One line: ``MLP (new), CNN (changed); removed Old — <cell 5f3a1b2c>``."""
+        text = ", ".join(f"{name} ({change})" for name, change in self.changes.items()) or "support code"
+        return text + (f"; removed {', '.join(self.removed)}" if self.removed else "") + f" — {self.origin}"
+
+
 @dataclass(frozen=True)
 class CellScan:
     """What a cell's top level defines, read before the parser runs (to find the cell, to check kinds)."""
@@ -45,6 +68,8 @@ class CellScan:
     valid: bool = True
 
 
+#: Names IPython puts in every user namespace: never "defined in the notebook" by the user.
+_IPYTHON_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit"})
 _TOP_DEF = re.compile(r"^(?:async\s+)?(def|class)\s+(\w+)|^(\w+)\s*(?::[^=\n]*)?=[^=]", re.MULTILINE)
 
 
@@ -72,6 +97,53 @@ def scan_cell(text: str, line_offset: int) -> CellScan:
         elif not isinstance(stmt, ast.Import | ast.ImportFrom):
             defined.update(n.id for n in ast.walk(stmt) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store))
     return CellScan(kinds, frozenset(functions), frozenset(defined))
+
+
+def check_kinds(kind: str, found: CellScan, source: str) -> None:
+    """Refuse a ``%%kind`` cell holding a module of another kind, or no module of its kind.
+
+    ``%%sail`` cells take modules of every kind. ``source`` is the cell as registered, its
+    lines numbered as the cell shows them (quoted in the error).
+
+    Raises
+    ------
+    NotebookError
+        With the cell line and the fix; nothing is registered then.
+    """
+    if kind == "sail":
+        return
+    lines = source.splitlines()
+    for name, (other, line) in found.kinds.items():
+        if other.value != kind:
+            raise NotebookError(
+                f"line {line} of this %%{kind} cell: {name} is a @{DECORATOR_OF[other]}, "
+                f"not a @{DECORATOR_OF[ModuleKind(kind)]}\n    {line} | {lines[line - 1].strip()}\n"
+                f"  fix: move {name} into a %%{other.value} cell (or a %%sail cell, which takes modules "
+                f"of every kind), or decorate it with @{DECORATOR_OF[ModuleKind(kind)]}; nothing was registered",
+                line)
+    if not found.kinds:
+        deco = DECORATOR_OF[ModuleKind(kind)]
+        raise NotebookError(
+            f"this %%{kind} cell defines no @{deco} module\n  fix: decorate a function with @{deco}; "
+            "support code alone (helpers, imports, constants) goes in a %%sail cell; nothing was registered")
+
+
+def unsupported_names(records: Sequence[ModuleRecord], support: Set[str], user_ns: Container[str]) -> list[str]:
+    """Warnings for names modules read that no %%sail cell defines (``support``): the notebook's
+    (``user_ns``: pods never see them), or nobody's yet (a %%sail cell run later may define them;
+    discovery rejects the module till then). One line each, with the cell line and the fix.
+    """
+    out = []
+    for record in records:
+        missing = [n for n in record.free_names - support if n not in user_ns
+                   or (not n.startswith("_") and n not in _IPYTHON_NAMES)]
+        for name in sorted(missing, key=lambda n: record.name_sites.get(n, (0, 0))):
+            line = record.name_sites.get(name, (record.line, 0))[0]
+            out.append(f"line {line} ({record.name}): `{name}` is defined in the notebook, not in a %%sail "
+                       f"cell: pods won't see it; move it into a %%sail cell" if name in user_ns else
+                       f"line {line} ({record.name}): unknown name `{name}`: no %%sail cell defines it; "
+                       f"discovery rejects {record.name} until one does")
+    return out
 
 
 def _decorator_name(node: ast.expr) -> str | None:

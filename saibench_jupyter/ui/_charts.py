@@ -1,7 +1,7 @@
 """Work–precision charts: the cost of reaching an error, curves per family, DNF kept in sight.
 
 Charts are data until the last step: :func:`work_precision_traces` turns results into
-renderer-neutral :class:`Trace` objects (medians over repeats, q20–q80 spread, labels,
+renderer-neutral :class:`ChartTrace` objects (medians over repeats, q20–q80 spread, labels,
 hover texts, colours), and only :func:`plot_work_precision` imports Plotly to draw them.
 The default layout follows the SciML work–precision diagram: precision (the error) on x,
 work on y, both logarithmic.
@@ -27,8 +27,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..results._rankings import describe_metrics
-from ..runtime._result import COUNTERS
+from ..results import describe_metrics
+from ..runtime import COUNTERS
 from ._curves import curves, differing_params, flat_params, natural, param_text
 from ._palette import shades
 
@@ -49,7 +49,7 @@ _SPECIAL = re.compile("[&<>\"']")
 
 
 @dataclass(frozen=True, eq=False)
-class Trace:
+class ChartTrace:
     """One curve of a work–precision chart (one legend entry), or the scenarios that did not finish.
 
     ``x``/``y`` are medians over repeats and ``*_low``/``*_high`` their 20 % and 80 %
@@ -110,7 +110,7 @@ class Axis:
 class _Chart:
     """A chart as data: its traces (curves, then DNF) and the axes as drawn (after any swap)."""
 
-    traces: list[Trace]
+    traces: list[ChartTrace]
     x: Axis
     y: Axis
 
@@ -220,7 +220,7 @@ def _statuses(tidy: pandas.DataFrame) -> dict[str, list[str]]:
 
 def _family_traces(family: str, index: int, rows: pandas.DataFrame, scenarios: Mapping[str, Mapping[str, Any]],
                    axes: tuple[Axis, Axis], statuses: Mapping[str, list[str]], swap: bool,
-                   connect: str | None) -> list[Trace]:
+                   connect: str | None) -> list[ChartTrace]:
     """The curves of one family (legend group), in shades of its hue when there are several."""
     params = {i: flat_params(scenarios[i]["params"]) for i in rows["identity"].unique()}
     differing = differing_params(params)
@@ -241,7 +241,7 @@ def _finished_line(pods: list[str]) -> str:
 def _trace(name: str, rows: pandas.DataFrame, group: str, color: str, connect: str,
            scenarios: Mapping[str, Mapping[str, Any]], params: Mapping[str, Mapping[str, Any]],
            differing: list[str], several: bool, axes: tuple[Axis, Axis], statuses: Mapping[str, list[str]],
-           swap: bool) -> Trace:
+           swap: bool) -> ChartTrace:
     import numpy as np
 
     # The texts of a scenario are made once; a point only joins them with its own numbers.
@@ -272,7 +272,7 @@ def _trace(name: str, rows: pandas.DataFrame, group: str, color: str, connect: s
         data = {("y" if c[0] == "x" else "x") + c[1:]: v for c, v in data.items()}
     x, y, x_low, x_high, y_low, y_high = (_frozen(data[c], np.float64)
                                           for c in ("x", "y", "x_low", "x_high", "y_low", "y_high"))
-    return Trace(name, x, y, x_low, x_high, y_low, y_high, _frozen(labels, object), _frozen(hover, object),
+    return ChartTrace(name, x, y, x_low, x_high, y_low, y_high, _frozen(labels, object), _frozen(hover, object),
                  _frozen(ns, np.int64), _frozen(ids, object), group=group, color=color, connect=connect)
 
 
@@ -291,7 +291,7 @@ def _edge(values: numpy.ndarray, log: bool, high: bool) -> float:
 
 
 def _dnf_trace(dnf: list[str], points: pandas.DataFrame, scenarios: Mapping[str, Mapping[str, Any]],
-               why: Mapping[str, list[str]], precision: Axis, work: Axis, swap: bool) -> Trace:
+               why: Mapping[str, list[str]], precision: Axis, work: Axis, swap: bool) -> ChartTrace:
     """The scenarios that did not finish, on the worst edge of the precision axis.
 
     Their work coordinate is their last measured work where they have one (how far they
@@ -314,7 +314,7 @@ def _dnf_trace(dnf: list[str], points: pandas.DataFrame, scenarios: Mapping[str,
     empty = _frozen([np.nan] * len(dnf), np.float64)
     x, y = (ys, xs) if swap else (xs, ys)
     labels = [str(scenarios[i]["label"]) for i in dnf]
-    return Trace("DNF", _frozen(x, np.float64), _frozen(y, np.float64), empty, empty, empty, empty,
+    return ChartTrace("DNF", _frozen(x, np.float64), _frozen(y, np.float64), empty, empty, empty, empty,
                  _frozen(labels, object), _frozen(hover, object), _frozen([0] * len(dnf), np.int64),
                  _frozen(dnf, object), True, group="DNF")
 
@@ -353,7 +353,7 @@ def _chart(source: Any, work: str | None, precision: str | None, color: str, swa
     # A log axis when every finite value is positive.
     axes = [Axis(name, info[name]["unit"], info[name]["better"],
                  bool((spans[c][np.isfinite(spans[c])] > 0).all())) for name, c in ((precision, "x"), (work, "y"))]
-    traces: list[Trace] = []
+    traces: list[ChartTrace] = []
     groups = {i: str(s.get(color) or "?") for i, s in scenarios.items()}
     order = {i: k for k, i in enumerate(sorted(scenarios, key=lambda i: natural(scenarios[i]["label"])))}
     shown = shown.assign(_group=shown["identity"].map(groups), _order=shown["identity"].map(order))
@@ -366,7 +366,7 @@ def _chart(source: Any, work: str | None, precision: str | None, color: str, swa
 
 
 def work_precision_traces(results_or_frame: Any, work: str | None = None, precision: str | None = None,
-                          color: str = "family", swap: bool = False, connect: str | None = None) -> list[Trace]:
+                          color: str = "family", swap: bool = False, connect: str | None = None) -> list[ChartTrace]:
     """The traces of a work–precision chart, as plain data (no plotting library involved).
 
     Parameters
@@ -392,7 +392,7 @@ def work_precision_traces(results_or_frame: Any, work: str | None = None, precis
 
     Returns
     -------
-    list of Trace
+    list of ChartTrace
         The curves of each group (groups sorted by name, curves by parameter), then a trace
         named ``DNF`` (``dnf=True``) holding the scenarios none of whose repeats finished,
         when there are any.
@@ -425,7 +425,7 @@ def _html(texts: numpy.ndarray) -> numpy.ndarray:
     return _frozen([t.replace("\n", "<br>") for t in texts], object)
 
 
-def _scatter(trace: Trace, titled: bool, webgl: bool) -> dict[str, Any]:
+def _scatter(trace: ChartTrace, titled: bool, webgl: bool) -> dict[str, Any]:
     """One trace as a Plotly scatter's properties (``titled``: it opens a legend group of several curves).
 
     Arrays, which Plotly copies whole (a list it checks item by item), in a dict, which

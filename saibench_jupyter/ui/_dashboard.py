@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 
 from ..pods import DEFAULT_EXECUTOR
-from ._session import doc_html
+from ._formatting import doc_html
 
 if TYPE_CHECKING:
     from ..planner import Lattice
     from ..results import Results
     from ._handle import PodStatus, RunHandle
-    from ._session import Notebook
+    from ._notebook import Notebook
 
 #: Seconds between two redraws of the Runs tab (pod events can come by the hundred per second).
 THROTTLE = 0.3
@@ -332,7 +332,7 @@ class Dashboard(widgets.VBox):
         ------
         ValueError
             When no run is followed.
-        TimeoutError, RunError
+        TimeoutError, RunFailedError
             As :meth:`RunHandle.wait`.
         """
         if self.handle is None:
@@ -394,7 +394,7 @@ class Dashboard(widgets.VBox):
     def refresh_results(self) -> None:
         """Read the results store again: axis choices, the work–precision chart and the rankings."""
         from ._charts import axes_available
-        from ._session import NotebookError
+        from ._notebook import NotebookError
 
         try:
             results = self.notebook.results()
@@ -428,10 +428,10 @@ class Dashboard(widgets.VBox):
             self.results_note.value = f"<i>{escape(str(exc))}</i>"
 
     def _draw_rankings(self, results: Any) -> None:
-        from ..results._rankings import rank
+        from ..results import rank
 
         repo = self.notebook.repository
-        names = [r.name for r in repo.modules("ranking")] or ["pareto"]
+        names = self.notebook.ranking_names() or ["pareto"]
         parts = []
         for name in names:
             try:

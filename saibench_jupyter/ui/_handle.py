@@ -36,14 +36,14 @@ PREPARE_WAIT = 30.0
 _LIVE: weakref.WeakSet[RunHandle] = weakref.WeakSet()
 
 
-class RunError(RuntimeError):
+class RunFailedError(RuntimeError):
     """The run itself failed (not a pod: those are results); the cause is chained."""
 
 
 class RunHandle:
     """One run in the background: progress, ETA, results, cancellation, live display.
 
-    Made by :meth:`Notebook.run <saibench_jupyter.ui._session.Notebook.run>`; the pods
+    Made by :meth:`Notebook.run <saibench_jupyter.ui._notebook.Notebook.run>`; the pods
     run as :func:`saibench_jupyter.run` runs them, with every event stored as it arrives.
 
     Parameters
@@ -243,7 +243,7 @@ class RunHandle:
         ------
         TimeoutError
             When it is still running after ``timeout`` seconds (it goes on).
-        RunError
+        RunFailedError
             When the run itself failed (failed pods are results, not errors).
         """
         if not self._done.wait(timeout):
@@ -251,7 +251,7 @@ class RunHandle:
                                "wait again, or cancel() it")
         results = self.results
         if self.error is not None or results is None:
-            raise RunError(f"the run failed: {type(self.error).__name__}: {self.error}") from self.error
+            raise RunFailedError(f"the run failed: {type(self.error).__name__}: {self.error}") from self.error
         return results
 
     def cancel(self) -> None:

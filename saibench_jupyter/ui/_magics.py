@@ -1,4 +1,4 @@
-"""The IPython magics: a thin adapter over :class:`~saibench_jupyter.ui._session.Notebook`.
+"""The IPython magics: a thin adapter over :class:`~saibench_jupyter.ui._notebook.Notebook`.
 
 ``%load_ext saibench_jupyter`` registers ``%%problem``, ``%%model``, ``%%metric``,
 ``%%converter``, ``%%software``, ``%%hardware``, ``%%ranking`` and ``%%sail`` (cells of
@@ -22,8 +22,8 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_cell_magic, magics_class
 
 from ..pods import DEFAULT_EXECUTOR
-from ._displays import FORMATTERS
-from ._session import CELL_KINDS, ModuleList, Notebook, NotebookError
+from ._formatting import FORMATTERS
+from ._notebook import CELL_KINDS, Notebook, NotebookError
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import ExecutionInfo, InteractiveShell
@@ -229,7 +229,7 @@ class SailMagics(Magics):
         return handle
 
     def _cmd_wait(self, args: list[str]) -> Results:
-        from ._handle import RunError
+        from ._handle import RunFailedError
 
         p = _parser("wait", "wait for the last run to end; its results")
         p.add_argument("--timeout", type=float, help="give up waiting after this many seconds")
@@ -237,7 +237,7 @@ class SailMagics(Magics):
         handle = self._last_run()
         try:
             return handle.wait(ns.timeout)
-        except (TimeoutError, RunError) as exc:
+        except (TimeoutError, RunFailedError) as exc:
             raise UsageError(f"{exc}\n  details: the run's handle (%sail run returns it) has .error and "
                              ".traceback") from None
         except KeyboardInterrupt:
@@ -272,19 +272,10 @@ class SailMagics(Magics):
                             "scenario's checkpoints (checkpoint); default: checkpoint for families whose scenarios "
                             "have several points, else param")
         ns = p.parse_args(args)
-        results = self.notebook.results()
-        try:
-            from ._charts import plot_work_precision
-        except ImportError as exc:
-            raise UsageError(f"charts are not available: {exc}") from None
-        warned = results.warning_lines()  # a chart without a metric's values must say why
-        try:
-            figure = plot_work_precision(results, work=ns.work, precision=ns.precision, color=ns.color,
-                                         swap=ns.swap, connect=ns.connect)
-        except (ValueError, KeyError) as exc:
-            raise UsageError(f"%sail plot: {exc.args[0] if exc.args else exc}{_indented(warned)}") from None
-        _print_warnings(warned)
-        return figure
+        plotted = self.notebook.plot(work=ns.work, precision=ns.precision, color=ns.color, swap=ns.swap,
+                                     connect=ns.connect)
+        _print_warnings(plotted.warnings)  # a chart without a metric's values must say why
+        return plotted.value
 
     def _cmd_rank(self, args: list[str]) -> Any:
         p = _parser("rank", "rank the results (the ranking modules, else the Pareto front)")
@@ -293,33 +284,9 @@ class SailMagics(Magics):
                        help="with target: the precision metric and the value to reach (target Accuracy 0.95)")
         p.add_argument("--work", help="with target: the work axis (default: the first work metric)")
         ns = p.parse_args(args)
-        repo = self.notebook.repository
-        known = [r.name for r in repo.modules("ranking")]
-        if ns.ranking is not None and ns.ranking not in ("pareto", "target", *known):
-            raise UsageError(f"%sail rank {ns.ranking}: there is no ranking module {ns.ranking!r}\n  fix: use "
-                             f"{', '.join([*known, 'pareto', 'target METRIC VALUE'])}")
-        names: list[str | tuple[str, ...]] = [ns.ranking] if ns.ranking else [*known] or ["pareto"]
-        if ns.ranking == "target":
-            names = [("target", *ns.target, *([ns.work] if ns.work else []))]
-            try:
-                float(ns.target[1])
-            except (IndexError, ValueError):
-                raise UsageError(f"%sail rank target {' '.join(ns.target)}: name a precision metric and the value "
-                                 "to reach\n  fix: %sail rank target Accuracy 0.95 [--work WallTime]") from None
-        elif ns.target or ns.work:
-            raise UsageError(f"%sail rank {ns.ranking or ''}: {' '.join(ns.target) or '--work'} is for target "
-                             "only\n  fix: %sail rank target METRIC VALUE [--work W]")
-        results = self.notebook.results()
-        try:
-            from ..results._rankings import rank
-        except ImportError as exc:
-            raise UsageError(f"rankings are not available: {exc}") from None
-        warned = results.warning_lines()  # a ranking without a metric's values must say why
-        try:
-            rankings = [rank(results, name, repository=repo) for name in names]
-        except (ValueError, KeyError) as exc:
-            raise UsageError(f"%sail rank: {exc.args[0] if exc.args else exc}{_indented(warned)}") from None
-        _print_warnings(warned)
+        ranked = self.notebook.rank(ns.ranking, ns.target, ns.work)
+        _print_warnings(ranked.warnings)  # a ranking without a metric's values must say why
+        rankings = ranked.value
         return rankings[0] if len(rankings) == 1 else Outputs(rankings)
 
     def _cmd_dashboard(self, args: list[str]) -> Any:
@@ -335,10 +302,7 @@ class SailMagics(Magics):
     def _cmd_load(self, args: list[str]) -> Any:
         p = _parser("load", "register the modules of files, folders or packages")
         p.add_argument("paths", nargs="+", help="a .py file, a folder of them, or a package name")
-        records: list[Any] = []
-        for path in p.parse_args(args).paths:
-            records += self.notebook.load(path)
-        return ModuleList(tuple(records))
+        return self.notebook.load(*p.parse_args(args).paths)
 
     def _cmd_clear(self, args: list[str]) -> None:
         _parser("clear", "forget every module and support cell (the results store stays)").parse_args(args)
@@ -374,15 +338,10 @@ class Outputs(tuple[Any, ...]):
             display(item)
 
 
-def _print_warnings(lines: list[str]) -> None:
+def _print_warnings(lines: Iterable[str]) -> None:
     """Which metrics failed in which share of pods (``Results.warning_lines``), on stderr."""
     for line in lines:
         print(f"saibench: {line}", file=sys.stderr)
-
-
-def _indented(lines: list[str]) -> str:
-    """``lines`` as the end of an error message, one indented line each."""
-    return "".join(f"\n  {line}" for line in lines)
 
 
 def _commands() -> list[str]:

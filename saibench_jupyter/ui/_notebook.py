@@ -1,10 +1,11 @@
 """The notebook's state behind the magics (and the dashboard): cells, discovery, runs, results.
 
 Plain Python with no IPython in it, so everything the magics do can be tested and
-reused. A cell's SAIL source is registered under the cell's identity (its origin,
-``<cell 5f3a1b2c>``): running a cell again replaces what it defined, like saving a file.
-Mistakes a user can make come out as :class:`NotebookError` with the cell line and the
-fix; the magics turn them into ``UsageError``.
+reused: each magic parses its arguments, calls one :class:`Notebook` method and shows
+what it returns (its displays are in ``_formatting``). A cell's SAIL source is registered
+under the cell's identity (its origin, ``<cell 5f3a1b2c>``): running a cell again replaces
+what it defined, like saving a file. Mistakes a user can make come out as
+:class:`NotebookError` with the cell line and the fix; the magics turn them into ``UsageError``.
 """
 
 from __future__ import annotations
@@ -14,65 +15,25 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from ..pods import DEFAULT_EXECUTOR
 from ..repository import ModuleRecord, Repository
-from ..sail._decorators import DECORATOR_OF, ModuleKind
-from ..sail._errors import SailError
-from ._cells import CellScan, cell_error, scan_cell
+from ..sail import ModuleKind, SailError
+from ._cells import CellScan, Registered, cell_error, check_kinds, scan_cell, unsupported_names
 from ._cells import NotebookError as NotebookError
+from ._formatting import doc_summary, module_list_html, module_list_text
 from ._select import ROLES
 
 if TYPE_CHECKING:
     from ..planner import Lattice, Scenario
-    from ..results import Results
+    from ..results import Ranking, Results
     from ._handle import RunHandle
+
+_T = TypeVar("_T")
 
 #: The cell magics that register modules: one per module kind, and ``sail`` for support code (any kind).
 CELL_KINDS = ("problem", "model", "metric", "converter", "software", "hardware", "ranking", "sail")
-#: Names IPython puts in every user namespace: never "defined in the notebook" by the user.
-_IPYTHON_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit"})
-
-
-class Registered(list[ModuleRecord]):
-    """The module records one cell registered, with what changed and the warnings.
-
-    A plain list of records, plus ``origin`` (the cell's identity), ``changes``
-    (``{name: "new" | "changed" | "unchanged"}``), ``removed`` (names the cell no longer
-    defines) and ``warnings`` (one line each, with the cell line and the fix).
-    """
-
-    def __init__(self, records: Sequence[ModuleRecord], origin: str, changes: Mapping[str, str],
-                 removed: Sequence[str], warnings: Sequence[str]) -> None:
-        super().__init__(records)
-        self.origin = origin
-        self.changes = dict(changes)
-        self.removed = tuple(removed)
-        self.warnings = tuple(warnings)
-
-    def summary(self) -> str:
-        """One line: ``MLP (new), CNN (changed); removed Old — <cell 5f3a1b2c>``."""
-        text = ", ".join(f"{name} ({change})" for name, change in self.changes.items()) or "support code"
-        return text + (f"; removed {', '.join(self.removed)}" if self.removed else "") + f" — {self.origin}"
-
-
-def doc_summary(doc: str | None) -> str:
-    """A docstring's first paragraph on one line (empty for a module without one)."""
-    first = (doc or "").strip().split("\n\n", 1)[0]
-    return " ".join(first.split())
-
-
-def doc_html(doc: str | None) -> str:
-    """A docstring as an HTML table cell's content: its summary, unfolding to the whole text."""
-    from html import escape
-
-    summary = escape(doc_summary(doc))
-    whole = (doc or "").strip()
-    if "\n\n" not in whole:
-        return summary
-    return (f"<details><summary>{summary}</summary>"
-            f"<pre style='white-space: pre-wrap'>{escape(whole)}</pre></details>")
 
 
 @dataclass(frozen=True)
@@ -100,24 +61,10 @@ class ModuleList:
         return out
 
     def __repr__(self) -> str:
-        rows = self.rows()
-        if not rows:
-            return "no SAIL modules yet: define some in %%problem, %%model, ... cells, or %sail load a file"
-        widths = [max(len(r[i]) for r in rows) for i in range(4)]
-        # The summary goes on a line of its own: it is often longer than the rest of the row.
-        return "\n".join(f"{k:<{widths[0]}}  {n:<{widths[1]}}  {p:<{widths[2]}}  {w}".rstrip()
-                         + (f"\n{'':<{widths[0]}}  {s}" if s else "") for k, n, p, w, s in rows)
+        return module_list_text(self)
 
     def _repr_html_(self) -> str:
-        from html import escape
-
-        if not self.records and not self.support:
-            return f"<p>{escape(repr(self))}</p>"
-        head = "".join(f"<th>{h}</th>" for h in ("kind", "name", "parameters", "where", "what it is"))
-        docs = [doc_html(r.doc) for r in self.records] + [""] * len(self.support)
-        body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row[:4]) + f"<td>{doc}</td></tr>"
-                       for row, doc in zip(self.rows(), docs))
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        return module_list_html(self)
 
 
 class Explanation(str):
@@ -128,6 +75,18 @@ class Explanation(str):
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
         p.text(str(self))
+
+
+@dataclass(frozen=True)
+class WithWarnings(Generic[_T]):
+    """What a command made from the results store, and the store's metric warnings to show beside it.
+
+    ``warnings`` are ``Results.warning_lines()``: which metrics failed in which share of
+    pods, so that a chart or a ranking missing a metric's values says why.
+    """
+
+    value: _T
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -214,7 +173,7 @@ class Notebook:
         # A comment in place of the magic line keeps every line number equal to the cell's.
         source = "\n" * max(line_offset - 1, 0) + (f"# %%{kind}\n" if line_offset > 0 else "") + text
         if found.valid:
-            self._check_kinds(kind, found, source)
+            check_kinds(kind, found, source)
         before = {r.name: r.digest for r in self.repository}
         held = [r.name for r in self.repository if r.origin == origin]
         try:
@@ -230,7 +189,8 @@ class Notebook:
             self._cell_ids[cell] = origin
         changes = {r.name: "new" if r.name not in before else "unchanged" if before[r.name] == r.digest
                    else "changed" for r in records}
-        warnings = self._notebook_names(records)
+        warnings = unsupported_names(records, self.repository.support_names,
+                                     self.user_ns if self.user_ns is not None else {})
         if kind == "sail" and origin not in self.repository.sources() and text.strip() and not records:
             warnings.append("this %%sail cell defines no name (function, class, import or assignment), so it is "
                             "not kept and pods won't run it; define what modules use (a helper, a constant)")
@@ -258,43 +218,6 @@ class Notebook:
             origin = f"<cell {short}-{n}>"
         return origin
 
-    @staticmethod
-    def _check_kinds(kind: str, found: CellScan, source: str) -> None:
-        if kind == "sail":
-            return
-        lines = source.splitlines()
-        for name, (other, line) in found.kinds.items():
-            if other.value != kind:
-                raise NotebookError(
-                    f"line {line} of this %%{kind} cell: {name} is a @{DECORATOR_OF[other]}, "
-                    f"not a @{DECORATOR_OF[ModuleKind(kind)]}\n    {line} | {lines[line - 1].strip()}\n"
-                    f"  fix: move {name} into a %%{other.value} cell (or a %%sail cell, which takes modules "
-                    f"of every kind), or decorate it with @{DECORATOR_OF[ModuleKind(kind)]}; nothing was registered",
-                    line)
-        if not found.kinds:
-            deco = DECORATOR_OF[ModuleKind(kind)]
-            raise NotebookError(
-                f"this %%{kind} cell defines no @{deco} module\n  fix: decorate a function with @{deco}; "
-                "support code alone (helpers, imports, constants) goes in a %%sail cell; nothing was registered")
-
-    def _notebook_names(self, records: Sequence[ModuleRecord]) -> list[str]:
-        """Warnings for names modules read that no %%sail cell defines: the notebook's (pods never see
-        them), or nobody's yet (a %%sail cell run later may define them; discovery rejects the module till then).
-        """
-        user_ns = self.user_ns if self.user_ns is not None else {}
-        support = self.repository.support_names
-        out = []
-        for record in records:
-            missing = [n for n in record.free_names - support if n not in user_ns
-                       or (not n.startswith("_") and n not in _IPYTHON_NAMES)]
-            for name in sorted(missing, key=lambda n: record.name_sites.get(n, (0, 0))):
-                line = record.name_sites.get(name, (record.line, 0))[0]
-                out.append(f"line {line} ({record.name}): `{name}` is defined in the notebook, not in a %%sail "
-                           f"cell: pods won't see it; move it into a %%sail cell" if name in user_ns else
-                           f"line {line} ({record.name}): unknown name `{name}`: no %%sail cell defines it; "
-                           f"discovery rejects {record.name} until one does")
-        return out
-
     @property
     def cells(self) -> dict[str, str]:
         """The cells registered so far: origin (``<cell 5f3a1b2c>``) -> magic (``model``, ``sail`` ...)."""
@@ -308,12 +231,21 @@ class Notebook:
         support = {o: s.support_names for o, s in self.repository.sources().items() if s.support_names}
         return ModuleList(tuple(self.repository.modules(kind)), support if kind is None else {})
 
-    def load(self, path: str | os.PathLike[str]) -> ModuleList:
-        """Register the modules of a file, a folder of ``.py`` files or an importable package."""
-        try:
-            return ModuleList(tuple(self.repository.load(Path(path))))
-        except SailError as exc:
-            raise NotebookError(str(exc)) from None
+    def load(self, *paths: str | os.PathLike[str]) -> ModuleList:
+        """Register the modules of files, folders of ``.py`` files or importable packages, in turn.
+
+        Raises
+        ------
+        NotebookError
+            For the first path whose modules are invalid (those of the paths before it stay registered).
+        """
+        records: list[ModuleRecord] = []
+        for path in paths:
+            try:
+                records += self.repository.load(Path(path))
+            except SailError as exc:
+                raise NotebookError(str(exc)) from None
+        return ModuleList(tuple(records))
 
     def clear(self) -> int:
         """Forget every module and support source (the results store is kept); return how many modules."""
@@ -466,5 +398,87 @@ class Notebook:
         except StoreError as exc:
             raise NotebookError(f"no results yet ({exc})\n  fix: %sail run first") from None
 
+    # -- charts and rankings ----------------------------------------------------------------------
+    def plot(self, work: str | None = None, precision: str | None = None, color: str = "family",
+             swap: bool = False, connect: str | None = None) -> WithWarnings[Any]:
+        """The work–precision chart of the current results (a Plotly figure), with the metric warnings.
+
+        The arguments are :func:`~saibench_jupyter.ui.plot_work_precision`'s.
+
+        Raises
+        ------
+        NotebookError
+            With no results yet, without Plotly, or for axes the results do not have (then
+            the metric warnings end the message: they may say why a metric has no values).
+        """
+        results = self.results()
+        try:
+            from ._charts import plot_work_precision
+        except ImportError as exc:
+            raise NotebookError(f"charts are not available: {exc}") from None
+        warned = results.warning_lines()
+        try:
+            figure = plot_work_precision(results, work=work, precision=precision, color=color, swap=swap,
+                                         connect=connect)
+        except (ValueError, KeyError) as exc:
+            raise NotebookError(f"%sail plot: {exc.args[0] if exc.args else exc}{_indented(warned)}") from None
+        return WithWarnings(figure, tuple(warned))
+
+    def ranking_names(self) -> list[str]:
+        """The names of the registered ranking modules."""
+        return [r.name for r in self.repository.modules("ranking")]
+
+    def rank(self, ranking: str | None = None, target: Sequence[str] = (),
+             work: str | None = None) -> WithWarnings[list[Ranking]]:
+        """Rank the current results: by one ranking, else by every ranking module, else by the Pareto front.
+
+        Parameters
+        ----------
+        ranking : str, optional
+            A ranking module's name, ``pareto`` or ``target``.
+        target : list of str
+            With ``target``: the precision metric and the value to reach (``["Accuracy", "0.95"]``).
+        work : str, optional
+            With ``target``: the work axis (the first work metric by default).
+
+        Raises
+        ------
+        NotebookError
+            For an unknown ranking, a target without metric and value, ``target`` or ``work``
+            without ``ranking="target"``, no results yet, or a ranking that fails (then the
+            metric warnings end the message).
+        """
+        known = self.ranking_names()
+        if ranking is not None and ranking not in ("pareto", "target", *known):
+            raise NotebookError(f"%sail rank {ranking}: there is no ranking module {ranking!r}\n  fix: use "
+                                f"{', '.join([*known, 'pareto', 'target METRIC VALUE'])}")
+        names: list[str | tuple[str, ...]] = [ranking] if ranking else [*known] or ["pareto"]
+        if ranking == "target":
+            names = [("target", *target, *([work] if work else []))]
+            try:
+                float(target[1])
+            except (IndexError, ValueError):
+                raise NotebookError(f"%sail rank target {' '.join(target)}: name a precision metric and the value "
+                                    "to reach\n  fix: %sail rank target Accuracy 0.95 [--work WallTime]") from None
+        elif target or work:
+            raise NotebookError(f"%sail rank {ranking or ''}: {' '.join(target) or '--work'} is for target "
+                                "only\n  fix: %sail rank target METRIC VALUE [--work W]")
+        results = self.results()
+        try:
+            from ..results import rank
+        except ImportError as exc:
+            raise NotebookError(f"rankings are not available: {exc}") from None
+        warned = results.warning_lines()
+        try:
+            rankings = [rank(results, name, repository=self.repository) for name in names]
+        except (ValueError, KeyError) as exc:
+            raise NotebookError(f"%sail rank: {exc.args[0] if exc.args else exc}{_indented(warned)}") from None
+        return WithWarnings(rankings, tuple(warned))
+
     def __repr__(self) -> str:
         return f"Notebook({self.repository!r}, store={str(self.store)!r}, {self.run_count} runs)"
+
+
+def _indented(lines: Sequence[str]) -> str:
+    """``lines`` as the end of an error message, one indented line each."""
+    return "".join(f"\n  {line}" for line in lines)

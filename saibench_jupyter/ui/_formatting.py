@@ -1,7 +1,9 @@
-"""How discovery and results show in a notebook: the displays of types the ui does not own.
+"""How the notebook's values show: text and HTML for module lists, discovery and results.
 
-The extension registers :data:`FORMATTERS` with IPython, so that a ``Lattice`` or a
-``Results`` left at the end of a cell shows as text or as folded HTML tables.
+The ui's own values (``ModuleList``) call these from their ``__repr__`` and
+``_repr_html_``; for the types the ui does not own, the extension registers
+:data:`FORMATTERS` with IPython, so that a ``Lattice`` or a ``Results`` left at the end of
+a cell shows as text or as folded HTML tables.
 """
 
 from __future__ import annotations
@@ -14,9 +16,48 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ..planner import Lattice, RejectionRow
     from ..results import Results
+    from ._notebook import ModuleList
 
 #: How a notebook shows the expected non-pairings that its displays only count.
 EXPECTED_HINT = "%sail explain NAME lists them"
+
+
+def doc_summary(doc: str | None) -> str:
+    """A docstring's first paragraph on one line (empty for a module without one)."""
+    first = (doc or "").strip().split("\n\n", 1)[0]
+    return " ".join(first.split())
+
+
+def doc_html(doc: str | None) -> str:
+    """A docstring as an HTML table cell's content: its summary, unfolding to the whole text."""
+    summary = escape(doc_summary(doc))
+    whole = (doc or "").strip()
+    if "\n\n" not in whole:
+        return summary
+    return (f"<details><summary>{summary}</summary>"
+            f"<pre style='white-space: pre-wrap'>{escape(whole)}</pre></details>")
+
+
+def module_list_text(modules: ModuleList) -> str:
+    """Registered modules, one aligned row each, their summary on a line below."""
+    rows = modules.rows()
+    if not rows:
+        return "no SAIL modules yet: define some in %%problem, %%model, ... cells, or %sail load a file"
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    # The summary goes on a line of its own: it is often longer than the rest of the row.
+    return "\n".join(f"{k:<{widths[0]}}  {n:<{widths[1]}}  {p:<{widths[2]}}  {w}".rstrip()
+                     + (f"\n{'':<{widths[0]}}  {s}" if s else "") for k, n, p, w, s in rows)
+
+
+def module_list_html(modules: ModuleList) -> str:
+    """Registered modules as a table, each docstring folded under its summary."""
+    if not modules.records and not modules.support:
+        return f"<p>{escape(module_list_text(modules))}</p>"
+    head = "".join(f"<th>{h}</th>" for h in ("kind", "name", "parameters", "where", "what it is"))
+    docs = [doc_html(r.doc) for r in modules.records] + [""] * len(modules.support)
+    body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row[:4]) + f"<td>{doc}</td></tr>"
+                   for row, doc in zip(modules.rows(), docs))
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def lattice_text(lattice: Lattice, limit: int = 25) -> str:
