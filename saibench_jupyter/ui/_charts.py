@@ -27,8 +27,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..results._rankings import describe_metrics
-from ..runtime._result import COUNTERS
+from ..results import describe_metrics
+from ..sail import COUNTERS
 from ._curves import curves, differing_params, flat_params, natural, param_text
 from ._palette import shades
 
