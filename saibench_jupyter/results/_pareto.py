@@ -6,8 +6,8 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..runtime._result import COUNTERS
-from ._rankings import _BETTER, INFO, Ranking, _check_points, _levels, _table
+from ..sail import COUNTERS
+from ._levels import BETTER, INFO, Ranking, check_points, levels_of, ranking_table
 
 if TYPE_CHECKING:
     import pandas
@@ -33,7 +33,7 @@ def pareto(points: pandas.DataFrame, work: str, precision: str, *, better: Mappi
     """
     import pandas as pd
 
-    points = _check_points(points)
+    points = check_points(points)
     info = points.attrs.get("metric_info") or {}
     signs = []
     for column in (work, precision):
@@ -41,7 +41,7 @@ def pareto(points: pandas.DataFrame, work: str, precision: str, *, better: Mappi
             raise ValueError(f"pareto: no column {column!r}; the points have "
                              f"{', '.join(c for c in points.columns if c not in (*INFO, 'status', 'why'))}")
         direction = (better or {}).get(column) or (info.get(column) or {}).get("better") or "lower"
-        if direction not in _BETTER:
+        if direction not in BETTER:
             raise ValueError(f"pareto: better[{column!r}] = {direction!r}; use 'lower' or 'higher'")
         signs.append(-1.0 if direction == "higher" else 1.0)  # minimise both after flipping "higher"
     pairs = zip(pd.to_numeric(points[work], errors="coerce"), pd.to_numeric(points[precision], errors="coerce"))
@@ -51,8 +51,8 @@ def pareto(points: pandas.DataFrame, work: str, precision: str, *, better: Mappi
     index = list(values)
     edges = [(a, b) for a, va in enumerate(values.values()) for b, vb in enumerate(values.values())
              if va[0] <= vb[0] and va[1] <= vb[1] and va != vb]
-    levels, _ = _levels(len(index), edges)
-    table, notes = _table(points, {index[k]: level for k, level in enumerate(levels)}, [work, precision])
+    levels, _ = levels_of(len(index), edges)
+    table, notes = ranking_table(points, {index[k]: level for k, level in enumerate(levels)}, [work, precision])
     return Ranking(f"Pareto({work}, {precision})", "pareto", table, tuple(notes))
 
 

@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..runtime._result import COUNTERS
+from ..sail import COUNTERS
 from . import _schema, _upkeep
 from ._store import Store, StoreError
 from ._tidy import SCENARIO, tidy_frame
@@ -169,9 +169,9 @@ class Results:
         """The tidy frame: one row per scenario × repeat × checkpoint × metric.
 
         Columns: ``identity``, ``scenario``, ``label``, ``family``, ``problem``, ``model``,
-        ``software``, ``hardware``, ``params`` (JSON text, so it can be grouped on),
-        ``repeat``, ``status``, ``stage``, ``checkpoint``, ``epoch``, ``loss``, the work
-        counters (``ElapsedMilliseconds`` ... ``PeakMemoryBytes``), ``compile_ms`` (the pod's
+        ``software``, ``hardware``, ``params`` (``{"Module.param": value}`` as JSON text, so
+        it can be grouped on), ``repeat``, ``status``, ``stage``, ``checkpoint``, ``epoch``,
+        ``loss``, the work counters (``ElapsedMilliseconds`` ... ``PeakMemoryBytes``), ``compile_ms`` (the pod's
         one-time costs, kept out of the counters: compilation, data to the device, first
         runs), ``metric``, ``value``.
 
@@ -262,7 +262,8 @@ class Results:
         """What the metrics in view measure: ``{name: {"axis": "work"|"precision", "better": "lower"|"higher",
         "unit": str or None}}``, from their ``@MetricDefinition`` options.
 
-        Empty for scenarios stored before this was recorded (schema version 1).
+        Empty for scenarios written by a store of ``schema_version`` 1, which did not record it
+        (the migration to later versions keeps them empty).
         """
         where, params = self._scope().where("s")
         _, rows = self.store._query(f"SELECT s.metric_info FROM scenarios s {where}", params)

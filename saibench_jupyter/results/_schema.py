@@ -15,13 +15,10 @@ import os
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..planner import roles_to_flat
-from ..runtime._result import COUNTERS
-
-if TYPE_CHECKING:
-    from ._store import StoreError
+from ..sail import COUNTERS
+from ._store_errors import StoreError
 
 #: The schema this code writes (meta's ``schema_version``).
 SCHEMA_VERSION = 5
@@ -131,7 +128,6 @@ def prepare(db: sqlite3.Connection, path: Path, busy_ms: int) -> None:
     sqlite3.DatabaseError
         For a file SQLite cannot read (the caller says what that means with :func:`database_error`).
     """
-    from ._store import StoreError
 
     db.execute(f"PRAGMA busy_timeout={busy_ms}")
     # NORMAL: a commit is not an fsync, which keeps one transaction per event cheap; a power cut may lose the
@@ -232,7 +228,6 @@ _DESCRIPTOR_FIX = ("the store itself is fine; fix: raise the limit (`ulimit -n 4
 
 def open_error(path: Path, exc: BaseException) -> StoreError:
     """The :class:`StoreError` for a store whose file could not be opened at all."""
-    from ._store import StoreError
 
     descriptors = out_of_descriptors()
     if descriptors is not None:
@@ -253,7 +248,6 @@ def database_error(path: Path, exc: sqlite3.Error, opening: bool = False) -> Sto
         Whether the error came while checking what the file is (a file that is not SQLite at
         all is then another file, not a damaged store).
     """
-    from ._store import StoreError
 
     code = getattr(exc, "sqlite_errorname", "")
     text = str(exc)
@@ -289,7 +283,6 @@ def database_error(path: Path, exc: sqlite3.Error, opening: bool = False) -> Sto
 
 def damaged_value(path: Path, column: str, value: object, what: str) -> StoreError:
     """The :class:`StoreError` for one value of the store that cannot be read as what its column holds."""
-    from ._store import StoreError
 
     shown = value[:40] + "…" if isinstance(value, str) and len(value) > 40 else value
     return StoreError(f"{path} holds a damaged value in {column}: {shown!r} {what}; it was changed by hand or by "

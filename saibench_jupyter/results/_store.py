@@ -26,20 +26,14 @@ from sqlite3 import Connection
 from types import TracebackType
 from typing import Any, ClassVar
 
-from ..runtime._result import COUNTERS
+from ..sail import COUNTERS
 from . import _leases, _schema, _upkeep
+from ._store_errors import StoreError as StoreError
+from ._store_errors import StoreWarning as StoreWarning
 from ._values import _duration, _int, _json, _need, _real, _text
 
 #: A decoded event line.
 Event = Mapping[str, Any]
-
-
-class StoreError(Exception):
-    """A results store that cannot be opened or read: a bad path, a newer schema, a damaged file, no descriptor left."""
-
-
-class StoreWarning(UserWarning):
-    """Something a reader of a store should know that does not stop the reading (a copy lacking results)."""
 
 
 #: Columns of ``scenarios`` a record may give: plain text, then JSON-encoded values.
@@ -65,7 +59,7 @@ _INSERT_FAILURE = (f"INSERT INTO failures (identity, repeat, run_id, {', '.join(
 
 
 class Store:
-    """The SQLite results store (``schema_version`` 4, WAL mode).
+    """The SQLite results store (``schema_version`` 5, WAL mode).
 
     Parameters
     ----------

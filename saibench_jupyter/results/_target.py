@@ -12,9 +12,10 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from ..runtime._result import COUNTERS
+from ..sail import COUNTERS
+from ._final_points import final_points
+from ._levels import Ranking, dense_levels, ranking_table
 from ._pareto import pareto_axes
-from ._rankings import Ranking, _dense_levels, _table, final_points
 
 if TYPE_CHECKING:
     from ._results import Results
@@ -92,7 +93,7 @@ def time_to_target(results: Results, precision: str, target: float, work: str | 
             rows.at[identity, "why"] = (f"never reached {precision} {sign} {target:g}"
                                         + (f" (best {best[identity]:.4g})" if identity in best.index else ""))
             rows.at[identity, work] = math.nan
-    table, notes = _table(rows.reset_index(), _dense_levels(scores, "lower"),
+    table, notes = ranking_table(rows.reset_index(), dense_levels(scores, "lower"),
                                  [work, precision, "stage", "checkpoint"], score=scores)
     what = (f"the least {work} at a stage and checkpoint where {precision} {'≥' if higher else '≤'} {target:g} "
             "(medians over repeats)")

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..runtime._result import COUNTERS
+from ..sail import COUNTERS
 from . import _schema
 from ._store import Store
 

@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from ._store_errors import StoreError, StoreWarning
+
 if TYPE_CHECKING:
     from ._store import Store
 
@@ -74,7 +76,6 @@ def reap(store: Store) -> int:
     running (a file must not say a run is going that nobody will end).
     A store this process may not write is left as it is.
     """
-    from ._store import StoreError
 
     _, runs = store._query("SELECT r.id, r.status, r.host, r.pid, r.pid_start FROM runs r WHERE r.status = "
                            "'running' OR r.id IN (SELECT DISTINCT p.run_id FROM pods p WHERE p.status = 'running')")
@@ -146,7 +147,6 @@ def unended_note(store: Store) -> list[str]:
     """
     import warnings
 
-    from ._store import StoreWarning
 
     _, kept = store._query("SELECT value FROM meta WHERE key = 'incomplete'")
     note = str(kept[0][0]) if kept else None
@@ -185,7 +185,6 @@ def export(store: Store, path: str | os.PathLike[str], overwrite: bool = False) 
     StoreError
         When ``path`` is the store itself, a folder, or an existing file and not ``overwrite``.
     """
-    from ._store import StoreError
 
     target = Path(path).expanduser()
     if target.is_dir():

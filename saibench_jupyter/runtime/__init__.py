@@ -3,12 +3,11 @@
 from ._data import preload_datasets as preload_datasets
 from ._hardware import prime_thread_pools as prime_thread_pools
 from ._namespace import ExecutionNamespace as ExecutionNamespace
-from ._result import COUNTERS as COUNTERS
 from ._result import Point as Point
 from ._result import RunError as RunError
 from ._result import ScenarioResult as ScenarioResult
 from ._run import resolve_settings as resolve_settings
 from ._run import run_scenario as run_scenario
 
-__all__ = ["COUNTERS", "ExecutionNamespace", "Point", "RunError", "ScenarioResult", "preload_datasets",
+__all__ = ["ExecutionNamespace", "Point", "RunError", "ScenarioResult", "preload_datasets",
            "prime_thread_pools", "resolve_settings", "run_scenario"]

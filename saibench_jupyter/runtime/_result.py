@@ -6,11 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..sail import COUNTERS as COUNTERS  # re-exported: runtime/_session.py and tests read it here
 from ..sail._errors import Location
-
-#: Work counters a metric may read, in the order tables show them.
-COUNTERS = ("ElapsedMilliseconds", "TrainingMilliseconds", "InferenceMilliseconds", "SamplesSeen", "Epochs",
-            "Flops", "PeakMemoryBytes")
 
 
 @dataclass(frozen=True)

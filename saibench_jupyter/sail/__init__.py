@@ -60,7 +60,9 @@ from ._graph import Tanh as Tanh
 from ._graph import TorchModule as TorchModule
 from ._lists import SailList as SailList
 from ._lists import TopK as TopK
+from ._parser import ParsedModule as ParsedModule
 from ._pretty import pretty as pretty
+from ._primitives import COUNTERS as COUNTERS
 from ._primitives import Capability as Capability
 from ._primitives import Chunks as Chunks
 from ._primitives import Concat as Concat
@@ -129,4 +131,5 @@ __all__ = [
 _TOOLS = ["ModuleKind", "Context", "Location", "SailError", "SailSyntaxError", "SailNameError",
           "DryRunError", "DryRunTimeout", "GraphError", "RequireCycleError", "ModuleFailed",
           "check", "CheckedGraph", "pretty", "as_type", "unify", "register_dataset", "AtomRecord",
-          "dry_runs_in_process", "start_probe", "DECORATORS", "DECORATOR_OF", "source_filename"]
+          "dry_runs_in_process", "start_probe", "COUNTERS", "ParsedModule", "DECORATORS", "DECORATOR_OF",
+          "source_filename"]

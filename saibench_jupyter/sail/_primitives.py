@@ -91,6 +91,11 @@ Epochs = _counter("Epochs", "Training epochs completed so far.")
 Flops = _counter("Flops", "Floating-point operations so far, where the backend counts them.")
 PeakMemoryBytes = _counter("PeakMemoryBytes", "Peak memory of the model's work, in bytes.")
 
+#: The work counters' names, in the order tables show them: the runtime counts them, results store them as
+#: columns, rankings and charts read them (the one list all of these import).
+COUNTERS = ("ElapsedMilliseconds", "TrainingMilliseconds", "InferenceMilliseconds", "SamplesSeen", "Epochs",
+            "Flops", "PeakMemoryBytes")
+
 
 # -- data helpers -----------------------------------------------------------------
 def _columns(data: _Any) -> _Any:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..results import describe_metrics
-from ..runtime import COUNTERS
+from ..sail import COUNTERS
 from ._curves import curves, differing_params, flat_params, natural, param_text
 from ._palette import shades
 
