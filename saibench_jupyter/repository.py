@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 from .sail._decorators import ModuleKind
 from .sail._dryrun_errors import describe, printable, traceback_line
@@ -43,6 +43,7 @@ class RepositoryEvent:
 
 
 Listener = Callable[[RepositoryEvent], None]
+T = TypeVar("T")
 _anonymous = itertools.count(1)
 
 
@@ -62,6 +63,7 @@ class Repository:
         self._listeners: list[Listener] = []
         self._support_names: frozenset[str] | None = None
         self._folders: tuple[int, dict[str, Path]] | None = None
+        self._attached: dict[str, Any] = {}
         self.version = 0
 
     # -- reading ----------------------------------------------------------------------
@@ -138,6 +140,29 @@ class Repository:
     def source_of(self, record: ModuleRecord) -> ParsedSource:
         """The source a module came from."""
         return self._sources[record.origin]
+
+    def attached(self, key: str, make: Callable[[], T]) -> T:
+        """What a layer above keeps for this repository under ``key``, made by ``make`` on first use.
+
+        It lives as long as the repository (the planner keeps its memo here), so no
+        module-level registry of repositories is needed.
+
+        Parameters
+        ----------
+        key : str
+            Whose it is (``"planner"``).
+        make : callable
+            ``make()`` makes it, once.
+
+        Returns
+        -------
+        object
+            What ``make`` made for this repository.
+        """
+        found = self._attached.get(key)
+        if found is None:
+            found = self._attached.setdefault(key, make())
+        return found  # type: ignore[no-any-return]
 
     # -- changing -------------------------------------------------------------------
     def add_source(self, text: str, origin: str | None = None, *, known: Iterable[str] = (),

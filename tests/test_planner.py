@@ -235,17 +235,17 @@ def test_a_failure_that_ignores_the_parameters_is_not_retried_at_every_grid_poin
 
 
 def test_caches_let_go_of_replaced_problems_and_removed_models(repo, cpu_machine):
-    from saibench_jupyter.planner._discover import _PLANNERS
+    from saibench_jupyter.planner import Planner
 
     load(repo, "mnist", "stacks")
     discover(repo, machine=cpu_machine)
-    planner = _PLANNERS[repo]
+    planner = Planner.of(repo)
     repo.add_source(paper_source("mnist").replace("Tensor(28, 28)", "Tensor(32, 32)"), origin="mnist.py")
     lat = discover(repo, machine=cpu_machine)
-    assert {d for d in planner._contexts} == {p.digest for p in lat.problems}
+    assert {d for d in planner.memo.contexts} == {p.digest for p in lat.problems}
     repo.remove("MLP")
     assert discover(repo, machine=cpu_machine).scenarios == []
-    assert not [k for k in planner._blocks._blocks if k[1] == "MLP"]
+    assert not [k for k in planner.memo.blocks._blocks if k[1] == "MLP"]
 
 
 DECLARED = textwrap.dedent('''

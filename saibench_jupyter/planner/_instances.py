@@ -90,6 +90,30 @@ class SoftwareInstance(Instance):
         return self.meta.environment.backend
 
 
+class HardwareView:
+    """What a software module sees of the hardware: ``hardware.device``, ``.cpus``, its params."""
+
+    def __init__(self, instance: HardwareInstance) -> None:
+        self._instance = instance
+
+    def __getattr__(self, name: str) -> Any:
+        inst = self._instance
+        if name == "name":
+            return inst.name
+        if name == "params":
+            return dict(inst.params)
+        if name in inst.params:
+            return inst.params[name]
+        return getattr(inst.meta.resources, name)
+
+    def __repr__(self) -> str:
+        return f"<hardware {self._instance.label}: {self._instance.meta.resources}>"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled for the probe process (the default would ask __getattr__ for __setstate__).
+        return HardwareView, (self._instance,)
+
+
 @dataclass(frozen=True)
 class MetricInfo:
     """A metric attached to a scenario."""

@@ -212,6 +212,7 @@ def _bind(data: Mapping[str, Any], repo: Repository) -> ScenarioPlan:
         return repo.get(name)
 
     declared = repo.declarations
+    own = _sail_types()
     models: Mapping[str, Mapping[str, Any]] = data["models"]
     if "model" not in models:
         raise PlanError(f"the plan has no model; fix: {REPLAN}")
@@ -226,7 +227,7 @@ def _bind(data: Mapping[str, Any], repo: Repository) -> ScenarioPlan:
     def choice(role: str) -> ModelChoice:
         node = models[role]
         below = [r for r in models if r.startswith(role + "/") and "/" not in r[len(role) + 1:]]
-        types = functools.partial(_type_from, declared=declared)
+        types = functools.partial(_type_from, own=own, declared=declared)
         tasks = tuple(TaskSignature(t["kind"], types(t["input"]), types(t["output"])) for t in node["tasks"])
         return ModelChoice(module(node["name"]), by_role[role], tasks,
                            {}, tuple((r[len(role) + 1:], choice(r)) for r in below),
@@ -270,9 +271,8 @@ def _value_json(value: Any, strict: bool) -> Any:
                     "numbers, strings, tuples and types as attributes")
 
 
-@functools.cache
 def _sail_types() -> dict[str, type[SailType]]:
-    """SAIL's own type classes by name."""
+    """SAIL's own type classes by name (found once per plan read: a few dozen classes)."""
     out: dict[str, type[SailType]] = {}
     todo = [SailType]
     while todo:
@@ -283,23 +283,23 @@ def _sail_types() -> dict[str, type[SailType]]:
     return out
 
 
-def _type_from(data: Mapping[str, Any], declared: Mapping[str, type]) -> SailType:
+def _type_from(data: Mapping[str, Any], own: Mapping[str, type[SailType]], declared: Mapping[str, type]) -> SailType:
     name = data.get("type")
-    cls = _sail_types().get(name) if name is not None else declared.get(data.get("declared", ""))
+    cls = own.get(name) if name is not None else declared.get(data.get("declared", ""))
     if not (isinstance(cls, type) and issubclass(cls, SailType)):
         raise PlanError(f"the plan uses the type {name or data.get('declared')!r}, which neither SAIL nor the "
                         f"sources declare; fix: {REPLAN}")
     t = cls.__new__(cls)
     for key, value in data.get("fields", {}).items():
-        object.__setattr__(t, key, _value_from(value, declared))  # types are immutable: as their __init__ does
+        object.__setattr__(t, key, _value_from(value, own, declared))  # types are immutable: as their __init__ does
     return t
 
 
-def _value_from(value: Any, declared: Mapping[str, type]) -> Any:
+def _value_from(value: Any, own: Mapping[str, type[SailType]], declared: Mapping[str, type]) -> Any:
     if isinstance(value, dict):
-        return _type_from(value, declared)
+        return _type_from(value, own, declared)
     if isinstance(value, list):
-        return tuple(_value_from(v, declared) for v in value)  # JSON has no tuples; types hold none but tuples
+        return tuple(_value_from(v, own, declared) for v in value)  # JSON has no tuples; types hold none but tuples
     return value
 
 
