@@ -170,7 +170,8 @@ NO_DISCOVERY = textwrap.dedent("""
 
     BLOCKED = {"saibench_jupyter.planner._discover", "saibench_jupyter.planner._lattice",
                "saibench_jupyter.planner._models", "saibench_jupyter.planner._blocks",
-               "saibench_jupyter.planner._rejections", "saibench_jupyter.planner._machine"}
+               "saibench_jupyter.planner._rejections", "saibench_jupyter.planner._machine",
+               "saibench_jupyter.planner._algorithm", "saibench_jupyter.planner._memo"}
 
     class Blocker(importlib.abc.MetaPathFinder):
         def find_spec(self, name, path, target=None):
