@@ -9,11 +9,11 @@ a backend is asked for.
 from __future__ import annotations
 
 from .. import _registry
-from ._plan import LoweredModel as LoweredModel
-from ._plan import ModelGraphs as ModelGraphs
-from ._plan import graphs_of as graphs_of
-from ._plan import init_params as init_params
-from ._plan import lower as lower
+from ._lowering import LoweredModel as LoweredModel
+from ._lowering import ModelGraphs as ModelGraphs
+from ._lowering import graphs_of as graphs_of
+from ._lowering import init_params as init_params
+from ._lowering import lower as lower
 from ._trainer import Trainer as Trainer
 from ._trainer import TrainingDiverged as TrainingDiverged
 from ._trainer import TrainSettings as TrainSettings

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..runtime._result import COUNTERS
+from ..sail import deepest_line
 
 if TYPE_CHECKING:
     import pandas
@@ -157,7 +158,7 @@ class _UserCode:
     def error(self, what: str, labels: Sequence[str], exc: BaseException | None = None) -> RankingError:
         code = getattr(self.fn, "__code__", None)
         filename = code.co_filename if code is not None else None
-        line = _deepest_line(exc, filename) if exc is not None and filename else 0
+        line = deepest_line(exc, filename) if exc is not None and filename else 0
         line = line or (self.module.line if self.module else getattr(code, "co_firstlineno", 0))
         where = self.module.origin if self.module else (filename or "?")
         text = linecache.getline(filename, line).strip() if filename and line else ""
@@ -168,15 +169,6 @@ class _UserCode:
                    + "\n  fix: a ranking gets each finished scenario's final metric values (r.<Metric>, "
                    "r.<WorkCounter>, r.label ...); return a number (score) or a bool (a ranks before b)")
         return RankingError(message)
-
-
-def _deepest_line(exc: BaseException, filename: str) -> int:
-    line, tb = 0, exc.__traceback__
-    while tb is not None:
-        if tb.tb_frame.f_code.co_filename == filename:
-            line = tb.tb_lineno
-        tb = tb.tb_next
-    return line
 
 
 # -- levels ------------------------------------------------------------------------------
@@ -440,7 +432,7 @@ def rank(results: Results, ranking: str | tuple[str, ...] | Callable[..., Any],
 def _module(results: Results, name: str, repository: Repository | None,
             trust: bool) -> tuple[ParsedModule, Callable[..., Any]]:
     """The ranking module called ``name``, compiled the way the runtime compiles modules."""
-    from ..runtime._namespace import ExecutionNamespace
+    from ..runtime._execution_namespace import ExecutionNamespace
     from ._stored import stored_rankings, stored_repository
 
     if repository is None and not trust:

@@ -21,6 +21,7 @@ from ._concepts import Test as Test
 from ._concepts import Train as Train
 from ._context import Context as Context
 from ._datasets import register_dataset as register_dataset
+from ._decorators import DECORATORS as DECORATORS
 from ._decorators import ConverterDefinition as ConverterDefinition
 from ._decorators import HardwareDefinition as HardwareDefinition
 from ._decorators import MetricDefinition as MetricDefinition
@@ -38,6 +39,10 @@ from ._errors import RequireCycleError as RequireCycleError
 from ._errors import SailError as SailError
 from ._errors import SailNameError as SailNameError
 from ._errors import SailSyntaxError as SailSyntaxError
+from ._errors import deepest_line as deepest_line
+from ._errors import source_origin as source_origin
+from ._errors import traceback_frames as traceback_frames
+from ._errors import traceback_line as traceback_line
 from ._graph import Array as Array
 from ._graph import Conv2d as Conv2d
 from ._graph import Dropout as Dropout
@@ -57,6 +62,7 @@ from ._graph import Tanh as Tanh
 from ._graph import TorchModule as TorchModule
 from ._lists import SailList as SailList
 from ._lists import TopK as TopK
+from ._parser import decorator_name as decorator_name
 from ._pretty import pretty as pretty
 from ._primitives import Capability as Capability
 from ._primitives import Chunks as Chunks
@@ -126,4 +132,5 @@ __all__ = [
 _TOOLS = ["ModuleKind", "Context", "Location", "SailError", "SailSyntaxError", "SailNameError",
           "DryRunError", "DryRunTimeout", "GraphError", "RequireCycleError", "ModuleFailed",
           "check", "CheckedGraph", "pretty", "as_type", "unify", "register_dataset", "AtomRecord",
-          "dry_runs_in_process", "start_probe"]
+          "dry_runs_in_process", "start_probe", "DECORATORS", "decorator_name", "traceback_frames",
+          "deepest_line", "traceback_line", "source_origin"]

@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from ..sail import decorator_name
 from ..sail._decorators import DECORATORS, ModuleKind
 from ..sail._errors import SailError, source_filename
 
@@ -61,7 +62,7 @@ def scan_cell(text: str, line_offset: int) -> CellScan:
     functions: set[str] = set()
     defined: set[str] = set()
     for stmt in tree.body:
-        decorators = [(d, _decorator_name(d)) for d in getattr(stmt, "decorator_list", [])]
+        decorators = [(d, decorator_name(d)) for d in getattr(stmt, "decorator_list", [])]
         sail = [(d, DECORATORS[n]) for d, n in decorators if n in DECORATORS]
         if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
             functions.add(stmt.name)
@@ -72,12 +73,6 @@ def scan_cell(text: str, line_offset: int) -> CellScan:
         elif not isinstance(stmt, ast.Import | ast.ImportFrom):
             defined.update(n.id for n in ast.walk(stmt) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store))
     return CellScan(kinds, frozenset(functions), frozenset(defined))
-
-
-def _decorator_name(node: ast.expr) -> str | None:
-    if isinstance(node, ast.Call):
-        node = node.func
-    return node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else None
 
 
 def cell_error(exc: SailError, origin: str, kind: str, source: str) -> NotebookError:
