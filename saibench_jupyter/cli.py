@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import sys
 from collections.abc import Sequence
 from typing import Any
 
+from .common import assignment
 from .planner import Lattice, discover
 from .pods import DEFAULT_EXECUTOR
 from .repository import Repository
@@ -18,13 +18,10 @@ EXAMPLES = "saibench_jupyter.examples.paper"
 
 
 def _param(text: str) -> tuple[str, Any]:
-    key, sep, value = text.partition("=")
-    if not sep:
+    param = assignment(text)
+    if param is None:
         raise argparse.ArgumentTypeError(f"--param {text!r}: write NAME=VALUE, e.g. MLP.hiddenSize=128")
-    try:
-        return key, ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        return key, value
+    return param
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from .sail import traceback_line
 from .sail._decorators import ModuleKind
-from .sail._dryrun_errors import describe, printable, traceback_line
+from .sail._dryrun_errors import describe, printable
 from .sail._errors import Location, SailError, SailSyntaxError, register_source
 from .sail._names import misspelt_name
 from .sail._parser import ParsedModule, ParsedSource, parse

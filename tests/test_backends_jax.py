@@ -11,7 +11,7 @@ jax = pytest.importorskip("jax")
 
 from saibench_jupyter import Machine, Repository, discover  # noqa: E402
 from saibench_jupyter.backends._jax import JaxTrainer  # noqa: E402
-from saibench_jupyter.backends._plan import (  # noqa: E402
+from saibench_jupyter.backends._lowering import (  # noqa: E402
     LoweredModel,
     LoweredTask,
     Op,

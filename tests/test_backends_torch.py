@@ -10,7 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from saibench_jupyter import Machine, Repository, discover  # noqa: E402
-from saibench_jupyter.backends._plan import LoweredModel, graphs_of, init_params, lower  # noqa: E402
+from saibench_jupyter.backends._lowering import LoweredModel, graphs_of, init_params, lower  # noqa: E402
 from saibench_jupyter.backends._torch import TorchTrainer  # noqa: E402
 from saibench_jupyter.backends._trainer import TrainSettings, epoch_order  # noqa: E402
 
@@ -304,7 +304,7 @@ def test_flops_of_a_linear_model_are_twice_its_multiply_adds(lattice, digits):
 def test_native_modules_train_and_reset_to_their_own_weights():
     # Discovery's native wrappers hold placeholders (the runtime rebuilds them), so this
     # op tree is assembled by hand: a TorchModule between a dropout and a declarative layer.
-    from saibench_jupyter.backends._plan import LoweredTask, Op
+    from saibench_jupyter.backends._lowering import LoweredTask, Op
     from saibench_jupyter.sail._graph import TorchModule
     from saibench_jupyter.sail._types import Tensor
 
@@ -331,7 +331,7 @@ def test_native_modules_train_and_reset_to_their_own_weights():
 def test_compile_warms_up_without_changing_what_training_computes():
     # Dropout draws from torch's generator, the native BatchNorm keeps running statistics and
     # Adam its moments: the warm-up step in compile() must leave all of them as they were.
-    from saibench_jupyter.backends._plan import LoweredTask, Op
+    from saibench_jupyter.backends._lowering import LoweredTask, Op
     from saibench_jupyter.sail._graph import TorchModule
     from saibench_jupyter.sail._types import Tensor
 

@@ -20,7 +20,7 @@ from conftest import library
 from saibench_jupyter import Machine, Repository, discover, run_scenario
 from saibench_jupyter.results import Results, Store, rank
 from saibench_jupyter.runtime._data import open_input
-from saibench_jupyter.runtime._namespace import ExecutionNamespace
+from saibench_jupyter.runtime._execution_namespace import ExecutionNamespace
 from saibench_jupyter.sail import Image, RandomSplit, Scalar, Tensor, register_dataset
 
 MACHINE = Machine(cpus=2, gpus=0, memory=2**34)

@@ -7,7 +7,7 @@ import pytest
 from conftest import library
 
 from saibench_jupyter import Machine, Repository, discover, run_scenario
-from saibench_jupyter.runtime._namespace import ExecutionNamespace
+from saibench_jupyter.runtime._execution_namespace import ExecutionNamespace
 
 MACHINE = Machine(cpus=2, gpus=0, memory=2**34)
 NOISE = [0.001, 0.01, 0.05, 0.1, 0.2, 0.4]

@@ -14,7 +14,7 @@ import pytest
 from conftest import library
 
 from saibench_jupyter import Machine, Repository, discover, run_scenario
-from saibench_jupyter.runtime._namespace import ExecutionNamespace
+from saibench_jupyter.runtime._execution_namespace import ExecutionNamespace
 
 MACHINE = Machine(cpus=2, gpus=0, memory=2**34)
 #: Fewer held-out frames and a shorter closed loop than the defaults (25 and 100).

@@ -11,7 +11,7 @@ import pytest
 from conftest import library
 
 from saibench_jupyter import Machine, Repository, discover, run, run_scenario
-from saibench_jupyter.runtime._namespace import ExecutionNamespace
+from saibench_jupyter.runtime._execution_namespace import ExecutionNamespace
 from saibench_jupyter.ui._charts import work_precision_traces
 
 MACHINE = Machine(cpus=2, gpus=0, memory=2**34)

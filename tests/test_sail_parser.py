@@ -592,3 +592,18 @@ def test_name_site_is_the_first_use_in_source_order() -> None:
         """
     )
     assert module.name_sites["mystery"] == (5, 12)
+
+
+@pytest.mark.parametrize(("decorator", "name"), [
+    ("ModelDefinition", "ModelDefinition"), ("ModelDefinition(backend='torch')", "ModelDefinition"),
+    ("sail.ModelDefinition", "ModelDefinition"), ("sail.ModelDefinition()", "ModelDefinition"),
+    ("registry['x']", None), ("make()()", None),
+])
+def test_decorator_name_reads_bare_called_and_dotted_decorators(decorator: str, name: str | None) -> None:
+    import ast
+
+    from saibench_jupyter.sail import decorator_name
+
+    fn = ast.parse(f"@{decorator}\ndef f(): pass\n").body[0]
+    assert isinstance(fn, ast.FunctionDef)
+    assert decorator_name(fn.decorator_list[0]) == name

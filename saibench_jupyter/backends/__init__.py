@@ -8,12 +8,12 @@ a backend is asked for.
 
 from __future__ import annotations
 
-from .. import _registry
-from ._plan import LoweredModel as LoweredModel
-from ._plan import ModelGraphs as ModelGraphs
-from ._plan import graphs_of as graphs_of
-from ._plan import init_params as init_params
-from ._plan import lower as lower
+from ..common import available_plugins, load_plugin
+from ._lowering import LoweredModel as LoweredModel
+from ._lowering import ModelGraphs as ModelGraphs
+from ._lowering import graphs_of as graphs_of
+from ._lowering import init_params as init_params
+from ._lowering import lower as lower
 from ._trainer import Trainer as Trainer
 from ._trainer import TrainingDiverged as TrainingDiverged
 from ._trainer import TrainSettings as TrainSettings
@@ -29,7 +29,7 @@ BUILTIN = {
 
 def available() -> dict[str, str]:
     """Every backend name with where its trainer lives (built-ins, then entry points)."""
-    return _registry.available(GROUP, BUILTIN)
+    return available_plugins(GROUP, BUILTIN)
 
 
 def trainer_class(backend: str) -> type[Trainer]:
@@ -43,7 +43,7 @@ def trainer_class(backend: str) -> type[Trainer]:
         When the backend's library is not installed (the message says what to install).
     """
     try:
-        return _registry.load(GROUP, BUILTIN, backend, "backend")  # type: ignore[no-any-return]
+        return load_plugin(GROUP, BUILTIN, backend, "backend")  # type: ignore[no-any-return]
     except ImportError as exc:
         raise ImportError(f"the {backend} backend needs {exc.name or backend}: "
                           f"pip install 'saibench-jupyter[{backend}]'") from exc

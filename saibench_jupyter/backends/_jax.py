@@ -1,4 +1,4 @@
-"""JAX backend: interprets a lowered :class:`._plan.Op` tree with ``jax.numpy`` and ``jax.lax``.
+"""JAX backend: interprets a lowered :class:`._lowering.Op` tree with ``jax.numpy`` and ``jax.lax``.
 
 Training compiles a whole epoch into one XLA program: the full batches run as a
 ``jax.lax.fori_loop`` over slices of the epoch's ``order`` (the data stay on the device and
@@ -26,7 +26,7 @@ from jax import lax
 from ..sail._atoms import ALIASES
 from ..sail._graph import JaxModel
 from ..sail._types import Atom
-from ._plan import LoweredModel, Op, all_builtin, builtin_step, init_params, is_atoms, loss_kind, record_shape
+from ._lowering import LoweredModel, Op, all_builtin, builtin_step, init_params, is_atoms, loss_kind, record_shape
 from ._trainer import ConvertRecord, Trainer, TrainSettings
 
 _BETA1, _BETA2, _EPS = 0.9, 0.999, 1e-8
@@ -122,7 +122,7 @@ class JaxTrainer(Trainer):
 
     # -- lifecycle -----------------------------------------------------------------
     def reset(self) -> None:
-        """Initial weights from :func:`._plan.init_params` (natives: their ``init``), fresh Adam."""
+        """Initial weights from :func:`._lowering.init_params` (natives: their ``init``), fresh Adam."""
         params: Params = dict(init_params(self.model, self.settings.seed))
         for path, op in self._natives.items():
             params[path] = self._native(op).init(jax.random.PRNGKey(self.settings.seed), _example(op.input))

@@ -12,7 +12,7 @@ import copy
 from typing import Any, ClassVar
 
 from ..sail._graph import Estimator, Solver
-from ._plan import LoweredModel, Op, all_builtin, builtin_step, record_shape
+from ._lowering import LoweredModel, Op, all_builtin, builtin_step, record_shape
 from ._trainer import ConvertRecord, Trainer, TrainSettings
 
 

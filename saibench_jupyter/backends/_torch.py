@@ -1,4 +1,4 @@
-"""PyTorch backend: the lowered :class:`._plan.Op` trees interpreted with ``torch.nn.functional``.
+"""PyTorch backend: the lowered :class:`._lowering.Op` trees interpreted with ``torch.nn.functional``.
 
 Each task's tree is turned once into a chain of closures that call ``torch`` directly,
 with the parameters bound in: a training step then costs what a hand-written PyTorch
@@ -21,7 +21,7 @@ import torch.nn.functional as F  # noqa: N812 - PyTorch's own spelling
 from torch import nn
 
 from ..sail._atoms import ALIASES
-from ._plan import LoweredModel, Op, all_builtin, builtin_step, init_params, loss_kind, record_shape
+from ._lowering import LoweredModel, Op, all_builtin, builtin_step, init_params, loss_kind, record_shape
 from ._trainer import ConvertRecord, Trainer, TrainSettings
 
 Fn = Callable[[Any], Any]

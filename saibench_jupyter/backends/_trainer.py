@@ -1,15 +1,15 @@
 """One trainer contract for every backend, so that backends differ only in how they compute.
 
 The runtime drives a :class:`Trainer` through a fixed lifecycle: ``reset`` (initial
-weights from :func:`._plan.init_params`, a fresh optimiser), ``compile`` (one-time costs,
+weights from :func:`._lowering.init_params`, a fresh optimiser), ``compile`` (one-time costs,
 timed apart), ``train_epoch`` per epoch with a batch order drawn by :func:`epoch_order` (the
 same for every backend), ``state``/``load_state`` for checkpoints, ``predict`` for
 tests, ``gradients`` for ``Gradients(...)``. Batching, seeding, the optimiser (Adam by
-default, PyTorch's defaults) and the losses by task kind (:func:`._plan.loss_kind`) are
+default, PyTorch's defaults) and the losses by task kind (:func:`._lowering.loss_kind`) are
 fixed here; a backend implements the arithmetic.
 
 Data come as NumPy: ``x`` and ``y`` are arrays with a leading record axis, or, for
-atoms, mappings of such arrays per field (see :mod:`._plan` for the layout).
+atoms, mappings of such arrays per field (see :mod:`._lowering` for the layout).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
-from ._plan import LoweredModel
+from ._lowering import LoweredModel
 
 #: ``convert(chain, record) -> value``: apply a conversion chain to one record (no batch
 #: axis), with user converters run for real; works on NumPy, PyTorch and JAX arrays.

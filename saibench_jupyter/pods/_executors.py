@@ -22,7 +22,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from .. import _registry
+from ..common import available_plugins, load_plugin
 from ._environments import Interpreter
 from ._spec import PodSpec
 
@@ -241,7 +241,7 @@ def make_executor(executor: str | Executor, jobs: int | None = None) -> Executor
 
 def available() -> dict[str, str]:
     """Every executor name with where its class lives (built-ins, then entry points)."""
-    return _registry.available(GROUP, BUILTIN)
+    return available_plugins(GROUP, BUILTIN)
 
 
 def executor_class(name: str) -> type[Executor]:
@@ -252,4 +252,4 @@ def executor_class(name: str) -> type[Executor]:
     KeyError
         For an unknown name (the message lists the known ones).
     """
-    return _registry.load(GROUP, BUILTIN, name, "executor")  # type: ignore[no-any-return]
+    return load_plugin(GROUP, BUILTIN, name, "executor")  # type: ignore[no-any-return]

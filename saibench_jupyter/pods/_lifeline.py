@@ -31,7 +31,7 @@ import threading
 import time
 from typing import NoReturn
 
-from .._parent import die_with_parent
+from ..common import die_with_parent
 
 #: The pid of the process that started the pod (set by the executor; read once, then removed).
 PARENT_VARIABLE = "SAIBENCH_POD_PARENT"

@@ -41,7 +41,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import IO, Any, NoReturn
 
-from .._parent import die_with_parent
+from ..common import die_with_parent
 from ._forksafe import ForkGuard, preload, resident_bytes, serial, threads_as_cold
 from ._lifeline import ABANDONED, GRACE, handed, kill_group, pidfd, watch
 from ._shim import EventWriter, Rebuilt, environment_record, load_sources, rebuild, run_guarded

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..sail import deepest_line
 from ._final_points import final_points
 from ._levels import BETTER, Ranking, check_points, dense_levels, levels_of, ranking_table
 from ._pareto import pareto, pareto_axes
@@ -88,7 +89,7 @@ class _UserCode:
     def error(self, what: str, labels: Sequence[str], exc: BaseException | None = None) -> RankingError:
         code = getattr(self.fn, "__code__", None)
         filename = code.co_filename if code is not None else None
-        line = _deepest_line(exc, filename) if exc is not None and filename else 0
+        line = deepest_line(exc, filename) if exc is not None and filename else 0
         line = line or (self.module.line if self.module else getattr(code, "co_firstlineno", 0))
         where = self.module.origin if self.module else (filename or "?")
         text = linecache.getline(filename, line).strip() if filename and line else ""
@@ -101,13 +102,9 @@ class _UserCode:
         return RankingError(message)
 
 
-def _deepest_line(exc: BaseException, filename: str) -> int:
-    line, tb = 0, exc.__traceback__
-    while tb is not None:
-        if tb.tb_frame.f_code.co_filename == filename:
-            line = tb.tb_lineno
-        tb = tb.tb_next
-    return line
+
+
+
 
 
 def _rows(points: pandas.DataFrame, read: list[str]) -> dict[int, tuple[_Row, str]]:

@@ -9,7 +9,7 @@ runs the functions), is only called when the user passed ``trust=True``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ..repository import Repository
@@ -31,6 +31,8 @@ def stored_rankings(results: Results) -> list[str]:
     """The ranking modules' names in the stored sources, read as syntax only (nothing is run)."""
     import ast
 
+    from ..sail import decorator_name
+
     names: list[str] = []
     for _, text in stored_texts(results):
         try:
@@ -38,17 +40,9 @@ def stored_rankings(results: Results) -> list[str]:
         except SyntaxError:
             continue
         for node in tree.body:
-            if isinstance(node, ast.FunctionDef) and "RankingDefinition" in map(_decorator_name, node.decorator_list):
+            if isinstance(node, ast.FunctionDef) and "RankingDefinition" in map(decorator_name, node.decorator_list):
                 names.append(node.name)
     return list(dict.fromkeys(names))
-
-
-def _decorator_name(node: Any) -> str | None:
-    """``RankingDefinition`` for ``@RankingDefinition``, ``@RankingDefinition(...)``, ``@sail.RankingDefinition``."""
-    import ast
-
-    target = node.func if isinstance(node, ast.Call) else node
-    return target.id if isinstance(target, ast.Name) else target.attr if isinstance(target, ast.Attribute) else None
 
 
 def stored_repository(results: Results) -> Repository:

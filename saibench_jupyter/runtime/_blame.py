@@ -17,7 +17,7 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..sail import Location, ModuleFailed, SailError
+from ..sail import Location, ModuleFailed, SailError, source_origin, traceback_frames
 from ._result import RunError
 
 if TYPE_CHECKING:
@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 
 #: Source files of the backends: a frame there means the model is being trained or run.
 _BACKENDS = str(Path(__file__).resolve().parents[1] / "backends") + os.sep
-_SAIL_PREFIX = "<sail "
 #: Where a failed run's details are (the error's ``traceback``; a stored failure's ``traceback`` column).
 _SEE_TRACEBACK = "the traceback shows how the run got there"
 
@@ -93,18 +92,13 @@ def blame(exc: BaseException, repo: Repository, model: ModelChoice | None = None
 
 def _frames(exc: BaseException) -> list[tuple[str, int]]:
     """``(file, line)`` of every frame, outermost first; real files as resolved paths (to compare with ours)."""
-    out = []
-    tb = exc.__traceback__
-    while tb is not None:
-        name = tb.tb_frame.f_code.co_filename
-        out.append((name if name.startswith("<") else os.path.realpath(name), tb.tb_lineno))
-        tb = tb.tb_next
-    return out
+    return [(name if name.startswith("<") else os.path.realpath(name), line) for name, line in traceback_frames(exc)]
 
 
 def _sites(frames: list[tuple[str, int]]) -> list[Location]:
     """The frames that run SAIL code (compiled under ``<sail origin>``), as locations."""
-    return [Location(name[len(_SAIL_PREFIX):-1], line) for name, line in frames if name.startswith(_SAIL_PREFIX)]
+    return [Location(origin, line) for origin, line in ((source_origin(name), line) for name, line in frames)
+            if origin is not None]
 
 
 def _module_at(repo: Repository, site: Location) -> str | None:

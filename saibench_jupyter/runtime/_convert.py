@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..backends._plan import builtin_step
+from ..backends._lowering import builtin_step
 from ..planner import Chain, ConversionStep, ConverterGraph
 from ..sail._atoms import AtomRecord
 from ..sail._context import Context, using

@@ -8,7 +8,7 @@ from typing import Any
 from ..sail._context import Context, using
 from ..sail._errors import Location, ModuleFailed
 from ..sail._parser import ParsedModule
-from ._namespace import module_site
+from ._execution_namespace import module_site
 from ._result import RunError
 
 

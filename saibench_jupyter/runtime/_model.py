@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..backends._plan import LoweredModel, ModelGraphs, lower
+from ..backends._lowering import LoweredModel, ModelGraphs, lower
 from ..sail._check import CheckedGraph, check
 from ..sail._context import using
 from ..sail._dryrun import ModelRun
@@ -18,7 +18,7 @@ from ..sail._errors import GraphError, ModuleFailed, SailError
 from ..sail._meta import ModelMeta
 from ..sail._types import SailType
 from ._convert import ChainBook
-from ._namespace import ExecutionNamespace, module_site
+from ._execution_namespace import ExecutionNamespace, module_site
 
 if TYPE_CHECKING:
     from ..planner import ModelChoice

@@ -40,7 +40,11 @@ from ._errors import RequireCycleError as RequireCycleError
 from ._errors import SailError as SailError
 from ._errors import SailNameError as SailNameError
 from ._errors import SailSyntaxError as SailSyntaxError
+from ._errors import deepest_line as deepest_line
 from ._errors import source_filename as source_filename
+from ._errors import source_origin as source_origin
+from ._errors import traceback_frames as traceback_frames
+from ._errors import traceback_line as traceback_line
 from ._graph import Array as Array
 from ._graph import Conv2d as Conv2d
 from ._graph import Dropout as Dropout
@@ -61,6 +65,7 @@ from ._graph import TorchModule as TorchModule
 from ._lists import SailList as SailList
 from ._lists import TopK as TopK
 from ._parser import ParsedModule as ParsedModule
+from ._parser import decorator_name as decorator_name
 from ._pretty import pretty as pretty
 from ._primitives import COUNTERS as COUNTERS
 from ._primitives import Capability as Capability
@@ -132,4 +137,4 @@ _TOOLS = ["ModuleKind", "Context", "Location", "SailError", "SailSyntaxError", "
           "DryRunError", "DryRunTimeout", "GraphError", "RequireCycleError", "ModuleFailed",
           "check", "CheckedGraph", "pretty", "as_type", "unify", "register_dataset", "AtomRecord",
           "dry_runs_in_process", "start_probe", "COUNTERS", "ParsedModule", "DECORATORS", "DECORATOR_OF",
-          "source_filename"]
+          "decorator_name", "source_filename", "traceback_frames", "deepest_line", "traceback_line", "source_origin"]

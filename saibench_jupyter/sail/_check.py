@@ -148,6 +148,14 @@ def _join(path: str, index: int) -> str:
     return f"{path}.{index}" if path else str(index)
 
 
+def _element(of: SailType, needs: str, fix: str) -> SailType:
+    """The element type of the collection ``of``; a :class:`GraphError` saying what the layer ``needs`` otherwise."""
+    element = of.ElementType if collection(of) else None
+    if element is None:
+        raise GraphError(f"{needs}, got {of!r}", fix=fix)
+    return element
+
+
 # -- the walk over containers -------------------------------------------------------------
 
 
@@ -213,12 +221,8 @@ class _Checker:
         if unknown(current):
             self.visit(node.m, AnyType(), None, child, depth + 1)
             return AnyType()
-        element = current.ElementType if collection(current) else None
-        if element is None:
-            raise GraphError(
-                f"Array needs a Set or List input, got {current!r}",
-                fix="give Array a collection, e.g. Convert(inputType, Set[Atom]) before it",
-            )
+        element = _element(current, "Array needs a Set or List input",
+                           fix="give Array a collection, e.g. Convert(inputType, Set[Atom]) before it")
         size = current.Size
         if isinstance(node.size, int) and not isinstance(node.size, bool):
             if size is not None and size != node.size:
@@ -242,13 +246,7 @@ class _Checker:
             result = self.visit(node.x, current, inner, _join(path, 0), depth + 1)
         if unknown(result):
             return AnyType()
-        element = result.ElementType if collection(result) else None
-        if element is None:
-            raise GraphError(
-                f"Sum needs a collection (Set or List), got {result!r}",
-                fix="wrap the element model in Array(m) first",
-            )
-        return element
+        return _element(result, "Sum needs a collection (Set or List)", fix="wrap the element model in Array(m) first")
 
     def _convert(self, node: ConvertNode, current: SailType) -> tuple[SailType, str]:
         bindings = unify(node.source, current)

@@ -6,7 +6,7 @@ sees a run that loops in C code, exits or ends its process before it may run her
 
 from __future__ import annotations
 
-from ._errors import DryRunError, DryRunTimeout, Location, source_filename
+from ._errors import DryRunError, DryRunTimeout, Location, source_filename, traceback_frames, traceback_line
 from ._parser import ParsedModule
 
 
@@ -57,10 +57,8 @@ def printable(text: str) -> str:
 
 def raised_in(exc: BaseException, module: ParsedModule) -> bool:
     """True when the innermost frame of ``exc`` is the module's own code."""
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    return tb is not None and tb.tb_frame.f_code.co_filename == source_filename(module.origin)
+    frames = traceback_frames(exc)
+    return bool(frames) and frames[-1][0] == source_filename(module.origin)
 
 
 def internal_error(exc: BaseException, module: ParsedModule) -> DryRunError:
@@ -73,18 +71,6 @@ def internal_error(exc: BaseException, module: ParsedModule) -> DryRunError:
 def module_site(exc: BaseException, module: ParsedModule) -> Location:
     """The deepest line of ``module``'s own code in the traceback of ``exc``."""
     return Location(module.origin, traceback_line(exc, module.origin) or module.line)
-
-
-def traceback_line(exc: BaseException, origin: str) -> int:
-    """The deepest line of ``origin``'s code in the traceback of ``exc`` (0 when none is there)."""
-    filename = source_filename(origin)
-    line = 0
-    tb = exc.__traceback__
-    while tb is not None:
-        if tb.tb_frame.f_code.co_filename == filename:
-            line = tb.tb_lineno
-        tb = tb.tb_next
-    return line
 
 
 def load_error(module: ParsedModule, exc: BaseException) -> DryRunError:

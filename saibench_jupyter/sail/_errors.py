@@ -33,6 +33,31 @@ def source_filename(origin: str) -> str:
     return f"<sail {origin}>"
 
 
+def source_origin(filename: str) -> str | None:
+    """The origin whose SAIL code a frame of ``filename`` runs (None: not SAIL code); see :func:`source_filename`."""
+    return filename[len("<sail ") : -1] if filename.startswith("<sail ") else None
+
+
+def traceback_frames(exc: BaseException) -> list[tuple[str, int]]:
+    """``(file name, line)`` of every frame in the traceback of ``exc``, outermost first."""
+    out = []
+    tb = exc.__traceback__
+    while tb is not None:
+        out.append((tb.tb_frame.f_code.co_filename, tb.tb_lineno))
+        tb = tb.tb_next
+    return out
+
+
+def deepest_line(exc: BaseException, filename: str) -> int:
+    """The deepest line of the code of ``filename`` in the traceback of ``exc`` (0 when none is there)."""
+    return next((line for name, line in reversed(traceback_frames(exc)) if name == filename), 0)
+
+
+def traceback_line(exc: BaseException, origin: str) -> int:
+    """The deepest line of ``origin``'s SAIL code in the traceback of ``exc`` (0 when none is there)."""
+    return deepest_line(exc, source_filename(origin))
+
+
 def register_source(origin: str, text: str) -> None:
     """Make ``linecache`` (and so tracebacks and our errors) able to show lines of ``text``."""
     lines = text.splitlines(keepends=True)

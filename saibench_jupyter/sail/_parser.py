@@ -229,7 +229,7 @@ def _reject_nested_modules(top: list[ast.stmt], walks: list[Walk], origin: str) 
             if node is stmt or not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
                 continue
             for deco in node.decorator_list:
-                name = _decorator_name(deco)
+                name = decorator_name(deco)
                 if name in DECORATORS:
                     raise SailSyntaxError(
                         f"@{name} on {node.name}, which is not at the top level of the source",
@@ -238,7 +238,13 @@ def _reject_nested_modules(top: list[ast.stmt], walks: list[Walk], origin: str) 
                     )
 
 
-def _decorator_name(node: ast.expr) -> str | None:
+def decorator_name(node: ast.expr) -> str | None:
+    """The name a decorator calls: ``X`` for ``@X``, ``@X(...)`` and ``@sail.X`` (None for any other expression).
+
+    The one reading of decorators, read as syntax only: the parser, the execution
+    namespace, the notebook's cell scan and a results store's ranking list agree on
+    which functions are SAIL modules.
+    """
     if isinstance(node, ast.Call):
         node = node.func
     if isinstance(node, ast.Name):
@@ -251,7 +257,7 @@ def _decorator_name(node: ast.expr) -> str | None:
 def _module_decorator(stmt: ast.stmt, origin: str) -> tuple[ModuleKind, dict[str, Any]] | None:
     if not isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
         return None
-    found = [(d, _decorator_name(d)) for d in stmt.decorator_list]
+    found = [(d, decorator_name(d)) for d in stmt.decorator_list]
     sail = [(d, n) for d, n in found if n in DECORATORS]
     if not sail:
         return None

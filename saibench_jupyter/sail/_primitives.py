@@ -18,7 +18,7 @@ from typing import Any as _Any
 from typing import ClassVar, NoReturn
 
 from ._context import current
-from ._errors import Location, ModuleFailed
+from ._errors import Location, ModuleFailed, source_origin
 from ._graph import ConvertNode
 from ._lists import SailList
 from ._symbolic import Stream, Symbolic, TupleType, Value, typeof
@@ -29,9 +29,9 @@ def caller_location(depth: int = 2) -> Location | None:
     """The SAIL source position of the code that called a primitive (None outside SAIL code)."""
     frame = sys._getframe(depth)
     while frame is not None:
-        name = frame.f_code.co_filename
-        if name.startswith("<sail "):
-            return Location(name[len("<sail ") : -1], frame.f_lineno)
+        origin = source_origin(frame.f_code.co_filename)
+        if origin is not None:
+            return Location(origin, frame.f_lineno)
         frame = frame.f_back  # type: ignore[assignment]
     return None
 

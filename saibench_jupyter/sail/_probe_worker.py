@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .._parent import die_with_parent
+from ..common import die_with_parent
 
 _HEADER = struct.Struct("<I")
 Verdict = tuple[Any, ...]
@@ -167,8 +167,7 @@ def rebuild_type(cls: type, slots: dict[str, Any], extra: dict[str, Any] | None)
 # -- requests -------------------------------------------------------------------------
 def _dry_run(limit: float, payload: bytes) -> Verdict:
     from ._dryrun import dry_run
-    from ._dryrun_errors import traceback_line
-    from ._errors import DryRunTimeout
+    from ._errors import DryRunTimeout, traceback_line
 
     module, ctx, args, bindings, type_bindings = pickle.loads(payload)
     try:
@@ -184,7 +183,8 @@ def _dry_run(limit: float, payload: bytes) -> Verdict:
 def _guarded(run: Callable[[], object], limit: float, origin: str) -> Verdict:
     """Run ``run`` under a deadline; what stops it is the verdict, any Exception is the parent's to see."""
     from ._deadline import DeadlineExceeded, deadline
-    from ._dryrun_errors import describe, traceback_line
+    from ._dryrun_errors import describe
+    from ._errors import traceback_line
 
     try:
         with deadline(limit):

@@ -14,7 +14,7 @@ from collections.abc import Container, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 
 from ..repository import ModuleRecord
-from ..sail import DECORATOR_OF, DECORATORS, ModuleKind, SailError, source_filename
+from ..sail import DECORATOR_OF, DECORATORS, ModuleKind, SailError, decorator_name, source_filename
 
 
 class NotebookError(Exception):
@@ -86,7 +86,7 @@ def scan_cell(text: str, line_offset: int) -> CellScan:
     functions: set[str] = set()
     defined: set[str] = set()
     for stmt in tree.body:
-        decorators = [(d, _decorator_name(d)) for d in getattr(stmt, "decorator_list", [])]
+        decorators = [(d, decorator_name(d)) for d in getattr(stmt, "decorator_list", [])]
         sail = [(d, DECORATORS[n]) for d, n in decorators if n in DECORATORS]
         if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
             functions.add(stmt.name)
@@ -144,14 +144,6 @@ def unsupported_names(records: Sequence[ModuleRecord], support: Set[str], user_n
                        f"line {line} ({record.name}): unknown name `{name}`: no %%sail cell defines it; "
                        f"discovery rejects {record.name} until one does")
     return out
-
-
-def _decorator_name(node: ast.expr) -> str | None:
-    if isinstance(node, ast.Call):
-        node = node.func
-    return node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else None
-
-
 def cell_error(exc: SailError, origin: str, kind: str, source: str) -> NotebookError:
     """A SAIL error in a cell, told by the cell's line number (quoting the rejected ``source``)."""
     loc = exc.location

@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from html import escape
 from typing import TYPE_CHECKING, Any
 
+from ..common import doc_summary
+
 if TYPE_CHECKING:
     from ..planner import Lattice, RejectionRow
     from ..results import Results
@@ -20,12 +22,6 @@ if TYPE_CHECKING:
 
 #: How a notebook shows the expected non-pairings that its displays only count.
 EXPECTED_HINT = "%sail explain NAME lists them"
-
-
-def doc_summary(doc: str | None) -> str:
-    """A docstring's first paragraph on one line (empty for a module without one)."""
-    first = (doc or "").strip().split("\n\n", 1)[0]
-    return " ".join(first.split())
 
 
 def doc_html(doc: str | None) -> str:

@@ -11,7 +11,6 @@ happens here; the work is the notebook's.
 from __future__ import annotations
 
 import argparse
-import ast
 import re
 import shlex
 import sys
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_cell_magic, magics_class
 
+from ..common import assignment
 from ..pods import DEFAULT_EXECUTOR
 from ._formatting import FORMATTERS
 from ._notebook import CELL_KINDS, Notebook, NotebookError
@@ -351,13 +351,10 @@ def _commands() -> list[str]:
 def _settings(pairs: Iterable[str]) -> dict[str, Any] | None:
     out: dict[str, Any] = {}
     for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
+        setting = assignment(pair)
+        if setting is None:
             raise UsageError(f"--set {pair}: write KEY=VALUE, e.g. --set epochs=3")
-        try:
-            out[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            out[key] = value
+        out[setting[0]] = setting[1]
     return out or None
 
 

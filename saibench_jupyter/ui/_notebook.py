@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
+from ..common import doc_summary
 from ..pods import DEFAULT_EXECUTOR
 from ..repository import ModuleRecord, Repository
 from ..sail import ModuleKind, SailError
 from ._cells import CellScan, Registered, cell_error, check_kinds, scan_cell, unsupported_names
 from ._cells import NotebookError as NotebookError
-from ._formatting import doc_summary, module_list_html, module_list_text
+from ._formatting import module_list_html, module_list_text
 from ._select import ROLES
 
 if TYPE_CHECKING:

@@ -12,10 +12,10 @@ A selector is words separated by spaces, all of which must match a scenario:
 
 from __future__ import annotations
 
-import ast
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..common import literal
 from ._cells import NotebookError
 
 if TYPE_CHECKING:
@@ -23,13 +23,6 @@ if TYPE_CHECKING:
     from ..repository import Repository
 
 ROLES = ("problem", "model", "software", "hardware", "metric", "ranking")
-
-
-def _literal(text: str) -> Any:
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text  # a bare word: a string parameter value (mode=fast)
 
 
 def _param_names(key: str) -> tuple[str, str]:
@@ -69,7 +62,7 @@ def select(lattice: Lattice, repository: Repository, selector: str | Sequence[st
         if key in ROLES:
             roles.setdefault(key, set()).update(values)
         elif key in known_params:
-            params.setdefault(key, []).extend(_literal(v) for v in values)
+            params.setdefault(key, []).extend(literal(v) for v in values)
         else:
             raise NotebookError(
                 f"{key}={value}: {key!r} is neither a role nor a parameter of any scenario\n  fix: filter with "

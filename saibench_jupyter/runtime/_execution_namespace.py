@@ -19,9 +19,9 @@ import types
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from ..sail import DECORATORS, decorator_name, traceback_line
 from ..sail._datasets import DatasetProvider, registered_datasets, restore_datasets
 from ..sail._dryrun import module_site as module_site
-from ..sail._dryrun_errors import traceback_line
 from ..sail._errors import Location, SailError, source_filename
 from ..sail._namespace import namespace
 from ..sail._parser import ParsedModule, ParsedSource
@@ -29,17 +29,9 @@ from ..sail._parser import ParsedModule, ParsedSource
 if TYPE_CHECKING:
     from ..repository import Repository
 
-_DECORATORS = {"ProblemDefinition", "ModelDefinition", "MetricDefinition", "ConverterDefinition",
-               "SoftwareDefinition", "HardwareDefinition", "RankingDefinition"}
-
 
 class SupportCodeError(SailError):
     """Support code (imports, helpers, constants) failed when run for execution."""
-
-
-def _decorator_name(d: ast.expr) -> str | None:
-    target = d.func if isinstance(d, ast.Call) else d
-    return target.id if isinstance(target, ast.Name) else None
 
 
 @functools.lru_cache(maxsize=64)
@@ -48,7 +40,7 @@ def _support_code(origin: str, text: str, declared: frozenset[str]) -> types.Cod
     tree = ast.parse(text, filename=source_filename(origin))
     keep = []
     for stmt in tree.body:
-        if isinstance(stmt, ast.FunctionDef) and any(_decorator_name(d) in _DECORATORS
+        if isinstance(stmt, ast.FunctionDef) and any(decorator_name(d) in DECORATORS
                                                      for d in stmt.decorator_list):
             continue  # a module: compiled from its parsed record instead
         if isinstance(stmt, ast.ClassDef) and stmt.name in declared:

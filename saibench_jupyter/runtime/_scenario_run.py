@@ -22,11 +22,11 @@ from ..planner import ScenarioPlan
 from ..sail import SailError
 from ._blame import run_error
 from ._convert import ChainBook, RecordConverter
+from ._execution import ProblemExecution, diverged, run_problem
+from ._execution_namespace import ExecutionNamespace
 from ._hardware import hardware
 from ._model import build_model, seed_everything
-from ._namespace import ExecutionNamespace
 from ._result import RunError, ScenarioResult
-from ._session import ProblemExecution, diverged, run_problem
 
 if TYPE_CHECKING:
     from ..planner import Scenario
