@@ -16,13 +16,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from .sail import traceback_line
-from .sail._decorators import ModuleKind
-from .sail._dryrun_errors import describe, printable
-from .sail._errors import Location, SailError, SailSyntaxError, register_source
-from .sail._names import misspelt_name
-from .sail._parser import ParsedModule, ParsedSource, parse
-from .sail._vetting import probe_declarations
+from .sail import (
+    Location,
+    ModuleKind,
+    ParsedModule,
+    ParsedSource,
+    SailError,
+    SailSyntaxError,
+    describe,
+    misspelt_name,
+    parse,
+    printable,
+    probe_declarations,
+    register_source,
+    traceback_line,
+)
 
 ModuleRecord = ParsedModule
 """A registered module: name, kind, options, origin, line, source, digest (content hash)."""

@@ -1,4 +1,4 @@
-"""The results package's shape: its modules import one another without a cycle, other packages via __init__."""
+"""The results package's shape: its modules import one another without a cycle (front doors: test_architecture.py)."""
 
 from __future__ import annotations
 
@@ -29,10 +29,3 @@ def test_the_results_modules_import_one_another_without_a_cycle() -> None:
                     graph.add_edge(path.stem, target.split(".")[0])
     assert {"_pareto", "_rankings", "_target"} <= set(graph)
     assert list(nx.simple_cycles(graph)) == []
-
-
-def test_other_packages_are_imported_through_their_front_door() -> None:
-    private = [f"{path.name}: from ..{node.module} import ..." for path in PACKAGE.glob("*.py")
-               for node in ast.walk(ast.parse(path.read_text()))
-               if isinstance(node, ast.ImportFrom) and node.level == 2 and "._" in f".{node.module}"]
-    assert private == []

@@ -11,12 +11,15 @@ from __future__ import annotations
 from ..common import available_plugins, load_plugin
 from ._lowering import LoweredModel as LoweredModel
 from ._lowering import ModelGraphs as ModelGraphs
+from ._lowering import builtin_step as builtin_step
 from ._lowering import graphs_of as graphs_of
 from ._lowering import init_params as init_params
 from ._lowering import lower as lower
 from ._trainer import Trainer as Trainer
 from ._trainer import TrainingDiverged as TrainingDiverged
 from ._trainer import TrainSettings as TrainSettings
+from ._trainer import epoch_order as epoch_order
+from ._trainer import is_finite as is_finite
 
 GROUP = "saibench_jupyter.backends"
 #: Built-in backends: name -> "module:Class" (imported on first use).

@@ -23,9 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from ..sail._atoms import ALIASES
-from ..sail._graph import JaxModel
-from ..sail._types import Atom
+from ..sail import ALIASES, Atom, JaxModel
 from ._lowering import LoweredModel, Op, all_builtin, builtin_step, init_params, is_atoms, loss_kind, record_shape
 from ._trainer import ConvertRecord, Trainer, TrainSettings
 

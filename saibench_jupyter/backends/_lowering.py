@@ -23,27 +23,34 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..sail._check import CheckedGraph, CheckedStep
-from ..sail._graph import (
+from ..sail import (
     Array,
+    Atom,
+    CheckedGraph,
+    CheckedStep,
     Conv2d,
     ConvertNode,
     Dropout,
     Flatten,
     Identity,
+    Image,
     Linear,
     MaxPool2d,
     Native,
     Node,
     Pipeline,
     Relu,
+    SailType,
+    Scalar,
     Sigmoid,
     Softmax,
     SubModel,
     Sum,
     Tanh,
+    Tensor,
+    substitute,
+    unify,
 )
-from ..sail._types import Atom, Image, SailType, Scalar, Tensor, substitute, unify
 
 #: ``resolve(source, target) -> Chain``: the planner's converter graph (``ConverterGraph.resolve``).
 Resolve = Callable[[SailType, SailType], Any]

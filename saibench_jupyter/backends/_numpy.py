@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 from typing import Any, ClassVar
 
-from ..sail._graph import Estimator, Solver
+from ..sail import Estimator, Solver
 from ._lowering import LoweredModel, Op, all_builtin, builtin_step, record_shape
 from ._trainer import ConvertRecord, Trainer, TrainSettings
 
@@ -113,7 +113,7 @@ def _native_index(children: list[Op]) -> int:
 
 def _records(x: Any) -> list[Any]:
     if isinstance(x, dict):
-        from ..sail._atoms import AtomSet
+        from ..sail import AtomSet
 
         return [AtomSet(**{k: v[i] for k, v in x.items()}) for i in range(len(next(iter(x.values()))))]
     return list(x)

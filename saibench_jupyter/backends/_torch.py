@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - PyTorch's own spelling
 from torch import nn
 
-from ..sail._atoms import ALIASES
+from ..sail import ALIASES
 from ._lowering import LoweredModel, Op, all_builtin, builtin_step, init_params, loss_kind, record_shape
 from ._trainer import ConvertRecord, Trainer, TrainSettings
 

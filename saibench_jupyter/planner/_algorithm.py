@@ -17,16 +17,29 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
 from ..repository import Repository
-from ..sail import SailError
-from ..sail._decorators import ModuleKind
-from ..sail._dryrun import ConverterRun, DryRun, HardwareRun, MetricRun, ModelRun, ProblemRun, SoftwareRun
-from ..sail._inputs import FileStamp
-from ..sail._meta import MetricMeta, ProblemMeta, Trace
-from ..sail._names import unknown_name, unknown_names
-from ..sail._parser import ParsedModule
-from ..sail._symbolic import Value
-from ..sail._types import SailType, TypeVariable
-from ..sail._vetting import probe_sources, probed_dry_run
+from ..sail import (
+    ConverterRun,
+    DryRun,
+    FileStamp,
+    HardwareRun,
+    MetricMeta,
+    MetricRun,
+    ModelRun,
+    ModuleKind,
+    ParsedModule,
+    ProblemMeta,
+    ProblemRun,
+    SailError,
+    SailType,
+    SoftwareRun,
+    Trace,
+    TypeVariable,
+    Value,
+    probe_sources,
+    probed_dry_run,
+    unknown_name,
+    unknown_names,
+)
 from ._blocks import Block
 from ._converters import ConverterGraph, ConverterSpec
 from ._instances import (

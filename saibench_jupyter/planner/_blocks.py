@@ -12,8 +12,7 @@ import itertools
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from ..sail._graph import DECLARATIVE_BACKENDS
-from ..sail._parser import ParsedModule
+from ..sail import DECLARATIVE_BACKENDS, ParsedModule
 from ._instances import ModelChoice, ProblemInstance, Rejection, SoftwareInstance
 from ._lattice import Scenario
 from ._models import Refusal, Resolution

@@ -15,26 +15,27 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-from ..sail import SailError
-from ..sail._dryrun import load_function
-from ..sail._dryrun_errors import load_error
-from ..sail._meta import ConverterMeta, Trace
-from ..sail._parser import ParsedModule
-from ..sail._types import (
+from ..sail import (
+    ConverterMeta,
     Image,
     List,
+    ParsedModule,
+    SailError,
     SailType,
     Scalar,
     Set,
     Tensor,
+    Trace,
     TypeVariable,
     as_type,
     is_flat_tensor,
+    load_error,
+    load_function,
     most_specific,
+    probe_load,
     substitute,
     unify,
 )
-from ..sail._vetting import probe_load
 
 if TYPE_CHECKING:
     import networkx

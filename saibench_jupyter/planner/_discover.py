@@ -15,8 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..repository import Repository, RepositoryEvent
-from ..sail._decorators import ModuleKind
-from ..sail._dryrun import DEFAULT_TIME_LIMIT
+from ..sail import DEFAULT_TIME_LIMIT, ModuleKind
 from ._algorithm import Discovery, Names
 from ._lattice import Lattice
 from ._machine import Machine

@@ -8,10 +8,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..sail._check import CheckedGraph
-from ..sail._errors import Location
-from ..sail._meta import HardwareMeta, MetricMeta, ProblemMeta, SoftwareMeta, TaskSignature
-from ..sail._parser import ParsedModule
+from ..sail import (
+    CheckedGraph,
+    HardwareMeta,
+    Location,
+    MetricMeta,
+    ParsedModule,
+    ProblemMeta,
+    SoftwareMeta,
+    TaskSignature,
+)
 from ._converters import Chain
 
 

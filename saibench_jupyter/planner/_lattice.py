@@ -8,8 +8,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..sail._inputs import FileStamp, files_changed
-from ..sail._primitives import Environment, Resources
+from ..sail import Environment, FileStamp, Resources, files_changed
 from ._converters import Chain, ConverterGraph
 from ._instances import (
     HardwareInstance,

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..sail._primitives import Resources
+from ..sail import Resources
 
 
 @dataclass(frozen=True)

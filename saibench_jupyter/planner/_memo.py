@@ -6,10 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from ..sail import DryRunTimeout
-from ..sail._inputs import files_changed
-from ..sail._meta import Trace
-from ..sail._parser import ParsedModule
+from ..sail import DryRunTimeout, ParsedModule, Trace, files_changed
 from ._blocks import BlockCache
 from ._converters import ConverterGraph
 from ._instances import HardwareInstance, Instance, MetricInfo, ProblemInstance, Rejection, SoftwareInstance

@@ -13,12 +13,20 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..sail._check import CheckedGraph, check
-from ..sail._errors import GraphError, Location, SailError
-from ..sail._graph import SubModel, backends
-from ..sail._meta import ModelMeta, TaskSignature, Trace
-from ..sail._parser import ParsedModule
-from ..sail._types import SailType
+from ..sail import (
+    CheckedGraph,
+    GraphError,
+    Location,
+    ModelMeta,
+    ParsedModule,
+    SailError,
+    SailType,
+    SubModel,
+    TaskSignature,
+    Trace,
+    backends,
+    check,
+)
 from ._converters import Chain, ConverterGraph, NoConversion
 from ._instances import ModelChoice, label_of
 

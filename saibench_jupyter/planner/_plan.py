@@ -19,10 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..sail._meta import TaskSignature
-from ..sail._parser import ParsedModule
-from ..sail._primitives import Environment, Resources
-from ..sail._types import SailType
+from ..sail import Environment, ParsedModule, Resources, SailType, TaskSignature
 from ._converters import Chain, ConversionStep
 from ._instances import ModelChoice, instance_digest, scenario_id
 from ._params import Place, params_by_place

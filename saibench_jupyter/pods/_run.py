@@ -24,7 +24,7 @@ from ._schedule import Allocator, estimate, order
 from ._spec import Limits, PodSpec, specs_of, unwritable, version_of
 
 if TYPE_CHECKING:
-    from ..planner._lattice import Lattice, Scenario
+    from ..planner import Lattice, Scenario
     from ..results import Claim, Results, Store
 
 Progress = Callable[[dict[str, Any]], None]
@@ -87,7 +87,7 @@ def run(scenarios: Lattice | Scenario | Iterable[Scenario], *, executor: str | E
         hold) has failed pods of kind ``spec``; the other scenarios run.
     """
     from ..results import Store
-    from ..sail._primitives import Resources
+    from ..sail import Resources
 
     items = _scenarios(scenarios)
     ex = make_executor(executor, jobs)
@@ -147,7 +147,7 @@ def _run(items: list[Scenario], ex: Executor, db: Store, *, timeout: float | Non
 
 
 def _scenarios(scenarios: Any) -> list[Scenario]:
-    from ..planner._lattice import Lattice, Scenario
+    from ..planner import Lattice, Scenario
 
     if isinstance(scenarios, Lattice):
         return list(scenarios.scenarios)

@@ -156,8 +156,7 @@ def run_pod(spec: PodSpec, emit: Emit, record: dict[str, Any] | None = None,
         emit(_failure("rejected", f"the pod could not load its sources: {exc}", tb=traceback.format_exc(),
                       fix="check that the sources load with Repository.add_source in this environment"))
         return False
-    from ..runtime import run_scenario
-    from ..runtime._result import Point, RunError
+    from ..runtime import Point, RunError, run_scenario
 
     def listener(what: str, data: Any) -> None:
         if what == "stage":

@@ -12,15 +12,20 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..backends._lowering import builtin_step
+from ..backends import builtin_step
 from ..planner import Chain, ConversionStep, ConverterGraph
-from ..sail._atoms import AtomRecord
-from ..sail._context import Context, using
-from ..sail._errors import SailError
-from ..sail._graph import ConvertNode
-from ..sail._primitives import array_namespace
-from ..sail._symbolic import typeof
-from ..sail._types import SailType, substitute, unify
+from ..sail import (
+    AtomRecord,
+    Context,
+    ConvertNode,
+    SailError,
+    SailType,
+    array_namespace,
+    substitute,
+    typeof,
+    unify,
+    using,
+)
 
 
 def _namespace_of(value: Any) -> Any:
@@ -106,7 +111,7 @@ class _InsideConverter(Context):
 
 
 def _variables(step: ConversionStep) -> list[tuple[Any, SailType]]:
-    from ..sail._types import TypeVariable
+    from ..sail import TypeVariable
 
     return [(TypeVariable(name), t) for name, t in step.bindings]
 

@@ -16,13 +16,21 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..sail._atoms import AtomSet
-from ..sail._datasets import DatasetProvider, dataset_provider
-from ..sail._dryrun import IMAGE_EXTENSIONS, input_type
-from ..sail._errors import SailError
-from ..sail._symbolic import TupleType
-from ..sail._types import Image as ImageType
-from ..sail._types import SailType, Scalar, Tensor, as_type, unify
+from ..sail import (
+    IMAGE_EXTENSIONS,
+    AtomSet,
+    DatasetProvider,
+    SailError,
+    SailType,
+    Scalar,
+    Tensor,
+    TupleType,
+    as_type,
+    dataset_provider,
+    input_type,
+    unify,
+)
+from ..sail import Image as ImageType
 from ._files import Records, csv_rows, first_frame, frames, idx, npy, read_image
 
 #: Read with Pillow; ``.img`` and ``.msk`` (images to discovery) in whatever format Pillow sniffs.

@@ -25,15 +25,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..backends._trainer import Trainer, TrainingDiverged, epoch_order, is_finite
-from ..sail._atoms import AtomSet
-from ..sail._concepts import COMPARISON_KINDS
-from ..sail._context import Context
-from ..sail._errors import SailError
-from ..sail._graph import ConvertNode
-from ..sail._lists import SailList
-from ..sail._parser import ParsedModule
-from ..sail._primitives import capability_of
+from ..backends import Trainer, TrainingDiverged, epoch_order, is_finite
+from ..sail import COMPARISON_KINDS, AtomSet, Context, ConvertNode, ParsedModule, SailError, SailList, capability_of
 from ._convert import ChainBook, RecordConverter
 from ._data import open_input, stack_records
 from ._metrics import evaluate
@@ -354,7 +347,7 @@ def diverged(exc: TrainingDiverged, stage: int | None, lr: float) -> RunError:
 
 def run_problem(run: ProblemExecution, fn: Callable[..., Any], kwargs: Mapping[str, Any]) -> None:
     """Run the problem function to the end and evaluate its last stage."""
-    from ..sail._context import using
+    from ..sail import using
 
     with using(run):
         fn(**kwargs)

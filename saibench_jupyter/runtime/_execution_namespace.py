@@ -19,12 +19,21 @@ import types
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..sail import DECORATORS, decorator_name, traceback_line
-from ..sail._datasets import DatasetProvider, registered_datasets, restore_datasets
-from ..sail._dryrun import module_site as module_site
-from ..sail._errors import Location, SailError, source_filename
-from ..sail._namespace import namespace
-from ..sail._parser import ParsedModule, ParsedSource
+from ..sail import (
+    DECORATORS,
+    DatasetProvider,
+    Location,
+    ParsedModule,
+    ParsedSource,
+    SailError,
+    decorator_name,
+    namespace,
+    registered_datasets,
+    restore_datasets,
+    source_filename,
+    traceback_line,
+)
+from ..sail import module_site as module_site
 
 if TYPE_CHECKING:
     from ..repository import Repository

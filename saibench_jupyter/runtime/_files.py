@@ -20,9 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ..sail._atoms import AtomSet, atomic_number
-from ..sail._errors import SailError
-from ..sail._inputs import npy_header
+from ..sail import AtomSet, SailError, atomic_number, npy_header
 
 Records = Callable[[], Iterable[Any]]
 #: What a reader of an array format gives: the records, their count, one record's shape, the dtype.

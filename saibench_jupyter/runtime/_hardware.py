@@ -7,7 +7,7 @@ import sys
 from types import TracebackType
 from typing import Any
 
-from ..sail._primitives import Resources
+from ..sail import Resources
 
 #: (modules loaded, extension modules loaded, threadpoolctl's controller then). Finding the
 #: loaded BLAS and OpenMP libraries walks every shared object (~1.6 ms, a tenth of a small

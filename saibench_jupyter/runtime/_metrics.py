@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..sail._context import Context, using
-from ..sail._errors import Location, ModuleFailed
-from ..sail._parser import ParsedModule
+from ..sail import Context, Location, ModuleFailed, ParsedModule, using
 from ._execution_namespace import module_site
 from ._result import RunError
 

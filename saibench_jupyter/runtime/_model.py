@@ -10,13 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..backends._lowering import LoweredModel, ModelGraphs, lower
-from ..sail._check import CheckedGraph, check
-from ..sail._context import using
-from ..sail._dryrun import ModelRun
-from ..sail._errors import GraphError, ModuleFailed, SailError
-from ..sail._meta import ModelMeta
-from ..sail._types import SailType
+from ..backends import LoweredModel, ModelGraphs, lower
+from ..sail import CheckedGraph, GraphError, ModelMeta, ModelRun, ModuleFailed, SailError, SailType, check, using
 from ._convert import ChainBook
 from ._execution_namespace import ExecutionNamespace, module_site
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..sail import COUNTERS as COUNTERS  # re-exported: runtime/_session.py and tests read it here
-from ..sail._errors import Location
+from ..sail import Location
 
 
 @dataclass(frozen=True)

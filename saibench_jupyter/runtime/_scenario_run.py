@@ -16,8 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..backends import trainer_class
-from ..backends._trainer import TrainingDiverged, TrainSettings
+from ..backends import TrainingDiverged, TrainSettings, trainer_class
 from ..planner import ScenarioPlan
 from ..sail import SailError
 from ._blame import run_error
