@@ -67,11 +67,9 @@ class Discovery:
 
     Parameters
     ----------
-    repo : Repository
-        The modules.
     repo_ref : weakref to Repository
-        The planner's weak reference to it, which scenarios hold (the same object every
-        call, so that unchanged join blocks stay valid).
+        The planner's weak reference to the repository of modules, which scenarios hold (the
+        same object every call, so that unchanged join blocks stay valid).
     memo : DiscoveryMemo
         What earlier discoveries of this repository computed; read and filled.
     filters : mapping
@@ -86,10 +84,19 @@ class Discovery:
         Seconds one dry run may take.
     """
 
-    def __init__(self, repo: Repository, repo_ref: weakref.ref[Repository], memo: DiscoveryMemo,
+    @property
+    def repo(self) -> Repository:
+        """The repository discovered (its caller holds it while discovery runs)."""
+        repo = self.repo_ref()
+        if repo is None:
+            raise RuntimeError("the repository of this discovery no longer exists; discover again")
+        return repo
+
+    def __init__(self, repo_ref: weakref.ref[Repository], memo: DiscoveryMemo,
                  filters: Mapping[ModuleKind, Names], machine: Machine, params: Mapping[str, Any], max_depth: int,
                  time_limit: float) -> None:
-        self.repo = repo
+        # Weakly: the memo keeps closures over this object (a converter graph's dry runs), and the
+        # repository keeps the memo; a strong reference would keep the repository alive for ever.
         self.repo_ref = repo_ref
         self.memo = memo
         self.filters = filters

@@ -84,7 +84,7 @@ class Planner:
             paused = gc.isenabled()
             gc.disable()
             try:
-                lattice = Discovery(repo, self._repo, self.memo, filters, machine, params or {}, max_depth,
+                lattice = Discovery(self._repo, self.memo, filters, machine, params or {}, max_depth,
                                     time_limit).run(start)
             finally:
                 if paused:
