@@ -138,7 +138,7 @@ class DiscoveryMemo:
         inst = self.instances.get(key)
         if inst is None or inst.meta is not trace.meta:
             inst = self.instances[key] = cls(m, dict(bindings), trace.meta)
-        return inst  # type: ignore[no-any-return]
+        return inst
 
     def intern(self, value: V) -> V:
         """``value``, or an equal one seen before: caches can then compare by identity."""

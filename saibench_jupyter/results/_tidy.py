@@ -160,7 +160,8 @@ def _within(counts: numpy.ndarray) -> numpy.ndarray:
     """Each element's position in its group, for groups of ``counts`` elements laid end to end."""
     import numpy as np
 
-    return np.arange(int(counts.sum())) - np.repeat(_offsets(counts), counts)
+    within: numpy.ndarray = np.arange(int(counts.sum())) - np.repeat(_offsets(counts), counts)
+    return within
 
 
 def tidy_frame(store: Store, where: str, params: Sequence[Any]) -> pandas.DataFrame:
@@ -202,7 +203,8 @@ def tidy_frame(store: Store, where: str, params: Sequence[Any]) -> pandas.DataFr
     row_metric = np.where(point_metrics[row_point] > 0, first_metric[row_point] + _within(unit_rows), -1)
 
     def numbers(column: numpy.ndarray, index: numpy.ndarray) -> numpy.ndarray:
-        return np.append(column, np.nan)[index]  # index -1: NaN
+        picked: numpy.ndarray = np.append(column, np.nan)[index]  # index -1: NaN
+        return picked
 
     columns: dict[str, Any] = {}
     for k, name in enumerate(["identity", *SCENARIO]):

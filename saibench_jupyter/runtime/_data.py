@@ -358,6 +358,8 @@ def _dataset(source: str, element: SailType) -> DataStream:
                             f"{[len(v) for v in data.values()]}", fix=f"return the columns {names}, of one length")
         return [data[c] for c in names]
 
-    raw = lambda: columns()[0] if column else zip(*columns())  # noqa: E731
+    def raw() -> Iterable[Any]:
+        return columns()[0] if column else zip(*columns())
+
     return DataStream(source, element, lambda: (_convert(r, element, source) for r in raw()),
                       lambda: len(columns()[0]), lambda t: _dataset(source, t))

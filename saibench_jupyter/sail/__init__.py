@@ -49,11 +49,10 @@ from ._dryrun import MetricRun as MetricRun
 from ._dryrun import ModelRun as ModelRun
 from ._dryrun import ProblemRun as ProblemRun
 from ._dryrun import SoftwareRun as SoftwareRun
-from ._dryrun import input_type as input_type
 from ._dryrun import load_function as load_function
-from ._dryrun import module_site as module_site
 from ._dryrun_errors import describe as describe
 from ._dryrun_errors import load_error as load_error
+from ._dryrun_errors import module_site as module_site
 from ._dryrun_errors import printable as printable
 from ._errors import DryRunError as DryRunError
 from ._errors import DryRunTimeout as DryRunTimeout
@@ -95,6 +94,7 @@ from ._graph import TorchModule as TorchModule
 from ._graph import backends as backends
 from ._inputs import FileStamp as FileStamp
 from ._inputs import files_changed as files_changed
+from ._inputs import input_type as input_type
 from ._inputs import npy_header as npy_header
 from ._lists import SailList as SailList
 from ._lists import TopK as TopK

@@ -30,8 +30,19 @@ from ._graph import (
     SubModel,
     Tanh,
 )
-from ._symbolic import Symbolic
-from ._types import AnyType, Image, List, SailType, Set, Tensor, TypeVariable, is_flat_tensor, substitute, unify
+from ._types import (
+    AnyType,
+    Image,
+    List,
+    SailType,
+    Set,
+    Symbolic,
+    Tensor,
+    TypeVariable,
+    is_flat_tensor,
+    substitute,
+    unify,
+)
 
 #: Layers whose output has the input's shape: a ``Linear()`` followed only by these (or by
 #: conversions) can take its width from the type the pipeline must produce.

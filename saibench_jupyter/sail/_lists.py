@@ -22,7 +22,7 @@ class SailList(list):  # type: ignore[type-arg]
         """The ``k`` largest elements, largest first (``k`` rounds up; at least one)."""
         return TopK(self, k)
 
-    def __add__(self, other: Iterable[Any]) -> SailList:  # type: ignore[override]
+    def __add__(self, other: Iterable[Any]) -> SailList:
         return SailList([*self, *other])
 
     def __radd__(self, other: Any) -> SailList:
@@ -50,7 +50,7 @@ def TopK(values: Iterable[Any], k: Any) -> SailList:
     ``k`` may be fractional (``len(x) * 0.01``): it rounds up, to at least one element.
     Symbolic values (during discovery) are kept in order rather than compared.
     """
-    from ._symbolic import Symbolic
+    from ._types import Symbolic
 
     items = list(values)
     n = _count(k, len(items))

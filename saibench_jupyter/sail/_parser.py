@@ -19,7 +19,7 @@ import symtable
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import CodeType
-from typing import Any, cast
+from typing import Any
 
 from ._decorators import DECORATORS, ModuleKind, validate_options
 from ._depth import too_deep
@@ -261,7 +261,7 @@ def _module_decorator(stmt: ast.stmt, origin: str) -> tuple[ModuleKind, dict[str
     sail = [(d, n) for d, n in found if n in DECORATORS]
     if not sail:
         return None
-    deco, name = cast(tuple[ast.expr, str], sail[0])
+    deco, name = sail[0]
     where = Location(origin, deco.lineno, deco.col_offset)
     if len(sail) > 1:
         raise SailSyntaxError(

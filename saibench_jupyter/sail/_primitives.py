@@ -21,8 +21,8 @@ from ._context import current
 from ._errors import Location, ModuleFailed, source_origin
 from ._graph import ConvertNode
 from ._lists import SailList
-from ._symbolic import Stream, Symbolic, TupleType, Value, typeof
-from ._types import Atoms, SailType, Scalar, Set, Tensor, as_type, is_type
+from ._symbolic import Stream, TupleType, Value, typeof
+from ._types import Atoms, SailType, Scalar, Set, Symbolic, Tensor, as_type, is_type
 
 
 def caller_location(depth: int = 2) -> Location | None:

@@ -116,7 +116,7 @@ class Value(Symbolic):
     def _compare(self, other: _Any) -> Value:
         return Value(Scalar("bool"))
 
-    __lt__ = __le__ = __gt__ = __ge__ = _compare  # type: ignore[assignment]
+    __lt__ = __le__ = __gt__ = __ge__ = _compare
 
     def __hash__(self) -> int:
         return id(self)
@@ -146,7 +146,7 @@ class Stream(Value):
             return Stream(TupleType(*el.items[:-1], as_type(t)), self.source)
         return Stream(as_type(t), self.source)
 
-    def __add__(self, other: _Any) -> Stream:  # type: ignore[override]
+    def __add__(self, other: _Any) -> Stream:
         # Concatenating streams (``sum(chunks[0:i+1])``) gives a stream of the same records.
         return Stream(self.element, self.source)
 
@@ -215,7 +215,7 @@ class Param(Symbolic):
 
     __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _derived
     __truediv__ = __rtruediv__ = __floordiv__ = __pow__ = _derived
-    __lt__ = __le__ = __gt__ = __ge__ = _derived  # type: ignore[assignment]
+    __lt__ = __le__ = __gt__ = __ge__ = _derived
 
     def __eq__(self, other: object) -> bool:
         self.observed = True

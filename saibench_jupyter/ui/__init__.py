@@ -12,7 +12,6 @@ if TYPE_CHECKING:
     from ._charts import axes_available as axes_available
     from ._charts import plot_work_precision as plot_work_precision
     from ._charts import work_precision_traces as work_precision_traces
-    from ._handle import PodStatus as PodStatus
     from ._handle import RunFailedError as RunFailedError
     from ._handle import RunHandle as RunHandle
     from ._magics import load_ipython_extension as load_ipython_extension
@@ -20,6 +19,7 @@ if TYPE_CHECKING:
     from ._magics import unload_ipython_extension as unload_ipython_extension
     from ._notebook import Notebook as Notebook
     from ._notebook import NotebookError as NotebookError
+    from ._pods import PodStatus as PodStatus
     from ._reference import language_reference as language_reference
     from ._report import Report as Report
     from ._report import ReportError as ReportError
@@ -28,9 +28,10 @@ if TYPE_CHECKING:
 
 _MODULES = {
     "._charts": ("ChartTrace", "axes_available", "plot_work_precision", "work_precision_traces"),
-    "._handle": ("PodStatus", "RunFailedError", "RunHandle"),
+    "._handle": ("RunFailedError", "RunHandle"),
     "._magics": ("load_ipython_extension", "notebook", "unload_ipython_extension"),
     "._notebook": ("Notebook", "NotebookError"),
+    "._pods": ("PodStatus",),
     "._reference": ("language_reference",),
     "._report": ("Report", "ReportError", "quickstart", "report"),
 }

@@ -27,8 +27,9 @@ from ._formatting import doc_html
 if TYPE_CHECKING:
     from ..planner import Lattice
     from ..results import Results
-    from ._handle import PodStatus, RunHandle
+    from ._handle import RunHandle
     from ._notebook import Notebook
+    from ._pods import PodStatus
 
 #: Seconds between two redraws of the Runs tab (pod events can come by the hundred per second).
 THROTTLE = 0.3
@@ -58,7 +59,8 @@ def _pod_row(pod: PodStatus) -> str:
     return "<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in cells) + "</tr>"
 
 
-class Dashboard(widgets.VBox):
+# ipywidgets has no type information, so its VBox is Any to mypy.
+class Dashboard(widgets.VBox):  # type: ignore[misc]
     """Modules, the lattice, converters, runs and results of a :class:`Notebook`, live.
 
     Parameters
@@ -207,7 +209,7 @@ class Dashboard(widgets.VBox):
         self._show_selection(lattice)
 
     def _node_text(self, node: dict[str, Any]) -> str:
-        depth = node["id"].count("/")
+        depth: int = node["id"].count("/")
         count = f" ({len(node['scenarios'])})" if node["accepted"] else ""
         return "\u2003" * depth + f"{node['kind']}: {node['label']}{count}"
 
@@ -279,7 +281,8 @@ class Dashboard(widgets.VBox):
     @property
     def converter_scenario(self) -> str | None:
         """The id of the scenario whose converter chains the Converters tab highlights."""
-        return self.scenario_picker.value
+        scenario: str | None = self.scenario_picker.value  # a scenario id, or None: nothing to pick
+        return scenario
 
     def _draw_converters(self) -> None:
         from ._lattice_view import converter_figure

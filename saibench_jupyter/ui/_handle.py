@@ -411,7 +411,7 @@ class RunHandle:
 
 def _front_end() -> Literal["kernel", "terminal", "none"]:
     """``kernel`` where a front end can update a display in place; ``terminal`` (or a test shell); ``none``."""
-    from IPython import get_ipython
+    from IPython.core.getipython import get_ipython
 
     shell = get_ipython()
     if shell is None:
@@ -420,7 +420,7 @@ def _front_end() -> Literal["kernel", "terminal", "none"]:
 
 
 def _execution_count() -> int | None:
-    from IPython import get_ipython
+    from IPython.core.getipython import get_ipython
 
     shell = get_ipython()
     return None if shell is None else int(shell.execution_count)

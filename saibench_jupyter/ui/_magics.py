@@ -14,11 +14,14 @@ import argparse
 import re
 import shlex
 import sys
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Literal, NoReturn
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar, cast
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, cell_magic, line_cell_magic, magics_class
+from IPython.core.magic import Magics
+from IPython.core.magic import cell_magic as _ipython_cell_magic
+from IPython.core.magic import line_cell_magic as _ipython_line_cell_magic
+from IPython.core.magic import magics_class as _ipython_magics_class
 
 from ..common import assignment
 from ..pods import DEFAULT_EXECUTOR
@@ -30,6 +33,7 @@ if TYPE_CHECKING:
 
     from ..planner import Lattice
     from ..results import Results
+    from ._handle import RunHandle
 
 USAGE = """\
 SAIBench in a notebook
@@ -57,6 +61,14 @@ SAIBench in a notebook
 
 #: The shell each loaded extension serves: id(shell) -> its magics.
 _LOADED: dict[int, SailMagics] = {}
+
+# IPython's decorators have no annotations: typed as what they are (they return what they are given,
+# marked), so that the magics stay typed.
+_F = TypeVar("_F", bound=Callable[..., Any])
+_C = TypeVar("_C", bound=type)
+cell_magic = cast("Callable[[_F], _F]", _ipython_cell_magic)
+line_cell_magic = cast("Callable[[_F], _F]", _ipython_line_cell_magic)
+magics_class = cast("Callable[[_C], _C]", _ipython_magics_class)
 
 
 class _Help(Exception):
@@ -92,7 +104,8 @@ class SailMagics(Magics):
     """
 
     def __init__(self, shell: InteractiveShell, notebook: Notebook | None = None) -> None:
-        super().__init__(shell)
+        # untyped_calls_exclude does not reach calls through super(); IPython's Magics.__init__ has no annotations
+        super().__init__(shell)  # type: ignore[no-untyped-call]
         self.notebook = notebook if notebook is not None else Notebook(user_ns=shell.user_ns)
         #: (cell id, raw text) of the cell being run, from IPython's pre_run_cell event
         self._cell: tuple[str | None, str] | None = None
@@ -250,7 +263,7 @@ class SailMagics(Magics):
         handle.cancel()
         return handle
 
-    def _last_run(self) -> Any:
+    def _last_run(self) -> RunHandle:
         handle = self.notebook.last_run
         if handle is None:
             raise UsageError("there is no run yet: start one with %sail run")
@@ -403,7 +416,7 @@ def notebook(ipython: InteractiveShell | None = None) -> Notebook:
     RuntimeError
         When the extension is not loaded there.
     """
-    from IPython import get_ipython
+    from IPython.core.getipython import get_ipython
 
     shell = ipython if ipython is not None else get_ipython()
     magics = _LOADED.get(id(shell)) if shell is not None else None

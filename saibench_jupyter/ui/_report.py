@@ -85,7 +85,7 @@ def _engine_options() -> dict[str, Any]:
     and a libzmq without CURVE cannot encrypt: then the kernel starts as before.
     """
     import zmq
-    from jupyter_client import KernelManager
+    from jupyter_client.manager import KernelManager
     from traitlets.config import Config
 
     if "transport_encryption" not in KernelManager.class_trait_names() or not zmq.has("curve"):
