@@ -406,6 +406,9 @@ class _Worker:
     def close(self) -> None:
         self.proc.kill()
         self.proc.wait()
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            if pipe is not None:
+                pipe.close()
 
 
 def run(selected: Iterable[Case], timeout: float = CASE_SECONDS) -> Iterator[Outcome]:

@@ -221,11 +221,12 @@ def converse(proc: subprocess.Popen[bytes], request: bytes, timeout: float | Non
     finally:
         if exits is not None:
             os.close(exits)
-        if not proc.stdin.closed:
-            try:
-                proc.stdin.close()
-            except OSError:
-                pass
+        for pipe in (proc.stdin, proc.stdout):
+            if not pipe.closed:
+                try:
+                    pipe.close()
+                except OSError:
+                    pass
         lines.close()
     return timed_out
 

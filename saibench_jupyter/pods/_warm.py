@@ -160,6 +160,7 @@ class _Worker:
                 pod.forget()
             else:
                 relay_line(raw, pod.events, pod.held)
+        self.proc.stdout.close()  # end of file: the worker is gone, and this thread was its only reader
         # The worker is gone: whatever it was running will not report.
         with self.lock:
             orphans, self.pods = list(self.pods.values()), {}
