@@ -56,28 +56,28 @@ def test_a_pod_whose_parent_is_already_gone_does_not_run(workdir, census):
 
 
 def test_a_pod_past_its_deadline_ends_itself_and_its_children(workdir, census):
-    proc = pod({DEADLINE_VARIABLE: "2"})
-    announced(workdir)
-    assert bounded(lambda: proc.wait(), BOUND, "a pod past its deadline") == -signal.SIGKILL
-    assert "still running 2 s after it started (its time limit and grace)" in proc.stderr.read().decode()
+    with pod({DEADLINE_VARIABLE: "2"}) as proc:
+        announced(workdir)
+        assert bounded(lambda: proc.wait(), BOUND, "a pod past its deadline") == -signal.SIGKILL
+        assert "still running 2 s after it started (its time limit and grace)" in proc.stderr.read().decode()
     assert not census.left_after(2), census.describe(census.alive())
 
 
 def test_a_pod_nobody_reads_ends_itself_and_its_children(workdir, census):
-    proc = pod({}, stdout=subprocess.PIPE)
-    announced(workdir)
-    proc.stdout.close()  # the controller is gone
-    assert bounded(lambda: proc.wait(), BOUND, "a pod with no reader") == -signal.SIGKILL
-    assert "nobody reads its events any more" in proc.stderr.read().decode()
+    with pod({}, stdout=subprocess.PIPE) as proc:
+        announced(workdir)
+        proc.stdout.close()  # the controller is gone
+        assert bounded(lambda: proc.wait(), BOUND, "a pod with no reader") == -signal.SIGKILL
+        assert "nobody reads its events any more" in proc.stderr.read().decode()
     assert not census.left_after(2), census.describe(census.alive())
 
 
 def test_a_pod_killed_outright_leaves_no_child_behind(workdir, census):
     # SIGKILL (the out-of-memory killer, the parent-death signal) gives the pod no chance to
     # kill its children: its keeper does.
-    proc = pod({PARENT_VARIABLE: str(os.getpid())})
-    os.kill(announced(workdir), signal.SIGKILL)
-    assert proc.wait(timeout=BOUND) == -signal.SIGKILL
+    with pod({PARENT_VARIABLE: str(os.getpid())}) as proc:
+        os.kill(announced(workdir), signal.SIGKILL)
+        assert proc.wait(timeout=BOUND) == -signal.SIGKILL
     assert not census.left_after(5), census.describe(census.alive())
 
 
@@ -99,12 +99,12 @@ def test_an_idle_warm_worker_exits_and_the_next_pod_starts_another(workdir, cens
 
 
 def test_a_warm_worker_nobody_reads_kills_its_pods_and_exits(workdir, census):
-    worker = subprocess.Popen([sys.executable, "-m", "saibench_jupyter.pods", "serve"], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    worker.stdin.write(f'{{"spec": {spec_json("forkhang")}, "stderr": null}}\n'.encode())
-    worker.stdin.flush()
-    announced(workdir)
-    worker.stdout.close()  # the controller is gone (its stdin stays open)
-    assert bounded(lambda: worker.wait(), BOUND, "a worker with no reader") == ABANDONED
-    assert "nobody reads its output any more" in worker.stderr.read().decode()
+    with subprocess.Popen([sys.executable, "-m", "saibench_jupyter.pods", "serve"], stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True) as worker:
+        worker.stdin.write(f'{{"spec": {spec_json("forkhang")}, "stderr": null}}\n'.encode())
+        worker.stdin.flush()
+        announced(workdir)
+        worker.stdout.close()  # the controller is gone (its stdin stays open)
+        assert bounded(lambda: worker.wait(), BOUND, "a worker with no reader") == ABANDONED
+        assert "nobody reads its output any more" in worker.stderr.read().decode()
     assert not census.left_after(5), census.describe(census.alive())
