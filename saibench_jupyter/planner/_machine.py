@@ -21,11 +21,14 @@ class Machine:
         Visible CUDA devices.
     memory : int or None
         Memory in bytes (``None``: unknown, not checked).
+    place : str
+        Where the pods run, as a reason names it (``this machine``, ``any worker of the Dask cluster``).
     """
 
     cpus: int
     gpus: int = 0
     memory: int | None = None
+    place: str = "this machine"
 
     @classmethod
     def local(cls) -> Machine:
@@ -37,12 +40,12 @@ class Machine:
         """Why ``res`` can't be had here, or ``None`` when it can."""
         if res.device == "cuda" and self.gpus < max(res.gpus, 1):
             return (f"asks for {max(res.gpus, 1)} CUDA device(s), but "
-                    f"{'none is' if not self.gpus else f'only {self.gpus} are'} visible on this machine")
+                    f"{'none is' if not self.gpus else f'only {self.gpus} are'} visible on {self.place}")
         if res.cpus > self.cpus:
-            return f"asks for {res.cpus} CPUs, but this machine has {self.cpus}"
+            return f"asks for {res.cpus} CPUs, but {self.place} has {self.cpus}"
         need = res.memory_bytes
         if need is not None and self.memory is not None and need > self.memory:
-            return f"asks for {need / 2**30:.1f} GiB of memory, but this machine has {self.memory / 2**30:.1f} GiB"
+            return f"asks for {need / 2**30:.1f} GiB of memory, but {self.place} has {self.memory / 2**30:.1f} GiB"
         return None
 
 

@@ -13,6 +13,7 @@ the ``saibench_jupyter.executors`` entry-point group (``module:Class`` of an
 
 from __future__ import annotations
 
+import inspect
 import os
 import threading
 import time
@@ -34,6 +35,7 @@ GROUP = "saibench_jupyter.executors"
 DEFAULT_EXECUTOR = "warm"
 #: Built-in executors: name -> "module:Class" (imported on first use).
 BUILTIN = {
+    "dask": "saibench_jupyter.pods._dask:DaskExecutor",
     "inline": "saibench_jupyter.pods._executors:InlineExecutor",
     "subprocess": "saibench_jupyter.pods._subprocess:SubprocessExecutor",
     "warm": "saibench_jupyter.pods._warm:WarmExecutor",
@@ -226,17 +228,29 @@ def usable_cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def make_executor(executor: str | Executor, jobs: int | None = None) -> Executor:
+def make_executor(executor: str | Executor, jobs: int | None = None, *, scheduler: Any = None) -> Executor:
     """``executor`` itself, or the executor of that name for ``jobs`` pods at once (the usable CPUs by default).
+
+    ``scheduler`` (an address, a ``distributed.Client`` or a cluster object) is the ``dask``
+    executor's cluster.
 
     Raises
     ------
     KeyError
         For an unknown executor (the message lists the known ones).
+    ValueError
+        For ``scheduler`` given to an executor that runs no cluster, or with an executor instance.
     """
     if isinstance(executor, Executor):
+        if scheduler is not None:
+            raise ValueError("scheduler= goes with executor='dask' given by name; an executor instance has its own")
         return executor
-    return executor_class(executor)(jobs or usable_cpus())
+    cls = executor_class(executor)
+    if scheduler is None:
+        return cls(jobs or usable_cpus())
+    if "scheduler" not in inspect.signature(cls).parameters:
+        raise ValueError(f"scheduler={scheduler!r:.60} is for executor='dask', not {executor!r}")
+    return cls(jobs or usable_cpus(), scheduler=scheduler)  # type: ignore[call-arg]
 
 
 def available() -> dict[str, str]:

@@ -42,7 +42,8 @@ def run(scenarios: Lattice | Scenario | Iterable[Scenario], *, executor: str | E
         jobs: int | None = None, store: str | os.PathLike[str] | Store = "saibench.db",
         timeout: float | None = 600.0, memory: int | str | None = None, repeats: int = 1, seed: int = 0,
         settings: Mapping[str, Any] | None = None, rerun: bool | Literal["failed"] = False,
-        progress: Progress | bool = True, log_lines: int = LOG_LINES, log_bytes: int = LOG_BYTES) -> Results:
+        progress: Progress | bool = True, log_lines: int = LOG_LINES, log_bytes: int = LOG_BYTES,
+        scheduler: Any = None) -> Results:
     """Run every scenario as isolated BenchPods and store the results as they arrive.
 
     Parameters
@@ -52,7 +53,8 @@ def run(scenarios: Lattice | Scenario | Iterable[Scenario], *, executor: str | E
     executor : str or Executor
         ``"warm"`` (default: a process per pod, forked from a worker that imported
         SAIBench, NumPy and, for torch pods, PyTorch once; a pod that cannot be forked
-        safely runs cold), ``"subprocess"`` (a fresh interpreter per pod), ``"inline"``
+        safely runs cold), ``"subprocess"`` (a fresh interpreter per pod), ``"dask"`` (each
+        pod a subprocess on a worker of a Dask cluster: ``scheduler``), ``"inline"``
         (this process, for debugging), another registered name, or an executor instance
         (``executor_class("warm")(jobs, recycle_pods=..., recycle_mb=...)`` to recycle workers sooner).
     jobs : int, optional
@@ -78,6 +80,10 @@ def run(scenarios: Lattice | Scenario | Iterable[Scenario], *, executor: str | E
     log_lines, log_bytes : int
         Most lines and bytes of module output one pod's log keeps: its first lines and its
         last ones, with a note of how much was dropped between them.
+    scheduler : str, distributed.Client or cluster, optional
+        With ``executor="dask"``: the cluster (an address such as ``tcp://10.0.0.5:8786`` or
+        ``tls://...``, a client, or a cluster object such as dask-jobqueue's ``SLURMCluster``).
+        None starts (or reuses) an embedded ``LocalCluster`` of ``jobs`` workers on 127.0.0.1.
 
     Returns
     -------
@@ -90,7 +96,7 @@ def run(scenarios: Lattice | Scenario | Iterable[Scenario], *, executor: str | E
     from ..sail import Resources
 
     items = _scenarios(scenarios)
-    ex = make_executor(executor, jobs)
+    ex = make_executor(executor, jobs, scheduler=scheduler)
     cap = Resources(memory=memory).memory_bytes if memory is not None else None
     db = store if isinstance(store, Store) else Store(store)
     try:

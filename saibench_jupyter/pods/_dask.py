@@ -1,0 +1,336 @@
+"""Pods on a Dask cluster: Dask decides where a pod's launcher runs; the pod is still a subprocess.
+
+``executor="dask"`` sends each pod to a worker of a ``dask.distributed`` cluster: an embedded
+``LocalCluster`` on loopback (started on first use, reused by later runs in this process,
+closed when it exits), or the cluster ``scheduler=`` names: an address (``tcp://``,
+``tls://``), a ``distributed.Client``, or any cluster object (``LocalCluster``,
+dask-jobqueue's ``SLURMCluster``, a dask-gateway cluster). On the worker, :func:`launch`
+builds the pod's environment (cached there under the same key as here) and starts the same
+``python -m saibench_jupyter.pods run -`` shim the ``subprocess`` executor starts, in its
+own session, with its limits, timeout and process-group kill; the pod never runs in the
+worker's process. Its event lines stream back through a Dask ``Queue`` while it runs; only
+this process (the controller) writes the results store.
+
+A pod's ``Resources(cpus=N, device="cuda")`` become Dask resource requests for the
+resources the cluster's workers advertise (``CPU``, ``GPU``), so a GPU pod lands only on a
+worker that has one. Before the first pod every worker must run this saibench_jupyter and
+Python version (:func:`check_versions`).
+"""
+
+from __future__ import annotations
+
+import atexit
+import dataclasses
+import os
+import sys
+import tempfile
+import threading
+import uuid
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ._environments import Interpreter, provision
+from ._executors import Executor, PodEvents
+from ._lifeline import kill_group
+from ._spec import PodSpec
+from ._subprocess import conclude, converse, pod_environment, relay_line, stderr_tail
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+#: Seconds to reach a scheduler named by its address before saying it is unreachable.
+CONNECT = 5.0
+#: Seconds between looks at a pod's future while no event line arrives.
+POLL = 0.2
+#: The embedded cluster of this process and its client, once started.
+_EMBEDDED: dict[str, Any] = {}
+_EMBEDDED_LOCK = threading.Lock()
+
+
+class ClusterError(RuntimeError):
+    """The cluster cannot run pods: unreachable, or its workers run another saibench_jupyter or Python."""
+
+
+def connect(scheduler: Any, workers: int) -> tuple[Client, bool]:
+    """A client of ``scheduler`` (None: the embedded cluster of ``workers`` workers), and whether to close it after.
+
+    Raises
+    ------
+    ClusterError
+        When an address does not answer within :data:`CONNECT` seconds.
+    """
+    from distributed import Client
+
+    if scheduler is None:
+        return _embedded(workers), False
+    if isinstance(scheduler, Client):
+        return scheduler, False
+    if isinstance(scheduler, str):
+        try:
+            return Client(scheduler, timeout=CONNECT, set_as_default=False), True
+        except (OSError, TimeoutError) as exc:
+            raise ClusterError(f"the Dask scheduler at {scheduler} did not answer within {CONNECT:g} s ({exc}); "
+                               "fix: start it (`dask scheduler`), check the address, or reach a remote one "
+                               "through TLS or an SSH tunnel") from None
+    if hasattr(scheduler, "scheduler_address"):  # a cluster object: LocalCluster, SLURMCluster, a gateway cluster
+        return Client(scheduler, timeout=CONNECT, set_as_default=False), True
+    raise ClusterError(f"scheduler={scheduler!r}: expected an address (tcp://, tls://), a distributed.Client or a "
+                       "cluster object")
+
+
+def _embedded(workers: int) -> Client:
+    """The embedded LocalCluster's client, started on first use with ``workers`` single-thread workers on loopback."""
+    from distributed import Client, LocalCluster
+
+    with _EMBEDDED_LOCK:
+        client = _EMBEDDED.get("client")
+        if client is None or client.status != "running":
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                   dashboard_address="127.0.0.1:0", worker_dashboard_address=None)
+            client = Client(cluster, set_as_default=False)
+            _EMBEDDED.update(cluster=cluster, client=client)
+            if not _EMBEDDED.get("hooked"):
+                atexit.register(close_embedded)
+                _EMBEDDED["hooked"] = True
+        elif len(client.scheduler_info(n_workers=-1)["workers"]) != workers:
+            _EMBEDDED["cluster"].scale(workers)
+            client.wait_for_workers(workers, timeout=60)
+        return client
+
+
+def close_embedded() -> None:
+    """Close the embedded cluster, if one was started (at exit, or to free its memory)."""
+    with _EMBEDDED_LOCK:
+        client, cluster = _EMBEDDED.pop("client", None), _EMBEDDED.pop("cluster", None)
+    for closing in (client, cluster):
+        if closing is not None:
+            try:
+                closing.close()
+            except Exception:  # at exit: nothing to report to
+                pass
+
+
+def _versions() -> tuple[str, str]:
+    import saibench_jupyter
+
+    return saibench_jupyter.__version__, ".".join(map(str, sys.version_info[:3]))
+
+
+def check_versions(client: Client) -> None:
+    """Refuse a cluster whose workers run another saibench_jupyter or Python (major.minor) than this process.
+
+    Raises
+    ------
+    ClusterError
+        Naming each worker that differs, its versions and these.
+    """
+    here = _versions()
+    found: dict[str, tuple[str, str]] = client.run(_versions)
+    if not found:
+        raise ClusterError("the Dask cluster has no worker; fix: start workers (`dask worker ADDRESS`) or scale it")
+    wrong = [f"{worker} runs saibench_jupyter {v[0]} on Python {v[1]}" for worker, v in sorted(found.items())
+             if v[0] != here[0] or v[1].split(".")[:2] != here[1].split(".")[:2]]
+    if wrong:
+        raise ClusterError(f"{'; '.join(wrong)}, and this process saibench_jupyter {here[0]} on Python {here[1]}; "
+                           "fix: install the same saibench_jupyter and Python on every worker")
+
+
+def advertised(client: Client) -> dict[str, float]:
+    """The most of each resource (``CPU``, ``GPU`` ...) one worker of the cluster advertises."""
+    out: dict[str, float] = {}
+    for info in client.scheduler_info(n_workers=-1)["workers"].values():
+        for name, amount in (info.get("resources") or {}).items():
+            out[name] = max(out.get(name, 0.0), float(amount))
+    return out
+
+
+def requests(resources: Mapping[str, Any], offered: Mapping[str, float]) -> dict[str, float]:
+    """The Dask resource requests of a pod's resources, for the resources the workers advertise.
+
+    A GPU pod asks for ``GPU`` (its GPUs, at least one), whether offered or not: it must wait
+    for a worker that has one, never run on one that does not.
+    """
+    out: dict[str, float] = {}
+    if "CPU" in offered:
+        out["CPU"] = float(max(1, int(resources.get("cpus", 1))))
+    if resources.get("device") == "cuda":
+        out["GPU"] = float(max(1, int(resources.get("gpus") or 1)))
+    return out
+
+
+def launch(spec_json: str, queue: str) -> int | None:
+    """On a Dask worker: build the pod's environment, run the pod shim, stream its lines to ``queue``.
+
+    Returns the pod's exit status; every line it wrote, and how it ended, went to the queue.
+    """
+    from distributed import Queue, get_worker
+
+    out = Queue(queue)
+    spec = PodSpec.load(spec_json)
+    interpreter = provision(spec.environment)  # on the worker, cached here under the same key
+    workdir = spec.workdir if os.path.isdir(spec.workdir) else tempfile.gettempdir()
+    with tempfile.TemporaryFile() as err:
+        import subprocess
+
+        proc = subprocess.Popen([interpreter.python, "-m", "saibench_jupyter.pods", "run", "-"],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
+                                env=pod_environment(spec.limits.timeout), start_new_session=True, cwd=workdir)
+        out.put({"pid": proc.pid, "worker": get_worker().address})
+        try:
+            timed_out = converse(proc, spec_json.encode(), spec.limits.timeout,
+                                 lambda raw: out.put({"lines": [raw.decode("utf-8", "replace")]}))
+        finally:
+            if proc.returncode is None:
+                kill_group(proc.pid)
+        tail = stderr_tail(err)
+    out.put({"end": proc.returncode, "timed_out": timed_out, "stderr": tail})
+    return proc.returncode
+
+
+class DaskExecutor(Executor):
+    """Pods on a Dask cluster, each one a subprocess on a worker (see the module docstring).
+
+    Parameters
+    ----------
+    jobs : int
+        Pods at once (the embedded cluster's workers).
+    scheduler : str, Client or cluster, optional
+        The cluster; None starts (or reuses) the embedded LocalCluster on 127.0.0.1.
+    """
+
+    name = "dask"
+
+    def __init__(self, jobs: int = 1, *, scheduler: Any = None) -> None:
+        super().__init__(jobs)
+        self.scheduler = scheduler
+        self.client: Client | None = None
+        self._owned = False
+        self._offered: dict[str, float] = {}
+        self._remote: dict[str, tuple[int, str]] = {}  # pod -> (pid, worker address) while it runs
+        self._futures: dict[str, Any] = {}
+
+    @property
+    def dashboard(self) -> str | None:
+        """The Dask dashboard's address, once connected."""
+        return None if self.client is None else self.client.dashboard_link
+
+    def start(self) -> None:
+        self.client, self._owned = connect(self.scheduler, self.jobs)
+        check_versions(self.client)
+        self._offered = advertised(self.client)
+        super().start()
+
+    def execute(self, spec: PodSpec, interpreter: Interpreter, events: PodEvents) -> None:
+        from distributed import Queue
+
+        if self.client is None:
+            raise RuntimeError("DaskExecutor.start() was not called")
+        # The controller's CPU ids mean nothing on a worker: Dask's resources place the pod instead.
+        remote = spec.replace(limits=dataclasses.replace(spec.limits, affinity=None))
+        name = f"saibench-{spec.pod}-{uuid.uuid4().hex[:8]}"
+        queue = Queue(name, client=self.client)
+        future = self.client.submit(launch, remote.to_json(), name, key=name, pure=False,
+                                    resources=requests(spec.resources, self._offered) or None)
+        with self._lock:
+            self._futures[spec.pod] = future
+        held: list[dict[str, Any]] = []
+        end: dict[str, Any] | None = None
+        attempts = 0
+        try:
+            while end is None:
+                for item in _next(queue, future):
+                    if "pid" in item:
+                        attempts += 1
+                        if attempts > 1:  # Dask started it again after its worker died: not a second try here
+                            break
+                        with self._lock:
+                            self._remote[spec.pod] = (int(item["pid"]), str(item["worker"]))
+                    elif "lines" in item:
+                        for raw in item["lines"]:
+                            relay_line(raw.encode(), events, held)
+                    elif "end" in item:
+                        end = item
+                if attempts > 1 or (end is None and future.status in ("error", "cancelled", "lost")):
+                    break
+        finally:
+            with self._lock:
+                self._remote.pop(spec.pod, None)
+                self._futures.pop(spec.pod, None)
+            if end is None:
+                future.cancel()
+            try:
+                queue.close()
+            except Exception:  # the scheduler is gone: nothing left to free
+                pass
+        if end is None:
+            if self._cancelled:
+                conclude(spec, events, held, None, None, "", True)
+                return
+            why = "its worker died" if attempts > 1 or future.status != "cancelled" else "it was cancelled"
+            events.fail("worker-lost", f"the Dask worker running the pod was lost ({why}), and the pod with it; "
+                        "what it reported before is kept",
+                        fix="run again with rerun='failed' to do it again on the workers left")
+            return
+        conclude(spec, events, held, end["end"], end["timed_out"], end["stderr"], self._cancelled)
+
+    def cancel(self) -> None:
+        super().cancel()
+        with self._lock:
+            remote, futures = list(self._remote.values()), list(self._futures.values())
+        if self.client is None:
+            return
+        for future in futures:
+            future.cancel()
+        by_worker: dict[str, list[int]] = {}
+        for pid, worker in remote:
+            by_worker.setdefault(worker, []).append(pid)
+        for worker, pids in by_worker.items():
+            try:
+                self.client.run(_kill_groups, pids, workers=[worker])
+            except Exception:  # the worker is gone, and its pods with it (their parent-death signal)
+                pass
+
+    def finish(self) -> None:
+        super().finish()
+        if self._owned and self.client is not None:
+            self.client.close()
+        self.client = None
+
+
+def _next(queue: Any, future: Any) -> list[dict[str, Any]]:
+    """What the pod sent since the last look (waiting at most :data:`POLL` seconds for the first item)."""
+    try:
+        first = queue.get(timeout=POLL)
+    except TimeoutError:
+        return []
+    except Exception:  # the scheduler dropped the queue (its task was cancelled): the future says why
+        return []
+    return [first, *queue.get(batch=True)]
+
+
+def _kill_groups(pids: list[int]) -> None:
+    """On a worker: kill the process groups of these pods (cancelled from the controller)."""
+    for pid in pids:
+        kill_group(pid)
+
+
+def cluster_machine(scheduler: Any = None, workers: int | None = None) -> Any:
+    """The ``Machine`` discovery checks hardware against when pods run on ``scheduler``'s cluster.
+
+    A pod runs on one worker: the most CPUs and memory one worker's host has, and the most
+    GPUs one worker advertises as its ``GPU`` resource (a GPU pod asks for that resource, so
+    a GPU the worker does not advertise would never be given to it).
+    """
+    from ..planner import Machine
+
+    client, owned = connect(scheduler, workers or 1)
+    try:
+        hosts: dict[str, Machine] = client.run(Machine.local)
+        offered = advertised(client)
+        return Machine(cpus=max((m.cpus for m in hosts.values()), default=1),
+                       gpus=int(offered.get("GPU", 0)),
+                       memory=max((m.memory for m in hosts.values() if m.memory is not None), default=None),
+                       place=f"any worker of the Dask cluster at {client.scheduler_info().get('address', '?')}")
+    finally:
+        if owned:
+            client.close()
