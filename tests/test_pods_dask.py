@@ -7,16 +7,13 @@ import threading
 import time
 
 import pytest
+from distributed import Client, LocalCluster
 from pods_helpers import doubling, write_data
 
-pytest.importorskip("distributed")
-
-from distributed import Client, LocalCluster  # noqa: E402
-
-import saibench_jupyter  # noqa: E402
-from saibench_jupyter import discover  # noqa: E402
-from saibench_jupyter.pods import Interpreter, Limits, executor_class, run, specs_of  # noqa: E402
-from saibench_jupyter.pods._dask import CONNECT, ClusterError, cluster_machine, requests  # noqa: E402
+import saibench_jupyter
+from saibench_jupyter import discover
+from saibench_jupyter.pods import ClusterError, Interpreter, Limits, cluster_machine, executor_class, run, specs_of
+from saibench_jupyter.pods._dask import CONNECT, requests
 
 #: A model that says which process started its pod, and one that prints, then works a while.
 EXTRA = """
@@ -66,11 +63,11 @@ def tellers(*what: str) -> list:
 
 def outcome(results) -> list[tuple]:
     frame = results.to_dataframe().sort_values("label")
-    return [(row.label, row.status, row.value) for row in frame.itertuples()]
+    return [(row.label, row.status, None if row.value != row.value else row.value) for row in frame.itertuples()]
 
 
 def test_pods_on_the_embedded_cluster_give_what_subprocess_pods_give(workdir):
-    from saibench_jupyter.pods._dask import close_embedded
+    from saibench_jupyter.pods import close_embedded
 
     scenarios = doubling("ok", "print", "raise")
     try:
@@ -79,7 +76,8 @@ def test_pods_on_the_embedded_cluster_give_what_subprocess_pods_give(workdir):
         close_embedded()
     cold = run(scenarios, executor="subprocess", jobs=2, store=workdir / "s.db", progress=False)
     assert outcome(on_dask) == outcome(cold)
-    assert on_dask.logs().message.tolist() == cold.logs().message.tolist() == ["a line from module code"]
+    assert on_dask.logs().message.tolist() == cold.logs().message.tolist()
+    assert set(on_dask.logs().message) == {"a line from module code"}
     assert on_dask.failures().message.tolist() == ["RuntimeError: the solver blew up"]
 
 
@@ -89,7 +87,7 @@ def test_scheduler_may_be_a_cluster_a_client_or_an_address(workdir, cluster):
         for i, scheduler in enumerate([cluster, client, cluster.scheduler_address]):
             results = run([scenario], executor="dask", scheduler=scheduler, store=workdir / f"{i}.db", progress=False)
             assert results.failures().empty
-            (line,) = results.logs().message
+            (line,) = set(results.logs().message)  # once per record
             # The pod's parent is a worker of the cluster: never this process.
             assert line.startswith("parent=") and int(line.split("=")[1]) != os.getpid()
 
@@ -154,7 +152,8 @@ def test_cancel_kills_the_remote_pod_and_its_group(workdir, cluster):
             time.sleep(0.05)
         ((pid, _),) = executor._remote.values()
         threading.Timer(0.5, executor.cancel).start()
-        assert future.result(timeout=60).status == "cancelled"
+        ended = future.result(timeout=60)
+        assert (ended.status, ended.kind) == ("failed", "interrupted")
         deadline = time.monotonic() + 10
         while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
             time.sleep(0.05)
