@@ -160,3 +160,19 @@ def test_cancel_kills_the_remote_pod_and_its_group(workdir, cluster):
         assert not os.path.exists(f"/proc/{pid}"), "the pod outlived its cancelled run"
     finally:
         executor.finish()
+
+
+def test_an_environment_is_built_on_the_worker_and_one_that_cannot_be_fails_its_pods_only(workdir, cluster):
+    missing = """
+from saibench_jupyter.sail import *
+
+@SoftwareDefinition
+def Missing(hardware):
+    return Environment(backend="numpy", pip=["saibench-no-such-package-xyz"])
+"""
+    scenarios = doubling("ok", extra=missing)
+    results = run(scenarios, executor="dask", scheduler=cluster, store=workdir / "e.db", progress=False)
+    failures = results.failures()
+    assert list(failures.kind) == ["environment"]
+    assert "saibench-no-such-package-xyz" in failures.message[0]
+    assert set(results.to_dataframe().status) == {"ok", "failed"}

@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ._environments import Interpreter, provision
+from ._environments import EnvironmentBuildError, Interpreter, provision
 from ._executors import Executor, PodEvents
 from ._lifeline import kill_group
 from ._spec import PodSpec
@@ -166,24 +166,27 @@ def launch(spec_json: str, queue: str) -> int | None:
     from distributed import Queue, get_worker
 
     out = Queue(queue)
-    spec = PodSpec.load(spec_json)
-    interpreter = provision(spec.environment)  # on the worker, cached here under the same key
-    workdir = spec.workdir if os.path.isdir(spec.workdir) else tempfile.gettempdir()
-    with tempfile.TemporaryFile() as err:
-        import subprocess
+    try:
+        spec = PodSpec.load(spec_json)
+        interpreter = provision(spec.environment)  # on the worker, cached here under the same key
+        workdir = spec.workdir if os.path.isdir(spec.workdir) else tempfile.gettempdir()
+        with tempfile.TemporaryFile() as err:
+            import subprocess
 
-        proc = subprocess.Popen([interpreter.python, "-m", "saibench_jupyter.pods", "run", "-"],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
-                                env=pod_environment(spec.limits.timeout), start_new_session=True, cwd=workdir)
-        out.put({"pid": proc.pid, "worker": get_worker().address})
-        try:
-            timed_out = converse(proc, spec_json.encode(), spec.limits.timeout,
-                                 lambda raw: out.put({"lines": [raw.decode("utf-8", "replace")]}))
-        finally:
-            if proc.returncode is None:
-                kill_group(proc.pid)
-        tail = stderr_tail(err)
-    out.put({"end": proc.returncode, "timed_out": timed_out, "stderr": tail})
+            proc = subprocess.Popen([interpreter.python, "-m", "saibench_jupyter.pods", "run", "-"],
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
+                                    env=pod_environment(spec.limits.timeout), start_new_session=True, cwd=workdir)
+            out.put({"pid": proc.pid, "worker": get_worker().address})
+            try:
+                timed_out = converse(proc, spec_json.encode(), spec.limits.timeout,
+                                     lambda raw: out.put({"lines": [raw.decode("utf-8", "replace")]}))
+            finally:
+                if proc.returncode is None:
+                    kill_group(proc.pid)
+            tail = stderr_tail(err)
+        out.put({"end": proc.returncode, "timed_out": timed_out, "stderr": tail})
+    finally:
+        out.close()  # the scheduler drops the queue once the controller lets go of it too
     return proc.returncode
 
 
@@ -199,6 +202,7 @@ class DaskExecutor(Executor):
     """
 
     name = "dask"
+    remote = True
 
     def __init__(self, jobs: int = 1, *, scheduler: Any = None) -> None:
         super().__init__(jobs)
@@ -242,6 +246,7 @@ class DaskExecutor(Executor):
                     if "pid" in item:
                         attempts += 1
                         if attempts > 1:  # Dask started it again after its worker died: not a second try here
+                            self._kill([(int(item["pid"]), str(item["worker"]))])
                             break
                         with self._lock:
                             self._remote[spec.pod] = (int(item["pid"]), str(item["worker"]))
@@ -256,7 +261,7 @@ class DaskExecutor(Executor):
             with self._lock:
                 self._remote.pop(spec.pod, None)
                 self._futures.pop(spec.pod, None)
-            if end is None:
+            if end is None and future.status == "pending":  # still held by Dask (a second start): let it go
                 future.cancel()
             try:
                 queue.close()
@@ -266,10 +271,7 @@ class DaskExecutor(Executor):
             if self._cancelled:
                 conclude(spec, events, held, None, None, "", True)
                 return
-            why = "its worker died" if attempts > 1 or future.status != "cancelled" else "it was cancelled"
-            events.fail("worker-lost", f"the Dask worker running the pod was lost ({why}), and the pod with it; "
-                        "what it reported before is kept",
-                        fix="run again with rerun='failed' to do it again on the workers left")
+            _lost(events, future, attempts)
             return
         conclude(spec, events, held, end["end"], end["timed_out"], end["stderr"], self._cancelled)
 
@@ -281,12 +283,17 @@ class DaskExecutor(Executor):
             return
         for future in futures:
             future.cancel()
+        self._kill(remote)
+
+    def _kill(self, pods: list[tuple[int, str]]) -> None:
+        """Kill these pods' process groups on their workers (``(pid, worker address)`` each)."""
         by_worker: dict[str, list[int]] = {}
-        for pid, worker in remote:
+        for pid, worker in pods:
             by_worker.setdefault(worker, []).append(pid)
         for worker, pids in by_worker.items():
             try:
-                self.client.run(_kill_groups, pids, workers=[worker])
+                if self.client is not None:
+                    self.client.run(_kill_groups, pids, workers=[worker])
             except Exception:  # the worker is gone, and its pods with it (their parent-death signal)
                 pass
 
@@ -295,6 +302,26 @@ class DaskExecutor(Executor):
         if self._owned and self.client is not None:
             self.client.close()
         self.client = None
+
+
+def _lost(events: PodEvents, future: Any, attempts: int) -> None:
+    """Report a pod whose launcher never said how the pod ended: its environment, a defect, or its worker."""
+    from distributed import KilledWorker
+
+    error = None
+    if attempts <= 1 and future.status == "error":
+        try:
+            error = future.exception(timeout=CONNECT)
+        except Exception:  # the scheduler forgot the task: its worker is gone
+            error = None
+    if isinstance(error, EnvironmentBuildError):
+        events.fail("environment", error.what, fix=error.fix, stderr=error.log or None)
+    elif error is not None and not isinstance(error, KilledWorker):
+        events.fail("internal", f"the pod's launcher failed on its Dask worker: {type(error).__name__}: {error}",
+                    fix="this looks like a bug in SAIBench: please report it")
+    else:
+        events.fail("worker-lost", "the Dask worker running the pod was lost, and the pod with it; what it "
+                    "reported before is kept", fix="run again with rerun='failed' to do it again on the workers left")
 
 
 def _next(queue: Any, future: Any) -> list[dict[str, Any]]:

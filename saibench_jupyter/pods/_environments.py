@@ -52,7 +52,7 @@ class Interpreter:
     python : str
         The Python executable.
     key : str
-        ``"current"``, or the environment's hash (16 hex digits).
+        ``"current"``, ``"remote"`` (built where the pods run), or the environment's hash (16 hex digits).
     prefix : Path or None
         The environment's folder; None for the current interpreter.
     built : bool
@@ -71,6 +71,10 @@ class EnvironmentBuildError(Exception):
     def __init__(self, what: str, fix: str, log: str = "") -> None:
         self.what, self.fix, self.log = what, fix, log
         super().__init__("\n".join(part for part in (what, log, f"fix: {fix}") if part))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Whole across processes: a Dask worker that could not build a pod's environment sends it back.
+        return type(self), (self.what, self.fix, self.log)
 
 
 def environment_key(pip: Sequence[str], conda: Sequence[str], python: str | None) -> str:

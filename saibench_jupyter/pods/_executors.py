@@ -118,6 +118,8 @@ class Executor(ABC):
     name: ClassVar[str] = ""
     #: False when pods share the caller's process (limits and environments can't apply)
     isolated: ClassVar[bool] = True
+    #: True when pods run on other machines, which build their environments themselves
+    remote: ClassVar[bool] = False
 
     def __init__(self, jobs: int = 1) -> None:
         if jobs < 1:

@@ -276,7 +276,9 @@ def _interpreters(todo: list[PodSpec], ex: Executor, emit: _Recorder) -> dict[st
     for key, pods in groups.items():
         env = json.loads(key)
         try:
-            if ex.isolated:
+            if ex.remote:  # built where the pods run, under the same key
+                interp = Interpreter(sys.executable, "remote", None, False)
+            elif ex.isolated:
                 interp = provision(env, progress=lambda m: emit.notify({"event": "environment", "message": m}))
             else:
                 missing = unmet(env.get("pip", ()), env.get("conda", ()), env.get("python"))
