@@ -81,7 +81,7 @@ def test_run_reports_failures_without_importing_pandas(tmp_path):
 
 
 @pytest.mark.parametrize(("argv", "message"), [
-    (["--executor", "nope"], "saibench: no executor 'nope' (known: inline, subprocess, warm)"),
+    (["--executor", "nope"], "saibench: no executor 'nope' (known: dask, inline, subprocess, warm)"),
     (["--jobs", "-1"], "saibench: jobs=-1: run at least one pod at a time"),
 ])
 def test_run_refuses_an_executor_it_cannot_make_before_it_discovers(tmp_path, monkeypatch, capsys, argv, message):
