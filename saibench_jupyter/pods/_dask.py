@@ -241,7 +241,12 @@ class DaskExecutor(Executor):
                 for item in _next(queue, future):
                     if "pid" in item:
                         attempts += 1
-                        if attempts > 1:  # Dask started it again after its worker died: not a second try here
+                        if attempts > 1:  # Dask started it again after its worker died: not a second try here,
+                            # and cancelling the future does not stop a task already running: kill that pod
+                            try:
+                                self.client.run(_kill_groups, [int(item["pid"])], workers=[str(item["worker"])])
+                            except Exception:  # that worker is gone too, and its pod with it
+                                pass
                             break
                         with self._lock:
                             self._remote[spec.pod] = (int(item["pid"]), str(item["worker"]))
