@@ -78,8 +78,11 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 @contextmanager
-def remote_cluster(folder: Path) -> Iterator[str]:
-    """A scheduler and 2 single-thread workers started as separate processes on 127.0.0.1; its address."""
+def remote_cluster(folder: Path, cpus: set[int] | None = None) -> Iterator[str]:
+    """A scheduler and 2 single-thread workers started as separate processes on 127.0.0.1; its address.
+
+    ``cpus``: the CPUs the workers may use (all of this process's by default).
+    """
     from distributed import Client
 
     file = folder / "scheduler.json"
@@ -97,7 +100,8 @@ def remote_cluster(folder: Path) -> Iterator[str]:
             procs.append(subprocess.Popen(
                 [sys.executable, "-m", "distributed.cli.dask_worker", "--nworkers", "2", "--nthreads", "1",
                  "--host", "127.0.0.1", "--dashboard-address", "127.0.0.1:0", "--scheduler-file", str(file)],
-                stdout=log, stderr=log, start_new_session=True))
+                stdout=log, stderr=log, start_new_session=True,
+                preexec_fn=None if cpus is None else lambda: os.sched_setaffinity(0, cpus)))
             address = json.loads(file.read_text())["address"]
             with Client(address, timeout=10, set_as_default=False) as client:
                 client.wait_for_workers(2, timeout=60)

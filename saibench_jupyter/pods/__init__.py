@@ -7,6 +7,8 @@ the shim every pod process runs. See ``docs/benchpods.md``.
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ._dask import ClusterError as ClusterError
+    from ._dask import cluster_machine as cluster_machine
     from ._environments import EnvironmentBuildError as EnvironmentBuildError
     from ._environments import Interpreter as Interpreter
     from ._environments import provision as provision
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
 # Loaded on first use: a pod process (``python -m saibench_jupyter.pods``) needs only the
 # spec and the shim, not the parent's scheduling and environment machinery.
 _MODULES = {
+    "._dask": ("ClusterError", "cluster_machine"),
     "._environments": ("EnvironmentBuildError", "Interpreter", "provision"),
     "._requirements": ("unmet",),
     "._executors": ("DEFAULT_EXECUTOR", "Executor", "InlineExecutor", "PodEvents", "PodOutcome", "available",
@@ -38,9 +41,9 @@ _MODULES = {
     "._spec": ("SPEC_VERSION", "Limits", "PodSpec", "SpecError", "specs_of"),
 }
 _LAZY = {name: module for module, names in _MODULES.items() for name in names}
-__all__ = ["DEFAULT_EXECUTOR", "SPEC_VERSION", "EnvironmentBuildError", "Executor", "InlineExecutor", "Interpreter",
-           "Limits", "PodEvents", "PodOutcome", "PodSpec", "SpecError", "available", "executor_class", "make_executor",
-           "provision", "run", "specs_of", "unmet", "usable_cpus"]
+__all__ = ["DEFAULT_EXECUTOR", "SPEC_VERSION", "ClusterError", "EnvironmentBuildError", "Executor", "InlineExecutor",
+           "Interpreter", "Limits", "PodEvents", "PodOutcome", "PodSpec", "SpecError", "available", "cluster_machine",
+           "executor_class", "make_executor", "provision", "run", "specs_of", "unmet", "usable_cpus"]
 
 
 def __getattr__(name: str) -> Any:
