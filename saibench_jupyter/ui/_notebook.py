@@ -354,9 +354,11 @@ class Notebook:
         scenarios = self.select(selector)
         try:
             ex = make_executor(executor, jobs, scheduler=scheduler)
-        except (KeyError, ValueError) as exc:
-            raise NotebookError(f"{exc.args[0] if exc.args else exc}\n  fix: --executor warm, subprocess, dask "
-                                "or inline (--scheduler only with dask)") from None
+        except KeyError as exc:
+            raise NotebookError(f"{exc.args[0] if exc.args else exc}\n  fix: --executor warm, subprocess or "
+                                "inline, or dask (a Dask cluster)") from None
+        except ValueError as exc:  # a scheduler for another executor
+            raise NotebookError(f"{exc}\n  fix: --executor dask, or leave out --scheduler") from None
         if ex.name == "dask":
             from ._select import on_cluster
 
