@@ -41,7 +41,10 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run the discovered scenarios as BenchPods and store the results")
     r.add_argument("paths", nargs="*", default=[EXAMPLES], help="SAIL files, folders or packages")
     _filters(r)
-    r.add_argument("--executor", default=DEFAULT_EXECUTOR, help="warm (default), subprocess or inline")
+    r.add_argument("--executor", default=DEFAULT_EXECUTOR, help="warm (default), subprocess, dask or inline")
+    r.add_argument("--scheduler", metavar="ADDRESS",
+                   help="with --executor dask: the Dask scheduler (tcp://HOST:8786, tls://...); "
+                        "an embedded cluster on 127.0.0.1 by default")
     r.add_argument("--jobs", type=int, help="pods at once (default: the usable CPUs)")
     r.add_argument("--store", default="saibench.db", help="the SQLite results store (default: saibench.db)")
     r.add_argument("--timeout", type=float, default=600.0, help="seconds per pod (default: 600)")
@@ -154,27 +157,44 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .pods import make_executor
 
         try:
-            executor = make_executor(args.executor, args.jobs)
+            executor = make_executor(args.executor, args.jobs, scheduler=args.scheduler)
         except (KeyError, ValueError) as exc:
             print(f"saibench: {exc.args[0] if exc.args else exc}", file=sys.stderr)
             return 2
         executor.prepare()  # a warm worker starts while discovery runs
+    machine = None
+    if executor is not None and executor.name == "dask":
+        from .pods import ClusterError, cluster_machine
+
+        try:  # discovery checks hardware against what a worker of the cluster offers, not this machine
+            machine = cluster_machine(args.scheduler, executor.jobs)
+        except ClusterError as exc:
+            print(f"saibench: {exc}", file=sys.stderr)
+            return 2
     repo = Repository()
     try:
         for path in args.paths:
             repo.load(path)
         filters = {k: getattr(args, k) for k in ("problem", "model", "software", "hardware", "metric", "ranking")}
-        lattice = discover(repo, params=dict(args.param), **filters)
+        lattice = discover(repo, params=dict(args.param), machine=machine, **filters)
     except (SailError, ValueError) as exc:
         print(f"saibench: {exc}", file=sys.stderr)
         if executor is not None:
             executor.finish()
         return 2
     if executor is not None:
-        from .pods import run
+        from .pods import ClusterError, run
 
-        results = run(lattice, executor=executor, store=args.store, timeout=args.timeout, repeats=args.repeats,
-                      rerun=args.rerun)
+        if machine is not None:  # hardware no worker of the cluster offers: said, not silently left out
+            for rejection in lattice.rejection_rows(expected=False):
+                if rejection.kind == "hardware":
+                    print(f"saibench: ✗ {rejection}", file=sys.stderr)
+        try:
+            results = run(lattice, executor=executor, store=args.store, timeout=args.timeout,
+                          repeats=args.repeats, rerun=args.rerun)
+        except ClusterError as exc:
+            print(f"saibench: {exc}", file=sys.stderr)
+            return 2
         print(results)
         failures = results.failure_lines()  # no pandas: it would add a third of a second to every run
         for line in failures:

@@ -89,3 +89,54 @@ def test_run_refuses_an_executor_it_cannot_make_before_it_discovers(tmp_path, mo
     assert main(["run", str(DOUBLING), "--store", "cli.db", *argv]) == 2
     assert capsys.readouterr().err.startswith(message)
     assert not (tmp_path / "cli.db").exists()
+
+
+GPU_HARDWARE = '''
+from saibench_jupyter.sail import *
+
+@HardwareDefinition
+def OneGPU():
+    return Resources(cpus=1, device="cuda")
+'''
+
+
+def test_run_on_a_dask_scheduler_rejects_hardware_no_worker_offers(tmp_path, monkeypatch, capsys):
+    distributed = pytest.importorskip("distributed")
+    write_data(tmp_path)
+    (tmp_path / "gpu.py").write_text(GPU_HARDWARE)
+    monkeypatch.chdir(tmp_path)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp", host="127.0.0.1",
+                                  dashboard_address="127.0.0.1:0") as cluster:
+        address = cluster.scheduler_address
+        assert main(["run", str(DOUBLING), str(tmp_path / "gpu.py"), "--param", "Doubler.mode=['ok']",
+                     "--store", "cli.db", "--executor", "dask", "--scheduler", address]) == 0
+        link = cluster.dashboard_link
+    captured = capsys.readouterr()
+    assert "saibench: 1 pods to run (dask, " in captured.err
+    assert f"saibench: the Dask dashboard: {link}\n" in captured.err
+    assert (f"saibench: ✗ hardware OneGPU for every problem: asks for 1 CUDA device(s), but none is visible on any "
+            f"worker of the Dask cluster at {address}") in captured.err
+    assert "Results(1 scenario, 1 pod: 1 ok; cli.db)" in captured.out
+
+
+def test_run_on_an_unreachable_dask_scheduler_says_so_before_it_discovers(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("distributed")
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", str(DOUBLING), "--store", "cli.db", "--executor", "dask",
+                 "--scheduler", f"tcp://127.0.0.1:{port}"]) == 2
+    assert capsys.readouterr().err.startswith(f"saibench: the Dask scheduler at tcp://127.0.0.1:{port} did not "
+                                              "answer within 5 s")
+    assert not (tmp_path / "cli.db").exists()
+
+
+def test_run_refuses_a_scheduler_without_the_dask_executor(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", str(DOUBLING), "--store", "cli.db", "--executor", "subprocess",
+                 "--scheduler", "tcp://127.0.0.1:8786"]) == 2
+    assert capsys.readouterr().err.startswith("saibench: scheduler='tcp://127.0.0.1:8786' is for executor='dask', "
+                                              "not 'subprocess'")

@@ -268,3 +268,21 @@ def test_a_dashboard_opened_after_a_run_shows_that_run(shell):
     board.wait(60)
     assert "run 1 of 1: finished: 2 pods (2 ok)" in board.run_summary.value and "ok" in board.pods_html.value
     board.close()
+
+
+def test_the_executor_picker_offers_dask_and_runs_on_the_dashboards_scheduler(nb):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp",
+                                  host="127.0.0.1", dashboard_address="127.0.0.1:0") as cluster:
+        board = Dashboard(nb, jobs=1, scheduler=cluster.scheduler_address)
+        try:
+            assert set(board.executor_picker.options) >= {"dask", "inline", "subprocess", "warm"}
+            assert board.executor_picker.value == "warm"
+            board.executor_picker.value = "dask"
+            board.select_node(by_label(board, "Doubler(mode='a')")["id"])
+            handle = board.run_selected()
+            board.wait(60)
+            assert handle.executor.name == "dask" and handle.status == "finished"
+            assert [p.status for p in handle.pods] == ["ok"] and handle.dashboard == cluster.dashboard_link
+        finally:
+            board.close()

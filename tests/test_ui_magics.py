@@ -377,3 +377,43 @@ def test_results_show_the_current_version_of_each_scenario_and_all_on_request(ip
     assert "<th>version</th>" in shown["text/html"] and rows["version"].iloc[0] in shown["text/html"]
     # Charts and rankings read the current version only: one curve, one rank.
     assert len(ip.run_line_magic("sail", "rank pareto").table) == 1
+
+
+def test_run_on_a_dask_scheduler_links_the_dask_dashboard(ip):
+    distributed = pytest.importorskip("distributed")
+    doubling(ip, "ok")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp",
+                                  host="127.0.0.1", dashboard_address="127.0.0.1:0") as cluster:
+        handle = ip.run_line_magic("sail", f"run --executor dask --scheduler {cluster.scheduler_address}")
+        handle.wait(60)
+        link = cluster.dashboard_link
+    assert handle.executor.name == "dask" and [p.status for p in handle.pods] == ["ok"]
+    assert handle.dashboard == link and link.startswith("http://127.0.0.1:")
+    assert f"  Dask dashboard: {link}" in handle.text().splitlines()
+    assert f'<a href="{link}" target="_blank">Dask dashboard</a>' in handle._repr_html_()
+
+
+def test_run_on_a_dask_cluster_leaves_out_hardware_no_worker_offers(ip, tmp_path):
+    import os
+
+    from test_pods_dask_cluster import remote_cluster
+
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs 2 CPUs here: the cluster's workers get 1")
+    doubling(ip, "ok")
+    ip.run_cell_magic("hardware", "", TWO_HARDWARE)
+    with remote_cluster(tmp_path, cpus={0}) as address:  # workers that may use one CPU
+        with pytest.raises(UsageError, match=r"no selected scenario can run on the Dask cluster:\n  .*TwoCores.*: "
+                                             r"hardware TwoCores: asks for 2 CPUs, but any worker of the Dask "
+                                             rf"cluster at {address} has 1\n  fix: add workers"):
+            ip.run_line_magic("sail", f"run --executor dask --scheduler {address} hardware=TwoCores")
+        handle = ip.run_line_magic("sail", f"run --executor dask --scheduler {address}")  # OneCore's runs
+        handle.wait(60)
+    assert [p.status for p in handle.pods] == ["ok"] and "OneCore" in handle.pods[0].label
+
+
+def test_run_refuses_a_scheduler_without_the_dask_executor(ip):
+    doubling(ip, "ok")
+    with pytest.raises(UsageError, match=r"scheduler='tcp://127.0.0.1:8786' is for executor='dask', not 'inline'\n"
+                                         r"  fix: --executor dask, or leave out --scheduler"):
+        ip.run_line_magic("sail", "run --executor inline --scheduler tcp://127.0.0.1:8786")

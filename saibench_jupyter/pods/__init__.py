@@ -42,10 +42,9 @@ _MODULES = {
     "._spec": ("SPEC_VERSION", "Limits", "PodSpec", "SpecError", "specs_of"),
 }
 _LAZY = {name: module for module, names in _MODULES.items() for name in names}
-__all__ = ["ClusterError", "DEFAULT_EXECUTOR", "SPEC_VERSION", "EnvironmentBuildError", "Executor", "InlineExecutor",
-           "Interpreter", "Limits", "close_embedded", "cluster_machine", "PodEvents", "PodOutcome",
-           "PodSpec", "SpecError", "available", "executor_class", "make_executor", "provision", "run",
-           "specs_of", "unmet", "usable_cpus"]
+__all__ = ["DEFAULT_EXECUTOR", "SPEC_VERSION", "ClusterError", "EnvironmentBuildError", "Executor", "InlineExecutor",
+           "Interpreter", "Limits", "PodEvents", "PodOutcome", "PodSpec", "SpecError", "available", "close_embedded",
+           "cluster_machine", "executor_class", "make_executor", "provision", "run", "specs_of", "unmet", "usable_cpus"]
 
 
 def __getattr__(name: str) -> Any:

@@ -307,6 +307,9 @@ def _schedule(ordered: list[PodSpec], ex: Executor, interpreters: dict[str, Inte
     held: list[PodSpec] = []  # pods another run runs now
     running: dict[Future[PodOutcome], PodSpec] = {}
     with ex:
+        dashboard = getattr(ex, "dashboard", None)  # a cluster's own (Dask's): where to watch its workers
+        if dashboard:
+            emit.notify({"event": "cluster", "executor": ex.name, "dashboard": dashboard})
         while queue or running or held:
             if held and getattr(ex, "_cancelled", False):  # cancelled: stop waiting for others' pods
                 for spec in held:
@@ -355,6 +358,8 @@ class _Reporter:
             self._print(f"saibench: {self.total} pods to run{skipped} ({event['executor']}, {event['jobs']} at a time)")
         elif kind == "environment":
             self._print(f"saibench: {event['message']}")
+        elif kind == "cluster":
+            self._print(f"saibench: the {str(event['executor']).capitalize()} dashboard: {event['dashboard']}")
         elif kind == "warning" and event.get("name") not in self.warned:  # once per metric: Results counts the pods
             self.warned.add(event.get("name"))
             self._print(f"  ⚠ {event.get('label', event.get('pod'))} r{event.get('repeat', 0)}: "

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
-from ..pods import DEFAULT_EXECUTOR
+from ..pods import DEFAULT_EXECUTOR, available
 from ._formatting import doc_html
 
 if TYPE_CHECKING:
@@ -68,9 +68,12 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]
     notebook : Notebook
         The notebook whose repository, runs and results store it shows.
     executor : str
-        How "Run selected" runs pods (``warm``, the default, ``subprocess`` or ``inline``).
+        How "Run selected" runs pods first (``warm``, the default, ``subprocess``, ``dask``
+        or ``inline``); the executor picker changes it.
     jobs : int, optional
         Pods at once for those runs (the usable CPUs by default).
+    scheduler : str, optional
+        The Dask scheduler of runs with the ``dask`` executor (an embedded cluster by default).
 
     Attributes
     ----------
@@ -87,11 +90,13 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]
         The run the Runs tab follows: the kernel's latest.
     """
 
-    def __init__(self, notebook: Notebook, *, executor: str = DEFAULT_EXECUTOR, jobs: int | None = None) -> None:
+    def __init__(self, notebook: Notebook, *, executor: str = DEFAULT_EXECUTOR, jobs: int | None = None,
+                 scheduler: Any = None) -> None:
         super().__init__()
         self.notebook = notebook
         self.executor = executor
         self.jobs = jobs
+        self.scheduler = scheduler
         self.lattice_nodes: list[dict[str, Any]] = []
         self.selected: list[str] = []
         self.selected_node: str | None = None
@@ -127,7 +132,10 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]
         self.run_button = w.Button(description="Run 0 selected", disabled=True, icon="play")
         self.run_button.on_click(lambda _: self._run_clicked())
         self.rejected_html = w.HTML()
-        lattice_tab = w.VBox([self.lattice_figure, w.HBox([self.node_picker, self.run_button]),
+        self.executor_picker = w.Dropdown(description="executor", options=sorted({*available(), self.executor}),
+                                          value=self.executor, layout={"width": "20%"})
+        self.executor_picker.observe(lambda change: setattr(self, "executor", change["new"]), names="value")
+        lattice_tab = w.VBox([self.lattice_figure, w.HBox([self.node_picker, self.executor_picker, self.run_button]),
                               self.selection_label, self.rejected_html])
         # Converters
         self.converter_figure = _figure_widget()
@@ -311,6 +319,8 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]
             raise ValueError("no scenario is selected: select a node of the lattice first")
         options.setdefault("executor", self.executor)
         options.setdefault("jobs", self.jobs)
+        if options["executor"] == "dask":
+            options.setdefault("scheduler", self.scheduler)
         handle = self.notebook.run(list(self.selected), **options)
         return handle if handle is self.handle else self.follow(handle)  # the notebook told us already
 

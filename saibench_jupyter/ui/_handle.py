@@ -93,6 +93,8 @@ class RunHandle:
         self._note = ""
         #: ``3 pods were run by run 12 at the same time: their results are used``, once the run ended.
         self.shared_note: str | None = None
+        #: The cluster's dashboard (``executor="dask"``), once the executor started.
+        self.dashboard: str | None = None
         self._cancelled = False
         self._started = time.monotonic()
         self._ended: float | None = None
@@ -154,6 +156,8 @@ class RunHandle:
                 self._prepared.set()
             elif kind == "environment":
                 self._note = str(event.get("message", ""))
+            elif kind == "cluster":
+                self.dashboard = str(event.get("dashboard"))
             elif kind == "run" and event.get("note"):
                 self.shared_note = str(event["note"])  # pods another run ran at the same time
             elif event.get("pod") is not None:
@@ -327,6 +331,7 @@ class RunHandle:
         pods = self.pods
         lines = [f"SAIBench run — {self.summary()}", *("  " + w for w in self.warning_lines())]
         lines += [f"  {self.shared_note}"] if self.shared_note else []
+        lines += [f"  {self.executor.name.capitalize()} dashboard: {self.dashboard}"] if self.dashboard else []
         lines += ["  " + p.line() for p in pods[:limit]]
         if len(pods) > limit:
             lines.append(f"  … {len(pods) - limit} more pods")
@@ -349,6 +354,9 @@ class RunHandle:
             f"<td>{p.checkpoint or ''}</td><td>{escape(_note_of(p))}</td></tr>" for p in pods[:limit])
         warned = "".join(f"<br>{escape(w)}" for w in self.warning_lines())
         more = f"<p>… {len(pods) - limit} more pods</p>" if len(pods) > limit else ""
+        if self.dashboard:
+            name = escape(self.executor.name.capitalize())
+            warned += f'<br><a href="{escape(self.dashboard)}" target="_blank">{name} dashboard</a>'
         table = ("<table><thead><tr><th></th><th>scenario</th><th>repeat</th><th>status</th><th>stage</th>"
                  f"<th>checkpoint</th><th></th></tr></thead><tbody>{rows}</tbody></table>") if rows else ""
         return (f"<div><b>SAIBench run</b> — {escape(self.summary())}{warned}<br>{bar}{table}{more}</div>")

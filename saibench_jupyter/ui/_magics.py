@@ -226,7 +226,9 @@ class SailMagics(Magics):
         p = _parser("run", "run scenarios as BenchPods in the background")
         p.add_argument("selector", nargs="*",
                        help="scenario ids, module names, role=Name, param=value (all: every scenario)")
-        p.add_argument("--executor", default=DEFAULT_EXECUTOR, help="warm (default), subprocess or inline")
+        p.add_argument("--executor", default=DEFAULT_EXECUTOR, help="warm (default), subprocess, dask or inline")
+        p.add_argument("--scheduler", metavar="ADDRESS",
+                       help="with --executor dask: the Dask scheduler (tcp://HOST:8786, tls://...)")
         p.add_argument("--jobs", type=int, help="pods at once (default: the usable CPUs)")
         p.add_argument("--repeats", type=int, default=1, help="independent pods per scenario")
         p.add_argument("--rerun", action="store_true", help="run again what the store already holds")
@@ -237,7 +239,8 @@ class SailMagics(Magics):
         ns = p.parse_intermixed_args(args)  # selector words may come after options
         rerun: bool | Literal["failed"] = True if ns.rerun else "failed" if ns.rerun_failed else False
         handle = self.notebook.run(ns.selector or None, executor=ns.executor, jobs=ns.jobs, repeats=ns.repeats,
-                                   rerun=rerun, timeout=ns.timeout, settings=_settings(ns.settings))
+                                   rerun=rerun, timeout=ns.timeout, settings=_settings(ns.settings),
+                                   scheduler=ns.scheduler)
         handle.show()
         return handle
 
@@ -307,10 +310,11 @@ class SailMagics(Magics):
 
         p = _parser("dashboard", "modules, scenarios, runs and charts in one widget")
         p.add_argument("--executor", default=DEFAULT_EXECUTOR, help="how 'Run selected' runs pods: warm "
-                                                                    "(default), subprocess or inline")
+                                                                    "(default), subprocess, dask or inline")
+        p.add_argument("--scheduler", metavar="ADDRESS", help="with --executor dask: the Dask scheduler")
         p.add_argument("--jobs", type=int, help="pods at once (default: the usable CPUs)")
         ns = p.parse_args(args)
-        return Dashboard(self.notebook, executor=ns.executor, jobs=ns.jobs)
+        return Dashboard(self.notebook, executor=ns.executor, jobs=ns.jobs, scheduler=ns.scheduler)
 
     def _cmd_load(self, args: list[str]) -> Any:
         p = _parser("load", "register the modules of files, folders or packages")

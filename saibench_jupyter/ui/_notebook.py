@@ -313,7 +313,8 @@ class Notebook:
     # -- runs and results -----------------------------------------------------------------------
     def run(self, selector: str | Sequence[str] | None = None, *, executor: str = DEFAULT_EXECUTOR,
             jobs: int | None = None, repeats: int = 1, rerun: bool | Literal["failed"] = False,
-            timeout: float | None = 600.0, settings: Mapping[str, Any] | None = None) -> RunHandle:
+            timeout: float | None = 600.0, settings: Mapping[str, Any] | None = None,
+            scheduler: Any = None) -> RunHandle:
         """Start running the selected scenarios as BenchPods in the background; return at once.
 
         Parameters
@@ -322,7 +323,7 @@ class Notebook:
             What to run (see :meth:`select`); every scenario by default.
         executor : str
             ``warm`` (default: pods forked from a warm worker), ``subprocess`` (a fresh
-            interpreter per pod) or ``inline``.
+            interpreter per pod), ``dask`` (on a Dask cluster: ``scheduler``) or ``inline``.
         jobs : int, optional
             Pods at once (the usable CPUs by default).
         repeats : int
@@ -333,6 +334,10 @@ class Notebook:
             Seconds one pod may run.
         settings : mapping, optional
             Training-setting overrides (``{"epochs": 3}``).
+        scheduler : str, distributed.Client or cluster, optional
+            With ``executor="dask"``: the cluster (``tcp://HOST:8786``, ``tls://...``, a client
+            or a cluster object); an embedded cluster on 127.0.0.1 by default. The selection
+            is checked again against what a worker of that cluster offers.
 
         Returns
         -------
@@ -348,10 +353,16 @@ class Notebook:
             raise NotebookError(f"--jobs {jobs}: run at least one pod at a time")
         scenarios = self.select(selector)
         try:
-            ex = make_executor(executor, jobs)
+            ex = make_executor(executor, jobs, scheduler=scheduler)
         except KeyError as exc:
-            raise NotebookError(f"{exc.args[0] if exc.args else exc}\n  fix: --executor warm, subprocess "
-                                "or inline") from None
+            raise NotebookError(f"{exc.args[0] if exc.args else exc}\n  fix: --executor warm, subprocess or "
+                                "inline, or dask (a Dask cluster)") from None
+        except ValueError as exc:  # a scheduler for another executor
+            raise NotebookError(f"{exc}\n  fix: --executor dask, or leave out --scheduler") from None
+        if ex.name == "dask":
+            from ._select import on_cluster
+
+            scenarios = on_cluster(scenarios, self.repository, scheduler, ex.jobs)
         handle = RunHandle(scenarios, ex, store=self.store, repeats=repeats, rerun=rerun, timeout=timeout,
                            settings=settings)
         self.run_count += 1

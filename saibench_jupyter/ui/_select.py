@@ -8,10 +8,13 @@ A selector is words separated by spaces, all of which must match a scenario:
 * ``param=value[,value]``: a parameter of any module in the scenario (a ``Suggest`` grid
   value or a default), compared as a Python literal, so ``rtol=1e-6`` matches ``1e-06``
   and ``width=64`` matches ``64`` but not ``"64"``.
+
+On a Dask cluster (:func:`on_cluster`) a selection keeps the scenarios whose hardware a worker offers.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -85,3 +88,32 @@ def select(lattice: Lattice, repository: Repository, selector: str | Sequence[st
             hint += "; the parameters take " + "; ".join(f"{p} in {', '.join(vs)}" for p, vs in seen.items())
         raise NotebookError(f"{' '.join(words)} selects no scenario\n  fix: {hint}")
     return chosen
+
+
+def on_cluster(scenarios: list[Scenario], repository: Repository, scheduler: Any, workers: int) -> list[Scenario]:
+    """The ``scenarios`` whose hardware a worker of the Dask cluster offers (the others are said on stderr, not run).
+
+    Raises
+    ------
+    NotebookError
+        When the cluster cannot be reached, or offers the hardware of none of them.
+    """
+    from ..planner import discover
+    from ..pods import ClusterError, cluster_machine
+
+    try:
+        machine = cluster_machine(scheduler, workers)
+    except ClusterError as exc:
+        raise NotebookError(str(exc)) from None
+    lattice = discover(repository, machine=machine)  # discovery checks hardware against the cluster's workers
+    fits = {s.id for s in lattice.scenarios}
+    rows = lattice.rejection_rows(expected=False)
+    why = {r.module: f"hardware {r.module}: {r.reason}" for r in rows if r.kind == "hardware"}
+    left = [f"{s.label}: {why.get(s.hardware, 'its hardware')}" for s in scenarios if s.id not in fits]
+    kept = [s for s in scenarios if s.id in fits]
+    if not kept:
+        raise NotebookError("no selected scenario can run on the Dask cluster:\n  " + "\n  ".join(left)
+                            + "\n  fix: add workers that offer this hardware, or select other scenarios")
+    for line in left:
+        print(f"saibench: not run on the Dask cluster: {line}", file=sys.stderr)
+    return kept
