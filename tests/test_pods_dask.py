@@ -10,7 +10,6 @@ import pytest
 from distributed import Client, LocalCluster
 from pods_helpers import doubling, write_data
 
-import saibench_jupyter
 from saibench_jupyter import discover
 from saibench_jupyter.pods import ClusterError, Interpreter, Limits, cluster_machine, executor_class, run, specs_of
 from saibench_jupyter.pods._dask import CONNECT, requests
@@ -104,7 +103,7 @@ def test_an_unreachable_scheduler_is_a_clear_error_before_any_pod_starts(workdir
 
 
 def test_workers_of_another_version_are_refused_before_any_pod(workdir, cluster, monkeypatch):
-    monkeypatch.setattr(saibench_jupyter, "__version__", "9.9.9")
+    monkeypatch.setattr("importlib.metadata.version", lambda name: "9.9.9")  # here only: workers are processes
     with pytest.raises(ClusterError, match=r"tcp://127.0.0.1:\d+ runs saibench_jupyter 0.1.0 on Python [\d.]+; "
                        r".*and this process saibench_jupyter 9.9.9 .*fix: install the same saibench_jupyter"):
         run(doubling("ok"), executor="dask", scheduler=cluster, store=workdir / "v.db", progress=False)

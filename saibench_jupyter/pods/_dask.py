@@ -111,9 +111,14 @@ def close_embedded() -> None:
 
 
 def _versions() -> tuple[str, str]:
-    import saibench_jupyter
+    """The installed saibench_jupyter's version and this Python's (read from metadata: no package import)."""
+    from importlib.metadata import PackageNotFoundError, version
 
-    return saibench_jupyter.__version__, ".".join(map(str, sys.version_info[:3]))
+    try:
+        mine = version("saibench-jupyter")
+    except PackageNotFoundError:  # run from a source tree: compared as such
+        mine = "not installed"
+    return mine, ".".join(map(str, sys.version_info[:3]))
 
 
 def check_versions(client: Client) -> None:
