@@ -323,8 +323,9 @@ def report(args: argparse.Namespace, trials: int, rounds: int, spin_s: float, sp
     extra, extra_steady = per_pod["dask"] - per_pod["subprocess"], steady["dask"] - steady["subprocess"]
     harness = [
         f"**Harness cost per pod**: {n_trivial} trivial pods (the tests' `Doubler`), `jobs=1`, {trials} "
-        f"trial(s), interleaved. Target ≤ 30 ms extra per pod: {'met' if extra <= 0.030 else 'missed'} "
-        f"({extra * 1e3:+.1f} ms).", "",
+        f"trial(s), interleaved. Target ≤ 30 ms extra per pod: wall / N {extra * 1e3:+.1f} ms "
+        f"({'met' if extra <= 0.030 else 'missed'}), steady {extra_steady * 1e3:+.1f} ms "
+        f"({'met' if extra_steady <= 0.030 else 'missed'}).", "",
         "| executor | wall / N | steady (median gap between `finished`) | the executor's span of a pod "
         "(`pod_start` → `pod_finish`) | gap between pods | the pod's own `wall_ms` |",
         "|---|--:|--:|--:|--:|--:|",
