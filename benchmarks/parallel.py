@@ -241,6 +241,14 @@ def calibrate(seconds: float) -> tuple[int, float]:
     return rounds, time.perf_counter() - t0
 
 
+def spin_scenarios(rounds: int, pods: int) -> tuple[Any, list[Any]]:
+    """The repository of :data:`SOURCE` (it keeps the scenarios' discovery alive) and its first ``pods``
+    ``Spin`` scenarios, each ``rounds`` rounds (benchmarks/dask.py runs the same)."""
+    repo = Repository()
+    repo.add_source(SOURCE, origin="parallel_spin.py")
+    return repo, list(discover(repo, params={"Spin.rounds": rounds}).scenarios)[:pods]
+
+
 def ms(s: float) -> str:
     return f"{s * 1e3:.0f} ms" if abs(s) < 10 else f"{s:.1f} s"
 
@@ -261,10 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         cwd = os.getcwd()
         os.chdir(tmp)
         try:
-            repo = Repository()
-            repo.add_source(SOURCE, origin="parallel_spin.py")
-            lattice = discover(repo, params={"Spin.rounds": rounds})
-            scenarios = list(lattice.scenarios)[:pods]
+            _repo, scenarios = spin_scenarios(rounds, pods)  # _repo keeps them alive
             print(f"parallel: {len(scenarios)} pods of {rounds} spin rounds ({ms(spin_s)} in this process), "
                   f"{trials} trial(s) each, interleaved", flush=True)
             for trial in range(trials):
