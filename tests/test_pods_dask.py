@@ -69,10 +69,13 @@ def test_pods_on_the_embedded_cluster_give_what_subprocess_pods_give(workdir):
     from saibench_jupyter.pods import close_embedded
 
     scenarios = doubling("ok", "print", "raise")
+    before = dict(os.environ)
     try:
         on_dask = run(scenarios, executor="dask", jobs=2, store=workdir / "d.db", progress=False)
     finally:
         close_embedded()
+    # Dask's nannies set OMP_NUM_THREADS=1 and more in the process that starts workers: not in ours.
+    assert dict(os.environ) == before
     cold = run(scenarios, executor="subprocess", jobs=2, store=workdir / "s.db", progress=False)
     assert outcome(on_dask) == outcome(cold)
     assert on_dask.logs().message.tolist() == cold.logs().message.tolist()

@@ -20,18 +20,22 @@ Python version (:func:`check_versions`).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import dataclasses
+import json
 import os
 import sys
 import tempfile
 import threading
+import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._environments import EnvironmentBuildError, Interpreter, provision
 from ._executors import Executor, PodEvents
 from ._lifeline import kill_group
+from ._shim import RECORD_VARIABLE
 from ._spec import PodSpec
 from ._subprocess import conclude, converse, pod_environment, relay_line, stderr_tail
 
@@ -40,11 +44,14 @@ if TYPE_CHECKING:
 
 #: Seconds to reach a scheduler named by its address before saying it is unreachable.
 CONNECT = 5.0
-#: Seconds between looks at a pod's future while no event line arrives.
-POLL = 0.2
+#: Seconds between looks at a pod's event queue while it sends nothing, and between a pod's
+#: event lines and their sending (a few lines go as one message).
+POLL = 0.02
 #: The embedded cluster of this process and its client, once started.
 _EMBEDDED: dict[str, Any] = {}
 _EMBEDDED_LOCK = threading.Lock()
+#: On a worker: the environment record of each interpreter's last pod (JSON), handed to the next one.
+_RECORDS: dict[str, str] = {}
 
 
 class ClusterError(RuntimeError):
@@ -85,17 +92,40 @@ def _embedded(workers: int) -> Client:
     with _EMBEDDED_LOCK:
         client = _EMBEDDED.get("client")
         if client is None or client.status != "running":
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                   dashboard_address="127.0.0.1:0", worker_dashboard_address=None)
+            with _environ_kept():
+                cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                       dashboard_address="127.0.0.1:0", worker_dashboard_address=None)
             client = Client(cluster, set_as_default=False)
             _EMBEDDED.update(cluster=cluster, client=client)
             if not _EMBEDDED.get("hooked"):
                 atexit.register(close_embedded)
                 _EMBEDDED["hooked"] = True
         elif len(client.scheduler_info(n_workers=-1)["workers"]) != workers:
-            _EMBEDDED["cluster"].scale(workers)
-            client.wait_for_workers(workers, timeout=60)
+            with _environ_kept():
+                _EMBEDDED["cluster"].scale(workers)
+                client.wait_for_workers(workers, timeout=60)
         return client
+
+
+@contextlib.contextmanager
+def _environ_kept() -> Iterator[None]:
+    """Give this process its environment back after Dask started workers from it.
+
+    A nanny sets ``OMP_NUM_THREADS=1`` and friends (``distributed.nanny.pre-spawn-environ``),
+    ``PYTHONHASHSEED`` and ``__DASK_PARENT_PID`` in its own process's environment before it
+    spawns a worker, and leaves them there: every pod the kernel started afterwards, with any
+    executor, would run single-threaded BLAS. The workers are only launchers: their pods
+    get this process's environment, as pods of the other executors do.
+    """
+    import dask
+
+    saved = dict(os.environ)
+    try:
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": {}}):
+            yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def close_embedded() -> None:
@@ -163,6 +193,48 @@ def requests(resources: Mapping[str, Any], offered: Mapping[str, float]) -> dict
     return out
 
 
+class _LineSender:
+    """Sends a pod's event lines to its queue, a few at a time: at most :data:`POLL` seconds after each.
+
+    Also keeps, per interpreter of this worker, the environment record the pod's ``started``
+    line holds, for the next pod (as the ``subprocess`` executor does on one machine).
+    """
+
+    def __init__(self, queue: Any, python: str) -> None:
+        self.queue, self.python = queue, python
+        self.pending: list[str] = []
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="saibench-dask-lines", daemon=True)
+        self.thread.start()
+
+    def line(self, raw: bytes) -> None:
+        text = raw.decode("utf-8", "replace")
+        if self.python not in _RECORDS and text.startswith('{"event": "started"'):
+            try:
+                _RECORDS[self.python] = json.dumps(json.loads(text)["environment"])
+            except (ValueError, KeyError, TypeError):
+                pass
+        with self.lock:
+            self.pending.append(text)
+
+    def _send(self) -> None:
+        with self.lock:
+            lines, self.pending = self.pending, []
+        if lines:
+            self.queue.put({"lines": lines})
+
+    def _loop(self) -> None:
+        while not self.stop.wait(POLL):
+            self._send()
+
+    def close(self) -> None:
+        """Send what is left, after the loop stopped (one sender at a time)."""
+        self.stop.set()
+        self.thread.join()
+        self._send()
+
+
 def launch(spec_json: str, queue: str) -> int | None:
     """On a Dask worker: build the pod's environment, run the pod shim, stream its lines to ``queue``.
 
@@ -178,16 +250,20 @@ def launch(spec_json: str, queue: str) -> int | None:
         with tempfile.TemporaryFile() as err:
             import subprocess
 
+            env = pod_environment(spec.limits.timeout)
+            if interpreter.python in _RECORDS:  # what an earlier pod of this worker found: not looked up again
+                env[RECORD_VARIABLE] = _RECORDS[interpreter.python]
             proc = subprocess.Popen([interpreter.python, "-m", "saibench_jupyter.pods", "run", "-"],
                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
-                                    env=pod_environment(spec.limits.timeout), start_new_session=True, cwd=workdir)
+                                    env=env, start_new_session=True, cwd=workdir)
             out.put({"pid": proc.pid, "worker": get_worker().address})
+            sender = _LineSender(out, interpreter.python)
             try:
-                timed_out = converse(proc, spec_json.encode(), spec.limits.timeout,
-                                     lambda raw: out.put({"lines": [raw.decode("utf-8", "replace")]}))
+                timed_out = converse(proc, spec_json.encode(), spec.limits.timeout, sender.line)
             finally:
                 if proc.returncode is None:
                     kill_group(proc.pid)
+                sender.close()
             tail = stderr_tail(err)
         out.put({"end": proc.returncode, "timed_out": timed_out, "stderr": tail})
     finally:
@@ -247,7 +323,9 @@ class DaskExecutor(Executor):
         attempts = 0
         try:
             while end is None:
-                for item in _next(queue, future):
+                done = future.done()  # looked at first: what the pod sent before its task ended is in the queue
+                items = _next(queue)
+                for item in items:
                     if "pid" in item:
                         attempts += 1
                         if attempts > 1:  # Dask started it again after its worker died: not a second try here
@@ -260,8 +338,10 @@ class DaskExecutor(Executor):
                             relay_line(raw.encode(), events, held)
                     elif "end" in item:
                         end = item
-                if attempts > 1 or (end is None and future.status in ("error", "cancelled", "lost")):
+                if attempts > 1 or (end is None and done and not items):
                     break
+                if not items:
+                    time.sleep(POLL)
         finally:
             with self._lock:
                 self._remote.pop(spec.pod, None)
@@ -329,15 +409,12 @@ def _lost(events: PodEvents, future: Any, attempts: int) -> None:
                     "reported before is kept", fix="run again with rerun='failed' to do it again on the workers left")
 
 
-def _next(queue: Any, future: Any) -> list[dict[str, Any]]:
-    """What the pod sent since the last look (waiting at most :data:`POLL` seconds for the first item)."""
+def _next(queue: Any) -> list[dict[str, Any]]:
+    """What the pod sent since the last look, without waiting (a timed-out wait is an error the scheduler logs)."""
     try:
-        first = queue.get(timeout=POLL)
-    except TimeoutError:
-        return []
+        return list(queue.get(batch=True))
     except Exception:  # the scheduler dropped the queue (its task was cancelled): the future says why
         return []
-    return [first, *queue.get(batch=True)]
 
 
 def _kill_groups(pids: list[int]) -> None:
