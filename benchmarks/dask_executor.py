@@ -26,11 +26,10 @@ Four measurements, all with the embedded ``LocalCluster`` (``run(..., executor="
    process shares) of this process's growth from starting the cluster (the scheduler, the nannies
    and the client live here), of each worker process and of multiprocessing's resource tracker.
 
-Run ``python benchmarks/dask.py`` (writes its section of benchmarks/README.md), ``--quick`` (2 pods
-of ~0.2 s, 20 trivial pods, 1 trial; no README.md unless ``--write``), ``--no-write`` to only print.
-This file is named after the executor, so its folder must come after site-packages on ``sys.path``
-(``distributed``'s ``import dask`` would find this script otherwise), and the cluster's workers
-import it again as ``__mp_main__``: everything runs under ``if __name__ == "__main__"``.
+Run ``python benchmarks/dask_executor.py`` (writes its section of benchmarks/README.md), ``--quick``
+(2 pods of ~0.2 s, 20 trivial pods, 1 trial; no README.md unless ``--write``), ``--no-write`` to only
+print. The cluster's workers import this file again as ``__mp_main__``: everything runs under
+``if __name__ == "__main__"``.
 """
 
 from __future__ import annotations
@@ -38,10 +37,6 @@ from __future__ import annotations
 import os
 import sys
 
-# Move this folder (sys.path[0] for `python benchmarks/dask.py`; a script only) to the end: site-packages'
-# dask first.
-# Idempotent, so the workers' re-import of this file (with the parent's sys.path) leaves it as it is.
-sys.path.append(sys.path.pop(sys.path.index(os.path.dirname(os.path.abspath(__file__)))))
 # Before NumPy loads, here, in the workers (they inherit it) and in every pod: one BLAS thread per spin.
 os.environ.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
 
@@ -64,7 +59,7 @@ START, END = "<!-- dask:start -->", "<!-- dask:end -->"
 INTRO = """\
 ## The Dask executor: speed-up, harness cost, cluster start, idle memory
 
-`benchmarks/dask.py` runs pods with `executor="dask"` on the embedded LocalCluster (single-thread
+`benchmarks/dask_executor.py` runs pods with `executor="dask"` on the embedded LocalCluster (single-thread
 worker processes on 127.0.0.1; the scheduler in the controller's process) and measures:
 
 * **speed-up**: 8 CPU-bound pods of ~2 s (parallel.py's `Spin` scenarios, one BLAS thread) on 2
@@ -80,9 +75,9 @@ worker processes on 127.0.0.1; the scheduler in the controller's process) and me
 Details in the script's docstring.
 
 ```bash
-python benchmarks/dask.py            # prints the table and rewrites the section below (~10 min)
-python benchmarks/dask.py --no-write # prints only
-python benchmarks/dask.py --quick    # 2 short pods, 20 trivial pods, 1 trial: a smoke test for CI
+python benchmarks/dask_executor.py            # prints the table and rewrites the section below (~10 min)
+python benchmarks/dask_executor.py --no-write # prints only
+python benchmarks/dask_executor.py --quick    # 2 short pods, 20 trivial pods, 1 trial: a smoke test for CI
 ```
 
 """
@@ -369,7 +364,7 @@ def report(args: argparse.Namespace, trials: int, rounds: int, spin_s: float, sp
         f"| multiprocessing's resource tracker | {mib(tracker[0])} | {mib(tracker[1])} |",
         f"| **total the cluster adds** (growth + workers + tracker) | **{mib(total)}** | |"]
 
-    command = "python benchmarks/dask.py" + (" --quick" if args.quick else "") + (
+    command = "python benchmarks/dask_executor.py" + (" --quick" if args.quick else "") + (
         f" --trials {args.trials}" if args.trials else "")
     load = (f"; load average {' / '.join(f'{x:.1f}' for x in os.getloadavg())} (1 / 5 / 15 min) when written"
             if hasattr(os, "getloadavg") else "")
