@@ -42,8 +42,12 @@ def OneGpu():
 @pytest.fixture(scope="module")
 def cluster():
     """Two single-thread workers on loopback, for the whole module."""
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address="127.0.0.1:0") as made:
+    from saibench_jupyter.pods._dask import _environ_kept
+
+    with _environ_kept():  # Dask's nannies would leave OMP_NUM_THREADS=1 in this process for later tests
+        made = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                            dashboard_address="127.0.0.1:0")
+    with made:
         yield made
 
 

@@ -266,10 +266,13 @@ def test_the_embedded_cluster_and_its_workers_listen_only_on_loopback(embedded):
 def test_a_tls_cluster_runs_pods_through_a_client_with_its_security(workdir):
     from distributed import Client, LocalCluster, Security
 
+    from saibench_jupyter.pods._dask import _environ_kept
+
     security = Security.temporary()
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, protocol="tls", host="127.0.0.1",
-                      dashboard_address="127.0.0.1:0", security=security) as cluster, \
-            Client(cluster, security=security, set_as_default=False) as client:
+    with _environ_kept():  # Dask's nannies would leave OMP_NUM_THREADS=1 in this process for later tests
+        cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True, protocol="tls", host="127.0.0.1",
+                               dashboard_address="127.0.0.1:0", security=security)
+    with cluster, Client(cluster, security=security, set_as_default=False) as client:
         assert cluster.scheduler_address.startswith("tls://127.0.0.1:")
         results = run(doubling("ok"), executor="dask", scheduler=client, store=workdir / "s.db", progress=False)
         assert list(results.to_dataframe().status) == ["ok"]
@@ -277,7 +280,13 @@ def test_a_tls_cluster_runs_pods_through_a_client_with_its_security(workdir):
 
 
 def test_a_dask_jobqueue_cluster_object_is_accepted_unchanged():
+    import signal
+
+    # Importing dask_jobqueue makes Ctrl-C exit the process (its runner module sets a SIGINT handler):
+    # the handler goes back as it was.
+    handler = signal.getsignal(signal.SIGINT)
     jobqueue = pytest.importorskip("dask_jobqueue", reason="dask-jobqueue is not installed (extra [dask])")
+    signal.signal(signal.SIGINT, handler)
     from saibench_jupyter.pods._dask import ClusterError, check_versions, connect
 
     # No job is submitted: the cluster has a scheduler here and no worker yet.
