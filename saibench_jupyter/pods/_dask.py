@@ -310,8 +310,10 @@ class DaskExecutor(Executor):
 
         if self.client is None:
             raise RuntimeError("DaskExecutor.start() was not called")
-        # The controller's CPU ids mean nothing on a worker: Dask's resources place the pod instead.
-        remote = spec.replace(limits=dataclasses.replace(spec.limits, affinity=None))
+        # The embedded cluster's workers share this host: the CPUs the scheduler gave the pod are its own
+        # there. On another cluster this host's CPU ids mean nothing: Dask's resources place the pod.
+        remote = spec if self.scheduler is None else spec.replace(limits=dataclasses.replace(spec.limits,
+                                                                                             affinity=None))
         name = f"saibench-{spec.pod}-{uuid.uuid4().hex[:8]}"
         queue = Queue(name, client=self.client)
         future = self.client.submit(launch, remote.to_json(), name, key=name, pure=False,
