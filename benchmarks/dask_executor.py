@@ -263,19 +263,6 @@ def report(args: argparse.Namespace, trials: int, rounds: int, spin_s: float, sp
     cpus = parallel.CPUS
     n_spin = len(next(iter(spins[1])).start)
 
-    def spin_row(label: str, tls: list[Timeline], base: list[Timeline] | None) -> list[str]:
-        wall = med([t.wall for t in tls])
-        speed = f"**{med([b.wall for b in base]) / wall:.2f}×**" if base else ""
-        return [label, ms(wall), speed,
-                ms(med([x for t in tls for x in t.per_pod(t.start, t.started)])),
-                ms(med([x for t in tls for x in t.per_pod(t.started, t.finished)])),
-                ms(med([x for t in tls for x in t.per_pod(t.finished, t.finish)])),
-                ms(med([x for t in tls for x in t.gaps()] or [0.0])),
-                ms(med([min(v[0] for v in t.start.values()) - t.called + t.returned - max(t.finish.values())
-                        for t in tls])),
-                ms(med([t.cpu_self for t in tls])), ms(med([t.cpu_children for t in tls])),
-                f"{med([t.others / (t.wall * cpus) for t in tls]):.0%}"]
-
     def bare_wall(jobs: int) -> float:
         return med([w for w, _ in bares[jobs]])
 
@@ -286,8 +273,8 @@ def report(args: argparse.Namespace, trials: int, rounds: int, spin_s: float, sp
     rows = [["bare processes, 1 at a time", ms(bare_wall(1)), "", *[""] * 7, bare_others(1)],
             ["bare processes, 2 at a time", ms(bare_wall(2)), f"**{bare_wall(1) / bare_wall(2):.2f}×** "
              "(the ceiling now)", *[""] * 7, bare_others(2)],
-            spin_row("dask, 1 worker (jobs=1)", spins[1], None),
-            spin_row("dask, 2 workers (jobs=2)", spins[2], spins[1])]
+            parallel.timeline_row("dask, 1 worker (jobs=1)", spins[1], None),
+            parallel.timeline_row("dask, 2 workers (jobs=2)", spins[2], spins[1])]
     spin_table = [
         f"**Speed-up**: {n_spin} pods, each {rounds} rounds of a 128 × 128 matmul ({ms(spin_s)} in the "
         f"controller's process), one BLAS thread. Target ≥ 1.8×: "

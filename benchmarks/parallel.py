@@ -253,6 +253,21 @@ def ms(s: float) -> str:
     return f"{s * 1e3:.0f} ms" if abs(s) < 10 else f"{s:.1f} s"
 
 
+
+def timeline_row(label: str, tls: list[Timeline], base: list[Timeline] | None) -> list[str]:
+    """A table row of runs' timelines: wall, speed-up over ``base``, per-pod medians, CPU, other tenants."""
+    wall = med([t.wall for t in tls])
+    speed = f"**{med([b.wall for b in base]) / wall:.2f}×**" if base else ""
+    return [label, ms(wall), speed,
+            ms(med([x for t in tls for x in t.per_pod(t.start, t.started)])),
+            ms(med([x for t in tls for x in t.per_pod(t.started, t.finished)])),
+            ms(med([x for t in tls for x in t.per_pod(t.finished, t.finish)])),
+            ms(med([x for t in tls for x in t.gaps()] or [0.0])),
+            ms(med([min(v[0] for v in t.start.values()) - t.called + t.returned - max(t.finish.values())
+                    for t in tls])),
+            ms(med([t.cpu_self for t in tls])), ms(med([t.cpu_children for t in tls])),
+            f"{med([t.others / (t.wall * CPUS) for t in tls]):.0%}"]
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="2 pods of ~0.2 s, 1 trial; no README.md unless --write")
@@ -282,19 +297,6 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             os.chdir(cwd)
 
-    def row(label: str, tls: list[Timeline], base: list[Timeline] | None) -> list[str]:
-        wall = med([t.wall for t in tls])
-        speed = f"**{med([b.wall for b in base]) / wall:.2f}×**" if base else ""
-        return [label, ms(wall), speed,
-                ms(med([x for t in tls for x in t.per_pod(t.start, t.started)])),
-                ms(med([x for t in tls for x in t.per_pod(t.started, t.finished)])),
-                ms(med([x for t in tls for x in t.per_pod(t.finished, t.finish)])),
-                ms(med([x for t in tls for x in t.gaps()] or [0.0])),
-                ms(med([min(v[0] for v in t.start.values()) - t.called + t.returned - max(t.finish.values())
-                        for t in tls])),
-                ms(med([t.cpu_self for t in tls])), ms(med([t.cpu_children for t in tls])),
-                f"{med([t.others / (t.wall * CPUS) for t in tls]):.0%}"]
-
     def bare_wall(jobs: int) -> float:
         return med([w for w, _ in bares[jobs]])
 
@@ -305,8 +307,8 @@ def main(argv: list[str] | None = None) -> int:
             ["bare processes, 2 at a time", ms(bare_wall(2)), f"**{bare_wall(1) / bare_wall(2):.2f}×** "
              "(the ceiling now)", *[""] * 7, bare_others(2)]]
     for executor in ("subprocess", "warm"):
-        rows.append(row(f"{executor}, jobs=1", got[executor, 1], None))
-        rows.append(row(f"{executor}, jobs=2", got[executor, 2], got[executor, 1]))
+        rows.append(timeline_row(f"{executor}, jobs=1", got[executor, 1], None))
+        rows.append(timeline_row(f"{executor}, jobs=2", got[executor, 2], got[executor, 1]))
     table = "\n".join([
         "| run | wall | speedup over jobs=1 | start latency | pod body | exit | gap between pods | fixed | "
         "CPU: controller | CPU: pods + workers | machine's CPU used by other tenants |",
