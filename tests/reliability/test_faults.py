@@ -89,7 +89,7 @@ def test_a_forked_child_neither_holds_the_run_nor_outlives_it(cluster_first, wor
 
 @pytest.mark.slow
 @pytest.mark.parametrize("executor", EXECUTORS)
-def test_a_flood_of_output_neither_hangs_the_run_nor_loses_the_other_pods(workdir, census, executor):
+def test_a_flood_of_output_neither_hangs_the_run_nor_loses_the_other_pods(cluster_first, workdir, census, executor):
     results = run_with(executor, "flood", workdir, timeout=300, bound=300)  # 200,000 lines of print
     healthy(by_fault(results))
     assert not census.left_after(2), census.describe(census.alive())
