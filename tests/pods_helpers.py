@@ -19,6 +19,24 @@ def write_data(folder: Path) -> None:
     np.save(folder / "doubled.npy", 2 * x)
 
 
+def first_finished(db: Path, within: float) -> int:
+    """Pods stored ``ok`` in ``db`` once there is one (waiting at most ``within`` seconds; 0 if none came)."""
+    import sqlite3
+    import time
+
+    deadline = time.monotonic() + within
+    finished = 0
+    while time.monotonic() < deadline and not finished:
+        time.sleep(0.1)
+        if db.exists():
+            with sqlite3.connect(db) as con:
+                try:
+                    finished = con.execute("select count(*) from pods where status = 'ok'").fetchone()[0]
+                except sqlite3.OperationalError:
+                    continue  # the schema is being created
+    return int(finished)
+
+
 #: Scenarios hold their repository weakly: keep the tests' repositories alive.
 _REPOSITORIES: list[Repository] = []
 

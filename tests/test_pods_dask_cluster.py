@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from conftest import library
-from pods_helpers import DOUBLING, doubling, write_data
+from pods_helpers import DOUBLING, doubling, first_finished, write_data
 
 from saibench_jupyter.pods import run
 
@@ -204,16 +204,7 @@ def test_killing_the_controller_mid_run_loses_nothing_finished_and_the_next_run_
     parent = subprocess.Popen([sys.executable, str(script)], start_new_session=True)
     try:
         db = workdir / "s.db"
-        deadline = time.monotonic() + 90
-        finished = 0
-        while time.monotonic() < deadline and not finished:
-            time.sleep(0.1)
-            if db.exists():
-                with sqlite3.connect(db) as con:
-                    try:
-                        finished = con.execute("select count(*) from pods where status = 'ok'").fetchone()[0]
-                    except sqlite3.OperationalError:
-                        continue  # the schema is being created
+        finished = first_finished(db, 90)
         if how == "SIGKILL":
             os.killpg(parent.pid, signal.SIGKILL)  # the controller, its cluster's workers, no clean-up
         else:

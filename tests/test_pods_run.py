@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from pods_helpers import DOUBLING, doubling, write_data
+from pods_helpers import DOUBLING, doubling, first_finished, write_data
 
 from saibench_jupyter.pods import run
 from saibench_jupyter.results import Results
@@ -132,16 +132,7 @@ def test_stopping_the_parent_mid_run_loses_nothing_finished(workdir, how):
     script.write_text(KILLED_PARENT.format(tests=str(DOUBLING.parents[1])))
     parent = subprocess.Popen([sys.executable, str(script)], start_new_session=True)
     db = workdir / "s.db"
-    deadline = time.monotonic() + 60
-    finished = 0
-    while time.monotonic() < deadline and not finished:
-        time.sleep(0.1)
-        if db.exists():
-            with sqlite3.connect(db) as con:
-                try:
-                    finished = con.execute("select count(*) from pods where status = 'ok'").fetchone()[0]
-                except sqlite3.OperationalError:
-                    continue  # the schema is being created
+    finished = first_finished(db, 60)
     import os
     import signal
 
