@@ -22,14 +22,13 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 
 from ..pods import DEFAULT_EXECUTOR, available
-from ._formatting import doc_html
+from ._formatting import doc_html, pod_row_html
 
 if TYPE_CHECKING:
     from ..planner import Lattice
     from ..results import Results
     from ._handle import RunHandle
     from ._notebook import Notebook
-    from ._pods import PodStatus
 
 #: Seconds between two redraws of the Runs tab (pod events can come by the hundred per second).
 THROTTLE = 0.3
@@ -48,15 +47,6 @@ def _sync_figure(figure: Any) -> None:
 
     figure._widget_layout = deepcopy(figure._layout_obj._props)
     figure._widget_data = deepcopy(figure._data)
-
-
-def _pod_row(pod: PodStatus) -> str:
-    """One row of the Runs tab's table: scenario, repeat, status, stage, checkpoint, time, failure."""
-    seconds = "" if pod.seconds is None else f"{pod.seconds:.2f} s"
-    failure = f"{pod.kind}: {pod.message or ''}" if pod.status in ("failed", "interrupted") else ""
-    status = f"{pod.status} {pod.warning_mark()}".rstrip()  # "ok ⚠ 1 metric failed (RMSE)"
-    cells = (pod.label, pod.repeat, status, pod.stage or "", pod.checkpoint or "", seconds, failure)
-    return "<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in cells) + "</tr>"
 
 
 # ipywidgets has no type information, so its VBox is Any to mypy.
@@ -398,7 +388,7 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]
                                    else "success" if handle.done else "info")
         total = self.notebook.run_count
         self.run_summary.value = (f"run {number} of {total}: " if number else "") + escape(handle.summary())
-        rows = "".join(_pod_row(p) for p in pods)
+        rows = "".join(pod_row_html(p) for p in pods)
         self.pods_html.value = ("<table><thead><tr><th>scenario</th><th>repeat</th><th>status</th><th>stage</th>"
                                 f"<th>checkpoint</th><th>time</th><th>failure</th></tr></thead><tbody>{rows}"
                                 "</tbody></table>") if rows else ""

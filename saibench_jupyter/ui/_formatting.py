@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from ..planner import Lattice, RejectionRow
     from ..results import Results
     from ._notebook import ModuleList
+    from ._pods import PodStatus
 
 #: How a notebook shows the expected non-pairings that its displays only count.
 EXPECTED_HINT = "%sail explain NAME lists them"
@@ -149,3 +150,12 @@ FORMATTERS: dict[tuple[str, str, str], Callable[..., Any]] = {
     ("text/html", "saibench_jupyter.planner._lattice", "Lattice"): lattice_html,
     ("text/html", "saibench_jupyter.results._results", "Results"): results_html,
 }
+
+
+def pod_row_html(pod: PodStatus) -> str:
+    """One row of the Runs tab's table: scenario, repeat, status, stage, checkpoint, time, failure."""
+    seconds = "" if pod.seconds is None else f"{pod.seconds:.2f} s"
+    failure = f"{pod.kind}: {pod.message or ''}" if pod.status in ("failed", "interrupted") else ""
+    status = f"{pod.status} {pod.warning_mark()}".rstrip()  # "ok ⚠ 1 metric failed (RMSE)"
+    cells = (pod.label, pod.repeat, status, pod.stage or "", pod.checkpoint or "", seconds, failure)
+    return "<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in cells) + "</tr>"
