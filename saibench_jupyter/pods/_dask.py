@@ -35,9 +35,8 @@ from typing import TYPE_CHECKING, Any
 from ._environments import EnvironmentBuildError, Interpreter, provision
 from ._executors import Executor, PodEvents
 from ._lifeline import kill_group
-from ._shim import RECORD_VARIABLE
 from ._spec import PodSpec
-from ._subprocess import conclude, converse, pod_environment, relay_line, stderr_tail
+from ._subprocess import conclude, relay_line, run_shim
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -247,28 +246,19 @@ def launch(spec_json: str, queue: str) -> int | None:
         spec = PodSpec.load(spec_json)
         interpreter = provision(spec.environment)  # on the worker, cached here under the same key
         workdir = spec.workdir if os.path.isdir(spec.workdir) else tempfile.gettempdir()
-        with tempfile.TemporaryFile() as err:
-            import subprocess
-
-            env = pod_environment(spec.limits.timeout)
-            if interpreter.python in _RECORDS:  # what an earlier pod of this worker found: not looked up again
-                env[RECORD_VARIABLE] = _RECORDS[interpreter.python]
-            proc = subprocess.Popen([interpreter.python, "-m", "saibench_jupyter.pods", "run", "-"],
-                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
-                                    env=env, start_new_session=True, cwd=workdir)
-            out.put({"pid": proc.pid, "worker": get_worker().address})
-            sender = _LineSender(out, interpreter.python)
-            try:
-                timed_out = converse(proc, spec_json.encode(), spec.limits.timeout, sender.line)
-            finally:
-                if proc.returncode is None:
-                    kill_group(proc.pid)
-                sender.close()
-            tail = stderr_tail(err)
-        out.put({"end": proc.returncode, "timed_out": timed_out, "stderr": tail})
+        sender = _LineSender(out, interpreter.python)
+        try:
+            # The pid first, from here, before any line: the controller learns where to kill it.
+            returncode, timed_out, tail = run_shim(
+                interpreter.python, spec_json, spec.limits.timeout, workdir, sender.line,
+                _RECORDS.get(interpreter.python),
+                lambda proc: out.put({"pid": proc.pid, "worker": get_worker().address}))
+        finally:
+            sender.close()
+        out.put({"end": returncode, "timed_out": timed_out, "stderr": tail})
     finally:
         out.close()  # the scheduler drops the queue once the controller lets go of it too
-    return proc.returncode
+    return returncode
 
 
 class DaskExecutor(Executor):

@@ -126,33 +126,25 @@ class SubprocessExecutor(Executor):
         self._records: dict[str, str] = {}
 
     def execute(self, spec: PodSpec, interpreter: Interpreter, events: PodEvents) -> None:
-        env = pod_environment(spec.limits.timeout)
         with self._lock:
-            if interpreter.python in self._records:
-                env[RECORD_VARIABLE] = self._records[interpreter.python]
+            record = self._records.get(interpreter.python)
         held: list[dict[str, Any]] = []
-        with tempfile.TemporaryFile() as err:
-            proc = subprocess.Popen(
-                [interpreter.python, "-m", "saibench_jupyter.pods", "run", "-"],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, env=env,
-                start_new_session=True,  # its own process group: a timeout kills its children too
-                cwd=spec.workdir,
-            )
+
+        def started(proc: subprocess.Popen[bytes]) -> None:
             with self._lock:
                 self._running[spec.pod] = proc
-            try:
-                timed_out = converse(proc, spec.to_json().encode(), spec.limits.timeout,
-                                     lambda raw: relay_line(raw, events, held))
-            finally:
-                if proc.returncode is None:  # converse() did not get to it: nothing the pod started outlives it
-                    kill_group(proc.pid)
-                with self._lock:
-                    self._running.pop(spec.pod, None)
-            tail = stderr_tail(err)
+
+        try:
+            returncode, timed_out, tail = run_shim(interpreter.python, spec.to_json(), spec.limits.timeout,
+                                                   spec.workdir, lambda raw: relay_line(raw, events, held),
+                                                   record, started)
+        finally:
+            with self._lock:
+                self._running.pop(spec.pod, None)
         if events.environment is not None:
             with self._lock:
                 self._records[interpreter.python] = json.dumps(events.environment)
-        conclude(spec, events, held, proc.returncode, timed_out, tail, self._cancelled)
+        conclude(spec, events, held, returncode, timed_out, tail, self._cancelled)
 
     def cancel(self) -> None:
         super().cancel()
@@ -161,6 +153,40 @@ class SubprocessExecutor(Executor):
         for proc in running:
             if proc.returncode is None:  # not reaped yet, so its group id is still its own
                 kill_group(proc.pid)
+
+
+def run_shim(python: str, spec_json: str, timeout: float | None, workdir: str, line: Callable[[bytes], None],
+             record: str | None = None, started: Callable[[subprocess.Popen[bytes]], None] | None = None,
+             ) -> tuple[int | None, float | None, str]:
+    """Run one cold pod to its end: ``python -m saibench_jupyter.pods run -`` in its own session, fed ``spec_json``.
+
+    Each line it writes goes to ``line``; ``record`` is an earlier pod's environment record
+    for this interpreter (:data:`RECORD_VARIABLE`); ``started(proc)`` is called once it runs
+    (for whoever may have to kill it). Whatever happens, nothing the pod started outlives it.
+
+    Returns
+    -------
+    tuple
+        Its exit status (None: not reaped within the grace period), the time limit it ran past
+        (None: it did not), and the tail of its stderr.
+    """
+    env = pod_environment(timeout)
+    if record is not None:
+        env[RECORD_VARIABLE] = record
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(
+            [python, "-m", "saibench_jupyter.pods", "run", "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=err, env=env, cwd=workdir,
+            start_new_session=True,  # its own process group: a timeout kills its children too
+        )
+        try:
+            if started is not None:
+                started(proc)
+            timed_out = converse(proc, spec_json.encode(), timeout, line)
+        finally:
+            if proc.returncode is None:  # converse() did not get to it: nothing the pod started outlives it
+                kill_group(proc.pid)
+        return proc.returncode, timed_out, stderr_tail(err)
 
 
 def converse(proc: subprocess.Popen[bytes], request: bytes, timeout: float | None,
