@@ -46,6 +46,14 @@ def writes_readme(args: argparse.Namespace) -> bool:
     return True
 
 
+def publish(args: argparse.Namespace, start: str, end: str, section: str, intro: str) -> None:
+    """Print ``section``, and write it into README.md between its markers unless :func:`writes_readme` says no."""
+    print("\n" + section)
+    if writes_readme(args):
+        write_section(start, end, section, intro)
+        print(f"\nwrote {README}")
+
+
 def add_write_flags(parser: argparse.ArgumentParser) -> None:
     """``--no-write`` and ``--write``, which :func:`writes_readme` reads (with ``--quick``)."""
     parser.add_argument("--no-write", action="store_true", help="print only; leave benchmarks/README.md alone")

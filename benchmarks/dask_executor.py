@@ -50,7 +50,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from _report import README, add_write_flags, latest, machine_line, write_section, writes_readme
+from _report import add_write_flags, latest, machine_line, publish
 
 if TYPE_CHECKING:
     from parallel import Timeline
@@ -245,11 +245,7 @@ def main(argv: list[str] | None = None) -> int:
             _dask.close_embedded()
             os.chdir(cwd)
     section = report(args, trials, rounds, spin_s, spins, bares, trivial, spans, colds, n_trivial)
-    print("\n" + section)
-    if not writes_readme(args):
-        return 0
-    write_section(START, END, section, INTRO)
-    print(f"\nwrote {README}")
+    publish(args, START, END, section, INTRO)
     return 0
 
 

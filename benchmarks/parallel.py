@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _report import README, add_write_flags, latest, machine_line, write_section, writes_readme
+from _report import add_write_flags, latest, machine_line, publish
 
 from saibench_jupyter import Repository, discover
 from saibench_jupyter.pods import executor_class, run
@@ -345,11 +345,7 @@ def main(argv: list[str] | None = None) -> int:
         f"* {len(scenarios)} pods, each {rounds} rounds of a 128 × 128 matmul ({ms(spin_s)} in the controller's "
         f"process), one BLAS thread; {trials} trial(s) of each row, interleaved; per-pod figures are medians over "
         "all pods of all trials", "", table, "", *notes, END])
-    print("\n" + section)
-    if not writes_readme(args):
-        return 0
-    write_section(START, END, section, INTRO)
-    print(f"\nwrote {README}")
+    publish(args, START, END, section, INTRO)
     return 0
 
 

@@ -41,7 +41,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from _report import README, add_write_flags, latest, machine_line, write_section, writes_readme
+from _report import add_write_flags, latest, machine_line, publish
 
 from saibench_jupyter.pods import run
 from saibench_jupyter.pods._shim import RECORD_VARIABLE, environment_record, run_pod
@@ -272,11 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         f"of {k} runs; \"vs inline\" divides by the inline figure (overheads: by inline's overhead)",
         "", table, END,
     ])
-    print("\n" + section)
-    if not writes_readme(args):
-        return 0
-    write_section(START, END, section, INTRO)
-    print(f"\nwrote {README}")
+    publish(args, START, END, section, INTRO)
     return 0
 
 

@@ -52,7 +52,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from _report import README, add_write_flags, latest, machine_line, write_section, writes_readme
+from _report import add_write_flags, latest, machine_line, publish
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks" / "benchopt_lsq"
@@ -352,11 +352,7 @@ def main(argv: list[str] | None = None) -> int:
         + "; values: the largest relative difference of any point's objective, over every run",
         "", table, "", *verdict, END,
     ])
-    print("\n" + section)
-    if not writes_readme(args):
-        return 0 if worst <= TOLERANCE else 1
-    write_section(START, END, section, INTRO)
-    print(f"\nwrote {README}")
+    publish(args, START, END, section, INTRO)
     return 0 if worst <= TOLERANCE else 1
 
 
