@@ -117,7 +117,7 @@ def test_workers_of_another_version_are_refused_before_any_pod(workdir, cluster,
 
 
 def test_scheduler_is_only_for_the_dask_executor():
-    with pytest.raises(ValueError, match=r"scheduler='tcp://x:1' is for executor='dask', not 'subprocess'"):
+    with pytest.raises(ValueError, match=r"scheduler='tcp://x:1' is for executor='dask' or 'papermill', not 'subprocess'"):
         run(doubling("ok"), executor="subprocess", scheduler="tcp://x:1", progress=False)
 
 

@@ -265,7 +265,7 @@ def test_a_pod_asking_for_every_cpu_runs_alone(workdir):
 
 
 def test_an_unknown_executor_is_named_with_the_known_ones(workdir):
-    with pytest.raises(KeyError, match=r"no executor 'nope' \(known: dask, inline, subprocess, warm\)"):
+    with pytest.raises(KeyError, match=r"no executor 'nope' \(known: dask, inline, papermill, subprocess, warm\)"):
         run(doubling("ok"), executor="nope", store=workdir / "s.db")
     assert not (workdir / "s.db").exists()  # refused before anything was written
 

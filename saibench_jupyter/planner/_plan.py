@@ -167,11 +167,18 @@ class ScenarioPlan:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], repository: Repository) -> ScenarioPlan:
+    def from_dict(cls, data: Mapping[str, Any], repository: Repository, *,
+                  any_origin: bool = False) -> ScenarioPlan:
         """Bind the plan ``data`` (from :meth:`to_dict`) to ``repository``'s modules, without discovery.
 
         Every module the plan names must be in ``repository`` with the digest the plan
         holds, and every source's support code must be the plan's.
+
+        With ``any_origin``, sources are matched by content, not by origin: the support code
+        the sources hold must be the plan's, whatever they are called, and a source without
+        support code need not be there unless it holds a module the plan names (a module's
+        digest covers its own source's support code). A pod notebook binds its plan so: its
+        cells hold the plan's sources under cell ids of their own.
 
         Raises
         ------
@@ -180,7 +187,7 @@ class ScenarioPlan:
             with and the one the repository gives, and the fix; or what is malformed.
         """
         try:
-            return _bind(data, repository)
+            return _bind(data, repository, any_origin)
         except PlanError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -188,16 +195,19 @@ class ScenarioPlan:
                             "Scenario.plan().to_dict()") from None
 
 
-def _bind(data: Mapping[str, Any], repo: Repository) -> ScenarioPlan:
+def _bind(data: Mapping[str, Any], repo: Repository, any_origin: bool = False) -> ScenarioPlan:
     digests: Mapping[str, str] = data["modules"]
     sources = repo.sources()
-    for origin, expected in data["support"].items():
-        source = sources.get(origin)
-        actual = source.support_digest if source is not None else "none (no such source)"
-        if actual != expected:
-            raise PlanError(f"the support code of {origin} differs from the plan's: the plan was made with support "
-                            f"digest {expected}, the sources give {actual}; fix: {REPLAN}",
-                            origin, expected, actual)
+    if any_origin:
+        _same_support(data["support"], [s.support_digest for s in sources.values() if s.support.strip()])
+    else:
+        for origin, expected in data["support"].items():
+            source = sources.get(origin)
+            actual = source.support_digest if source is not None else "none (no such source)"
+            if actual != expected:
+                raise PlanError(f"the support code of {origin} differs from the plan's: the plan was made with "
+                                f"support digest {expected}, the sources give {actual}; fix: {REPLAN}",
+                                origin, expected, actual)
 
     def module(name: str) -> ParsedModule:
         expected = digests[name]
@@ -301,6 +311,29 @@ def _value_from(value: Any, own: Mapping[str, type[SailType]], declared: Mapping
 
 
 TypeWriter = Callable[[SailType], dict[str, Any]]
+
+
+def _same_support(planned: Mapping[str, str], found: list[str]) -> None:
+    """The support code of the sources, whatever they are called, is the plan's (sources without any aside)."""
+    from collections import Counter
+
+    empty = _empty_support()
+    expected = Counter(d for d in planned.values() if d != empty)
+    actual = Counter(found)
+    if expected != actual:
+        missing = sorted(o for o, d in planned.items() if d != empty and actual[d] < expected[d])
+        extra = sorted((actual - expected).elements())
+        what = (f"the support code of {', '.join(missing)} is not in the sources" if missing
+                else f"the sources hold support code the plan was not made with (digest {', '.join(extra)})")
+        raise PlanError(f"{what}; fix: {REPLAN}", missing[0] if missing else None, None, None)
+
+
+@functools.cache
+def _empty_support() -> str:
+    """The support digest of a source without support code."""
+    from ..sail import parse
+
+    return parse("", "<no support>").support_digest
 
 
 def _task_json(task: TaskSignature, types: TypeWriter) -> dict[str, Any]:

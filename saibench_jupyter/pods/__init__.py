@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from ._executors import executor_class as executor_class
     from ._executors import make_executor as make_executor
     from ._executors import usable_cpus as usable_cpus
+    from ._kernel_pod import KernelPod as KernelPod
+    from ._kernel_pod import PodFailedError as PodFailedError
+    from ._pod_notebook import pod_notebook as pod_notebook
     from ._requirements import unmet as unmet
     from ._run import run as run
     from ._spec import SPEC_VERSION as SPEC_VERSION
@@ -38,13 +41,16 @@ _MODULES = {
     "._requirements": ("unmet",),
     "._executors": ("DEFAULT_EXECUTOR", "Executor", "InlineExecutor", "PodEvents", "PodOutcome", "available",
                     "executor_class", "make_executor", "usable_cpus"),
+    "._kernel_pod": ("KernelPod", "PodFailedError"),
+    "._pod_notebook": ("pod_notebook",),
     "._run": ("run",),
     "._spec": ("SPEC_VERSION", "Limits", "PodSpec", "SpecError", "specs_of"),
 }
 _LAZY = {name: module for module, names in _MODULES.items() for name in names}
-__all__ = ["DEFAULT_EXECUTOR", "SPEC_VERSION", "ClusterError", "EnvironmentBuildError", "Executor", "InlineExecutor",
-           "Interpreter", "Limits", "PodEvents", "PodOutcome", "PodSpec", "SpecError", "available", "close_embedded",
-           "cluster_machine", "executor_class", "make_executor", "provision", "run", "specs_of", "unmet", "usable_cpus"]
+__all__ = ["ClusterError", "DEFAULT_EXECUTOR", "EnvironmentBuildError", "Executor", "InlineExecutor", "Interpreter",
+           "KernelPod", "Limits", "PodEvents", "PodFailedError", "PodOutcome", "PodSpec", "SPEC_VERSION", "SpecError",
+           "available", "close_embedded", "cluster_machine", "executor_class", "make_executor", "pod_notebook",
+           "provision", "run", "specs_of", "unmet", "usable_cpus"]
 
 
 def __getattr__(name: str) -> Any:

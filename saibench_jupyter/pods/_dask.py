@@ -36,7 +36,7 @@ from ._environments import EnvironmentBuildError, Interpreter, provision
 from ._executors import Executor, PodEvents
 from ._lifeline import kill_group
 from ._spec import PodSpec
-from ._subprocess import conclude, relay_line, run_shim
+from ._subprocess import conclude, notebook_limit, relay_line, run_shim
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -234,8 +234,11 @@ class _LineSender:
         self._send()
 
 
-def launch(spec_json: str, queue: str) -> int | None:
+def launch(spec_json: str, queue: str, notebook: Mapping[str, Any] | None = None) -> int | None:
     """On a Dask worker: build the pod's environment, run the pod shim, stream its lines to ``queue``.
+
+    With ``notebook`` (the ``papermill`` executor's request, without the spec), the pod runs as a
+    notebook whose kernel runs in that environment instead.
 
     Returns the pod's exit status; every line it wrote, and how it ended, went to the queue.
     """
@@ -247,12 +250,16 @@ def launch(spec_json: str, queue: str) -> int | None:
         interpreter = provision(spec.environment)  # on the worker, cached here under the same key
         workdir = spec.workdir if os.path.isdir(spec.workdir) else tempfile.gettempdir()
         sender = _LineSender(out, interpreter.python)
+        if notebook is None:
+            python, request, command, timeout = interpreter.python, spec_json, "run", spec.limits.timeout
+        else:
+            request = json.dumps({**notebook, "spec": spec.to_dict(), "python": interpreter.python})
+            python, command, timeout = sys.executable, "notebook", notebook_limit(spec.limits.timeout)
         try:
             # The pid first, from here, before any line: the controller learns where to kill it.
             returncode, timed_out, tail = run_shim(
-                interpreter.python, spec_json, spec.limits.timeout, workdir, sender.line,
-                _RECORDS.get(interpreter.python),
-                lambda proc: out.put({"pid": proc.pid, "worker": get_worker().address}))
+                python, request, timeout, workdir, sender.line, _RECORDS.get(interpreter.python),
+                lambda proc: out.put({"pid": proc.pid, "worker": get_worker().address}), command)
         finally:
             sender.close()
         out.put({"end": returncode, "timed_out": timed_out, "stderr": tail})
@@ -283,6 +290,8 @@ class DaskExecutor(Executor):
         self._offered: dict[str, float] = {}
         self._remote: dict[str, tuple[int, str]] = {}  # pod -> (pid, worker address) while it runs
         self._futures: dict[str, Any] = {}
+        #: the papermill executor's request (without the spec) when pods run as notebooks
+        self.notebook: Mapping[str, Any] | None = None
 
     @property
     def dashboard(self) -> str | None:
@@ -306,7 +315,8 @@ class DaskExecutor(Executor):
                                                                                              affinity=None))
         name = f"saibench-{spec.pod}-{uuid.uuid4().hex[:8]}"
         queue = Queue(name, client=self.client)
-        future = self.client.submit(launch, remote.to_json(), name, key=name, pure=False,
+        notebook = None if self.notebook is None else {**self.notebook, "output": self.notebook["output"](spec)}
+        future = self.client.submit(launch, remote.to_json(), name, notebook, key=name, pure=False,
                                     resources=requests(spec.resources, self._offered) or None)
         with self._lock:
             self._futures[spec.pod] = future

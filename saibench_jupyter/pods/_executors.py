@@ -18,7 +18,7 @@ import os
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -37,6 +37,7 @@ DEFAULT_EXECUTOR = "warm"
 BUILTIN = {
     "dask": "saibench_jupyter.pods._dask:DaskExecutor",
     "inline": "saibench_jupyter.pods._executors:InlineExecutor",
+    "papermill": "saibench_jupyter.pods._papermill:PapermillExecutor",
     "subprocess": "saibench_jupyter.pods._subprocess:SubprocessExecutor",
     "warm": "saibench_jupyter.pods._warm:WarmExecutor",
 }
@@ -119,7 +120,7 @@ class Executor(ABC):
     #: False when pods share the caller's process (limits and environments can't apply)
     isolated: ClassVar[bool] = True
     #: True when pods run on other machines, which build their environments themselves
-    remote: ClassVar[bool] = False
+    remote: bool = False
 
     def __init__(self, jobs: int = 1) -> None:
         if jobs < 1:
@@ -230,29 +231,38 @@ def usable_cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def make_executor(executor: str | Executor, jobs: int | None = None, *, scheduler: Any = None) -> Executor:
+def make_executor(executor: str | Executor, jobs: int | None = None, *, scheduler: Any = None,
+                  options: Mapping[str, Any] | None = None) -> Executor:
     """``executor`` itself, or the executor of that name for ``jobs`` pods at once (the usable CPUs by default).
 
-    ``scheduler`` (an address, a ``distributed.Client`` or a cluster object) is the ``dask``
-    executor's cluster.
+    ``scheduler`` (an address, a ``distributed.Client`` or a cluster object) is the cluster
+    of an executor that runs pods on Dask (``dask``, ``papermill``); ``options`` are the
+    executor's own keyword arguments (``papermill``: ``gateway``, ``token``, ``kernel``, ``output``).
 
     Raises
     ------
     KeyError
         For an unknown executor (the message lists the known ones).
     ValueError
-        For ``scheduler`` given to an executor that runs no cluster, or with an executor instance.
+        For ``scheduler`` or an option the executor does not take (the message lists the ones it
+        takes), or either given with an executor instance.
     """
+    given = {**(options or {}), **({"scheduler": scheduler} if scheduler is not None else {})}
     if isinstance(executor, Executor):
-        if scheduler is not None:
-            raise ValueError("scheduler= goes with executor='dask' given by name; an executor instance has its own")
+        if given:
+            raise ValueError(f"{', '.join(given)}= go with an executor given by name; an executor instance has "
+                             "its own")
         return executor
     cls = executor_class(executor)
-    if scheduler is None:
-        return cls(jobs or usable_cpus())
-    if "scheduler" not in inspect.signature(cls).parameters:
-        raise ValueError(f"scheduler={scheduler!r:.60} is for executor='dask', not {executor!r}")
-    return cls(jobs or usable_cpus(), scheduler=scheduler)  # type: ignore[call-arg]
+    taken = [n for n, p in inspect.signature(cls).parameters.items() if p.kind is p.KEYWORD_ONLY]
+    if scheduler is not None and "scheduler" not in taken:
+        raise ValueError(f"scheduler={scheduler!r:.60} is for executor='dask' or 'papermill', not {executor!r}")
+    unknown = [n for n in given if n not in taken]
+    if unknown:
+        takes = f"it takes {', '.join(taken)}" if taken else "it takes none"
+        raise ValueError(f"executor {executor!r} takes no option {', '.join(unknown)} ({takes}); fix: drop it, or "
+                         "choose the executor the option is for (scheduler: dask or papermill)")
+    return cls(jobs or usable_cpus(), **given)
 
 
 def available() -> dict[str, str]:

@@ -166,7 +166,7 @@ def release(keeper: int | None) -> None:
         pass
 
 
-def hold(events: int) -> int | None:
+def hold(events: int | None) -> int | None:
     """Arm every guard the executor asked for (first thing in a pod process, before any import).
 
     Exits at once when the parent is already gone. Returns the keeper's pid, for :func:`release`.

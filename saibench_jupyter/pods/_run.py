@@ -21,7 +21,7 @@ from ._executors import DEFAULT_EXECUTOR, Executor, PodOutcome, make_executor
 from ._logs import LOG_BYTES, LOG_LINES
 from ._requirements import unmet
 from ._schedule import Allocator, estimate, order
-from ._spec import Limits, PodSpec, specs_of, unwritable, version_of
+from ._spec import Limits, PodSpec, specs_of, unwritable
 
 if TYPE_CHECKING:
     from ..planner import Lattice, Scenario
@@ -43,7 +43,7 @@ def run(scenarios: Lattice | Scenario | Iterable[Scenario], *, executor: str | E
         timeout: float | None = 600.0, memory: int | str | None = None, repeats: int = 1, seed: int = 0,
         settings: Mapping[str, Any] | None = None, rerun: bool | Literal["failed"] = False,
         progress: Progress | bool = True, log_lines: int = LOG_LINES, log_bytes: int = LOG_BYTES,
-        scheduler: Any = None) -> Results:
+        scheduler: Any = None, executor_options: Mapping[str, Any] | None = None) -> Results:
     """Run every scenario as isolated BenchPods and store the results as they arrive.
 
     Parameters
@@ -84,6 +84,12 @@ def run(scenarios: Lattice | Scenario | Iterable[Scenario], *, executor: str | E
         With ``executor="dask"``: the cluster (an address such as ``tcp://10.0.0.5:8786`` or
         ``tls://...``, a client, or a cluster object such as dask-jobqueue's ``SLURMCluster``).
         None starts (or reuses) an embedded ``LocalCluster`` of ``jobs`` workers on 127.0.0.1.
+        With ``executor="papermill"``: each pod's notebook runs on a worker of that cluster.
+    executor_options : mapping, optional
+        The executor's own options. ``papermill``: ``output`` (where executed notebooks go: a
+        folder, or any location Papermill writes such as ``s3://bucket/runs/``), ``gateway``
+        (a Jupyter Kernel or Enterprise Gateway URL whose kernels run the pods), ``token`` (its
+        token; ``SAIBENCH_GATEWAY_TOKEN`` by default) and ``kernel`` (a kernelspec name).
 
     Returns
     -------
@@ -96,7 +102,7 @@ def run(scenarios: Lattice | Scenario | Iterable[Scenario], *, executor: str | E
     from ..sail import Resources
 
     items = _scenarios(scenarios)
-    ex = make_executor(executor, jobs, scheduler=scheduler)
+    ex = make_executor(executor, jobs, scheduler=scheduler, options=executor_options)
     cap = Resources(memory=memory).memory_bytes if memory is not None else None
     db = store if isinstance(store, Store) else Store(store)
     try:
@@ -175,17 +181,7 @@ def _skip(status: str | None, rerun: bool | str) -> bool:
 def _register(db: Store, scenario: Scenario, spec: PodSpec) -> None:
     """The scenario's sources and description, stored once per identity."""
     db.add_sources({digest: (origin, spec.texts[digest]) for origin, digest in spec.sources})
-    repo = scenario.repository
-    modules = {n: repo.get(n).digest for names in scenario.names().values() for n in names if n in repo}
-    db.add_scenario(spec.identity, {
-        "scenario": scenario.id, "version": version_of(scenario), "label": scenario.label,
-        "family": spec.family, "problem": scenario.problem,
-        "model": scenario.model, "software": scenario.software, "hardware": scenario.hardware,
-        "submodels": scenario.submodels, "params": scenario.params, "metrics": spec.modules["metrics"],
-        "metric_info": {m.name: {"axis": m.axis, "better": m.better, "unit": m.unit} for m in scenario.metrics},
-        "modules": modules, "sources": [d for _, d in spec.sources], "environment": dict(spec.environment),
-        "resources": dict(spec.resources), "settings": dict(spec.settings),
-    })
+    db.add_scenario(spec.identity, spec.plan["record"])
 
 
 def _lease(timeout: float | None) -> float:

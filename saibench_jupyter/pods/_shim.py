@@ -156,6 +156,23 @@ def run_pod(spec: PodSpec, emit: Emit, record: dict[str, Any] | None = None,
         emit(_failure("rejected", f"the pod could not load its sources: {exc}", tb=traceback.format_exc(),
                       fix="check that the sources load with Repository.add_source in this environment"))
         return False
+    return run_bound(scenario, repo, {**spec.settings, "seed": spec.seed}, emit, namespace, started)
+
+
+def run_bound(scenario: Any, repo: Any, settings: Mapping[str, Any], emit: Emit, namespace: Any = None,
+              started: float | None = None) -> bool:
+    """Run a plan already bound to ``repo``'s sources and emit its events (the part of a pod after ``started``).
+
+    ``settings`` are the training settings with the pod's ``seed``; ``namespace`` is the sources'
+    support code already run, if a warm worker ran it; ``started`` the ``perf_counter`` the pod's wall
+    time counts from (now by default).
+
+    Returns
+    -------
+    bool
+        True when the run finished (``ok`` or ``diverged``); a ``failed`` event was emitted otherwise.
+    """
+    started = time.perf_counter() if started is None else started
     from ..runtime import Point, RunError, run_scenario
 
     def listener(what: str, data: Any) -> None:
@@ -173,8 +190,7 @@ def run_pod(spec: PodSpec, emit: Emit, record: dict[str, Any] | None = None,
             for name, value in data.metrics.items():
                 emit({"event": "metric", **where, "name": name, "value": value, "raw": data.values.get(name)})
 
-    settings = {**spec.settings, "seed": spec.seed}
-    result = run_scenario(scenario, settings=settings, repository=repo, listener=listener, namespace=namespace)
+    result = run_scenario(scenario, settings=dict(settings), repository=repo, listener=listener, namespace=namespace)
     wall_ms = (time.perf_counter() - started) * 1e3
     if result.status == "failed" and result.error is not None:
         e = result.error

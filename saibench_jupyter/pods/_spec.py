@@ -347,13 +347,35 @@ def specs_of(scenario: Scenario, *, repeats: int = 1, seed: int = 0, settings: M
         raise SpecError(f"{scenario.label}: {refused[0]}. Fix: {refused[1]}")
     identity = digest_of(*_code_of(scenario), json.dumps(environment, sort_keys=True),
                          json.dumps(settings, sort_keys=True), str(seed))
+    plan = scenario.plan().to_dict(strict=check)
     base = PodSpec(
-        identity=identity, repeat=0, plan=scenario.plan().to_dict(strict=check),
+        identity=identity, repeat=0, plan={**plan, "record": scenario_record(scenario, plan, environment, settings)},
         sources=tuple((o, digests[o]) for o in sources), texts={digests[o]: t for o, t in texts.items()},
         settings=settings, seed=seed, environment=environment,
         resources=_resources(scenario), limits=limits or Limits(), workdir=str(workdir or os.getcwd()),
     )
     return [base.replace(repeat=r, seed=seed + r) for r in range(repeats)]
+
+
+def scenario_record(scenario: Scenario, plan: Mapping[str, Any], environment: Mapping[str, Any],
+                    settings: Mapping[str, Any]) -> dict[str, Any]:
+    """What the results store keeps about ``scenario`` (its ``scenarios`` row), carried in the plan as ``record``.
+
+    The controller stores it; a pod notebook's own store, which draws the pod's chart, too.
+    """
+    repo = scenario.repository
+    models = plan["models"]
+    return {
+        "scenario": scenario.id, "version": version_of(scenario), "label": scenario.label,
+        "family": " × ".join((scenario.problem, models["model"]["name"], scenario.software, scenario.hardware)),
+        "problem": scenario.problem, "model": scenario.model, "software": scenario.software,
+        "hardware": scenario.hardware, "submodels": scenario.submodels, "params": scenario.params,
+        "metrics": sorted(plan["metrics"]),
+        "metric_info": {m.name: {"axis": m.axis, "better": m.better, "unit": m.unit} for m in scenario.metrics},
+        "modules": {n: repo.get(n).digest for names in scenario.names().values() for n in names if n in repo},
+        "sources": [_sha256(s.text) for s in repo.sources().values()], "environment": dict(environment),
+        "resources": _resources(scenario), "settings": dict(settings),
+    }
 
 
 def unwritable(scenario: Scenario) -> tuple[str, str] | None:

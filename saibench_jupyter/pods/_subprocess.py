@@ -54,6 +54,12 @@ def pod_environment(timeout: float | None = None) -> dict[str, str]:
     return env
 
 
+def notebook_limit(timeout: float | None) -> float | None:
+    """The wall-clock limit of a notebook pod's runner: the pod's own, plus time for the runner to
+    stop its kernel, save the notebook and report (the runner enforces the pod's limit itself)."""
+    return None if timeout is None else timeout + 2 * GRACE
+
+
 def stderr_tail(file: IO[bytes]) -> str:
     """The last :data:`STDERR_TAIL` characters written to ``file``."""
     file.flush()
@@ -157,8 +163,10 @@ class SubprocessExecutor(Executor):
 
 def run_shim(python: str, spec_json: str, timeout: float | None, workdir: str, line: Callable[[bytes], None],
              record: str | None = None, started: Callable[[subprocess.Popen[bytes]], None] | None = None,
-             ) -> tuple[int | None, float | None, str]:
+             command: str = "run") -> tuple[int | None, float | None, str]:
     """Run one cold pod to its end: ``python -m saibench_jupyter.pods run -`` in its own session, fed ``spec_json``.
+
+    ``command`` ``notebook`` runs the pod's notebook instead (``spec_json`` is then the runner's request).
 
     Each line it writes goes to ``line``; ``record`` is an earlier pod's environment record
     for this interpreter (:data:`RECORD_VARIABLE`); ``started(proc)`` is called once it runs
@@ -175,7 +183,7 @@ def run_shim(python: str, spec_json: str, timeout: float | None, workdir: str, l
         env[RECORD_VARIABLE] = record
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(
-            [python, "-m", "saibench_jupyter.pods", "run", "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            [python, "-m", "saibench_jupyter.pods", command, "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=err, env=env, cwd=workdir,
             start_new_session=True,  # its own process group: a timeout kills its children too
         )
