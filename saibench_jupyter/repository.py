@@ -72,6 +72,7 @@ class Repository:
         self._listeners: list[Listener] = []
         self._support_names: frozenset[str] | None = None
         self._folders: tuple[int, dict[str, Path]] | None = None
+        self._searched: list[Path] = []  # more folders, after the sources' own (search_also)
         self._attached: dict[str, Any] = {}
         self.version = 0
 
@@ -143,8 +144,16 @@ class Repository:
         own = folders.get(origin)
         if own is None and Path(origin).is_file():
             own = Path(origin).parent
-        rest = [f for f in dict.fromkeys(folders.values()) if f != own]
+        rest = [f for f in dict.fromkeys([*folders.values(), *self._searched]) if f != own]
         return rest if own is None else [own, *rest]
+
+    def search_also(self, *folders: str | Path) -> None:
+        """Look for relative input files in ``folders`` too, after the source files' own folders.
+
+        A pod notebook holds its file sources in cells: the files' folders, where their inputs
+        lie, are given here.
+        """
+        self._searched += [Path(f) for f in folders if Path(f) not in self._searched]
 
     def source_of(self, record: ModuleRecord) -> ParsedSource:
         """The source a module came from."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from conftest import MLP_PREDICTS, load
@@ -97,3 +98,19 @@ def test_a_plan_that_does_not_fit_its_sources_is_refused_with_the_module_and_the
         ScenarioPlan.from_dict({**data, "params": {"Doubler.mode": "slow"}}, fresh)
     with pytest.raises(PlanError, match=r"the plan is malformed \(KeyError: 'models'\)"):
         ScenarioPlan.from_dict({k: v for k, v in data.items() if k != "models"}, fresh)
+
+
+def test_a_plan_binds_by_content_to_sources_of_other_names_with_any_origin():
+    scenario = counted()[0]
+    data = scenario.plan().to_dict()
+    ((origin, source),) = scenario.repository.sources().items()
+    elsewhere = Repository()
+    elsewhere.add_source(source.text, origin="<cell of a pod notebook>")
+    with pytest.raises(PlanError, match=rf"the support code of {re.escape(origin)} differs from the plan's"):
+        ScenarioPlan.from_dict(data, elsewhere)
+    assert ScenarioPlan.from_dict(data, elsewhere, any_origin=True).id == scenario.id
+    edited = Repository()
+    edited.add_source(source.text.replace("VALUE = 1.0", "VALUE = 2.0"), origin="<cell of a pod notebook>")
+    with pytest.raises(PlanError, match=rf"the support code of {re.escape(origin)} is not in the sources; "
+                                        r"fix: re-plan the run"):
+        ScenarioPlan.from_dict(data, edited, any_origin=True)

@@ -261,7 +261,7 @@ def make_executor(executor: str | Executor, jobs: int | None = None, *, schedule
     if unknown:
         takes = f"it takes {', '.join(taken)}" if taken else "it takes none"
         raise ValueError(f"executor {executor!r} takes no option {', '.join(unknown)} ({takes}); fix: drop it, or "
-                         "choose the executor the option is for (scheduler: dask or papermill)")
+                         "choose the executor the option is for")
     return cls(jobs or usable_cpus(), **given)
 
 

@@ -14,7 +14,7 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ._shim import _failure, _jsonable, apply_limits, environment_record, run_bound
@@ -49,6 +49,8 @@ class KernelPod:
         The spec's ``limits`` (``timeout``, ``memory``, ``affinity`` ...).
     workdir : str
         Where relative inputs resolve (kept as the kernel's directory when it does not exist here).
+    folders : list of str
+        Where else they are found: the folders of the source files the cells hold.
     environment : mapping
         The software environment the pod asked for (its requirements are recorded).
     events : bool
@@ -56,13 +58,14 @@ class KernelPod:
     """
 
     def __init__(self, identity: str, repeat: int, plan: Mapping[str, Any], *, settings: Mapping[str, Any],
-                 seed: int, limits: Mapping[str, Any], workdir: str, environment: Mapping[str, Any],
-                 events: bool = False) -> None:
+                 seed: int, limits: Mapping[str, Any], workdir: str, folders: Sequence[str] = (),
+                 environment: Mapping[str, Any], events: bool = False) -> None:
         from ..results import Store
 
         self.identity, self.repeat, self.plan = identity, repeat, dict(plan)
         self.settings = {**settings, "seed": seed}
         self.limits: Limits = _limits(limits)
+        self.folders = [f for f in folders if os.path.isdir(f)]
         self._comm = _open_comm(f"{identity}-r{repeat}") if events else None
         self._folder = tempfile.TemporaryDirectory(prefix="saibench-pod-notebook-")
         self.store = Store(os.path.join(self._folder.name, "pod.db"))
@@ -114,6 +117,7 @@ class KernelPod:
 
         if self.status is not None:
             raise PodFailedError("this pod already ran: run the notebook again from the top for another run")
+        repository.search_also(*self.folders)
         try:
             bound = ScenarioPlan.from_dict(self.plan, repository, any_origin=True)
         except PlanError as exc:

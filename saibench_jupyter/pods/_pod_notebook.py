@@ -10,6 +10,8 @@ files that hold several kinds), the run, the pod's work–precision chart and it
 
 from __future__ import annotations
 
+import json
+import os
 import pprint
 import re
 from collections.abc import Mapping
@@ -33,7 +35,7 @@ def pod_notebook(spec: PodSpec) -> Any:
              v4.new_code_cell(_parameters(spec), metadata={"tags": ["parameters"]}),
              v4.new_code_cell("%load_ext saibench_jupyter\nfrom saibench_jupyter.pods import KernelPod\n\n"
                               "bench = KernelPod(identity, repeat, plan, settings=settings, seed=seed, limits=limits,\n"
-                              "                  workdir=workdir, environment=environment, events=events)"),
+                              "                  workdir=workdir, folders=folders, environment=environment, events=events)"),
              v4.new_markdown_cell("## The modules\n\nThe sources the scenario uses, as they were when the pod was "
                                   "planned. Edit a cell and run the notebook again to try a change: the run below "
                                   "refuses modules that are not the ones the plan was made with.")]
@@ -75,13 +77,16 @@ def _title(spec: PodSpec) -> str:
 
 def _parameters(spec: PodSpec) -> str:
     """The ``parameters`` cell: the spec's fields as Python literals (its sources are the cells below)."""
-    fields: dict[str, Any] = {
-        "identity": spec.identity, "repeat": spec.repeat, "seed": spec.seed, "settings": dict(spec.settings),
-        "limits": spec.to_dict()["limits"], "workdir": spec.workdir, "environment": dict(spec.environment),
-        "plan": dict(spec.plan),
-    }
+    data = json.loads(spec.to_json())  # plain JSON values: their repr is Python that reads them back
+    fields = {name: data[name] for name in ("identity", "repeat", "seed", "settings", "limits", "workdir",
+                                            "environment", "plan")}
+    # Relative inputs are found next to the source files too, as they were where the pod was planned.
+    fields["folders"] = list(dict.fromkeys(os.path.dirname(os.path.abspath(o)) for o, _ in spec.sources
+                                           if os.path.isfile(o)))
     lines = ["# The pod's spec (its sources are the cells below). Papermill may set any of these."]
     lines += [f"{name} = {pprint.pformat(value, width=110, sort_dicts=False)}" for name, value in fields.items()]
+    if re.search(r"\b(nan|inf)\b", "\n".join(lines[1:])):
+        lines.insert(1, "from math import inf, nan")
     lines.append("events = False  # True: also send the pod's events to the SAIBench run executing this notebook")
     return "\n".join(lines)
 
