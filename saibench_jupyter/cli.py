@@ -13,6 +13,7 @@ from .planner import Lattice, discover
 from .pods import DEFAULT_EXECUTOR
 from .repository import Repository
 from .sail import SailError, start_probe
+from .ui import add_executor_options, executor_options, hide_secrets
 
 EXAMPLES = "saibench_jupyter.examples.paper"
 
@@ -41,7 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run the discovered scenarios as BenchPods and store the results")
     r.add_argument("paths", nargs="*", default=[EXAMPLES], help="SAIL files, folders or packages")
     _filters(r)
-    r.add_argument("--executor", default=DEFAULT_EXECUTOR, help="warm (default), subprocess, dask or inline")
+    r.add_argument("--executor", default=DEFAULT_EXECUTOR,
+                   help="warm (default), subprocess, dask, papermill (each pod runs as a notebook, which is kept) "
+                        "or inline")
     r.add_argument("--scheduler", metavar="ADDRESS",
                    help="with --executor dask: the Dask scheduler (tcp://HOST:8786, tls://...); "
                         "an embedded cluster on 127.0.0.1 by default")
@@ -51,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--repeats", type=int, default=1, help="independent pods per scenario")
     r.add_argument("--rerun", nargs="?", const=True, default=False, choices=[True, "failed"], type=_rerun,
                    help="run again what the store holds (all, or 'failed')")
+    add_executor_options(r)
     q = sub.add_parser("quickstart", help="run the quickstart notebook headless and write an HTML report")
     q.add_argument("--out", default="saibench-quickstart",
                    help="folder for the report, the executed notebook and the results store "
@@ -156,10 +160,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "run":
         from .pods import make_executor
 
+        options = executor_options(args)
+        given = {"options": options} if options else {}  # the executors that take none are made as before
         try:
-            executor = make_executor(args.executor, args.jobs, scheduler=args.scheduler)
+            executor = make_executor(args.executor, args.jobs, scheduler=args.scheduler, **given)
         except (KeyError, ValueError) as exc:
-            print(f"saibench: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+            print(f"saibench: {hide_secrets(str(exc.args[0] if exc.args else exc), options)}", file=sys.stderr)
             return 2
         executor.prepare()  # a warm worker starts while discovery runs
     machine = None

@@ -140,3 +140,40 @@ def test_run_refuses_a_scheduler_without_the_dask_executor(tmp_path, monkeypatch
                  "--scheduler", "tcp://127.0.0.1:8786"]) == 2
     assert capsys.readouterr().err.startswith("saibench: scheduler='tcp://127.0.0.1:8786' is for executor='dask', "
                                               "not 'subprocess'")
+
+
+def test_run_passes_the_papermill_options_given_and_names_an_option_the_executor_does_not_take(tmp_path, monkeypatch,
+                                                                                              capsys):
+    from saibench_jupyter import pods
+
+    made = []
+
+    def make_executor(executor, jobs=None, *, scheduler=None, options=None):
+        made.append((executor, options))
+        unknown = [name for name in options or {} if executor != "papermill"]
+        if unknown:  # as the executors say it; the token's value must not come back even if an error held it
+            raise ValueError(f"executor {executor!r} takes no option {', '.join(unknown)} (it takes none; token "
+                             f"{options['token']}); fix: drop it, or --executor papermill")
+        raise KeyError("stop here")
+
+    monkeypatch.setattr(pods, "make_executor", make_executor)
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", str(DOUBLING), "--executor", "warm", "--gateway", "http://gpu:8888", "--token", "s3cr3t"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("saibench: executor 'warm' takes no option gateway, token (it takes none; token ***); "
+                          "fix: drop it, or --executor papermill")
+    assert "s3cr3t" not in err
+    assert main(["run", str(DOUBLING), "--executor", "papermill", "--kernel", "py311",
+                 "--output-notebooks", "s3://bucket/runs/"]) == 2
+    assert made[-1] == ("papermill", {"kernel": "py311", "output": "s3://bucket/runs/"})  # only those given
+    assert main(["run", str(DOUBLING), "--executor", "subprocess"]) == 2
+    assert made[-1] == ("subprocess", None)
+    assert not (tmp_path / "saibench.db").exists()
+
+
+def test_run_help_lists_the_papermill_executor_and_its_options(capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "papermill (each pod runs as a notebook, which is kept)" in out
+    assert all(f"--{flag}" in out for flag in ("gateway URL", "token TOKEN", "kernel NAME", "output-notebooks LOCATION"))

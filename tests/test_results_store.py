@@ -75,7 +75,7 @@ def test_a_new_store_has_the_schema_in_wal_mode(store: Store) -> None:
     assert {"meta", "runs", "sources", "scenarios", "pods", "points", "metrics", "environments", "failures",
             "logs"} <= tables
     assert rows(store.path, "PRAGMA journal_mode") == [("wal",)]
-    assert rows(store.path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("5",)]
+    assert rows(store.path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("6",)]
     columns = [r[1] for r in rows(store.path, "PRAGMA table_info(points)")]
     assert columns == ["identity", "repeat", "stage", "checkpoint", "epoch", "loss", *COUNTERS]
 
@@ -93,9 +93,9 @@ def test_a_store_of_a_newer_version_asks_for_an_upgrade(tmp_path: Path) -> None:
     path = tmp_path / "saibench.db"
     Store(path).close()
     with sqlite3.connect(path) as db:
-        db.execute("UPDATE meta SET value = '6' WHERE key = 'schema_version'")
-    with pytest.raises(StoreError, match=r"saibench\.db was written by a newer saibench-jupyter \(schema_version 6; "
-                                         r"this one reads 5\): upgrade saibench-jupyter"):
+        db.execute("UPDATE meta SET value = '7' WHERE key = 'schema_version'")
+    with pytest.raises(StoreError, match=r"saibench\.db was written by a newer saibench-jupyter \(schema_version 7; "
+                                         r"this one reads 6\): upgrade saibench-jupyter"):
         Store(path)
 
 
@@ -123,7 +123,7 @@ def test_a_version_1_store_is_upgraded_in_place_and_keeps_its_data(tmp_path: Pat
         s.add_scenario(ID, {"label": "L", "metric_info": {"Error": {"axis": "precision", "better": "lower",
                                                                      "unit": None}}})
         assert Results(s).metric_info() == {"Error": {"axis": "precision", "better": "lower", "unit": None}}
-    assert rows(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("5",)]
+    assert rows(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("6",)]
 
 
 def test_a_version_2_store_gets_warnings_controllers_and_versions(tmp_path: Path) -> None:
@@ -140,7 +140,7 @@ def test_a_version_2_store_gets_warnings_controllers_and_versions(tmp_path: Path
         s.record(run_id, ID, 1, {"event": "warning", "kind": "metric", "name": "Accuracy", "message": "m",
                                  "stage": 1, "checkpoint": 1})
         assert Results(s).warnings()[["metric", "count"]].values.tolist() == [["Accuracy", 1]]
-    assert rows(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("5",)]
+    assert rows(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("6",)]
     assert rows(path, "SELECT pid FROM runs WHERE pid IS NOT NULL") != []
 
 
@@ -161,7 +161,7 @@ def test_a_version_4_store_gets_its_parameters_in_the_one_shape(tmp_path: Path) 
         assert params[ID] == {"Doubling.epochs": 4, "model/7:12/Doubler.mode": "ok", "model/8:13/Doubler.mode": "slow"}
         assert params["b" * 16] == {"MLP.hiddenSize": 128}  # already in the one shape: left alone
         assert json.loads(Results(s).to_dataframe()["params"].iloc[0]) == params[ID]
-    assert rows(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("5",)]
+    assert rows(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("6",)]
 
 
 def test_a_file_that_is_not_sqlite_is_refused_with_a_fix(tmp_path: Path) -> None:

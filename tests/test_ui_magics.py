@@ -417,3 +417,111 @@ def test_run_refuses_a_scheduler_without_the_dask_executor(ip):
     with pytest.raises(UsageError, match=r"scheduler='tcp://127.0.0.1:8786' is for executor='dask' or 'papermill', not 'inline'\n"
                                          r"  fix: --executor dask, or leave out --scheduler"):
         ip.run_line_magic("sail", "run --executor inline --scheduler tcp://127.0.0.1:8786")
+
+
+# -- pods as notebooks: %sail open, the papermill executor's options ---------------------------------------------
+POD_ID = "0123456789abcdef"
+
+
+def stored_notebook(ip, location: str, identity: str = POD_ID, repeat: int = 0) -> None:
+    """A pod in the notebook's store whose executor said where its executed notebook is."""
+    from saibench_jupyter.results import Store
+
+    with Store(notebook(ip).store) as store:
+        store.add_scenario(identity, {"label": "Doubling × Doubler"})
+        run_id = store.begin_run("papermill", 1)
+        store.start_pod(run_id, identity, repeat)
+        store.record(run_id, identity, repeat, {"event": "artifact", "pod": f"{identity}-r{repeat}", "t": 1.0,
+                                                "kind": "notebook", "location": location})
+        store.record(run_id, identity, repeat, {"event": "finished", "pod": f"{identity}-r{repeat}", "t": 2.0,
+                                                "status": "ok", "wall_ms": 1.0})
+
+
+def test_open_links_a_pods_notebook_relative_to_the_kernels_folder(ip, tmp_path):
+    stored_notebook(ip, str(tmp_path / "runs" / f"{POD_ID}-r0.ipynb"))
+    link = ip.run_line_magic("sail", "open 0123")
+    assert link.pod == f"{POD_ID}-r0" and str(link) == str(tmp_path / "runs" / f"{POD_ID}-r0.ipynb")
+    shown, _ = ip.display_formatter.format(link)
+    assert shown["text/plain"] == str(tmp_path / "runs" / f"{POD_ID}-r0.ipynb")
+    # Relative: JupyterLab resolves it against the notebook's folder (the kernel's) and opens it in a tab.
+    assert f'<a href="runs/{POD_ID}-r0.ipynb">Open the executed notebook of Doubling × Doubler r0</a>' in \
+        shown["text/html"]
+    assert ip.run_line_magic("sail", f"open {POD_ID}-r0") == link
+    # The results' display lists the notebooks too.
+    html = results_html(ip.run_line_magic("sail", "results"))
+    assert "1 executed notebook (%sail open POD opens one)" in html and f'href="runs/{POD_ID}-r0.ipynb"' in html
+
+
+def test_open_a_remote_notebook_links_its_url(ip):
+    stored_notebook(ip, "http://host:8000/runs/x.ipynb")
+    shown, _ = ip.display_formatter.format(ip.run_line_magic("sail", f"open {POD_ID}-r0"))
+    assert '<a href="http://host:8000/runs/x.ipynb" target="_blank"' in shown["text/html"]
+
+
+def test_open_says_which_pod_it_cannot_open_and_how_to_find_one(ip):
+    with pytest.raises(UsageError, match=r"^no results yet .*\n  fix: %sail run first"):
+        ip.run_line_magic("sail", "open 0123")
+    stored_notebook(ip, "/runs/x.ipynb")
+    stored_notebook(ip, "/runs/y.ipynb", identity="0123ffffffffffff")
+    with pytest.raises(UsageError, match=r"^%sail open beef: there is no pod 'beef' in saibench\.db: .*\n  fix: "
+                                         r"%sail results lists the pods"):
+        ip.run_line_magic("sail", "open beef")
+    with pytest.raises(UsageError, match=r"^%sail open 0123: '0123' starts 2 scenario identities"):
+        ip.run_line_magic("sail", "open 0123")
+    with pytest.raises(UsageError, match=r"^%sail open: the following arguments are required: pod\n  usage: %sail open \[-h\] pod"):
+        ip.run_line_magic("sail", "open")
+
+
+def test_help_lists_open_and_the_papermill_options(ip, capsys):
+    ip.run_line_magic("sail", "help")
+    assert "%sail open ID            open a pod's executed notebook" in capsys.readouterr().out
+    ip.run_line_magic("sail", "help run")
+    out = capsys.readouterr().out
+    assert "papermill" in out and "--gateway URL" in out and "--output-notebooks LOCATION" in out
+    ip.run_line_magic("sail", "help open")
+    assert "%sail results lists the pods" in " ".join(capsys.readouterr().out.split())
+
+
+def test_run_gives_the_executor_only_the_options_given_and_never_shows_the_token(ip, monkeypatch):
+    from saibench_jupyter import pods
+
+    doubling(ip, "ok")
+    made = []
+
+    def make_executor(executor, jobs=None, *, scheduler=None, options=None):
+        made.append((executor, options))
+        raise ValueError(f"executor {executor!r}: {options and options.get('gateway')} refused the token "
+                         f"{options and options.get('token')}; fix: check the gateway's token")
+
+    monkeypatch.setattr(pods, "make_executor", make_executor)
+    with pytest.raises(UsageError, match=r"^executor 'papermill': http://gpu:8888 refused the token \*\*\*; "
+                                         r"fix: check the gateway's token$"):
+        ip.run_line_magic("sail", "run --executor papermill --gateway http://gpu:8888 --token s3cr3t --kernel py311 "
+                                  "--output-notebooks s3://bucket/runs/")
+    assert made == [("papermill", {"gateway": "http://gpu:8888", "token": "s3cr3t", "kernel": "py311",
+                                   "output": "s3://bucket/runs/"})]
+    with pytest.raises(UsageError, match=r"^executor 'inline': None refused"):
+        ip.run_line_magic("sail", "run --executor inline")
+    assert made[-1] == ("inline", None)  # no option given: none passed
+
+
+def test_the_dashboard_gives_its_options_to_runs_of_its_executor_only(ip):
+    board = ip.run_line_magic("sail", "dashboard --executor papermill --kernel py311 --token s3cr3t")
+    asked = []
+
+    def run(selector, **options):
+        asked.append(options)
+        raise RuntimeError("not run")
+
+    board.notebook.run = run
+    board.selected = [POD_ID]
+    try:
+        for picked in ("papermill", "warm"):
+            board.executor_picker.value = picked
+            with pytest.raises(RuntimeError, match="not run"):
+                board.run_selected()
+    finally:
+        board.close()
+    assert asked == [{"executor": "papermill", "jobs": None, "executor_options": {"kernel": "py311",
+                                                                                   "token": "s3cr3t"}},
+                     {"executor": "warm", "jobs": None}]

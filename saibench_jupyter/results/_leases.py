@@ -54,7 +54,7 @@ class Claim:
 def mark_running(db: Connection, run_id: int, identity: str, repeat: int) -> None:
     """In ``db``'s open transaction: pod ``(identity, repeat)`` is ``running`` in run ``run_id``, its old rows gone."""
     key = (identity, repeat)
-    for table in ("points", "metrics", "failures", "logs", "warnings"):
+    for table in ("points", "metrics", "failures", "logs", "warnings", "artifacts"):
         db.execute(f"DELETE FROM {table} WHERE identity = ? AND repeat = ?", key)
     db.execute("INSERT INTO pods (identity, repeat, run_id, status, started) VALUES (?, ?, ?, 'running', ?) "
                "ON CONFLICT (identity, repeat) DO UPDATE SET run_id = excluded.run_id, status = 'running', "

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ..sail import COUNTERS
 from . import _schema, _upkeep
+from ._artifacts import NOTEBOOK, artifacts_frame, find_artifact, notebook_lines
 from ._store import Store, StoreError
 from ._tidy import SCENARIO, tidy_frame
 from ._warnings import warning_line
@@ -376,6 +377,38 @@ class Results:
                            f"LEFT JOIN scenarios s ON s.identity = g.identity {where} "
                            "ORDER BY g.identity, g.repeat, g.t, g.id", params)
 
+    def artifacts(self, kind: str | None = None) -> pandas.DataFrame:
+        """What the pods in view left behind: their executed notebooks (``executor="papermill"``).
+
+        Columns: ``identity``, ``repeat``, ``pod`` (its key, ``{identity}-r{repeat}``), ``label``,
+        ``kind`` (``notebook``), ``location`` (an absolute path, or a URL such as
+        ``s3://bucket/runs/...``), ``run_id``, ``t``; one row per pod and kind (a rerun replaces it).
+
+        Parameters
+        ----------
+        kind : str, optional
+            Only artifacts of this kind.
+        """
+        return artifacts_frame(self, kind)
+
+    def notebook(self, pod: str) -> str:
+        """Where a pod's executed notebook is: its path or URL, as the executor wrote it.
+
+        Parameters
+        ----------
+        pod : str
+            A pod key (``3f2a9c0d1e2b4a5c-r1``), or the start of a scenario identity: its
+            repeat 0, or its only pod with a notebook.
+
+        Raises
+        ------
+        KeyError
+            When no pod in view matches, or the pod kept no notebook (another executor ran it).
+        ValueError
+            When the prefix starts several identities, or names several repeats and none is 0.
+        """
+        return find_artifact(self, pod, NOTEBOOK).location
+
     # -- files --------------------------------------------------------------------------
     def export(self, path: str | os.PathLike[str], overwrite: bool = False) -> Path:
         """Write a self-contained copy of the whole store (every version, every scenario) to one file.
@@ -448,4 +481,5 @@ class Results:
         pods = sum(by_status.values())
         head = (f"Results({scenarios} scenario{'s' * (scenarios != 1)}, {pods} pod{'s' * (pods != 1)}"
                 f"{': ' + parts if parts else ''}; {self.store.path})")
-        return "\n".join([head, *self.warning_lines(), *(f"⚠ {note}" for note in self.store.notes)])
+        return "\n".join([head, *self.warning_lines(), *notebook_lines(self),
+                          *(f"⚠ {note}" for note in self.store.notes)])

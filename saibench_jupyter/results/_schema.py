@@ -21,7 +21,7 @@ from ..sail import COUNTERS
 from ._store_errors import StoreError
 
 #: The schema this code writes (meta's ``schema_version``).
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # What went wrong in a pod that still finished (a metric that raised at some checkpoints): a record of its own,
 # so views can say which metric failed in how many pods without reading logs.
@@ -33,6 +33,11 @@ _WARNINGS = ("CREATE TABLE IF NOT EXISTS warnings (id INTEGER PRIMARY KEY, ident
 # once run each pod once (the other waits for the result). ``expires``: when a silent owner stops counting.
 _LEASES = ("CREATE TABLE IF NOT EXISTS leases (identity TEXT NOT NULL, repeat INTEGER NOT NULL, "
            "run_id INTEGER NOT NULL, expires REAL NOT NULL, PRIMARY KEY (identity, repeat))",)
+# What a pod left behind besides its records (its executed notebook): one location per pod and kind, so a
+# rerun replaces it. ``location``: an absolute path, or a URL (http://..., s3://...).
+_ARTIFACTS = ("CREATE TABLE IF NOT EXISTS artifacts (identity TEXT NOT NULL, repeat INTEGER NOT NULL, "
+              "run_id INTEGER, kind TEXT NOT NULL, location TEXT NOT NULL, t REAL, "
+              "PRIMARY KEY (identity, repeat, kind))",)
 
 # points is WITHOUT ROWID: small fixed rows stored in their key's b-tree, one b-tree write per checkpoint.
 # metrics keeps its rowid because raw (CriticalLoss's losses, say) can be kilobytes.
@@ -72,13 +77,14 @@ CREATE INDEX IF NOT EXISTS logs_pod ON logs (identity, repeat);
 {_WARNINGS[0]};
 {_WARNINGS[1]};
 {_LEASES[0]};
+{_ARTIFACTS[0]};
 """
 
 #: The tables a store of the current version has (one dropped by hand makes the file a damaged store).
 TABLES = frozenset({"meta", "runs", "sources", "scenarios", "pods", "points", "metrics", "environments",
-                    "failures", "logs", "warnings", "leases"})
+                    "failures", "logs", "warnings", "leases", "artifacts"})
 #: Tables that came with a later version: an older store lacks them until it is migrated.
-_ADDED = {"warnings": 3, "leases": 4}
+_ADDED = {"warnings": 3, "leases": 4, "artifacts": 6}
 
 
 
@@ -111,6 +117,7 @@ MIGRATIONS: dict[int, tuple[str | Callable[[sqlite3.Connection], None], ...]] = 
         *_WARNINGS),
     3: _LEASES,  # version 4: pod leases (two runs at once run each pod once)
     4: (_one_shape_params,),  # version 5: parameters as {"Module.param": value}, as everywhere else
+    5: _ARTIFACTS,  # version 6: what pods left behind (their executed notebooks)
 }
 
 #: What to do with a store SQLite cannot read.

@@ -2,7 +2,7 @@
 
 The parent process owns one :class:`Store`. Executor threads hand it the JSON events
 their pods stream (``started``, ``stage``, ``checkpoint``, ``metric``, ``warning``,
-``log``, ``finished``, ``failed``; see ``docs/benchpods.md``) and each event becomes one
+``log``, ``artifact``, ``finished``, ``failed``; see ``docs/benchpods.md``) and each event becomes one
 transaction, so a parent killed mid-run loses at most the event it was writing and the
 next ``run()`` knows exactly which pods have a final record. The file is in WAL mode:
 a notebook can read results (:class:`~saibench_jupyter.results.Results`) while a run is
@@ -27,7 +27,7 @@ from types import TracebackType
 from typing import Any, ClassVar
 
 from ..sail import COUNTERS
-from . import _leases, _schema, _upkeep
+from . import _artifacts, _leases, _schema, _upkeep
 from ._store_errors import StoreError as StoreError
 from ._store_errors import StoreWarning as StoreWarning
 from ._values import _duration, _int, _json, _need, _real, _text
@@ -59,7 +59,7 @@ _INSERT_FAILURE = (f"INSERT INTO failures (identity, repeat, run_id, {', '.join(
 
 
 class Store:
-    """The SQLite results store (``schema_version`` 5, WAL mode).
+    """The SQLite results store (``schema_version`` 6, WAL mode).
 
     Parameters
     ----------
@@ -303,7 +303,8 @@ class Store:
             The pod.
         event : mapping
             A decoded event line (``docs/benchpods.md``): ``started``, ``stage``,
-            ``checkpoint``, ``metric``, ``warning``, ``log``, ``finished`` or ``failed``
+            ``checkpoint``, ``metric``, ``warning``, ``log``, ``artifact`` (where the pod's
+            executed notebook is: ``kind``, ``location``), ``finished`` or ``failed``
             (of kind ``interrupted``: the pod is ``cancelled``, which is not a failure).
 
         Raises
@@ -371,6 +372,9 @@ class Store:
                     _int(event.get("checkpoint")), _text(event.get("fix")),
                     _real(event.get("t")) or time.time()))
 
+    def _artifact(self, db: Connection, run_id: int, identity: str, repeat: int, event: Event) -> None:
+        _artifacts.record_artifact(db, run_id, identity, repeat, event)
+
     def _finished(self, db: Connection, run_id: int, identity: str, repeat: int, event: Event) -> None:
         t = _real(event.get("t")) or time.time()
         self._end_pod(db, run_id, identity, repeat, str(_need(event, "status")), t, event)
@@ -407,7 +411,7 @@ class Store:
     #: Event name -> handler; record() looks the name up before opening a transaction.
     _HANDLERS: ClassVar[Mapping[str, Callable[[Store, Connection, int, str, int, Event], None]]] = {
         "started": _started, "stage": _stage, "checkpoint": _checkpoint, "metric": _metric, "warning": _warning,
-        "log": _log, "finished": _finished, "failed": _failed,
+        "log": _log, "finished": _finished, "failed": _failed, "artifact": _artifact,
     }
 
     # -- reading ----------------------------------------------------------------------

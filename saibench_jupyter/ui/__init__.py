@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from ._magics import unload_ipython_extension as unload_ipython_extension
     from ._notebook import Notebook as Notebook
     from ._notebook import NotebookError as NotebookError
+    from ._options import add_executor_options as add_executor_options
+    from ._options import executor_options as executor_options
+    from ._options import hide_secrets as hide_secrets
     from ._pods import PodStatus as PodStatus
     from ._reference import language_reference as language_reference
     from ._report import Report as Report
@@ -31,6 +34,7 @@ _MODULES = {
     "._handle": ("RunFailedError", "RunHandle"),
     "._magics": ("load_ipython_extension", "notebook", "unload_ipython_extension"),
     "._notebook": ("Notebook", "NotebookError"),
+    "._options": ("add_executor_options", "executor_options", "hide_secrets"),
     "._pods": ("PodStatus",),
     "._reference": ("language_reference",),
     "._report": ("Report", "ReportError", "quickstart", "report"),

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from html import escape
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
 from ..pods import DEFAULT_EXECUTOR, available
-from ._formatting import doc_html, pod_row_html
+from ._formatting import doc_html, pods_table_html
 
 if TYPE_CHECKING:
     from ..planner import Lattice
@@ -58,12 +58,15 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]
     notebook : Notebook
         The notebook whose repository, runs and results store it shows.
     executor : str
-        How "Run selected" runs pods first (``warm``, the default, ``subprocess``, ``dask``
-        or ``inline``); the executor picker changes it.
+        How "Run selected" runs pods first (``warm``, the default, ``subprocess``, ``dask``,
+        ``papermill`` or ``inline``); the executor picker changes it.
     jobs : int, optional
         Pods at once for those runs (the usable CPUs by default).
     scheduler : str, optional
         The Dask scheduler of runs with the ``dask`` executor (an embedded cluster by default).
+    executor_options : mapping, optional
+        The options of ``executor`` (``papermill``: ``gateway``, ``token``, ``kernel``,
+        ``output``), given to the runs of that executor.
 
     Attributes
     ----------
@@ -81,12 +84,14 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]
     """
 
     def __init__(self, notebook: Notebook, *, executor: str = DEFAULT_EXECUTOR, jobs: int | None = None,
-                 scheduler: Any = None) -> None:
+                 scheduler: Any = None, executor_options: Mapping[str, Any] | None = None) -> None:
         super().__init__()
         self.notebook = notebook
         self.executor = executor
         self.jobs = jobs
         self.scheduler = scheduler
+        # The options belong to the executor they were given with: another one picked later takes none.
+        self._executor_options = (executor, dict(executor_options)) if executor_options else None
         self.lattice_nodes: list[dict[str, Any]] = []
         self.selected: list[str] = []
         self.selected_node: str | None = None
@@ -311,6 +316,8 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]
         options.setdefault("jobs", self.jobs)
         if options["executor"] == "dask":
             options.setdefault("scheduler", self.scheduler)
+        if self._executor_options is not None and options["executor"] == self._executor_options[0]:
+            options.setdefault("executor_options", self._executor_options[1])
         handle = self.notebook.run(list(self.selected), **options)
         return handle if handle is self.handle else self.follow(handle)  # the notebook told us already
 
@@ -388,10 +395,7 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]
                                    else "success" if handle.done else "info")
         total = self.notebook.run_count
         self.run_summary.value = (f"run {number} of {total}: " if number else "") + escape(handle.summary())
-        rows = "".join(pod_row_html(p) for p in pods)
-        self.pods_html.value = ("<table><thead><tr><th>scenario</th><th>repeat</th><th>status</th><th>stage</th>"
-                                f"<th>checkpoint</th><th>time</th><th>failure</th></tr></thead><tbody>{rows}"
-                                "</tbody></table>") if rows else ""
+        self.pods_html.value = pods_table_html(pods)
 
     # -- results ---------------------------------------------------------------------------------------
     def refresh_results(self) -> None:

@@ -14,12 +14,13 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 
 from ..common import doc_summary
+from ._links import notebook_href
 
 if TYPE_CHECKING:
     from ..planner import Lattice, RejectionRow
     from ..results import Results
-    from ._notebook import ModuleList
     from ._pods import PodStatus
+    from ._views import ModuleList
 
 #: How a notebook shows the expected non-pairings that its displays only count.
 EXPECTED_HINT = "%sail explain NAME lists them"
@@ -123,6 +124,7 @@ def results_html(results: Results, limit: int = 50) -> str | None:
     try:
         scenarios = results.scenarios().head(limit)
         failures = results.failures().head(limit)
+        notebooks = results.artifacts("notebook").head(limit)
     except Exception:  # a display must never raise: the plain repr still shows
         return None
     out = "<p>" + "<br>".join(escape(line) for line in repr(results).splitlines()) + "</p>"
@@ -133,6 +135,13 @@ def results_html(results: Results, limit: int = 50) -> str | None:
         counts = [c for c in ("ok", "failed", "diverged", "cancelled", "interrupted", "running", "warnings")
                   if c in ("ok", "failed", "diverged", "running") or scenarios[c].any()]
         out += scenarios[["label", "version", *counts]].to_html(index=False)
+    if len(notebooks):
+        rows = "".join(f"<tr><td>{escape(str(n.label if isinstance(n.label, str) else n.identity))}</td>"
+                       f"<td>{n.repeat}</td><td>{notebook_cell_html(n.location, 'open')}</td>"
+                       f"<td><code>{escape(n.location)}</code></td></tr>" for n in notebooks.itertuples())
+        out += (f"<details><summary>{len(notebooks)} executed notebook{'s' * (len(notebooks) != 1)} "
+                "(%sail open POD opens one)</summary><table><tr><th>scenario</th><th>repeat</th><th></th>"
+                f"<th>location</th></tr>{rows}</table></details>")
     if len(failures):
         failures = failures.assign(message=failures["message"].astype(str).str.split("\n").str[0])
         # Who failed and where; a field nobody filled in shows empty, never as "None".
@@ -152,10 +161,31 @@ FORMATTERS: dict[tuple[str, str, str], Callable[..., Any]] = {
 }
 
 
+def notebook_cell_html(location: str | None, text: str = "notebook") -> str:
+    """A link that opens an executed notebook (in JupyterLab for a local file), the location on hover; or ""."""
+    if not location:
+        return ""
+    href = notebook_href(location)
+    if href is None:  # object storage: no page to open, the location is what there is
+        return f"<code>{escape(location)}</code>"
+    target = ' target="_blank" rel="noopener"' if "://" in href else ""
+    return f'<a href="{escape(href)}" title="{escape(location)}"{target}>{escape(text)}</a>'
+
+
 def pod_row_html(pod: PodStatus) -> str:
-    """One row of the Runs tab's table: scenario, repeat, status, stage, checkpoint, time, failure."""
+    """One row of the Runs tab's table: scenario, repeat, status, stage, checkpoint, time, failure, notebook."""
     seconds = "" if pod.seconds is None else f"{pod.seconds:.2f} s"
     failure = f"{pod.kind}: {pod.message or ''}" if pod.status in ("failed", "interrupted") else ""
     status = f"{pod.status} {pod.warning_mark()}".rstrip()  # "ok ⚠ 1 metric failed (RMSE)"
     cells = (pod.label, pod.repeat, status, pod.stage or "", pod.checkpoint or "", seconds, failure)
-    return "<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in cells) + "</tr>"
+    return ("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in cells)
+            + f"<td>{notebook_cell_html(pod.notebook)}</td></tr>")
+
+
+def pods_table_html(pods: Sequence[PodStatus]) -> str:
+    """The Runs tab's table of a run's pods (a notebook column links each pod's executed notebook), or ""."""
+    if not pods:
+        return ""
+    head = "".join(f"<th>{h}</th>" for h in ("scenario", "repeat", "status", "stage", "checkpoint", "time",
+                                             "failure", "notebook"))
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(pod_row_html(p) for p in pods)}</tbody></table>"

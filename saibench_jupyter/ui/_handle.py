@@ -21,6 +21,7 @@ from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from ._formatting import notebook_cell_html
 from ._pods import _ENDED, _MARK, PodStatus, _note_of
 
 if TYPE_CHECKING:
@@ -351,14 +352,15 @@ class RunHandle:
         rows = "".join(
             f"<tr><td>{_MARK.get(p.status, '')}</td><td>{escape(p.label)}</td><td>{p.repeat}</td>"
             f"<td>{escape(p.status)} {escape(p.warning_mark())}</td><td>{p.stage or ''}</td>"
-            f"<td>{p.checkpoint or ''}</td><td>{escape(_note_of(p))}</td></tr>" for p in pods[:limit])
+            f"<td>{p.checkpoint or ''}</td><td>{escape(_note_of(p))}</td><td>{notebook_cell_html(p.notebook)}</td>"
+            "</tr>" for p in pods[:limit])
         warned = "".join(f"<br>{escape(w)}" for w in self.warning_lines())
         more = f"<p>… {len(pods) - limit} more pods</p>" if len(pods) > limit else ""
         if self.dashboard:
             name = escape(self.executor.name.capitalize())
             warned += f'<br><a href="{escape(self.dashboard)}" target="_blank">{name} dashboard</a>'
         table = ("<table><thead><tr><th></th><th>scenario</th><th>repeat</th><th>status</th><th>stage</th>"
-                 f"<th>checkpoint</th><th></th></tr></thead><tbody>{rows}</tbody></table>") if rows else ""
+                 f"<th>checkpoint</th><th></th><th></th></tr></thead><tbody>{rows}</tbody></table>") if rows else ""
         return (f"<div><b>SAIBench run</b> — {escape(self.summary())}{warned}<br>{bar}{table}{more}</div>")
 
     def _bundle(self) -> dict[str, str]:

@@ -3,7 +3,7 @@
 ``%load_ext saibench_jupyter`` registers ``%%problem``, ``%%model``, ``%%metric``,
 ``%%converter``, ``%%software``, ``%%hardware``, ``%%ranking`` and ``%%sail`` (cells of
 SAIL source) and the line magic ``%sail`` (``list``, ``discover``, ``explain``, ``run``,
-``wait``, ``plot``, ``rank``, ``results``, ``dashboard``, ``load``, ``clear``, ``help``). Parsing
+``wait``, ``plot``, ``rank``, ``results``, ``open``, ``dashboard``, ``load``, ``clear``, ``help``). Parsing
 arguments, the cell's identity and turning mistakes into ``UsageError`` is all that
 happens here; the work is the notebook's.
 """
@@ -27,6 +27,7 @@ from ..common import assignment
 from ..pods import DEFAULT_EXECUTOR
 from ._formatting import FORMATTERS
 from ._notebook import CELL_KINDS, Notebook, NotebookError
+from ._options import add_executor_options, executor_options
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import ExecutionInfo, InteractiveShell
@@ -46,9 +47,13 @@ SAIBench in a notebook
   %sail run [SELECTOR]     run in the background; SELECTOR: scenario ids, module names, role=Name;
                            options --executor E, --jobs N, --repeats N, --rerun, --rerun-failed,
                            --timeout S, --set KEY=VALUE (a training setting); %sail run --help
+                           --executor papermill: each pod runs as a notebook, which is kept
+                           (--gateway URL, --token T, --kernel NAME, --output-notebooks LOCATION)
   %sail wait [--timeout S] wait for the last run; its results
   %sail cancel             stop the last run
   %sail results [--all]    the results store: current module versions (--all: earlier ones too)
+  %sail open ID            open a pod's executed notebook (--executor papermill) in JupyterLab;
+                           ID: a pod key (IDENTITY-rN) or the start of a scenario identity
   %sail plot [--work W] [--precision P] [--swap] [--connect param|checkpoint]
                            the work–precision chart; a line joins a family's scenarios along
                            the swept parameter, or each scenario's checkpoints
@@ -226,7 +231,8 @@ class SailMagics(Magics):
         p = _parser("run", "run scenarios as BenchPods in the background")
         p.add_argument("selector", nargs="*",
                        help="scenario ids, module names, role=Name, param=value (all: every scenario)")
-        p.add_argument("--executor", default=DEFAULT_EXECUTOR, help="warm (default), subprocess, dask or inline")
+        p.add_argument("--executor", default=DEFAULT_EXECUTOR,
+                       help="warm (default), subprocess, dask, papermill (each pod a notebook, kept) or inline")
         p.add_argument("--scheduler", metavar="ADDRESS",
                        help="with --executor dask: the Dask scheduler (tcp://HOST:8786, tls://...)")
         p.add_argument("--jobs", type=int, help="pods at once (default: the usable CPUs)")
@@ -236,11 +242,12 @@ class SailMagics(Magics):
         p.add_argument("--timeout", type=float, default=600.0, help="seconds per pod (default: 600)")
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
                        help="a training setting for every scenario: --set epochs=3")
+        add_executor_options(p)
         ns = p.parse_intermixed_args(args)  # selector words may come after options
         rerun: bool | Literal["failed"] = True if ns.rerun else "failed" if ns.rerun_failed else False
         handle = self.notebook.run(ns.selector or None, executor=ns.executor, jobs=ns.jobs, repeats=ns.repeats,
                                    rerun=rerun, timeout=ns.timeout, settings=_settings(ns.settings),
-                                   scheduler=ns.scheduler)
+                                   scheduler=ns.scheduler, executor_options=executor_options(ns))
         handle.show()
         return handle
 
@@ -277,6 +284,12 @@ class SailMagics(Magics):
         p.add_argument("--all", action="store_true", help="also the results of modules' earlier versions")
         return self.notebook.results(versions="all" if p.parse_args(args).all else "current")
 
+    def _cmd_open(self, args: list[str]) -> Any:
+        p = _parser("open", "open a pod's executed notebook (a pod run with --executor papermill) in JupyterLab")
+        p.add_argument("pod", help="a pod key (IDENTITY-rN), or the start of a scenario identity (its repeat 0, "
+                                   "or its only pod with a notebook); %%sail results lists the pods")
+        return self.notebook.open(p.parse_args(args).pod)
+
     def _cmd_plot(self, args: list[str]) -> Any:
         p = _parser("plot", "the work–precision chart of the results")
         p.add_argument("--work", help="the work metric or counter (x axis)")
@@ -310,11 +323,13 @@ class SailMagics(Magics):
 
         p = _parser("dashboard", "modules, scenarios, runs and charts in one widget")
         p.add_argument("--executor", default=DEFAULT_EXECUTOR, help="how 'Run selected' runs pods: warm "
-                                                                    "(default), subprocess, dask or inline")
+                                                                    "(default), subprocess, dask, papermill or inline")
         p.add_argument("--scheduler", metavar="ADDRESS", help="with --executor dask: the Dask scheduler")
         p.add_argument("--jobs", type=int, help="pods at once (default: the usable CPUs)")
+        add_executor_options(p)
         ns = p.parse_args(args)
-        return Dashboard(self.notebook, executor=ns.executor, jobs=ns.jobs, scheduler=ns.scheduler)
+        return Dashboard(self.notebook, executor=ns.executor, jobs=ns.jobs, scheduler=ns.scheduler,
+                         executor_options=executor_options(ns))
 
     def _cmd_load(self, args: list[str]) -> Any:
         p = _parser("load", "register the modules of files, folders or packages")

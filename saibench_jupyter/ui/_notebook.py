@@ -12,82 +12,29 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal
 
-from ..common import doc_summary
 from ..pods import DEFAULT_EXECUTOR
 from ..repository import ModuleRecord, Repository
 from ..sail import ModuleKind, SailError
 from ._cells import CellScan, Registered, cell_error, check_kinds, scan_cell, unsupported_names
 from ._cells import NotebookError as NotebookError
-from ._formatting import module_list_html, module_list_text
+from ._options import hide_secrets
 from ._select import ROLES
+from ._views import Explanation, WithWarnings
+from ._views import ModuleList as ModuleList
 
 if TYPE_CHECKING:
     from ..planner import Lattice, Scenario
     from ..results import Ranking, Results
     from ._handle import RunHandle
-
-_T = TypeVar("_T")
+    from ._links import NotebookLink
 
 #: The cell magics that register modules: one per module kind, and ``sail`` for support code (any kind).
 CELL_KINDS = ("problem", "model", "metric", "converter", "software", "hardware", "ranking", "sail")
-
-
-@dataclass(frozen=True)
-class ModuleList:
-    """Registered modules (and support-code sources), displayed as a table."""
-
-    records: tuple[ModuleRecord, ...]
-    #: support code by origin: the names it defines
-    support: Mapping[str, frozenset[str]] = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __iter__(self) -> Iterator[ModuleRecord]:
-        return iter(self.records)
-
-    def rows(self) -> list[tuple[str, str, str, str, str]]:
-        """``(kind, name, parameters, where, summary)`` per module, then per support source.
-
-        The summary is the first paragraph of the module's docstring.
-        """
-        out = [(r.kind.value, r.name, ", ".join(r.params), f"{r.origin}, line {r.line}", doc_summary(r.doc))
-               for r in self.records]
-        out += [("support", ", ".join(sorted(names)), "", origin, "") for origin, names in self.support.items()]
-        return out
-
-    def __repr__(self) -> str:
-        return module_list_text(self)
-
-    def _repr_html_(self) -> str:
-        return module_list_html(self)
-
-
-class Explanation(str):
-    """Why modules do, or do not, form scenarios (``Lattice.explain``): text that displays as itself."""
-
-    def __repr__(self) -> str:
-        return str(self)
-
-    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
-        p.text(str(self))
-
-
-@dataclass(frozen=True)
-class WithWarnings(Generic[_T]):
-    """What a command made from the results store, and the store's metric warnings to show beside it.
-
-    ``warnings`` are ``Results.warning_lines()``: which metrics failed in which share of
-    pods, so that a chart or a ranking missing a metric's values says why.
-    """
-
-    value: _T
-    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -314,7 +261,7 @@ class Notebook:
     def run(self, selector: str | Sequence[str] | None = None, *, executor: str = DEFAULT_EXECUTOR,
             jobs: int | None = None, repeats: int = 1, rerun: bool | Literal["failed"] = False,
             timeout: float | None = 600.0, settings: Mapping[str, Any] | None = None,
-            scheduler: Any = None) -> RunHandle:
+            scheduler: Any = None, executor_options: Mapping[str, Any] | None = None) -> RunHandle:
         """Start running the selected scenarios as BenchPods in the background; return at once.
 
         Parameters
@@ -323,7 +270,8 @@ class Notebook:
             What to run (see :meth:`select`); every scenario by default.
         executor : str
             ``warm`` (default: pods forked from a warm worker), ``subprocess`` (a fresh
-            interpreter per pod), ``dask`` (on a Dask cluster: ``scheduler``) or ``inline``.
+            interpreter per pod), ``dask`` (on a Dask cluster: ``scheduler``), ``papermill``
+            (each pod runs as a notebook, which is kept: :meth:`open`) or ``inline``.
         jobs : int, optional
             Pods at once (the usable CPUs by default).
         repeats : int
@@ -338,6 +286,9 @@ class Notebook:
             With ``executor="dask"``: the cluster (``tcp://HOST:8786``, ``tls://...``, a client
             or a cluster object); an embedded cluster on 127.0.0.1 by default. The selection
             is checked again against what a worker of that cluster offers.
+        executor_options : mapping, optional
+            The executor's own options (``papermill``: ``gateway``, ``token``, ``kernel``,
+            ``output``). The token is never shown: not in the run's display, nor in an error.
 
         Returns
         -------
@@ -352,13 +303,17 @@ class Notebook:
         if jobs is not None and jobs < 1:
             raise NotebookError(f"--jobs {jobs}: run at least one pod at a time")
         scenarios = self.select(selector)
+        # Options only when given: the executors that take none are made as before.
+        given = {"options": dict(executor_options)} if executor_options else {}
         try:
-            ex = make_executor(executor, jobs, scheduler=scheduler)
+            ex = make_executor(executor, jobs, scheduler=scheduler, **given)
         except KeyError as exc:
             raise NotebookError(f"{exc.args[0] if exc.args else exc}\n  fix: --executor warm, subprocess or "
-                                "inline, or dask (a Dask cluster)") from None
-        except ValueError as exc:  # a scheduler for another executor
-            raise NotebookError(f"{exc}\n  fix: --executor dask, or leave out --scheduler") from None
+                                "inline, dask (a Dask cluster) or papermill (pods as notebooks)") from None
+        except ValueError as exc:  # a scheduler or an option for another executor
+            message = hide_secrets(str(exc), executor_options)
+            fix = "" if "fix:" in message else "\n  fix: --executor dask, or leave out --scheduler"
+            raise NotebookError(message + fix) from None
         if ex.name == "dask":
             from ._select import on_cluster
 
@@ -409,6 +364,30 @@ class Notebook:
             return Results(self.store, versions=versions)
         except StoreError as exc:
             raise NotebookError(f"no results yet ({exc})\n  fix: %sail run first") from None
+
+    def open(self, pod: str) -> NotebookLink:
+        """A link that opens a pod's executed notebook (in a JupyterLab tab for a local file), and its location.
+
+        Parameters
+        ----------
+        pod : str
+            A pod key (``{identity}-r{repeat}``), or the start of a scenario identity (its
+            repeat 0, or its only pod with a notebook); any code version of the scenario.
+
+        Raises
+        ------
+        NotebookError
+            With no results yet, for a pod the store does not have or that kept no
+            notebook (only ``--executor papermill`` keeps one), or an ambiguous prefix.
+        """
+        from ._links import notebook_link
+
+        try:
+            return notebook_link(self.results(versions="all"), pod)
+        except (KeyError, ValueError) as exc:
+            raise NotebookError(f"%sail open {pod}: {exc.args[0] if exc.args else exc}\n  fix: %sail results "
+                                "lists the pods (and .artifacts() of it their notebooks); %sail run --executor "
+                                "papermill keeps each pod's notebook") from None
 
     # -- charts and rankings ----------------------------------------------------------------------
     def plot(self, work: str | None = None, precision: str | None = None, color: str = "family",

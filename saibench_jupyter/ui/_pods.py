@@ -22,7 +22,8 @@ class PodStatus:
     """Where one pod is: its scenario label and repeat, status, stage, checkpoint, failure.
 
     ``warnings`` holds ``(metric, message)`` for each metric that failed in the pod (the
-    first message of each): the pod still ends ``ok``, with the mark ``⚠``.
+    first message of each): the pod still ends ``ok``, with the mark ``⚠``. ``notebook``:
+    where its executed notebook is (a path or URL; ``executor="papermill"``), once said.
     """
 
     pod: str
@@ -37,6 +38,7 @@ class PodStatus:
     started: float = 0.0
     seconds: float | None = None
     warnings: tuple[tuple[str, str], ...] = ()
+    notebook: str | None = None
 
     def warning_mark(self) -> str:
         """``⚠ 1 metric failed (RMSE)``, or "" when every metric gave its values."""
@@ -76,6 +78,8 @@ class PodStatus:
             name = str(event.get("name") or "?")
             if all(name != known for known, _ in pod.warnings):
                 pod = dataclasses.replace(pod, warnings=(*pod.warnings, (name, str(event.get("message") or ""))))
+        elif kind == "artifact" and event.get("kind", "notebook") == "notebook" and event.get("location"):
+            pod = dataclasses.replace(pod, notebook=str(event["location"]))
         elif kind == "shared":  # another run ran it at the same time: its result is this run's
             by = f"run {event['run']}" if event.get("run") is not None else "another run"
             pod = dataclasses.replace(pod, status=str(event.get("status") or "cancelled"), kind=by,
