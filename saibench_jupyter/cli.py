@@ -161,15 +161,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .pods import make_executor
 
         options = executor_options(args)
-        given = {"options": options} if options else {}  # the executors that take none are made as before
         try:
-            executor = make_executor(args.executor, args.jobs, scheduler=args.scheduler, **given)
+            executor = make_executor(args.executor, args.jobs, scheduler=args.scheduler, options=options)
         except (KeyError, ValueError) as exc:
             print(f"saibench: {hide_secrets(str(exc.args[0] if exc.args else exc), options)}", file=sys.stderr)
             return 2
         executor.prepare()  # a warm worker starts while discovery runs
     machine = None
-    if executor is not None and executor.name == "dask":
+    if executor is not None and executor.remote:
         from .pods import ClusterError, cluster_machine
 
         try:  # discovery checks hardware against what a worker of the cluster offers, not this machine

@@ -81,7 +81,7 @@ def test_run_reports_failures_without_importing_pandas(tmp_path):
 
 
 @pytest.mark.parametrize(("argv", "message"), [
-    (["--executor", "nope"], "saibench: no executor 'nope' (known: dask, inline, subprocess, warm)"),
+    (["--executor", "nope"], "saibench: no executor 'nope' (known: dask, inline, papermill, subprocess, warm)"),
     (["--jobs", "-1"], "saibench: jobs=-1: run at least one pod at a time"),
 ])
 def test_run_refuses_an_executor_it_cannot_make_before_it_discovers(tmp_path, monkeypatch, capsys, argv, message):
@@ -138,8 +138,8 @@ def test_run_refuses_a_scheduler_without_the_dask_executor(tmp_path, monkeypatch
     monkeypatch.chdir(tmp_path)
     assert main(["run", str(DOUBLING), "--store", "cli.db", "--executor", "subprocess",
                  "--scheduler", "tcp://127.0.0.1:8786"]) == 2
-    assert capsys.readouterr().err.startswith("saibench: scheduler='tcp://127.0.0.1:8786' is for executor='dask', "
-                                              "not 'subprocess'")
+    assert capsys.readouterr().err.startswith("saibench: scheduler='tcp://127.0.0.1:8786' is for executor='dask' or "
+                                              "'papermill', not 'subprocess'")
 
 
 def test_run_passes_the_papermill_options_given_and_names_an_option_the_executor_does_not_take(tmp_path, monkeypatch,

@@ -11,6 +11,7 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import nbformat
 import pytest
@@ -153,9 +154,9 @@ def test_a_cell_that_raises_is_failed_with_the_cell_the_exception_and_the_traceb
 
 
 class _Uploads(BaseHTTPRequestHandler):
-    received: dict[str, bytes] = {}
+    received: ClassVar[dict[str, bytes]] = {}
 
-    def do_PUT(self) -> None:  # noqa: N802 (http.server's name)
+    def do_PUT(self) -> None:
         self.received[self.path] = self.rfile.read(int(self.headers["Content-Length"]))
         self.send_response(201)
         self.end_headers()
@@ -183,8 +184,8 @@ def test_executed_notebooks_go_to_any_location_papermill_writes(workdir):
 
 def test_notebooks_run_on_the_workers_of_a_dask_cluster(workdir):
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, host="127.0.0.1",
-                                  dashboard_address=None) as cluster:
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp",
+                                  host="127.0.0.1", dashboard_address="127.0.0.1:0") as cluster:
         run(doubling("ok"), executor="papermill", scheduler=cluster, store=workdir / "s.db", timeout=120,
             progress=False)
     assert _stored(workdir / "s.db", "select status from pods") == [("ok",)]

@@ -415,7 +415,7 @@ def test_run_on_a_dask_cluster_leaves_out_hardware_no_worker_offers(ip, tmp_path
 def test_run_refuses_a_scheduler_without_the_dask_executor(ip):
     doubling(ip, "ok")
     with pytest.raises(UsageError, match=r"scheduler='tcp://127.0.0.1:8786' is for executor='dask' or 'papermill', not 'inline'\n"
-                                         r"  fix: --executor dask, or leave out --scheduler"):
+                                         r"  fix: --executor dask or papermill, or leave out --scheduler"):
         ip.run_line_magic("sail", "run --executor inline --scheduler tcp://127.0.0.1:8786")
 
 
@@ -522,6 +522,6 @@ def test_the_dashboard_gives_its_options_to_runs_of_its_executor_only(ip):
                 board.run_selected()
     finally:
         board.close()
-    assert asked == [{"executor": "papermill", "jobs": None, "executor_options": {"kernel": "py311",
-                                                                                   "token": "s3cr3t"}},
+    assert asked == [{"executor": "papermill", "jobs": None, "scheduler": None,
+                      "executor_options": {"kernel": "py311", "token": "s3cr3t"}},
                      {"executor": "warm", "jobs": None}]

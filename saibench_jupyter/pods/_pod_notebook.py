@@ -19,6 +19,12 @@ from typing import Any
 
 from ._spec import PodSpec
 
+#: The setup cell: the extension, and the pod made from the parameters (its limits set, ``started`` reported).
+SETUP = """%load_ext saibench_jupyter
+from saibench_jupyter.pods import KernelPod
+
+bench = KernelPod(identity, repeat, plan, settings=settings, seed=seed, limits=limits, workdir=workdir,
+                  folders=folders, environment=environment, events=events)"""
 #: The cell magics, by module kind (a source holding modules of several kinds is a ``%%sail`` cell).
 MAGICS = ("problem", "model", "metric", "converter", "software", "hardware", "ranking")
 
@@ -33,9 +39,7 @@ def pod_notebook(spec: PodSpec) -> Any:
 
     cells = [v4.new_markdown_cell(_title(spec)),
              v4.new_code_cell(_parameters(spec), metadata={"tags": ["parameters"]}),
-             v4.new_code_cell("%load_ext saibench_jupyter\nfrom saibench_jupyter.pods import KernelPod\n\n"
-                              "bench = KernelPod(identity, repeat, plan, settings=settings, seed=seed, limits=limits,\n"
-                              "                  workdir=workdir, folders=folders, environment=environment, events=events)"),
+             v4.new_code_cell(SETUP),
              v4.new_markdown_cell("## The modules\n\nThe sources the scenario uses, as they were when the pod was "
                                   "planned. Edit a cell and run the notebook again to try a change: the run below "
                                   "refuses modules that are not the ones the plan was made with.")]

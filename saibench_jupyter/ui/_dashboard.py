@@ -314,7 +314,7 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]
             raise ValueError("no scenario is selected: select a node of the lattice first")
         options.setdefault("executor", self.executor)
         options.setdefault("jobs", self.jobs)
-        if options["executor"] == "dask":
+        if options["executor"] in ("dask", "papermill"):
             options.setdefault("scheduler", self.scheduler)
         if self._executor_options is not None and options["executor"] == self._executor_options[0]:
             options.setdefault("executor_options", self._executor_options[1])

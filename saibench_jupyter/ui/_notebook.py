@@ -303,18 +303,16 @@ class Notebook:
         if jobs is not None and jobs < 1:
             raise NotebookError(f"--jobs {jobs}: run at least one pod at a time")
         scenarios = self.select(selector)
-        # Options only when given: the executors that take none are made as before.
-        given = {"options": dict(executor_options)} if executor_options else {}
         try:
-            ex = make_executor(executor, jobs, scheduler=scheduler, **given)
+            ex = make_executor(executor, jobs, scheduler=scheduler, options=executor_options)
         except KeyError as exc:
             raise NotebookError(f"{exc.args[0] if exc.args else exc}\n  fix: --executor warm, subprocess or "
                                 "inline, dask (a Dask cluster) or papermill (pods as notebooks)") from None
         except ValueError as exc:  # a scheduler or an option for another executor
             message = hide_secrets(str(exc), executor_options)
-            fix = "" if "fix:" in message else "\n  fix: --executor dask, or leave out --scheduler"
+            fix = "" if "fix:" in message else "\n  fix: --executor dask or papermill, or leave out --scheduler"
             raise NotebookError(message + fix) from None
-        if ex.name == "dask":
+        if ex.remote:  # pods run on a cluster's workers: discovery checks what one of them offers
             from ._select import on_cluster
 
             scenarios = on_cluster(scenarios, self.repository, scheduler, ex.jobs)
