@@ -198,3 +198,55 @@ def test_options_belong_to_the_executor_that_takes_them():
         make_executor("subprocess", 1, options={"gateway": "http://127.0.0.1:1"})
     with pytest.raises(ValueError, match=r"token= goes with gateway="):
         make_executor("papermill", 1, options={"token": "secret"})
+
+
+# -- remote kernels: a token-protected Kernel Gateway on loopback -------------------------------------------------
+def test_pods_run_on_a_token_protected_kernel_gateway(workdir):
+    pytest.importorskip("kernel_gateway")
+    from gateway_helpers import kernel_gateway
+
+    with kernel_gateway("s3cr3t") as gateway:
+        run(doubling("ok"), executor="papermill", store=workdir / "s.db", timeout=120, progress=False,
+            executor_options={"gateway": gateway.url, "token": "s3cr3t"})
+    assert _stored(workdir / "s.db", "select status from pods") == [("ok",)]
+    assert _stored(workdir / "s.db", "select count(*) from metrics")[0][0] > 0
+    [(path,)] = _stored(workdir / "s.db", "select location from artifacts")
+    notebook = Path(path).read_text()
+    assert "s3cr3t" not in notebook and "s3cr3t" not in (workdir / "s.db").read_bytes().decode("latin-1")
+
+
+def test_a_wrong_token_stops_the_run_before_any_pod_starts(workdir):
+    pytest.importorskip("kernel_gateway")
+    from gateway_helpers import kernel_gateway
+
+    from saibench_jupyter.pods import GatewayError
+
+    with kernel_gateway("s3cr3t") as gateway:
+        with pytest.raises(GatewayError, match=r"refused the token .*fix: pass the gateway's token with --token or "
+                                               r"SAIBENCH_GATEWAY_TOKEN") as info:
+            run(doubling("ok"), executor="papermill", store=workdir / "s.db", timeout=120, progress=False,
+                executor_options={"gateway": gateway.url, "token": "wrong"})
+    assert "wrong" not in str(info.value)
+    assert _stored(workdir / "s.db", "select count(*) from pods") == [(0,)]  # no pod was marked started
+
+
+def test_a_gateway_that_goes_away_fails_the_running_pod_and_loses_nothing_finished(workdir):
+    pytest.importorskip("kernel_gateway")
+    from gateway_helpers import kernel_gateway
+    from pods_helpers import first_finished
+
+    db = workdir / "s.db"
+    with kernel_gateway("s3cr3t") as gateway:
+        def pull_the_plug() -> None:
+            first_finished(db, 120)
+            gateway.stop(kill=True)
+
+        plug = threading.Thread(target=pull_the_plug)
+        plug.start()
+        run(doubling("ok", "sleep"), executor="papermill", store=db, timeout=120, progress=False, jobs=2,
+            executor_options={"gateway": gateway.url, "token": "s3cr3t"})
+        plug.join()
+    assert sorted(_stored(db, "select status from pods")) == [("failed",), ("ok",)]
+    [(kind, message)] = _stored(db, "select kind, message from failures")
+    assert kind == "gateway" and message.startswith(f"the kernel gateway at {gateway.url} stopped answering while cell")
+    assert [Path(p).exists() for (p,) in _stored(db, "select location from artifacts")] == [True, True]

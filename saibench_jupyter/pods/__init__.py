@@ -14,6 +14,9 @@ if TYPE_CHECKING:
     from ._environments import Interpreter as Interpreter
     from ._environments import provision as provision
     from ._executors import DEFAULT_EXECUTOR as DEFAULT_EXECUTOR
+    from ._gateway import GatewayError as GatewayError
+    from ._gateway import KernelGateway as KernelGateway
+    from ._gateway import check_gateway as check_gateway
     from ._executors import Executor as Executor
     from ._executors import InlineExecutor as InlineExecutor
     from ._executors import PodEvents as PodEvents
@@ -39,6 +42,7 @@ _MODULES = {
     "._dask": ("ClusterError", "close_embedded", "cluster_machine"),
     "._environments": ("EnvironmentBuildError", "Interpreter", "provision"),
     "._requirements": ("unmet",),
+    "._gateway": ("GatewayError", "KernelGateway", "check_gateway"),
     "._executors": ("DEFAULT_EXECUTOR", "Executor", "InlineExecutor", "PodEvents", "PodOutcome", "available",
                     "executor_class", "make_executor", "usable_cpus"),
     "._kernel_pod": ("KernelPod", "PodFailedError"),
@@ -47,10 +51,10 @@ _MODULES = {
     "._spec": ("SPEC_VERSION", "Limits", "PodSpec", "SpecError", "specs_of"),
 }
 _LAZY = {name: module for module, names in _MODULES.items() for name in names}
-__all__ = ["ClusterError", "DEFAULT_EXECUTOR", "EnvironmentBuildError", "Executor", "InlineExecutor", "Interpreter",
-           "KernelPod", "Limits", "PodEvents", "PodFailedError", "PodOutcome", "PodSpec", "SPEC_VERSION", "SpecError",
-           "available", "close_embedded", "cluster_machine", "executor_class", "make_executor", "pod_notebook",
-           "provision", "run", "specs_of", "unmet", "usable_cpus"]
+__all__ = ["ClusterError", "DEFAULT_EXECUTOR", "EnvironmentBuildError", "Executor", "GatewayError", "InlineExecutor",
+           "Interpreter", "KernelGateway", "KernelPod", "Limits", "PodEvents", "PodFailedError", "PodOutcome",
+           "PodSpec", "SPEC_VERSION", "SpecError", "available", "check_gateway", "close_embedded", "cluster_machine",
+           "executor_class", "make_executor", "pod_notebook", "provision", "run", "specs_of", "unmet", "usable_cpus"]
 
 
 def __getattr__(name: str) -> Any:

@@ -145,6 +145,16 @@ class NotebookRun:
             error = exc
         except Exception as exc:  # the kernel did not start, the gateway refused it, the output cannot be written
             error = exc
+            if self.gateway is not None and self.kernel is not None and self.stopped is None:
+                from ._gateway import gateway_alive
+
+                if not gateway_alive(self.gateway):  # its client noticed before the watcher did
+                    self.stopped = "gateway"
+            if self.client is not None and self.kernel is None:
+                import atexit
+
+                # nbclient leaves a cleanup hook behind a kernel that never started: it would fail at exit.
+                atexit.unregister(self.client._cleanup_kernel)
         finally:
             self.done.set()
             self._stop_kernel()
