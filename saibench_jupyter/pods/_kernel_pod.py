@@ -126,7 +126,12 @@ class KernelPod:
                                fix="run the cells above unchanged, or plan the run again from the edited modules "
                                    f"({fix})"))
             raise PodFailedError(f"{message}; fix: {fix}") from None
-        if not run_bound(bound, repository, self.settings, self.emit, started=self._started):
+        try:
+            finished = run_bound(bound, repository, self.settings, self.emit, started=self._started)
+        except MemoryError as exc:  # as a pod process reports it (its limit is RLIMIT_DATA here too)
+            self.emit(_failure("memory", f"out of memory: {exc}", fix="raise the memory limit"))
+            finished = False
+        if not finished:
             f = self._failure or {}
             where = f" at {f['location']}" if f.get("location") else ""
             raise PodFailedError(f"the pod failed ({f.get('kind')}){where}: {f.get('message')}"

@@ -32,13 +32,12 @@ from ._lifeline import DEADLINE_VARIABLE, GRACE, PARENT_VARIABLE, kill_group
 from ._pod_notebook import pod_notebook
 from ._shim import EventWriter, _failure
 from ._spec import PodSpec, SpecError
+from ._subprocess import KERNEL_START
 
 #: The Papermill engine name the runner registers (in its own process only).
 ENGINE = "saibench-pod"
 #: Seconds between two looks at a gateway while its kernel runs a pod.
 GATEWAY_POLL = 1.0
-#: Seconds a kernel may take to start.
-KERNEL_START = 60
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -67,6 +66,7 @@ class NotebookRun:
         self.kernel: tuple[str, Any] | None = None  # ("local", pid) or ("gateway", kernel id)
         self.client: Any = None
         self.done = threading.Event()
+        self.ready = threading.Event()  # the kernel started
         self.gateway: Any = None
         self.lines = 0
 
@@ -81,7 +81,8 @@ class NotebookRun:
             self.kernel = ("gateway", km.kernel_id)
         else:
             process = getattr(km.provisioner, "process", None)
-            self.kernel = ("local", process.pid) if process is not None else None
+            self.kernel = ("local", process) if process is not None else None
+        self.ready.set()
 
     def cell_started(self, cell: Any, cell_index: int, **_: Any) -> None:
         first = next((ln for ln in str(cell.source).splitlines() if ln.strip()), "")
@@ -157,6 +158,7 @@ class NotebookRun:
                 atexit.unregister(self.client._cleanup_kernel)
         finally:
             self.done.set()
+            self.ready.set()
             self._stop_kernel()
         self._conclude(error)
         return 0
@@ -186,7 +188,12 @@ class NotebookRun:
         return {"kernel_name": "saibench-pod"}
 
     def _watch(self) -> None:
-        """Stop the kernel at the pod's time limit, or when its gateway stops answering."""
+        """Stop the kernel at the pod's time limit, or when its gateway stops answering.
+
+        The limit counts from the kernel's start: starting it is bounded on its own (:data:`KERNEL_START`).
+        """
+        if not self.ready.wait(KERNEL_START + GRACE) or self.done.is_set():
+            return
         timeout = self.spec.limits.timeout
         end = None if timeout is None else time.monotonic() + timeout
         misses = 0
@@ -222,7 +229,7 @@ class NotebookRun:
             return
         where, which = self.kernel
         if where == "local":
-            kill_group(int(which))  # the kernel leads its own session: its children go with it
+            kill_group(which.pid)  # the kernel leads its own session: its children go with it
         elif self.gateway is not None:
             from ._gateway import shutdown_remote_kernel
 
@@ -267,7 +274,8 @@ class NotebookRun:
             self.emit(_failure("cell", f"cell {e.cell_index} raised {e.ename}: {e.evalue}",
                                location=f"cell {e.cell_index}", tb=tb, fix=see))
         elif _is(error, "DeadKernelError"):
-            self.emit(_failure("kernel-died", f"the kernel died while running {shown}", location=where,
+            self.emit(_failure("kernel-died", f"the kernel died{self._how_it_died()} while running {shown}",
+                               location=where,
                                fix=f"{see}; module code must not exit the process (os._exit, sys.exit) or crash it"))
         elif error is not None:
             kind = "kernel" if self.kernel is None else "internal"
@@ -277,6 +285,21 @@ class NotebookRun:
         else:
             self.emit(_failure("lost", "the notebook ran to its end without the pod reporting how it ended",
                                fix=f"{see}: the run cell must call bench.run(...)"))
+
+
+    def _how_it_died(self) -> str:
+        """`` (killed by SIGSEGV)`` or `` (exit status 3)`` for a local kernel, else nothing."""
+        import signal
+
+        if self.kernel is None or self.kernel[0] != "local":
+            return ""
+        try:
+            code = self.kernel[1].wait(GRACE)
+        except Exception:  # not reaped yet: say nothing rather than guess
+            return ""
+        if code is None or code == 0:
+            return ""
+        return f" (killed by {signal.Signals(-code).name})" if code < 0 else f" (exit status {code})"
 
 
 def _is(error: BaseException | None, name: str) -> bool:

@@ -54,10 +54,14 @@ def pod_environment(timeout: float | None = None) -> dict[str, str]:
     return env
 
 
+#: Seconds a notebook pod's kernel may take to start (its time limit counts from there).
+KERNEL_START = 60
+
+
 def notebook_limit(timeout: float | None) -> float | None:
-    """The wall-clock limit of a notebook pod's runner: the pod's own, plus time for the runner to
-    stop its kernel, save the notebook and report (the runner enforces the pod's limit itself)."""
-    return None if timeout is None else timeout + 2 * GRACE
+    """The wall-clock limit of a notebook pod's runner: the pod's own, plus its kernel's start, plus time
+    for the runner to stop its kernel, save the notebook and report (the runner enforces the pod's limit)."""
+    return None if timeout is None else timeout + KERNEL_START + 2 * GRACE
 
 
 def stderr_tail(file: IO[bytes]) -> str:

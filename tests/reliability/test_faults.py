@@ -28,6 +28,13 @@ FAILURES = {
     "hang": ("timeout", "the pod ran past its 2 s time limit and was killed with its children"),
     "memory": ("memory", "out of memory: Unable to allocate 8.00 GiB"),
 }
+#: A notebook pod's kernel dies where a pod process would exit or be killed; its time limit strikes in a cell.
+NOTEBOOK = {
+    "exit": ("kernel-died", "the kernel died (exit status 3) while running cell "),
+    "kill": ("kernel-died", "the kernel died (killed by SIGKILL) while running cell "),
+    "segfault": ("kernel-died", "the kernel died (killed by SIGSEGV) while running cell "),
+    "hang": ("timeout", "the pod ran past its 2 s time limit in cell "),
+}
 #: Faults the inline executor can survive: it runs pods in the caller's process, unisolated by design.
 INLINE = {"raise"}
 CASES = [(executor, fault) for executor in EXECUTORS for fault in sorted(FAILURES)
@@ -67,7 +74,7 @@ def test_a_fault_fails_its_own_pod_and_nothing_else(cluster_first, workdir, cens
     results = run_with(executor, fault, workdir, timeout)
     rows = by_fault(results)
     healthy(rows)
-    kind, message = FAILURES[fault]
+    kind, message = NOTEBOOK.get(fault, FAILURES[fault]) if executor == "papermill" else FAILURES[fault]
     failure = results.failures().set_index("label").loc[rows[fault].label]
     assert (rows[fault].status, failure.kind) == ("failed", kind)
     assert failure.message.startswith(message)
