@@ -14,9 +14,6 @@ if TYPE_CHECKING:
     from ._environments import Interpreter as Interpreter
     from ._environments import provision as provision
     from ._executors import DEFAULT_EXECUTOR as DEFAULT_EXECUTOR
-    from ._gateway import GatewayError as GatewayError
-    from ._gateway import KernelGateway as KernelGateway
-    from ._gateway import check_gateway as check_gateway
     from ._executors import Executor as Executor
     from ._executors import InlineExecutor as InlineExecutor
     from ._executors import PodEvents as PodEvents
@@ -25,6 +22,9 @@ if TYPE_CHECKING:
     from ._executors import executor_class as executor_class
     from ._executors import make_executor as make_executor
     from ._executors import usable_cpus as usable_cpus
+    from ._gateway import GatewayError as GatewayError
+    from ._gateway import KernelGateway as KernelGateway
+    from ._gateway import check_gateway as check_gateway
     from ._kernel_pod import KernelPod as KernelPod
     from ._kernel_pod import PodFailedError as PodFailedError
     from ._pod_notebook import pod_notebook as pod_notebook
