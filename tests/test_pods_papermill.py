@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar
@@ -96,7 +97,7 @@ def test_papermill_runs_a_pod_notebook_again_anywhere(tmp_path, monkeypatch):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     outputs = _outputs("out.ipynb")
-    assert outputs["from saibench_jupyter.ui import plot_work_precision"] == ["display_data"]  # the chart
+    assert outputs["plot_work_precision(result)"] == ["display_data"]  # the chart
     assert outputs["bench.metrics_table()"] == ["execute_result"]
 
 
@@ -111,14 +112,14 @@ def test_each_pod_runs_as_a_notebook_that_is_kept_and_stored(workdir):
     assert failures["error"][0] == "RuntimeError: the solver blew up"  # the model's own failure, as it said it
     assert "pods_doubling.py" not in failures["error"][1]  # where it is in the notebook: the module's cell
     message, location = failures["kernel-died"]
-    assert message.startswith("the kernel died while running cell ") and "bench.run" not in message
+    assert message.startswith("the kernel died (exit status 3) while running cell ") and "bench.run" in message
     assert location.startswith("cell ")
     notebooks = dict(_stored(db, "select identity || '-r' || repeat, location from artifacts where kind = 'notebook'"))
     assert len(notebooks) == 3 and all(Path(p).parent == workdir / "notebooks" and Path(p).exists()
                                        for p in notebooks.values())
     ok = next(p for pod, p in notebooks.items() if dict(_stored(db, "select identity || '-r' || repeat, status "
                                                                     "from pods"))[pod] == "ok")
-    assert _outputs(ok)["from saibench_jupyter.ui import plot_work_precision"] == ["display_data"]
+    assert _outputs(ok)["plot_work_precision(result)"] == ["display_data"]
     # Checkpoints and metrics came while the kernel ran, not when the notebook ended.
     assert events.alive_at_metric and all(events.alive_at_metric)
     assert len(results.to_dataframe().query("status == 'ok' and metric.notna()")) > 0
@@ -250,3 +251,23 @@ def test_a_gateway_that_goes_away_fails_the_running_pod_and_loses_nothing_finish
     [(kind, message)] = _stored(db, "select kind, message from failures")
     assert kind == "gateway" and message.startswith(f"the kernel gateway at {gateway.url} stopped answering while cell")
     assert [Path(p).exists() for (p,) in _stored(db, "select location from artifacts")] == [True, True]
+
+
+def test_cancel_stops_a_running_notebook_and_its_kernel(workdir):
+    from saibench_jupyter.pods import executor_class
+
+    executor = executor_class("papermill")(1)
+    events = Events()
+
+    def cancel_once_started(event):
+        events(event)
+        if event.get("event") == "started":
+            threading.Timer(1.5, executor.cancel).start()  # the model is asleep in the run cell by then
+
+    run(doubling("sleep"), executor=executor, store=workdir / "s.db", timeout=120, progress=cancel_once_started)
+    assert _stored(workdir / "s.db", "select status from pods") == [("cancelled",)]
+    [kernel] = events.kernels.values()
+    deadline = time.monotonic() + 5
+    while _alive(kernel) and time.monotonic() < deadline:  # it dies with its runner (its lifeline)
+        time.sleep(0.1)
+    assert not _alive(kernel)

@@ -24,6 +24,19 @@ from ._spec import Limits, _limits
 COMM_TARGET = "saibench.pod.events"
 
 
+def skip_slow_imports() -> None:
+    """Keep jsonschema from building its IRI grammar (~0.8 s at import) in a pod notebook's processes.
+
+    nbformat (which Papermill, and Plotly's display, import) validates with jsonschema, which
+    builds a Lark grammar for ``iri`` format checks at import when ``rfc3987_syntax`` is
+    installed. Notebooks never use that format: without the module, jsonschema skips the check.
+    """
+    import sys
+
+    if "jsonschema" not in sys.modules:
+        sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+
+
 class PodFailedError(RuntimeError):
     """The pod's run failed: raised by the run cell after the failure was reported, so the notebook stops there."""
 
@@ -62,6 +75,7 @@ class KernelPod:
                  environment: Mapping[str, Any], events: bool = False) -> None:
         from ..results import Store
 
+        skip_slow_imports()
         self.identity, self.repeat, self.plan = identity, repeat, dict(plan)
         self.settings = {**settings, "seed": seed}
         self.limits: Limits = _limits(limits)

@@ -21,13 +21,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import sys
 import tempfile
 import threading
 import time
 from typing import IO, Any
 
-from ._kernel_pod import COMM_TARGET
+from ._kernel_pod import COMM_TARGET, skip_slow_imports
 from ._lifeline import DEADLINE_VARIABLE, GRACE, PARENT_VARIABLE, kill_group
 from ._pod_notebook import pod_notebook
 from ._shim import EventWriter, _failure
@@ -63,7 +64,7 @@ class NotebookRun:
         self.cell: tuple[int, str] | None = None  # the cell running now: index, first line
         self.final: dict[str, Any] | None = None  # the kernel's own final event
         self.stopped: str | None = None  # why the runner stopped the kernel: "timeout" or "gateway"
-        self.kernel: tuple[str, Any] | None = None  # ("local", pid) or ("gateway", kernel id)
+        self.kernel: tuple[str, Any] | None = None  # ("local", its Popen) or ("gateway", its kernel id)
         self.client: Any = None
         self.done = threading.Event()
         self.ready = threading.Event()  # the kernel started
@@ -122,8 +123,6 @@ class NotebookRun:
         """Execute the notebook and report how the pod ended; the exit status (0: a final event was written)."""
         import nbformat
         import papermill
-        from nbclient.exceptions import DeadKernelError
-        from papermill.exceptions import PapermillExecutionError
 
         folder = tempfile.mkdtemp(prefix="saibench-pod-")
         source = os.path.join(folder, f"{self.spec.pod}.ipynb")
@@ -133,18 +132,17 @@ class NotebookRun:
             os.makedirs(os.path.dirname(os.path.abspath(self.output)) or ".", exist_ok=True)
         self.emit({"event": "artifact", "kind": "notebook", "location": self.output})
         _register_engine()
-        watchers = [threading.Thread(target=self._watch, daemon=True, name="saibench-notebook-deadline")]
-        for w in watchers:
-            w.start()
+        threading.Thread(target=self._watch, daemon=True, name="saibench-notebook-deadline").start()
         error: BaseException | None = None
         try:
             papermill.execute_notebook(
                 source, self.output, parameters={"events": True}, engine_name=ENGINE, progress_bar=False,
                 log_output=False, start_timeout=KERNEL_START, request_save_on_cell_execute=True,
+                # The notebook is saved by then; the kernel's group is killed below in any case. A polite
+                # shutdown waits for the kernel's lifeline keeper, a child it forked, for seconds.
+                shutdown_kernel="immediate",
                 cwd=self.spec.workdir if os.path.isdir(self.spec.workdir) else None, pod_run=self, **options)
-        except (PapermillExecutionError, DeadKernelError) as exc:
-            error = exc
-        except Exception as exc:  # the kernel did not start, the gateway refused it, the output cannot be written
+        except Exception as exc:  # a cell raised, the kernel died or did not start, the output cannot be written
             error = exc
             if self.gateway is not None and self.kernel is not None and self.stopped is None:
                 from ._gateway import gateway_alive
@@ -161,6 +159,7 @@ class NotebookRun:
             self.ready.set()
             self._stop_kernel()
         self._conclude(error)
+        shutil.rmtree(folder, ignore_errors=True)  # the notebook as written, and the kernelspec
         return 0
 
     def _kernel(self, folder: str) -> dict[str, Any]:
@@ -360,6 +359,7 @@ def serve_notebook(source: str) -> int:
     """
     events: IO[str] = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
     os.dup2(2, 1)
+    skip_slow_imports()
     try:
         request = json.loads(sys.stdin.read() if source == "-" else source)
         spec = PodSpec.from_dict(request["spec"])

@@ -22,6 +22,7 @@ from ._spec import PodSpec
 #: The setup cell: the extension, and the pod made from the parameters (its limits set, ``started`` reported).
 SETUP = """%load_ext saibench_jupyter
 from saibench_jupyter.pods import KernelPod
+from saibench_jupyter.ui import notebook, plot_work_precision
 
 bench = KernelPod(identity, repeat, plan, settings=settings, seed=seed, limits=limits, workdir=workdir,
                   folders=folders, environment=environment, events=events)"""
@@ -50,11 +51,10 @@ def pod_notebook(spec: PodSpec) -> Any:
     cells += [
         v4.new_markdown_cell("## The run\n\nThe plan bound to the modules above, run with the pod's settings, seed "
                              "and limits. Its results go to this notebook's own store (`result`)."),
-        v4.new_code_cell("from saibench_jupyter.ui import notebook\n\nresult = bench.run(notebook().repository)\n"
-                         "result"),
+        v4.new_code_cell("result = bench.run(notebook().repository)\nresult"),
         v4.new_markdown_cell("## Work–precision\n\nEach checkpoint of this pod; `%sail plot` in the benchmark's "
                              "notebook draws it beside the other scenarios."),
-        v4.new_code_cell("from saibench_jupyter.ui import plot_work_precision\n\nplot_work_precision(result)"),
+        v4.new_code_cell("plot_work_precision(result)"),
         v4.new_markdown_cell("## Metrics"),
         v4.new_code_cell("bench.metrics_table()"),
     ]
