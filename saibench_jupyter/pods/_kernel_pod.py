@@ -17,6 +17,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ._lifeline import hold
 from ._shim import _failure, _jsonable, apply_limits, environment_record, run_bound
 from ._spec import Limits, _limits
 
@@ -87,19 +88,13 @@ class KernelPod:
         self._run_id = self.store.begin_run("notebook", 1)
         self.status: str | None = None
         self._failure: dict[str, Any] | None = None
-        self._guard()
+        hold(None)  # die with the runner that started this kernel, and by the pod's deadline, when it said so
         apply_limits(self.limits, int(self.plan.get("resources", {}).get("cpus", 1)))
         if os.path.isdir(workdir):
             os.chdir(workdir)
         self._started = time.perf_counter()
         self.emit({"event": "started", "pid": os.getpid(),
                    "environment": environment_record(tuple(environment.get("pip", ())))})
-
-    def _guard(self) -> None:
-        """Die with the process that started this kernel and by the pod's deadline, when an executor said so."""
-        from ._lifeline import hold
-
-        hold(None)
 
     def emit(self, event: dict[str, Any]) -> None:
         """Record ``event`` in this notebook's store, and send it to the executor when there is one."""
