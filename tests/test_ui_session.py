@@ -192,7 +192,7 @@ def test_nothing_to_run_says_why(nb):
     with pytest.raises(NotebookError, match="nothing to run: discovery found no scenario"):
         nb.run()
     doubling(nb, "ok")
-    with pytest.raises(NotebookError, match=r"no executor 'fast' \(known: dask, inline, subprocess, warm\)\n  fix: --executor warm"):
+    with pytest.raises(NotebookError, match=r"no executor 'fast' \(known: dask, inline, papermill, subprocess, warm\)\n  fix: --executor warm"):
         nb.run(executor="fast")
     with pytest.raises(NotebookError, match="--repeats 0"):
         nb.run(repeats=0)
