@@ -46,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="warm (default), subprocess, dask, papermill (each pod runs as a notebook, which is kept) "
                         "or inline")
     r.add_argument("--scheduler", metavar="ADDRESS",
-                   help="with --executor dask: the Dask scheduler (tcp://HOST:8786, tls://...); "
+                   help="with --executor dask or papermill: the Dask scheduler (tcp://HOST:8786, tls://...); "
                         "an embedded cluster on 127.0.0.1 by default")
     r.add_argument("--jobs", type=int, help="pods at once (default: the usable CPUs)")
     r.add_argument("--store", default="saibench.db", help="the SQLite results store (default: saibench.db)")

@@ -234,7 +234,7 @@ class SailMagics(Magics):
         p.add_argument("--executor", default=DEFAULT_EXECUTOR,
                        help="warm (default), subprocess, dask, papermill (each pod a notebook, kept) or inline")
         p.add_argument("--scheduler", metavar="ADDRESS",
-                       help="with --executor dask: the Dask scheduler (tcp://HOST:8786, tls://...)")
+                       help="with --executor dask or papermill: the Dask scheduler (tcp://HOST:8786, tls://...)")
         p.add_argument("--jobs", type=int, help="pods at once (default: the usable CPUs)")
         p.add_argument("--repeats", type=int, default=1, help="independent pods per scenario")
         p.add_argument("--rerun", action="store_true", help="run again what the store already holds")
@@ -324,7 +324,7 @@ class SailMagics(Magics):
         p = _parser("dashboard", "modules, scenarios, runs and charts in one widget")
         p.add_argument("--executor", default=DEFAULT_EXECUTOR, help="how 'Run selected' runs pods: warm "
                                                                     "(default), subprocess, dask, papermill or inline")
-        p.add_argument("--scheduler", metavar="ADDRESS", help="with --executor dask: the Dask scheduler")
+        p.add_argument("--scheduler", metavar="ADDRESS", help="with --executor dask or papermill: the Dask scheduler")
         p.add_argument("--jobs", type=int, help="pods at once (default: the usable CPUs)")
         add_executor_options(p)
         ns = p.parse_args(args)
