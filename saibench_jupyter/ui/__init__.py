@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from ._charts import work_precision_traces as work_precision_traces
     from ._handle import RunFailedError as RunFailedError
     from ._handle import RunHandle as RunHandle
+    from ._lab import LabBridge as LabBridge
     from ._magics import load_ipython_extension as load_ipython_extension
     from ._magics import notebook as notebook
     from ._magics import unload_ipython_extension as unload_ipython_extension
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 _MODULES = {
     "._charts": ("ChartTrace", "axes_available", "plot_work_precision", "work_precision_traces"),
     "._handle": ("RunFailedError", "RunHandle"),
+    "._lab": ("LabBridge",),
     "._magics": ("load_ipython_extension", "notebook", "unload_ipython_extension"),
     "._notebook": ("Notebook", "NotebookError"),
     "._options": ("add_executor_options", "executor_options", "hide_secrets"),

@@ -404,6 +404,9 @@ def load_ipython_extension(ipython: InteractiveShell) -> None:
         for (mime, module, name), func in FORMATTERS.items():
             formatters[mime].for_type_by_name(module, name, func)
     _LOADED[id(ipython)] = magics
+    from ._lab_comm import start_lab  # the JupyterLab sidebar's comm target, saibench.lab
+
+    start_lab(ipython, magics.notebook)
 
 
 def unload_ipython_extension(ipython: InteractiveShell) -> None:
@@ -411,6 +414,9 @@ def unload_ipython_extension(ipython: InteractiveShell) -> None:
     magics = _LOADED.pop(id(ipython), None)
     if magics is None:
         return
+    from ._lab_comm import stop_lab
+
+    stop_lab(ipython)
     for event, callback in (("pre_run_cell", magics.pre_run_cell), ("post_run_cell", magics.post_run_cell)):
         try:
             ipython.events.unregister(event, callback)
