@@ -6,7 +6,7 @@ import { ICommandPalette, ToolbarButton } from '@jupyterlab/apputils';
 import type { NotebookPanel } from '@jupyterlab/notebook';
 import { Menu } from '@lumino/widgets';
 
-import { cancelRun, discover, runScenarios } from './actions';
+import { act, cancelRun, discover, runScenarios } from './actions';
 import { insertCell, TEMPLATES } from './cells';
 import { saibenchIcon } from './icons';
 import type { SaibenchModel } from './model';
@@ -25,6 +25,7 @@ export const CommandIDs = {
   openResults: 'saibench:open-results',
   load: 'saibench:load',
   openSidebar: 'saibench:open-sidebar',
+  refresh: 'saibench:refresh',
   insert: (kind: string): string => `saibench:insert-${kind}`
 };
 
@@ -97,6 +98,15 @@ export function addCommands(
     isEnabled: () => model.connection?.status === 'notloaded',
     execute: async () => model.connection?.load()
   });
+  commands.addCommand(CommandIDs.refresh, {
+    label: 'Refresh',
+    caption: 'Ask the kernel again for its modules, scenarios and runs (resolves with its answer)',
+    isEnabled: ready,
+    execute: async () => {
+      const c = model.ready;
+      return c ? act(c, 'state', {}) : undefined;
+    }
+  });
   commands.addCommand(CommandIDs.openSidebar, {
     label: 'Open the SAIBench sidebar',
     icon: saibenchIcon,
@@ -120,7 +130,7 @@ export function addCommands(
   const ids = [
     CommandIDs.discover, CommandIDs.runAll, CommandIDs.runSelected, CommandIDs.cancel,
     CommandIDs.showDashboard, CommandIDs.openResults, CommandIDs.load, CommandIDs.openSidebar,
-    ...MODULE_KINDS.map(CommandIDs.insert)
+    CommandIDs.refresh, ...MODULE_KINDS.map(CommandIDs.insert)
   ];
   for (const command of ids) {
     palette?.addItem({ command, category: CATEGORY });

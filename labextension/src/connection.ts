@@ -112,6 +112,9 @@ export class SaibenchConnection {
       return;
     }
     const comm = this.kernel.createComm(COMM_TARGET);
+    // On the kernel's main shell, in turn with cells: a subshell (JupyterLab's default for comms) would
+    // handle a request in another thread while a cell changes the modules or starts a run.
+    (comm as unknown as { commsOverSubshells: string }).commsOverSubshells = 'disabled';
     this._comm = comm;
     comm.onMsg = msg => this._onMessage(msg);
     comm.onClose = () => {
