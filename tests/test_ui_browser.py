@@ -8,55 +8,26 @@ that is a failure.
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from lab_helpers import CHROMIUM, TOKEN, bench_cells, chromium_page, jupyterlab, write_notebook
 from pods_helpers import write_data
-from test_ui_session import MODEL, PROBLEM, REST, SUPPORT
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 if CHROMIUM is None and os.environ.get("SAIBENCH_BROWSER_TESTS") != "required":
     pytest.skip("no chromium on PATH (apt-get install chromium)", allow_module_level=True)
 if CHROMIUM is None:
     pytest.fail("SAIBENCH_BROWSER_TESTS=required but there is no chromium on PATH", pytrace=False)
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
-TOKEN = "saibench-browser-test"
 #: Generous: a cold kernel, Plotly's JavaScript and two cores shared with other work.
 SLOW = 180_000
-
-
-def _notebook(folder: Path) -> None:
-    cells = ["%load_ext saibench_jupyter", "%%sail\n" + SUPPORT, "%%problem\n" + PROBLEM,
-             "%%model\n" + MODEL.format(modes="'ok', 'slow'"), *(f"%%{kind}\n{text}" for kind, text in REST.items()),
-             "board = %sail dashboard --executor inline --jobs 1\nboard.tabs.selected_index = 1  # Lattice\nboard"]
-    (folder / "dashboard.ipynb").write_text(json.dumps({
-        "cells": [{"cell_type": "code", "id": f"cell-{i}", "metadata": {}, "execution_count": None, "outputs": [],
-                   "source": source} for i, source in enumerate(cells)],
-        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
-        "nbformat": 4, "nbformat_minor": 5}))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -64,45 +35,17 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A JupyterLab server on loopback serving a folder with the dashboard notebook; yields its URL."""
     folder = tmp_path_factory.mktemp("lab")
     write_data(folder)
-    _notebook(folder)
-    port = _free_port()
-    log = (folder / "server.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
-         "--ServerApp.port_retries=0", f"--IdentityProvider.token={TOKEN}", "--ServerApp.allow_root=True",
-         "--LabApp.expose_app_in_browser=True", f"--ServerApp.root_dir={folder}"],
-        cwd=folder, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/api/status?token={TOKEN}", timeout=5).read()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("JupyterLab did not start:\n" + (folder / "server.log").read_text()[-3000:])
-                time.sleep(0.5)
+    cells = [*bench_cells("'ok', 'slow'"),
+             "board = %sail dashboard --executor inline --jobs 1\nboard.tabs.selected_index = 1  # Lattice\nboard"]
+    write_notebook(folder / "dashboard.ipynb", cells)
+    with jupyterlab(folder) as url:
         yield url
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)  # the server and its kernels
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-        log.close()
 
 
 @pytest.fixture
 def page(lab: str) -> Iterator[Page]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser.new_page(viewport={"width": 1400, "height": 1000})
-        finally:
-            browser.close()
+    with chromium_page() as page:
+        yield page
 
 
 @contextmanager
