@@ -49,3 +49,24 @@ def load(repo: Repository, *names: str) -> Repository:
     for name in names:
         repo.add_source(paper_source(name), origin=f"{name}.py")
     return repo
+
+
+@pytest.fixture
+def ip(tmp_path, monkeypatch):
+    """An IPython shell with the extension freshly loaded (a new notebook), in a folder with the doubling data."""
+    from IPython.core.interactiveshell import InteractiveShell
+    from pods_helpers import write_data
+
+    from saibench_jupyter.ui import load_ipython_extension, unload_ipython_extension
+
+    write_data(tmp_path)
+    monkeypatch.chdir(tmp_path)  # the run's results store (saibench.db) goes here
+    shell = InteractiveShell.instance()
+    unload_ipython_extension(shell)  # a fresh notebook for every test
+    load_ipython_extension(shell)
+    names = set(shell.user_ns)
+    yield shell
+    unload_ipython_extension(shell)
+    for name in set(shell.user_ns) - names:
+        del shell.user_ns[name]
+

@@ -6,26 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-from IPython.core.interactiveshell import InteractiveShell
-
 from saibench_jupyter.sail import ModuleKind
-from saibench_jupyter.ui import load_ipython_extension, notebook, unload_ipython_extension
+from saibench_jupyter.ui import notebook
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "labextension" / "src" / "templates.json"
-
-
-@pytest.fixture
-def ip(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # the run's results store (saibench.db) goes here
-    shell = InteractiveShell.instance()
-    unload_ipython_extension(shell)  # a fresh notebook
-    load_ipython_extension(shell)
-    names = set(shell.user_ns)
-    yield shell
-    unload_ipython_extension(shell)
-    for name in set(shell.user_ns) - names:
-        del shell.user_ns[name]
 
 
 def templates() -> dict[str, dict[str, str]]:

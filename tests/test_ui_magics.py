@@ -6,8 +6,7 @@ import time
 
 import pytest
 from IPython.core.error import UsageError
-from IPython.core.interactiveshell import InteractiveShell
-from pods_helpers import DOUBLING, write_data
+from pods_helpers import DOUBLING
 from test_ui_session import MODEL, PROBLEM, REST, SUPPORT
 
 from saibench_jupyter.planner import Lattice
@@ -19,20 +18,6 @@ from saibench_jupyter.ui._notebook import ModuleList
 
 TWO_HARDWARE = "@HardwareDefinition\ndef OneCore():\n    return Resources(cpus=1)\n\n" \
                "@HardwareDefinition\ndef TwoCores():\n    return Resources(cpus=2)\n"
-
-
-@pytest.fixture
-def ip(tmp_path, monkeypatch):
-    write_data(tmp_path)
-    monkeypatch.chdir(tmp_path)
-    shell = InteractiveShell.instance()
-    unload_ipython_extension(shell)  # a fresh notebook for every test
-    load_ipython_extension(shell)
-    names = set(shell.user_ns)
-    yield shell
-    unload_ipython_extension(shell)
-    for name in set(shell.user_ns) - names:
-        del shell.user_ns[name]
 
 
 def doubling(ip, *modes: str) -> None:
