@@ -44,3 +44,13 @@ def test_no_scenario_is_offered_twice_by_two_stacks_of_one_backend(lattice: Latt
                     s.software_instance.backend) for s in lattice.scenarios)
     assert [k for k, n in runs.items() if n > 1] == []
     assert {s.problem for s in lattice.scenarios if s.software == "ASEPyTorch"} == {"MDCu13"}
+
+
+def test_time_to_target_attaches_everywhere_as_it_reads_checkpoints_by_parameter(lattice: Lattice) -> None:
+    # TimeToTarget reads r.checkpoints and p[metric]: no metric by name, so every scenario may be ranked by it;
+    # ParetoAccuracy reads r.Accuracy and stays with the problems that measure accuracy.
+    rankings = {s.problem: {r.name for r in s.rankings} for s in lattice.scenarios}
+    assert all("TimeToTarget" in names for names in rankings.values())
+    assert "ParetoAccuracy" in rankings["Digits"] and "ParetoAccuracy" not in rankings["LotkaVolterraIVP"]
+    (info,) = {r for s in lattice.scenarios for r in s.rankings if r.name == "TimeToTarget"}
+    assert (info.comparison, info.metrics, info.better) == (False, frozenset(), "lower")

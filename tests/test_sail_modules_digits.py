@@ -114,7 +114,8 @@ def test_both_problems_get_every_model_with_the_digits_metrics_and_rankings(repo
         for s in mine:
             assert s.problem_instance.params == {"epochs": 10}
             assert {m.name for m in s.metrics} == {"Accuracy", "CriticalLoss", "WallTime"}
-            assert {r.name for r in s.rankings} == {"ParetoAccuracy", "ParetoCriticalLoss", "FastestToAccuracy"}
+            assert {r.name for r in s.rankings} == {"ParetoAccuracy", "ParetoCriticalLoss", "FastestToAccuracy",
+                                                      "TimeToTarget"}
     assert not any(s.model in ("LogisticRegression", "KNeighbors") and s.software in ("PyTorch", "JAX")
                    for s in lat.scenarios)
 

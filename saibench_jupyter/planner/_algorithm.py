@@ -18,6 +18,8 @@ from typing import Any, cast
 
 from ..repository import Repository
 from ..sail import (
+    COUNTERS,
+    RANKING_FIELDS,
     ConverterRun,
     DryRun,
     FileStamp,
@@ -369,7 +371,9 @@ def _rejection(kind: str, label: str, trace: Trace, context: Context) -> Rejecti
 def _ranking_info(m: ParsedModule) -> RankingInfo:
     """Metrics a ranking reads, found statically (``a.WallTime``) so no branch is missed."""
     fn = cast(ast.FunctionDef, ast.parse(textwrap.dedent(m.source)).body[0])
-    params = {a.arg for a in fn.args.args}
+    # The scenarios are the parameters without defaults; those with defaults are the ranking's own.
+    scenarios = {a.arg for a in fn.args.args[:len(fn.args.args) - len(fn.args.defaults)]}
     used = {n.attr for n in ast.walk(fn)
-            if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id in params}
-    return RankingInfo(m.name, len(params) == 2, frozenset(used), m.options.get("better", "lower"))
+            if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id in scenarios}
+    used -= {*COUNTERS, *RANKING_FIELDS}  # not metrics: every scenario has them
+    return RankingInfo(m.name, len(scenarios) == 2, frozenset(used), m.options.get("better", "lower"))

@@ -8,8 +8,8 @@ nothing past that point sees a tuple.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -21,9 +21,12 @@ class RankingModuleSpec:
     ----------
     name : str
         The module's name.
+    params : mapping, optional
+        Overrides of the module's own parameters (those with defaults): ``{"target": 0.9}``.
     """
 
     name: str
+    params: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,9 @@
 A ranking module (paper section 4.1) is either a *score* (``def Fastest(r)``: a number,
 a total order) or a *comparison* (``def Dominates(a, b)``: "a ranks before b", a partial
 order). Both read one row per scenario: its metrics and work counters at its final point,
-the median over repeats (:func:`final_points`). Every ranking is told as *levels*: level 1
+the median over repeats (:func:`final_points`), and every point before it
+(``r.checkpoints``); a module's own parameters, with defaults, come after the scenarios
+and may be overridden (``params=``; ``_ranking_rows``). Every ranking is told as *levels*: level 1
 is best, ties and incomparable scenarios share a level, and scenarios that did not finish
 stay in the table, last and without a level, so a ranking never silently hides them
 (``_levels``). :func:`rank` runs a ranking spec: a module or function (here), Pareto
@@ -16,13 +18,14 @@ import inspect
 import linecache
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..sail import deepest_line
 from ._final_points import final_points
 from ._levels import BETTER, Ranking, check_points, dense_levels, levels_of, ranking_table
 from ._pareto import pareto, pareto_axes
+from ._ranking_rows import Checkpoints, Row, checkpoint_reader, ranking_params
 from ._ranking_specs import (
     ParetoSpec,
     RankingModuleSpec,
@@ -45,32 +48,6 @@ class RankingError(ValueError):
 
 
 # -- calling user code ---------------------------------------------------------------------
-class _Row:
-    """One scenario as a ranking sees it: ``r.WallTime``, ``r.label``, ``r["Flops"]``; notes what is read."""
-
-    __slots__ = ("_read", "_values")
-
-    def __init__(self, values: Mapping[str, Any], read: list[str]) -> None:
-        object.__setattr__(self, "_values", values)
-        object.__setattr__(self, "_read", read)
-
-    def __getattr__(self, name: str) -> Any:
-        values = self._values
-        if name not in values:
-            known = ", ".join(k for k in values if k not in ("status", "why"))
-            raise AttributeError(f"{name!r} is not a metric, work counter or field of this scenario "
-                                 f"(it has: {known})")
-        if name not in self._read:
-            self._read.append(name)
-        value = values[name]
-        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
-
-    __getitem__ = __getattr__
-
-    def __repr__(self) -> str:
-        return f"<scenario {self._values.get('label')}>"
-
-
 @dataclass(frozen=True)
 class _UserCode:
     """A ranking function with what is needed to blame the right line when it fails."""
@@ -78,10 +55,12 @@ class _UserCode:
     name: str
     fn: Callable[..., Any]
     module: ParsedModule | None = None
+    #: Overrides of the ranking's own parameters (checked by ranking_params).
+    params: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
-    def call(self, rows: Sequence[_Row], labels: Sequence[str]) -> Any:
+    def call(self, rows: Sequence[Row], labels: Sequence[str]) -> Any:
         try:
-            return self.fn(*rows)
+            return self.fn(*rows, **self.params)
         except Exception as exc:
             # from None: the user needs their line and scenario, not a traceback through pandas and us.
             raise self.error(f"raised {type(exc).__name__}: {exc}", labels, exc) from None
@@ -98,27 +77,24 @@ class _UserCode:
         message = (f"{kind} {self.name} {what}\n  on scenario{'s' * (len(labels) > 1)} {scenarios}\n"
                    f"  at {where}, line {line}" + (f"\n    {line} | {text}" if text else "")
                    + "\n  fix: a ranking gets each finished scenario's final metric values (r.<Metric>, "
-                   "r.<WorkCounter>, r.label ...); return a number (score) or a bool (a ranks before b)")
+                   "r.<WorkCounter>, r.label ...) and its points (r.checkpoints); return a number (score) or a "
+                   "bool (a ranks before b)")
         return RankingError(message)
 
 
-
-
-
-
-
-def _rows(points: pandas.DataFrame, read: list[str]) -> dict[int, tuple[_Row, str]]:
+def _rows(points: pandas.DataFrame, read: list[str],
+          checkpoints: Checkpoints | None = None) -> dict[int, tuple[Row, str]]:
     """The rows a ranking sees, with their labels: finished scenarios only (a DNF has no final values)."""
-    return {i: (_Row(record, read), str(record["label"])) for i, record in enumerate(points.to_dict("records"))
-            if record["status"] == "ok"}
+    return {i: (Row(record, read, checkpoints), str(record["label"]))
+            for i, record in enumerate(points.to_dict("records")) if record["status"] == "ok"}
 
 
-def _score(code: _UserCode, points: pandas.DataFrame, better: str) -> Ranking:
+def _score(code: _UserCode, points: pandas.DataFrame, better: str, checkpoints: Checkpoints | None = None) -> Ranking:
     if better not in BETTER:
         raise ValueError(f"better={better!r}: a score is better when 'lower' or 'higher'")
     points, read = check_points(points), list[str]()
     scores: dict[int, float] = {}
-    for i, (row, label) in _rows(points, read).items():
+    for i, (row, label) in _rows(points, read, checkpoints).items():
         value = code.call([row], [label])
         try:
             number = float(value)
@@ -130,9 +106,9 @@ def _score(code: _UserCode, points: pandas.DataFrame, better: str) -> Ranking:
     return Ranking(code.name, "score", table, tuple(notes))
 
 
-def _comparison(code: _UserCode, points: pandas.DataFrame) -> Ranking:
+def _comparison(code: _UserCode, points: pandas.DataFrame, checkpoints: Checkpoints | None = None) -> Ranking:
     points, read = check_points(points), list[str]()
-    rows = _rows(points, read)
+    rows = _rows(points, read, checkpoints)
     before: dict[tuple[int, int], bool] = {}
     for i, (a, label_a) in rows.items():
         for j, (b, label_b) in rows.items():
@@ -207,7 +183,8 @@ def rank_comparison(points: pandas.DataFrame, before: Callable[[Any, Any], Any],
 
 
 def rank(results: Results, ranking: RankingSpec | str | tuple[Any, ...] | Callable[..., Any],
-         repository: Repository | None = None, *, trust: bool = False) -> Ranking:
+         repository: Repository | None = None, *, trust: bool = False,
+         params: Mapping[str, Any] | None = None) -> Ranking:
     """Rank the scenarios of ``results`` by a ranking module, a function, Pareto fronts or time to target.
 
     Parameters
@@ -228,6 +205,9 @@ def rank(results: Results, ranking: RankingSpec | str | tuple[Any, ...] | Callab
         Without a ``repository``, run the ranking module's code the store kept for these
         scenarios. A store is a file that may come from anyone, and running its code is
         running a program: never done unless asked for (default False).
+    params : mapping, optional
+        Overrides of a ranking module's own parameters (those with defaults, after the
+        scenarios): ``{"target": 0.9}``; they update the spec's ``params``.
 
     Raises
     ------
@@ -235,12 +215,17 @@ def rank(results: Results, ranking: RankingSpec | str | tuple[Any, ...] | Callab
         For a ``ranking`` that is none of the above.
     ValueError
         For an unknown ranking name (the message lists the known ones), Pareto axes the
-        results lack, or a ranking module asked for by name with neither a ``repository``
-        nor ``trust=True`` (the store's code is not run; the message says so).
+        results lack, a ranking module asked for by name with neither a ``repository``
+        nor ``trust=True`` (the store's code is not run; the message says so), ``params``
+        for a ranking that is not a module, or a parameter the module lacks or a value of
+        another kind than its default (:func:`ranking_params`).
     RankingError
         When the ranking's code fails: the message names the module, its line and the scenario.
     """
     spec = as_ranking_spec(ranking)
+    if params and not isinstance(spec, RankingModuleSpec):
+        raise ValueError(f"rank: params= {dict(params)!r} are for a ranking module's own parameters, and "
+                         f"{ranking!r} is not one\n  fix: name a @RankingDefinition module, or leave params out")
     if isinstance(spec, TargetSpec):  # reads every checkpoint, not only the final points
         return time_to_target(results, spec.precision, spec.target, spec.work)
     points = final_points(results)
@@ -248,14 +233,20 @@ def rank(results: Results, ranking: RankingSpec | str | tuple[Any, ...] | Callab
         return pareto(points, *pareto_axes(points, spec.work, spec.precision))
     if isinstance(spec, RankingModuleSpec):
         module, fn = _module(results, spec.name, repository, trust)
-        code = _UserCode(module.name, fn, module)
-        if len(module.params) == 2:
-            return _comparison(code, points)
-        return _score(code, points, str(module.options.get("better", "lower")))
+        scenarios = len(module.params) - len(module.defaults)
+        given = ranking_params(module.name, fn, scenarios, {**spec.params, **(params or {})})
+        name = module.name + (f"({', '.join(f'{k}={v!r}' for k, v in given.items())})" if given else "")
+        code, every = _UserCode(name, fn, module, given), checkpoint_reader(results, points)
+        if scenarios == 2:
+            return _comparison(code, points, every)
+        return _score(code, points, str(module.options.get("better", "lower")), every)
     arity = len([p for p in inspect.signature(spec.fn).parameters.values() if p.default is p.empty])
     if arity not in (1, 2):
         raise ValueError(f"a ranking function takes one scenario (a score) or two (a comparison), not {arity}")
-    return (rank_scores if arity == 1 else rank_comparison)(points, spec.fn)
+    fallback = "score" if arity == 1 else "comparison"
+    code = _UserCode(str(getattr(spec.fn, "__name__", fallback)), spec.fn)
+    every = checkpoint_reader(results, points)
+    return _score(code, points, "lower", every) if arity == 1 else _comparison(code, points, every)
 
 
 def _module(results: Results, name: str, repository: Repository | None,

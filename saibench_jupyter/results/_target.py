@@ -1,10 +1,11 @@
 """Time to target: scenarios ranked by the least work at which a precision metric reaches a value.
 
-A ranking module sees each scenario's final point only, so "fastest to 95 % accuracy" written
-as one charges a run for every epoch it trained, also those after it reached the target. This
-built-in ranking reads every stage and checkpoint instead (medians over repeats, as the
-work–precision chart plots them) and scores a scenario by the cheapest of its points that
-reach the target: the work a user would have needed to stop there.
+"Fastest to 95 % accuracy" read from each scenario's final point charges a run for every
+epoch it trained, also those after it reached the target. This built-in ranking reads every
+stage and checkpoint instead (medians over repeats, as the work–precision chart plots them)
+and scores a scenario by the cheapest of its points that reach the target: the work a user
+would have needed to stop there. The ranking module ``TimeToTarget``
+(``sail_modules/rankings.py``) computes the same through ``r.checkpoints``.
 """
 
 from __future__ import annotations

@@ -116,6 +116,7 @@ from ._parser import decorator_name as decorator_name
 from ._parser import parse as parse
 from ._pretty import pretty as pretty
 from ._primitives import COUNTERS as COUNTERS
+from ._primitives import RANKING_FIELDS as RANKING_FIELDS
 from ._primitives import Capability as Capability
 from ._primitives import Chunks as Chunks
 from ._primitives import Concat as Concat
@@ -196,7 +197,8 @@ __all__ = [
 _TOOLS = ["ModuleKind", "Context", "Location", "SailError", "SailSyntaxError", "SailNameError",
           "DryRunError", "DryRunTimeout", "GraphError", "RequireCycleError", "ModuleFailed",
           "check", "CheckedGraph", "pretty", "as_type", "unify", "register_dataset", "AtomRecord",
-          "dry_runs_in_process", "start_probe", "COUNTERS", "ParsedModule", "DECORATORS", "DECORATOR_OF",
+          "dry_runs_in_process", "start_probe", "COUNTERS", "RANKING_FIELDS",
+          "ParsedModule", "DECORATORS", "DECORATOR_OF",
           "decorator_name", "source_filename", "traceback_frames", "deepest_line", "traceback_line", "source_origin"]
 
 # What the layers above (repository, backends, planner, runtime) use of SAIL's machinery:

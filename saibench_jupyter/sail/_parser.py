@@ -306,7 +306,8 @@ _ARITY = {
     ModuleKind.MODEL: (3, None, "(task, inputType, outputType, *hyper-parameters)"),
     ModuleKind.CONVERTER: (1, 1, "(value: FromType) -> ToType"),
     ModuleKind.SOFTWARE: (1, 1, "(hardware)"),
-    ModuleKind.RANKING: (1, 2, "(result) for a score or (a, b) for a comparison"),
+    # A ranking's one or two scenarios come first; its own parameters follow, each with a default.
+    ModuleKind.RANKING: (1, None, "(result) for a score or (a, b) for a comparison"),
 }
 
 
@@ -336,9 +337,25 @@ def _check_signature(fn: ast.FunctionDef, kind: ModuleKind, origin: str) -> None
             f"metric {fn.name} has parameters without defaults",
             location=where, fix="metrics do not multiply runs: give every parameter a default",
         )
-    if kind is ModuleKind.RANKING and a.defaults:
-        raise SailSyntaxError(f"ranking {fn.name} has parameter defaults", location=where,
-                              fix="a ranking takes one result (a score) or two (a comparison)")
+    if kind is ModuleKind.RANKING:
+        _check_ranking_signature(fn, where, form)
+
+
+def _check_ranking_signature(fn: ast.FunctionDef, where: Location, form: str) -> None:
+    """One or two scenarios without defaults, then the ranking's own parameters, each with a default."""
+    a = fn.args
+    names = [x.arg for x in a.args]
+    scenarios = len(names) - len(a.defaults)
+    if scenarios in (1, 2):
+        return
+    if scenarios == 0:
+        why = (f"its first parameter, {names[0]}, is the scenario it reads and takes no default "
+               "(a ranking's own parameters follow the one or two scenarios)")
+    else:
+        why = (f"{', '.join(names[2:scenarios])} {'has' if scenarios == 3 else 'have'} no default (after the one "
+               "or two scenarios come the ranking's own parameters, each with a default: name=value)")
+    raise SailSyntaxError(f"ranking {fn.name}({', '.join(names)}) has the wrong parameters: {why}",
+                          location=where, fix=f"a ranking module is written {fn.name}{form}")
 
 
 def _scan(nodes: list[ast.AST], text: str, origin: str, sail: frozenset[str]

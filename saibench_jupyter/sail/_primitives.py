@@ -95,6 +95,10 @@ PeakMemoryBytes = _counter("PeakMemoryBytes", "Peak memory of the model's work, 
 #: columns, rankings and charts read them (the one list all of these import).
 COUNTERS = ("ElapsedMilliseconds", "TrainingMilliseconds", "InferenceMilliseconds", "SamplesSeen", "Epochs",
             "Flops", "PeakMemoryBytes")
+#: What a ranking reads of a scenario besides its metrics and :data:`COUNTERS`: who it is, where its final point
+#: is, and ``checkpoints`` (every point). Discovery attaches a ranking by the metrics it reads, so it skips these.
+RANKING_FIELDS = ("identity", "label", "family", "problem", "model", "software", "hardware", "params", "status",
+                  "why", "n", "stage", "checkpoint", "epoch", "checkpoints")
 
 
 # -- data helpers -----------------------------------------------------------------

@@ -57,7 +57,8 @@ SAIBench in a notebook
   %sail plot [--work W] [--precision P] [--swap] [--connect param|checkpoint]
                            the work–precision chart; a line joins a family's scenarios along
                            the swept parameter, or each scenario's checkpoints
-  %sail rank [RANKING]     rankings (the ranking modules, else the Pareto front)
+  %sail rank [RANKING]     rankings (the ranking modules, else the Pareto front);
+                           RANKING KEY=VALUE ... sets a ranking module's parameters
   %sail dashboard          modules, scenarios, runs and charts in one widget
   %sail load PATH|PACKAGE  register the modules of files, folders or packages
   %sail clear              forget every module (the results store stays)
@@ -309,11 +310,15 @@ class SailMagics(Magics):
     def _cmd_rank(self, args: list[str]) -> Any:
         p = _parser("rank", "rank the results (the ranking modules, else the Pareto front)")
         p.add_argument("ranking", nargs="?", help="a ranking module's name, pareto, or target")
-        p.add_argument("target", nargs="*", metavar="METRIC VALUE",
-                       help="with target: the precision metric and the value to reach (target Accuracy 0.95)")
+        p.add_argument("target", nargs="*", metavar="METRIC VALUE | KEY=VALUE",
+                       help="with target: the precision metric and the value to reach (target Accuracy 0.95); "
+                            "with a ranking module: its parameters (TimeToTarget target=0.9)")
         p.add_argument("--work", help="with target: the work axis (default: the first work metric)")
         ns = p.parse_args(args)
-        ranked = self.notebook.rank(ns.ranking, ns.target, ns.work)
+        # KEY=VALUE words set a ranking module's parameters; target's METRIC VALUE words have no '='.
+        params = {k: v for k, v in (_assigned(w, f"%sail rank {ns.ranking} {w}") for w in ns.target if "=" in w)}
+        words = [w for w in ns.target if "=" not in w]
+        ranked = self.notebook.rank(ns.ranking, words, ns.work, params or None)
         _print_warnings(ranked.warnings)  # a ranking without a metric's values must say why
         rankings = ranked.value
         return rankings[0] if len(rankings) == 1 else Outputs(rankings)
@@ -383,11 +388,17 @@ def _commands() -> list[str]:
 def _settings(pairs: Iterable[str]) -> dict[str, Any] | None:
     out: dict[str, Any] = {}
     for pair in pairs:
-        setting = assignment(pair)
-        if setting is None:
-            raise UsageError(f"--set {pair}: write KEY=VALUE, e.g. --set epochs=3")
-        out[setting[0]] = setting[1]
+        key, value = _assigned(pair, f"--set {pair}", "--set epochs=3")
+        out[key] = value
     return out or None
+
+
+def _assigned(word: str, where: str, example: str = "target=0.9") -> tuple[str, Any]:
+    """``KEY=VALUE`` read as ``(key, value)``; anything else is a usage error naming ``where``."""
+    setting = assignment(word)
+    if setting is None:
+        raise UsageError(f"{where}: write KEY=VALUE, e.g. {example}")
+    return setting
 
 
 # -- the extension ---------------------------------------------------------------------------------

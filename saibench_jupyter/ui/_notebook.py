@@ -417,8 +417,8 @@ class Notebook:
         """The names of the registered ranking modules."""
         return [r.name for r in self.repository.modules("ranking")]
 
-    def rank(self, ranking: str | None = None, target: Sequence[str] = (),
-             work: str | None = None) -> WithWarnings[list[Ranking]]:
+    def rank(self, ranking: str | None = None, target: Sequence[str] = (), work: str | None = None,
+             params: Mapping[str, Any] | None = None) -> WithWarnings[list[Ranking]]:
         """Rank the current results: by one ranking, else by every ranking module, else by the Pareto front.
 
         Parameters
@@ -429,13 +429,16 @@ class Notebook:
             With ``target``: the precision metric and the value to reach (``["Accuracy", "0.95"]``).
         work : str, optional
             With ``target``: the work axis (the first work metric by default).
+        params : mapping, optional
+            With a ranking module: overrides of its own parameters (``{"target": 0.9}``).
 
         Raises
         ------
         NotebookError
             For an unknown ranking, a target without metric and value, ``target`` or ``work``
-            without ``ranking="target"``, no results yet, or a ranking that fails (then the
-            metric warnings end the message).
+            without ``ranking="target"``, ``params`` without a ranking module, a parameter the
+            module lacks or a value unlike its default, no results yet, or a ranking that
+            fails (then the metric warnings end the message).
         """
         known = self.ranking_names()
         if ranking is not None and ranking not in ("pareto", "target", *known):
@@ -452,6 +455,10 @@ class Notebook:
         elif target or work:
             raise NotebookError(f"%sail rank {ranking or ''}: {' '.join(target) or '--work'} is for target "
                                 "only\n  fix: %sail rank target METRIC VALUE [--work W]")
+        if params and ranking not in known:
+            given = " ".join(f"{k}={v!r}" for k, v in params.items())
+            raise NotebookError(f"%sail rank {ranking or ''} {given}: parameters are for a ranking module's own "
+                                f"parameters\n  fix: %sail rank NAME {given}, NAME one of {', '.join(known) or 'none'}")
         results = self.results()
         try:
             from ..results import rank
@@ -459,7 +466,7 @@ class Notebook:
             raise NotebookError(f"rankings are not available: {exc}") from None
         warned = results.warning_lines()
         try:
-            rankings = [rank(results, name, repository=self.repository) for name in names]
+            rankings = [rank(results, name, repository=self.repository, params=params) for name in names]
         except (ValueError, KeyError) as exc:
             raise NotebookError(f"%sail rank: {exc.args[0] if exc.args else exc}{_indented(warned)}") from None
         return WithWarnings(rankings, tuple(warned))
