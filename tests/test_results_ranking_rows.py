@@ -164,3 +164,14 @@ def test_params_are_for_ranking_modules_only(results: Results) -> None:
     with pytest.raises(ValueError, match=r"rank: params= \{'target': 0\.9\} are for a ranking module's own "
                                          r"parameters, and 'pareto' is not one"):
         rank(results, "pareto", params={"target": 0.9})
+
+
+def test_a_none_default_takes_anything_and_a_sequence_takes_a_list_or_a_tuple(results: Results) -> None:
+    repo = Repository()
+    repo.add_source("@RankingDefinition\ndef Sum(r, names=('CriticalLoss',), scale=None):\n"
+                    "    return sum(r[n] for n in names) * (1 if scale is None else scale)\n", "sum.py")
+    plain = rank(results, "Sum", repo, params={"names": ["CriticalLoss", "WallTime"]})
+    scaled = rank(results, "Sum", repo, params={"names": ["CriticalLoss", "WallTime"], "scale": 2})
+    assert scaled.table["score"].tolist()[:4] == pytest.approx([2 * s for s in plain.table["score"].tolist()[:4]])
+    with pytest.raises(ValueError, match=r"names='WallTime' is a str, but its default \('CriticalLoss',\) is a tuple"):
+        rank(results, "Sum", repo, params={"names": "WallTime"})
