@@ -237,6 +237,36 @@ def test_inline_runs_in_this_process_and_keeps_the_caller_alive(workdir):
     assert sorted(status.values()) == ["failed", "ok"]
 
 
+def test_inline_keeps_the_trained_models_when_asked(workdir):
+    import numpy as np
+
+    scenarios = doubling("ok", "raise")
+    assert run(scenarios, executor="inline", store=workdir / "s.db", progress=False).models == {}  # not asked
+    events = Events()
+    results = run(scenarios, executor="inline", store=workdir / "s.db", progress=events, keep_models=True)
+    assert len(events.ran()) == 2  # run again although the store held them: a model is not stored
+    ok = next(s for s in scenarios if s.params["Doubler.mode"] == "ok")
+    assert list(results.models) == [ok.label]  # the failed pod kept nothing
+    model = results.models[ok.id]  # by id as by label
+    assert model is results.models[ok.label] and model.task == "Solve" and model.native is None  # a Solver
+    x = np.arange(6.0).reshape(2, 3)
+    np.testing.assert_array_equal(model.predict(x), 2 * x)
+    np.testing.assert_array_equal(model(x[1]), 2 * x[1])
+    failed = next(s for s in scenarios if s is not ok)
+    with pytest.raises(KeyError, match=r"no kept model for .*raise.*; the kept ones \(by scenario label\): Doubling × Doubler"):
+        results.models[failed.label]
+
+
+@pytest.mark.parametrize("executor", ["subprocess", "warm"])
+def test_keeping_models_needs_the_inline_executor(workdir, executor):
+    with pytest.raises(ValueError, match=rf"keep_models=True needs the pods in this process, and the {executor} "
+                                         r"executor runs each pod in a process of its own; fix: executor='inline' "
+                                         r"\(%sail run --executor inline --keep-models\), or run_scenario\(scenario, "
+                                         r"keep_model=True\) for one scenario"):
+        run(doubling("ok"), executor=executor, store=workdir / "s.db", progress=False, keep_models=True)
+    assert not (workdir / "s.db").exists()  # refused before anything ran or was stored
+
+
 def test_a_pod_asking_for_every_cpu_runs_alone(workdir):
     import os
 

@@ -145,3 +145,19 @@ def test_segmentation_models_decline_other_tasks_with_their_reasons() -> None:
     assert reasons["SegmentConvEncoder"] == "only embeds images"
     metrics = {r.module: r.reason for r in lattice.rejected() if r.kind == "metric"}
     assert metrics["SegmentIoU"].startswith("reads Test.Segment")
+
+
+def test_tiled_mask_stitches_the_windows_centres_back_into_the_whole_image() -> None:
+    from sail_modules.segmentation import tiled_mask
+
+    image = np.random.default_rng(0).uniform(3.0, 7.0, (45, 70))  # not a multiple of the window
+    seen = []
+
+    def echo(windows):  # a "model" that returns its input: the stitched result must be the scaled image
+        seen.append(len(windows))
+        return np.stack(windows)
+
+    out = tiled_mask(echo, image, peak=0.6)
+    assert out.shape == (45, 70) and out.dtype == np.float32
+    np.testing.assert_allclose(out, 0.6 * (image - image.min()) / (image.max() - image.min()), rtol=1e-6, atol=1e-6)
+    assert seen == [3 * 5]  # one batch of windows, 16 pixels apart

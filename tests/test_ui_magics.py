@@ -215,6 +215,21 @@ def test_a_run_shows_itself_once_and_its_results_display(ip, capsys):
     assert "Results(1 scenario, 1 pod: 1 ok;" in shown["text/html"] and "<table" in shown["text/html"]
 
 
+def test_an_inline_run_keeps_the_trained_models_when_asked(ip):
+    import numpy as np
+
+    doubling(ip, "ok")
+    handle = ip.run_line_magic("sail", "run --executor inline --keep-models")
+    results = handle.wait(60)
+    (label,) = handle.models
+    assert results.models is handle.models and label in results.scenarios().label.tolist()
+    np.testing.assert_array_equal(handle.models[label].predict(np.ones((2, 3))), np.full((2, 3), 2.0))
+    assert ip.run_line_magic("sail", "run --executor inline").models == {}  # not asked: nothing kept
+    with pytest.raises(UsageError, match=r"^keep_models=True needs the pods in this process, and the warm executor "
+                                         r"runs each pod in a process of its own; fix: executor='inline'"):
+        ip.run_line_magic("sail", "run --keep-models")
+
+
 def test_plot_and_rank(ip):
     doubling(ip, "ok")
     ip.run_line_magic("sail", "run --executor inline").wait(60)

@@ -141,6 +141,10 @@ class JaxTrainer(Trainer):
         """Restore weights saved by :meth:`state` (copied: later edits of the checkpoint cannot reach them)."""
         self.params = jax.device_put(jax.tree_util.tree_map(lambda a: _host(a).copy(), dict(state)), self.device)
 
+    def native(self) -> Any:
+        """The parameters: a dict of arrays by path (a ``JaxModel``'s own under its op's path)."""
+        return dict(self.params)
+
     def sync(self) -> None:
         """Wait until the weights are computed."""
         jax.block_until_ready(self.params)

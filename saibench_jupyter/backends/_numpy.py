@@ -103,6 +103,12 @@ class NumpyTrainer(Trainer):
     def state(self) -> Any:
         return {path: copy.deepcopy(obj) for path, obj in self._objects.items()}
 
+    def native(self) -> Any:
+        """The fitted estimator (a dict of them by path when there are several); None for a ``Solver``."""
+        if len(self._objects) == 1:
+            return next(iter(self._objects.values()))
+        return dict(self._objects) or None
+
     def load_state(self, state: Any) -> None:
         self._objects = {path: copy.deepcopy(obj) for path, obj in state.items()}
 

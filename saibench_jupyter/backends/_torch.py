@@ -211,6 +211,12 @@ class TorchTrainer(Trainer):
         for module, saved in zip(self._natives.values(), state["natives"], strict=True):
             module.load_state_dict(saved)
 
+    def native(self) -> Any:
+        """A ``TorchModule``'s own module when it is the whole model, else the module holding every weight."""
+        if len(self._natives) == 1 and not self._params:
+            return next(iter(self._natives.values()))
+        return self.net
+
     def flops(self, task: str, x: Any, y: Any | None, train: bool) -> float | None:
         """FLOPs of one forward and backward on the batch (``train``), or of one forward."""
         from torch.utils.flop_counter import FlopCounterMode

@@ -153,6 +153,10 @@ class Trainer(ABC):
     def load_state(self, state: Any) -> None:
         """Restore weights from :meth:`state`."""
 
+    def native(self) -> Any:
+        """The model as its library holds it (a module, parameters, an estimator); None by default."""
+        return None
+
     def flops(self, task: str, x: Any, y: Any | None, train: bool) -> float | None:
         """Floating-point operations of one training step on the batch (``train``) or one
         prediction of it; ``None`` where the backend cannot count them."""

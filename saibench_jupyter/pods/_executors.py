@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 
 from ..common import available_plugins, load_plugin
 from ._environments import Interpreter
+from ._kept_models import KeptModels
 from ._spec import PodSpec
 
 Emit = Callable[[dict[str, Any]], None]
@@ -179,6 +180,19 @@ class Executor(ABC):
     def pod_finish(self, spec: PodSpec, outcome: PodOutcome) -> None:  # noqa: B027 (an optional hook)
         """Called in the worker after a pod ended, however it ended."""
 
+    def keep_models(self) -> KeptModels:
+        """Keep the model each pod trains from now on; return where they go.
+
+        Raises
+        ------
+        ValueError
+            For an executor whose pods run in other processes (all but ``inline``): a
+            trained model cannot leave the process that trained it.
+        """
+        raise ValueError(f"keep_models=True needs the pods in this process, and the {self.name} executor runs "
+                         "each pod in a process of its own; fix: executor='inline' (%sail run --executor inline "
+                         "--keep-models), or run_scenario(scenario, keep_model=True) for one scenario")
+
     def cancel(self) -> None:
         """The run was interrupted: pods not started yet are skipped; subclasses also stop running ones."""
         self._cancelled = True
@@ -212,6 +226,13 @@ class InlineExecutor(Executor):
     def __init__(self, jobs: int = 1) -> None:
         super().__init__(1)  # one at a time: pods would share torch's global thread settings
         self._record: dict[str, Any] | None = None
+        self._kept: KeptModels | None = None
+
+    def keep_models(self) -> KeptModels:
+        """Keep the model each pod trains (those that finish ``ok``) from now on; return where they go."""
+        if self._kept is None:
+            self._kept = KeptModels()
+        return self._kept
 
     def execute(self, spec: PodSpec, interpreter: Interpreter, events: PodEvents) -> None:
         from ._shim import environment_record, run_pod
@@ -223,7 +244,8 @@ class InlineExecutor(Executor):
             return
         if self._record is None:
             self._record = environment_record()  # this process's: looked up once, not per pod
-        run_pod(spec, events, self._record)
+        kept = self._kept
+        run_pod(spec, events, self._record, keep=None if kept is None else lambda model: kept.add(spec, model))
 
 
 def usable_cpus() -> int:

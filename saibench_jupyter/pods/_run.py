@@ -43,7 +43,8 @@ def run(scenarios: Lattice | Scenario | Iterable[Scenario], *, executor: str | E
         timeout: float | None = 600.0, memory: int | str | None = None, repeats: int = 1, seed: int = 0,
         settings: Mapping[str, Any] | None = None, rerun: bool | Literal["failed"] = False,
         progress: Progress | bool = True, log_lines: int = LOG_LINES, log_bytes: int = LOG_BYTES,
-        scheduler: Any = None, executor_options: Mapping[str, Any] | None = None) -> Results:
+        scheduler: Any = None, executor_options: Mapping[str, Any] | None = None,
+        keep_models: bool = False) -> Results:
     """Run every scenario as isolated BenchPods and store the results as they arrive.
 
     Parameters
@@ -90,6 +91,10 @@ def run(scenarios: Lattice | Scenario | Iterable[Scenario], *, executor: str | E
         folder, or any location Papermill writes such as ``s3://bucket/runs/``), ``gateway``
         (a Jupyter Kernel or Enterprise Gateway URL whose kernels run the pods), ``token`` (its
         token; ``SAIBENCH_GATEWAY_TOKEN`` by default) and ``kernel`` (a kernelspec name).
+    keep_models : bool
+        Keep each trained model as ``Results.models`` (by scenario label or id), with
+        ``executor="inline"`` only: weights never leave the process that trained them. The
+        scenarios run even when the store holds their results (a model is not stored).
 
     Returns
     -------
@@ -97,21 +102,32 @@ def run(scenarios: Lattice | Scenario | Iterable[Scenario], *, executor: str | E
         Every pod of these scenarios in the store (the ones skipped as done included). A
         scenario whose pods cannot be written as specs (a parameter value JSON cannot
         hold) has failed pods of kind ``spec``; the other scenarios run.
+
+    Raises
+    ------
+    ValueError
+        For ``keep_models=True`` with an executor that runs pods in other processes.
     """
     from ..results import Store
     from ..sail import Resources
 
     items = _scenarios(scenarios)
     ex = make_executor(executor, jobs, scheduler=scheduler, options=executor_options)
+    kept = ex.keep_models() if keep_models else None  # before the store opens: the error leaves nothing open
+    if kept is not None:
+        rerun = True  # a model is not stored: a stored result would leave its scenario without one
     cap = Resources(memory=memory).memory_bytes if memory is not None else None
     db = store if isinstance(store, Store) else Store(store)
     try:
-        return _run(items, ex, db, timeout=timeout, cap=cap, repeats=repeats, seed=seed, settings=settings,
-                    rerun=rerun, progress=progress, log_lines=log_lines, log_bytes=log_bytes)
+        results = _run(items, ex, db, timeout=timeout, cap=cap, repeats=repeats, seed=seed, settings=settings,
+                       rerun=rerun, progress=progress, log_lines=log_lines, log_bytes=log_bytes)
     except BaseException:
         if db is not store:  # a store this call opened is closed with it: a failed run must not hold it
             db.close()
         raise
+    if kept is not None:
+        results.models = kept
+    return results
 
 
 def _run(items: list[Scenario], ex: Executor, db: Store, *, timeout: float | None, cap: int | None, repeats: int,

@@ -132,11 +132,12 @@ class Rebuilt(NamedTuple):
 
 
 def run_pod(spec: PodSpec, emit: Emit, record: dict[str, Any] | None = None,
-            rebuilt: Rebuilt | None = None) -> bool:
+            rebuilt: Rebuilt | None = None, keep: Callable[[Any], None] | None = None) -> bool:
     """Bind ``spec``'s plan to its sources, run it, and emit its events.
 
     ``record`` is this interpreter's :func:`environment_record`, when already known;
-    ``rebuilt`` is :func:`rebuild`'s result for ``spec``, when a warm worker made it before forking.
+    ``rebuilt`` is :func:`rebuild`'s result for ``spec``, when a warm worker made it before forking;
+    ``keep`` receives the trained model of a run that finished ``ok`` (an in-process pod only).
 
     Returns
     -------
@@ -156,16 +157,16 @@ def run_pod(spec: PodSpec, emit: Emit, record: dict[str, Any] | None = None,
         emit(_failure("rejected", f"the pod could not load its sources: {exc}", tb=traceback.format_exc(),
                       fix="check that the sources load with Repository.add_source in this environment"))
         return False
-    return run_bound(scenario, repo, {**spec.settings, "seed": spec.seed}, emit, namespace, started)
+    return run_bound(scenario, repo, {**spec.settings, "seed": spec.seed}, emit, namespace, started, keep)
 
 
 def run_bound(scenario: Any, repo: Any, settings: Mapping[str, Any], emit: Emit, namespace: Any = None,
-              started: float | None = None) -> bool:
+              started: float | None = None, keep: Callable[[Any], None] | None = None) -> bool:
     """Run a plan already bound to ``repo``'s sources and emit its events (the part of a pod after ``started``).
 
     ``settings`` are the training settings with the pod's ``seed``; ``namespace`` is the sources'
     support code already run, if a warm worker ran it; ``started`` the ``perf_counter`` the pod's wall
-    time counts from (now by default).
+    time counts from (now by default); ``keep`` receives the trained model when the run finishes ``ok``.
 
     Returns
     -------
@@ -190,7 +191,10 @@ def run_bound(scenario: Any, repo: Any, settings: Mapping[str, Any], emit: Emit,
             for name, value in data.metrics.items():
                 emit({"event": "metric", **where, "name": name, "value": value, "raw": data.values.get(name)})
 
-    result = run_scenario(scenario, settings=dict(settings), repository=repo, listener=listener, namespace=namespace)
+    result = run_scenario(scenario, settings=dict(settings), repository=repo, listener=listener, namespace=namespace,
+                          keep_model=keep is not None)
+    if keep is not None and result.model is not None:
+        keep(result.model)
     wall_ms = (time.perf_counter() - started) * 1e3
     if result.status == "failed" and result.error is not None:
         e = result.error

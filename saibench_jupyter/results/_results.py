@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -143,6 +143,9 @@ class Results:
         self.store = store
         self.versions = versions
         self._identities = None if identities is None else sorted(set(identities))
+        #: The trained models of an in-process ``run(..., keep_models=True)``, by scenario label or id
+        #: (a mapping of ``TrainedModel``); empty otherwise: the store holds no weights.
+        self.models: Mapping[str, Any] = {}
 
     @property
     def identities(self) -> list[str] | None:

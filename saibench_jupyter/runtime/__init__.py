@@ -8,6 +8,7 @@ from ._result import RunError as RunError
 from ._result import ScenarioResult as ScenarioResult
 from ._scenario_run import resolve_settings as resolve_settings
 from ._scenario_run import run_scenario as run_scenario
+from ._trained import TrainedModel as TrainedModel
 
-__all__ = ["ExecutionNamespace", "Point", "RunError", "ScenarioResult", "preload_datasets",
+__all__ = ["ExecutionNamespace", "Point", "RunError", "ScenarioResult", "TrainedModel", "preload_datasets",
            "prime_thread_pools", "resolve_settings", "run_scenario"]

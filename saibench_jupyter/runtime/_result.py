@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..sail import COUNTERS as COUNTERS  # re-exported: runtime/_session.py and tests read it here
 from ..sail import Location
+
+if TYPE_CHECKING:
+    from ._trained import TrainedModel
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,10 @@ class ScenarioResult:
         and the first prediction per batch shape.
     warnings : list of RunError
         Metrics that failed at some checkpoint (the run itself went on).
+    model : TrainedModel or None
+        The trained model, when the run was asked to keep it (``keep_model=True``) and
+        finished: a predictor in the problem's types (``model.predict(records)``,
+        ``model(record)``, ``model.native``). None otherwise: nothing is kept by default.
     """
 
     scenario: str
@@ -107,6 +114,7 @@ class ScenarioResult:
     compile_ms: float = 0.0
     wall_ms: float = 0.0
     warnings: list[RunError] = field(default_factory=list)
+    model: TrainedModel | None = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:

@@ -26,6 +26,7 @@ from ._execution_namespace import ExecutionNamespace
 from ._hardware import hardware
 from ._model import build_model, seed_everything
 from ._result import RunError, ScenarioResult
+from ._trained import TrainedModel
 
 if TYPE_CHECKING:
     from ..planner import Scenario
@@ -57,7 +58,7 @@ def resolve_settings(scenario: Scenario | ScenarioPlan, overrides: Mapping[str, 
 def run_scenario(scenario: Scenario | ScenarioPlan, *, settings: Mapping[str, Any] | None = None,
                  repository: Repository | None = None,
                  listener: Callable[[str, Any], None] | None = None,
-                 namespace: ExecutionNamespace | None = None) -> ScenarioResult:
+                 namespace: ExecutionNamespace | None = None, keep_model: bool = False) -> ScenarioResult:
     """Run ``scenario`` here, in this process, and return its work–precision points.
 
     Parameters
@@ -76,12 +77,17 @@ def run_scenario(scenario: Scenario | ScenarioPlan, *, settings: Mapping[str, An
         The repository's support code, already run (:meth:`ExecutionNamespace.of`), for a
         process that runs nothing else in it: a pod forked from a warm worker. The run
         defines its modules in it. By default the support code runs anew for this run.
+    keep_model : bool
+        Keep the trained model as ``.model`` (a :class:`TrainedModel`) when the run finishes
+        ``ok``: its weights are those of the last stage's final checkpoint, the ones the metrics
+        saw last. Off by default: a run then keeps no weights, native modules or data.
 
     Returns
     -------
     ScenarioResult
         ``.status`` (``ok``, ``failed``, ``diverged``), ``.error``, ``.points`` (one per stage ×
-        checkpoint) and ``.to_dataframe()``. Failures are reported there, never raised.
+        checkpoint), ``.to_dataframe()`` and, with ``keep_model``, ``.model``. Failures are
+        reported there, never raised.
     """
     started = time.perf_counter()
     try:
@@ -126,6 +132,8 @@ def run_scenario(scenario: Scenario | ScenarioPlan, *, settings: Mapping[str, An
                                    repo.search_path(problem.origin), result, listener)
             kwargs = _problem_arguments(problem, plan.problem_params, train_settings)
             run_problem(run, problem_fn, kwargs)
+        if keep_model:
+            result.model = TrainedModel(trainer, plan.model.tasks, plan.label)
     except TrainingDiverged as exc:
         result.status = "diverged"
         result.error = diverged(exc, run.stages if run else None, train_settings.learning_rate)

@@ -55,7 +55,7 @@ class RunHandle:
         Where the pods run (an instance: cancelling goes through it).
     store : path
         The results store.
-    repeats, rerun, timeout, settings
+    repeats, rerun, timeout, settings, keep_models
         As :func:`saibench_jupyter.run` takes them.
 
     Attributes
@@ -72,12 +72,15 @@ class RunHandle:
 
     def __init__(self, scenarios: Sequence[Scenario], executor: Executor, *, store: str | os.PathLike[str],
                  repeats: int = 1, rerun: bool | Literal["failed"] = False, timeout: float | None = 600.0,
-                 settings: Mapping[str, Any] | None = None) -> None:
+                 settings: Mapping[str, Any] | None = None, keep_models: bool = False) -> None:
         self.scenarios = list(scenarios)
         self.executor = executor
         self.store = Path(store)
         self._options: dict[str, Any] = {"repeats": repeats, "rerun": rerun, "timeout": timeout,
-                                         "settings": dict(settings) if settings else None}
+                                         "settings": dict(settings) if settings else None,
+                                         "keep_models": keep_models}
+        # The kept models (inline executor only): filled as pods finish, so a handle needs no store for them.
+        self._models: Mapping[str, Any] = executor.keep_models() if keep_models else {}
         self._lock = threading.RLock()
         self._prepared = threading.Event()
         self._done = threading.Event()
@@ -211,8 +214,18 @@ class RunHandle:
             results = self._results() if self._results is not None else None
             if results is None or results.store.closed:
                 results = Results(self.store, self._identities)
+                results.models = self._models
                 self._results = weakref.ref(results)
             return results
+
+    @property
+    def models(self) -> Mapping[str, Any]:
+        """The trained models of a run with ``keep_models=True``, by scenario label or id (empty otherwise).
+
+        Each is a :class:`~saibench_jupyter.runtime.TrainedModel`: ``.predict(records)``,
+        ``(record)``, ``.native``. A model comes as its pod finishes ``ok``.
+        """
+        return self._models
 
     @property
     def pods(self) -> list[PodStatus]:

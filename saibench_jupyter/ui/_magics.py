@@ -243,12 +243,15 @@ class SailMagics(Magics):
         p.add_argument("--timeout", type=float, default=600.0, help="seconds per pod (default: 600)")
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
                        help="a training setting for every scenario: --set epochs=3")
+        p.add_argument("--keep-models", action="store_true",
+                       help="with --executor inline: keep the trained models (the handle's .models[label])")
         add_executor_options(p)
         ns = p.parse_intermixed_args(args)  # selector words may come after options
         rerun: bool | Literal["failed"] = True if ns.rerun else "failed" if ns.rerun_failed else False
         handle = self.notebook.run(ns.selector or None, executor=ns.executor, jobs=ns.jobs, repeats=ns.repeats,
                                    rerun=rerun, timeout=ns.timeout, settings=_settings(ns.settings),
-                                   scheduler=ns.scheduler, executor_options=executor_options(ns))
+                                   scheduler=ns.scheduler, executor_options=executor_options(ns),
+                                   keep_models=ns.keep_models)
         handle.show()
         return handle
 

@@ -261,7 +261,8 @@ class Notebook:
     def run(self, selector: str | Sequence[str] | None = None, *, executor: str = DEFAULT_EXECUTOR,
             jobs: int | None = None, repeats: int = 1, rerun: bool | Literal["failed"] = False,
             timeout: float | None = 600.0, settings: Mapping[str, Any] | None = None,
-            scheduler: Any = None, executor_options: Mapping[str, Any] | None = None) -> RunHandle:
+            scheduler: Any = None, executor_options: Mapping[str, Any] | None = None,
+            keep_models: bool = False) -> RunHandle:
         """Start running the selected scenarios as BenchPods in the background; return at once.
 
         Parameters
@@ -289,6 +290,9 @@ class Notebook:
         executor_options : mapping, optional
             The executor's own options (``papermill``: ``gateway``, ``token``, ``kernel``,
             ``output``). The token is never shown: not in the run's display, nor in an error.
+        keep_models : bool
+            Keep each trained model (``handle.models[label or id]``), with ``executor="inline"``
+            only; the scenarios run again even when the store holds their results.
 
         Returns
         -------
@@ -312,12 +316,17 @@ class Notebook:
             message = hide_secrets(str(exc), executor_options)
             fix = "" if "fix:" in message else "\n  fix: --executor dask or papermill, or leave out --scheduler"
             raise NotebookError(message + fix) from None
+        if keep_models:
+            try:
+                ex.keep_models()
+            except ValueError as exc:
+                raise NotebookError(str(exc)) from None
         if ex.remote:  # pods run on a cluster's workers: discovery checks what one of them offers
             from ._select import on_cluster
 
             scenarios = on_cluster(scenarios, self.repository, scheduler, ex.jobs)
         handle = RunHandle(scenarios, ex, store=self.store, repeats=repeats, rerun=rerun, timeout=timeout,
-                           settings=settings)
+                           settings=settings, keep_models=keep_models)
         self.run_count += 1
         handle.number = self.run_count
         self.runs.append(handle)
