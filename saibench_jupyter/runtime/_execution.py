@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..backends import Trainer, TrainingDiverged, epoch_order, is_finite
+from ..backends import NativeTrace, Trainer, TrainingDiverged, epoch_order, is_finite
 from ..sail import COMPARISON_KINDS, AtomSet, Context, ConvertNode, ParsedModule, SailError, SailList, capability_of
 from ._convert import ChainBook, RecordConverter
 from ._data import open_input, stack_records
@@ -245,15 +245,24 @@ class ProblemExecution(Context):
                 start = time.perf_counter()
                 loss = trainer.train_epoch(kind, x, y, order)
                 trainer.sync()
-                counters["TrainingMilliseconds"] += (time.perf_counter() - start) * 1e3
+                ms = (time.perf_counter() - start) * 1e3
+                trace = trainer.native_trace()
+                if trace is not None:  # an estimator's own checkpoints during fit: their snapshots untimed
+                    ms -= trace.paused_ms
+                    if last:
+                        for cp in trace.checkpoints:
+                            at = dict(counters, TrainingMilliseconds=counters["TrainingMilliseconds"] + cp.ms)
+                            stage.checkpoints.append(_Checkpoint(cp.call, cp.value, at, None))
+                counters["TrainingMilliseconds"] += ms
                 counters["SamplesSeen"] += n
                 counters["Epochs"] += 1
                 if per_record is not None:
                     counters["Flops"] += per_record / bs * n
                 if not is_finite(loss):
                     raise TrainingDiverged(loss, epoch)
-                if last:
-                    stage.checkpoints.append(_Checkpoint(epoch, trainer.state(), dict(counters), loss))
+                if last:  # after an estimator's own checkpoints, the final one's "epoch" is its number of calls
+                    at_epoch = epoch if trace is None or not trace.checkpoints else max(epoch, trace.calls)
+                    stage.checkpoints.append(_Checkpoint(at_epoch, trainer.state(), dict(counters), loss))
 
     def _predict(self, kind: str, x: Any) -> tuple[Any, float]:
         """Predictions and their milliseconds; a first call per shape (JIT compilation) is run untimed first."""
@@ -267,7 +276,9 @@ class ProblemExecution(Context):
         start = time.perf_counter()
         out = self.trainer.predict(kind, x)
         self.trainer.sync()
-        return out, (time.perf_counter() - start) * 1e3
+        ms = (time.perf_counter() - start) * 1e3
+        trace = self.trainer.native_trace()
+        return out, ms - (trace.paused_ms if trace is not None else 0.0)
 
     def _call_model(self, stage: _Stage, kind: str, x: Any) -> Any:
         predicted, ms = self._predict(kind, collate([x], self.trainer))
@@ -285,30 +296,47 @@ class ProblemExecution(Context):
         last = len(stage.checkpoints)
         # One batch per test kind for the whole stage: backends keep it on the device.
         inputs = {kind: collate([r[0] for r in records], trainer) for kind, records in stage.tests.items()}
+        number = 0
         for c, cp in enumerate(stage.checkpoints, 1):
             if cp.state is not None and last > 1:
                 trainer.load_state(cp.state)  # the last one leaves the live model as trained
-            counters = dict(cp.counters)
-            collections: dict[str, list[tuple[Any, ...]]] = {}
-            inference = 0.0
-            for kind, records in stage.tests.items():
-                predicted, ms = self._predict(kind, inputs[kind])
-                inference += ms
-                collections[kind] = [(x, y, p) for (x, y), p in zip(records, predicted)]
-            if c == last:
-                inference += stage.procedural_ms
-                collections.update({k: list(v) for k, v in stage.compared.items()})
-            counters["InferenceMilliseconds"] = inference
-            counters["ElapsedMilliseconds"] = counters["TrainingMilliseconds"] + inference
-            counters["PeakMemoryBytes"] = float(trainer.peak_memory() or _peak_rss())
-            values, raw, errors = evaluate(self.metrics, collections, counters, stage.index, c)
-            self.result.warnings.extend(errors)
-            point = Point(stage.index, c, cp.epoch, counters, values, raw, cp.loss)
-            self.result.points.append(point)
-            if self.listener is not None:
-                for error in errors:
-                    self.listener("warning", error)
-                self.listener("point", point)
+            predictions: dict[str, tuple[Any, float]] = {}
+            traces: dict[str, NativeTrace] = {}
+            for kind in stage.tests:
+                predictions[kind] = self._predict(kind, inputs[kind])
+                trace = trainer.native_trace()
+                if trace is not None and trace.checkpoints:
+                    traces[kind] = trace
+            epoch = cp.epoch
+            # A solver's own checkpoints come first, each with its answers and its time up to the call.
+            for call, answers, ms in solver_checkpoints(predictions, traces):
+                number += 1
+                self._point(stage, number, call, dict(cp.counters), answers, ms, None, False)
+                epoch = max(epoch, max(t.calls for t in traces.values()))
+            number += 1
+            answers = {kind: p for kind, (p, _) in predictions.items()}
+            inference = sum(ms for _, ms in predictions.values())
+            self._point(stage, number, epoch, dict(cp.counters), answers, inference, cp.loss, c == last)
+
+    def _point(self, stage: _Stage, number: int, epoch: int, counters: dict[str, float],
+               answers: Mapping[str, Any], inference: float, loss: float | None, final: bool) -> None:
+        """Evaluate the metrics on one checkpoint's answers (untimed) and emit its point."""
+        collections: dict[str, list[tuple[Any, ...]]] = {
+            kind: [(x, y, p) for (x, y), p in zip(records, answers[kind])] for kind, records in stage.tests.items()}
+        if final:
+            inference += stage.procedural_ms
+            collections.update({k: list(v) for k, v in stage.compared.items()})
+        counters["InferenceMilliseconds"] = inference
+        counters["ElapsedMilliseconds"] = counters["TrainingMilliseconds"] + inference
+        counters["PeakMemoryBytes"] = float(self.trainer.peak_memory() or _peak_rss())
+        values, raw, errors = evaluate(self.metrics, collections, counters, stage.index, number)
+        self.result.warnings.extend(errors)
+        point = Point(stage.index, number, epoch, counters, values, raw, loss)
+        self.result.points.append(point)
+        if self.listener is not None:
+            for error in errors:
+                self.listener("warning", error)
+            self.listener("point", point)
 
     # -- capabilities ----------------------------------------------------------------------
     def _implementation(self, name: str) -> Any:
@@ -331,6 +359,30 @@ class ProblemExecution(Context):
                                 module=self.problem.name,
                                 fix="install what the software module's Environment(pip=[...]) lists") from exc
         return obj() if isinstance(obj, type) else obj
+
+
+def solver_checkpoints(predictions: Mapping[str, tuple[Any, float]], traces: Mapping[str, NativeTrace]
+                       ) -> list[tuple[int, dict[str, Any], float]]:
+    """A solver's kept ``checkpoint`` calls as ``(call, answers per test kind, inference ms)``, in order.
+
+    At call n each test kind has its answers at that call, or its final answers where the
+    solver made fewer calls on it; its time is the solver's time to the call plus what the
+    rest of its prediction (conversions) took.
+    """
+    calls = sorted({cp.call for trace in traces.values() for cp in trace.checkpoints})
+    out = []
+    for call in calls:
+        answers: dict[str, Any] = {}
+        inference = 0.0
+        for kind, (final, ms) in predictions.items():
+            trace = traces.get(kind)
+            hit = None if trace is None else next((cp for cp in trace.checkpoints if cp.call == call), None)
+            if trace is None or hit is None:
+                answers[kind], inference = final, inference + ms
+            else:
+                answers[kind], inference = hit.value, inference + hit.ms + max(ms - trace.model_ms, 0.0)
+        out.append((call, answers, inference))
+    return out
 
 
 def _head(x: Any, n: int) -> Any:
