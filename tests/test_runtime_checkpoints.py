@@ -124,6 +124,26 @@ def CoefError():
     return sum(L2Error(w, b) for (_, w, b) in Test.Solve) / len(Test.Solve)
 
 
+SOLVED = []
+
+
+def uneven(system, checkpoint):
+    """40 iterations on the first record, 5 on the others."""
+    SOLVED.append(1)
+    return descend(system, 40 if len(SOLVED) == 1 else 5, checkpoint)
+
+
+@ModelDefinition
+def Uneven(task, inputType, outputType):
+    if task != Solve: Fail("solves systems only")
+    return Solver(uneven)
+
+
+@MetricDefinition(better="lower")
+def PerSystem():
+    return [L2Error(w, b) for (_, w, b) in Test.Solve]
+
+
 @MetricDefinition(better="lower")
 def PredictError():
     return sum(L2Error(y, p) for (_, y, p) in Test.Predict) / len(Test.Predict)
@@ -265,3 +285,37 @@ def test_checkpoints_reach_the_store_through_a_pod(repo: Repository, tmp_path: A
     assert sorted(frame.checkpoint) == list(range(1, 9))
     values = frame.sort_values("checkpoint").value.tolist()
     assert values == sorted(values, reverse=True)
+
+
+def test_the_least_squares_example_gives_per_budget_values_from_one_run(monkeypatch: Any) -> None:
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parents[1] / "benchmarks"
+    monkeypatch.syspath_prepend(str(bench / "benchopt_lsq"))
+    repo = Repository()
+    repo.load(bench / "lsq_sail.py")
+    params = {"LeastSquares.kind": ["gaussian"], "LeastSquares.n_samples": [500]}
+    (curve,) = discover(repo, model="GradientDescent", metric=["LSQObjective"], params=params,
+                        machine=MACHINE).scenarios
+    result = run_scenario(curve)
+    assert result.ok, result.error
+    by_iteration = {p.epoch: p.metrics["LSQObjective"] for p in result.points}
+    assert list(by_iteration) == [1, 2, 4, 8, 16, 32, 64, 128]
+    budgets = discover(repo, model="GradientDescentPerBudget", metric=["LSQObjective"],
+                       params={**params, "GradientDescentPerBudget.max_iter": [1, 8, 128]}, machine=MACHINE)
+    for scenario in budgets.scenarios:
+        (point,) = run_scenario(scenario).points
+        assert point.metrics["LSQObjective"] == by_iteration[scenario.params["GradientDescentPerBudget.max_iter"]]
+
+
+def test_a_record_that_finished_earlier_keeps_its_final_answer(repo: Repository) -> None:
+    result = _run(repo, "Uneven", ("PerSystem", "Elapsed"))
+    assert result.ok, result.error
+    points = result.points
+    assert [p.epoch for p in points] == [*range(1, 41), 40]  # the record with the most calls decides
+    per_system = [list(p.values["PerSystem"]) for p in points]
+    final = per_system[-1]
+    assert all(row[1:] == final[1:] for row in per_system[4:])  # after their 5th call: their final answers
+    assert per_system[3][1] > final[1]  # at their 4th call they were still on their way
+    first = [row[0] for row in per_system]
+    assert all(b < a for a, b in pairwise(first[:40]))
