@@ -45,6 +45,7 @@ def descend(system, iterations, checkpoint=None):
     beta = np.zeros(X.shape[1])
     for _ in range(iterations):
         beta = beta - step * X.T @ (X @ beta - y)
+        Count("steps")
         if checkpoint is not None:
             checkpoint(beta)
     return beta
@@ -61,6 +62,7 @@ class Descender:
         self.beta = np.zeros(x.shape[1])
         for _ in range(self.iterations):
             self.beta = self.beta - step * x.T @ (x @ self.beta - y)
+            Count("steps", 2)
             if checkpoint is not None:
                 beta = self.beta.copy()
                 checkpoint((lambda x, beta=beta: np.asarray(x) @ beta) if self.as_function else None)
@@ -154,6 +156,12 @@ def Slow():
     """A metric that takes 50 ms: metric code is outside every timer."""
     time.sleep(0.05)
     return 0.0
+
+
+@MetricDefinition
+def Steps():
+    """Gradient steps (Count("steps")): a work metric, as it reads only a counter."""
+    return Counted("steps")
 
 
 @MetricDefinition(axis="work")
@@ -319,3 +327,43 @@ def test_a_record_that_finished_earlier_keeps_its_final_answer(repo: Repository)
     assert per_system[3][1] > final[1]  # at their 4th call they were still on their way
     first = [row[0] for row in per_system]
     assert all(b < a for a, b in pairwise(first[:40]))
+
+
+def test_named_counters_count_up_to_each_checkpoint(repo: Repository) -> None:
+    result = _run(repo, "Descent", ("Steps",), checkpoint_spacing=10)
+    assert result.ok, result.error
+    # Three systems, one step per iteration each: 3n steps at call n, 120 at the end.
+    assert [p.metrics["Steps"] for p in result.points] == [30.0, 60.0, 90.0, 120.0, 120.0]
+    assert [p.counters["steps"] for p in result.points] == [30.0, 60.0, 90.0, 120.0, 120.0]
+    blind = _run(repo, "Blind", ("Steps",))
+    assert blind.points[0].metrics["Steps"] == 120.0
+
+
+def test_named_counters_count_training_too(repo: Repository) -> None:
+    (scenario,) = discover(repo, problem="Regression", model="Fitted", metric=["Steps"],
+                           params={"Fitted.as_function": [False]}, machine=MACHINE).scenarios
+    result = run_scenario(scenario, settings={"checkpoint_spacing": 20})
+    assert result.ok, result.error
+    assert [p.metrics["Steps"] for p in result.points] == [40.0, 80.0, 80.0]
+
+
+def test_a_counter_the_model_never_counted_is_none(repo: Repository) -> None:
+    source = SOURCE.replace('Count("steps")', "pass")
+    other = Repository()
+    other.add_source(source, origin="checkpoints_uncounted.py")
+    result = _run(other, "Blind", ("Steps", "CoefError"))
+    assert result.ok, result.error
+    assert result.points[0].metrics["Steps"] is None
+    assert result.points[0].metrics["CoefError"] is not None
+
+
+def test_counted_steps_reach_the_store_as_a_work_metric(repo: Repository, tmp_path: Any, monkeypatch: Any) -> None:
+    from saibench_jupyter.pods import run
+
+    monkeypatch.chdir(tmp_path)
+    scenarios = discover(repo, problem="Systems", model="Descent", metric=["Steps"], machine=MACHINE).scenarios
+    results = run(scenarios, executor="subprocess", store=tmp_path / "s.db",
+                  settings={"checkpoint_spacing": "geometric"}, progress=False)
+    frame = results.to_dataframe().sort_values("checkpoint")
+    assert frame.value.tolist() == [3.0, 6.0, 12.0, 24.0, 48.0, 96.0, 120.0]
+    assert results.metric_info()["Steps"]["axis"] == "work"

@@ -13,9 +13,11 @@ records, outside every timer.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
+
+from ..sail import tally_now
 
 #: what a ``checkpoint_spacing`` setting may be
 SPACING_HELP = "an integer k >= 1 (every k-th call), 'geometric' (calls 1, 2, 4, 8, ...) or 'geometric:r' (ratio r > 1)"
@@ -58,11 +60,14 @@ class NativeCheckpoint:
         The model's time from its start to the call, in ms (earlier calls' snapshots excluded).
     value : object
         The snapshot: a solver's answer for a batch, or a trainer state.
+    counts : mapping
+        The named work counters (``Count(name, n)``) from the model's start to the call.
     """
 
     call: int
     ms: float
     value: Any
+    counts: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -80,12 +85,15 @@ class NativeTrace:
         takes it out of its timers.
     calls : int
         How many times the model called ``checkpoint`` (the most over records).
+    model_counts : mapping
+        The named work counters of the model's whole run.
     """
 
     checkpoints: tuple[NativeCheckpoint, ...]
     model_ms: float
     paused_ms: float
     calls: int
+    model_counts: Mapping[str, float] = field(default_factory=dict)
 
 
 class CheckpointCalls:
@@ -109,8 +117,10 @@ class CheckpointCalls:
         self.kept: list[NativeCheckpoint] = []
         self.calls = 0
         self.paused = 0.0
+        #: the named counters (``Count``) of this run, at its end
+        self.counts: dict[str, float] = {}
+        self._counted = tally_now()
         self._start = time.perf_counter()
-        self._end: float | None = None
 
     def _keeps(self, n: int) -> bool:
         if len(self.kept) >= self._cap:
@@ -128,13 +138,18 @@ class CheckpointCalls:
         self.calls += 1
         if self._keeps(self.calls):
             ms = (entered - self._start - self.paused) * 1e3
-            self.kept.append(NativeCheckpoint(self.calls, ms, self._snapshot(value)))
+            self.kept.append(NativeCheckpoint(self.calls, ms, self._snapshot(value), self._since_start()))
         self.paused += time.perf_counter() - entered
 
     def stop(self) -> float:
-        """End the run's clock; the model's own time in ms (snapshots excluded)."""
-        self._end = time.perf_counter()
-        return (self._end - self._start - self.paused) * 1e3
+        """End the run's clock; the model's own time in ms (snapshots excluded). Sets ``counts``."""
+        end = time.perf_counter()
+        self.counts = self._since_start()
+        return (end - self._start - self.paused) * 1e3
+
+    def _since_start(self) -> dict[str, float]:
+        now = tally_now()
+        return {k: v - self._counted.get(k, 0.0) for k, v in now.items()}
 
 
 def takes_checkpoint(fn: Any) -> bool:

@@ -17,7 +17,7 @@ from dataclasses import replace
 from functools import partial
 from typing import Any, ClassVar
 
-from ..sail import Estimator, Solver
+from ..sail import Estimator, Solver, sum_counts
 from ._lowering import LoweredModel, Op, all_builtin, builtin_step, record_shape
 from ._native_checkpoints import CheckpointCalls, NativeCheckpoint, NativeTrace, takes_checkpoint
 from ._trainer import ConvertRecord, Trainer, TrainSettings
@@ -112,10 +112,12 @@ class NumpyTrainer(Trainer):
             hits = [by_call.get(call) for by_call in kept]
             values = [out if hit is None else hit.value for hit, out in zip(hits, outs)]
             ms = sum(total if hit is None else hit.ms for hit, (_, total) in zip(hits, runs))
-            checkpoints.append(NativeCheckpoint(call, ms, np.stack(values)))
+            counts = sum_counts(calls.counts if hit is None else hit.counts for hit, (calls, _) in zip(hits, runs))
+            checkpoints.append(NativeCheckpoint(call, ms, np.stack(values), counts))
         paused = sum(calls.paused for calls, _ in runs) + time.perf_counter() - start
         self._trace = NativeTrace(tuple(checkpoints), sum(total for _, total in runs), paused * 1e3,
-                                  max((calls.calls for calls, _ in runs), default=0))
+                                  max((calls.calls for calls, _ in runs), default=0),
+                                  sum_counts(calls.counts for calls, _ in runs))
         return np.stack(outs)
 
     def _fit(self, path: str, obj: Any, x: Any, y: Any) -> None:
@@ -130,7 +132,7 @@ class NumpyTrainer(Trainer):
         calls = CheckpointCalls(settings.checkpoint_spacing, int(settings.checkpoints) - 1, snapshot)
         obj.fit(x, y, checkpoint=calls)
         total = calls.stop()
-        self._trace = NativeTrace(tuple(calls.kept), total, calls.paused * 1e3, calls.calls)
+        self._trace = NativeTrace(tuple(calls.kept), total, calls.paused * 1e3, calls.calls, calls.counts)
 
     def _follow(self, task: str, steps: list[Op]) -> None:
         """Carry a solver's checkpoint batches through the steps after it (untimed: counted as paused)."""
