@@ -11,13 +11,24 @@ same numerics (its ``benchmark_utils`` package, which must be importable: run wi
   coefficients that generated it as the expected answer;
 * one ``Solver`` model per solver, returning β from ``benchmark_utils.solve``:
   ``NormalEquations``, ``Lstsq``, ``QR`` (one point each), and ``GradientDescent``,
-  ``ConjugateGradient`` over ``max_iter`` = 0, 1, 2, 4, ..., 128 (the counts benchopt's
-  ``--max-runs 8`` visits with the solvers' doubling ``get_next``);
+  ``ConjugateGradient``: one run of ``max_iter`` = 128 iterations that reports the iterate
+  after each one through its ``checkpoint`` (benchopt's "callback" sampling); with the
+  models' default ``checkpoint_spacing="geometric"`` the curve's points are iterations
+  1, 2, 4, ..., 128 (``--set checkpoint_spacing=1`` for every iteration, up to the
+  ``checkpoints`` cap of 50 per run);
+* ``GradientDescentPerBudget``, ``ConjugateGradientPerBudget``: the same solvers restarted
+  for each ``max_iter`` = 0, 1, 2, 4, ..., 128 (the counts benchopt's ``--max-runs 8``
+  visits with the solvers' doubling ``get_next``), one scenario per point: what
+  ``benchmarks/vs_benchopt.py`` compares with benchopt's own per-budget runs;
 * ``LSQObjective``: 0.5 ‖y − Xβ‖² / n (benchopt's ``objective_value``), ``LSQCoefficientError``
   ‖β − w‖ / ‖w‖, and the solver's time as the work axis.
 
-One benchopt (dataset, solver) combination is a family of scenarios here, and each point of
-its curve one scenario, run as its own isolated pod.
+Both modes give the same values at the same iteration counts (the k-th checkpoint is what
+``max_iter=k`` returns); the callback mode runs each solver once per curve, and its time
+axis is the solver's time up to each iteration within that one run.
+
+In per-budget mode one benchopt (dataset, solver) combination is a family of scenarios
+here, and each point of its curve one scenario, run as its own isolated pod.
 """
 
 import benchmark_utils as lsq
@@ -33,8 +44,9 @@ def lsq_split(system):
     return np.ascontiguousarray(system[:, :-1]), np.ascontiguousarray(system[:, -1])
 
 
-def lsq_solve(method, system, max_iter=0):
-    return lsq.solve(method, *lsq_split(system), max_iter)
+def lsq_solve(method, system, max_iter=0, checkpoint=None):
+    """``benchmark_utils.solve`` on ``[X | y]``; ``checkpoint`` (SAIBench's) is told each iterate."""
+    return lsq.solve(method, *lsq_split(system), max_iter, checkpoint)
 
 
 def _lsq_rows(kind, n, p):
@@ -87,8 +99,24 @@ def QR(task, inputType, outputType):
 
 
 @ModelDefinition
-def GradientDescent(task, inputType, outputType, max_iter):
-    """Gradient descent from β = 0 with step 1/L, ``max_iter`` iterations."""
+def GradientDescent(task, inputType, outputType, max_iter=128, checkpoint_spacing="geometric"):
+    """Gradient descent from β = 0 with step 1/L, ``max_iter`` iterations, a checkpoint per iteration."""
+    if task != Solve:
+        Fail("solves least-squares systems (task Solve) only")
+    return Solver(lambda system, checkpoint: lsq_solve("gd", system, max_iter, checkpoint))
+
+
+@ModelDefinition
+def ConjugateGradient(task, inputType, outputType, max_iter=128, checkpoint_spacing="geometric"):
+    """Conjugate gradients on the normal equations (CGLS) from β = 0, a checkpoint per iteration."""
+    if task != Solve:
+        Fail("solves least-squares systems (task Solve) only")
+    return Solver(lambda system, checkpoint: lsq_solve("cg", system, max_iter, checkpoint))
+
+
+@ModelDefinition
+def GradientDescentPerBudget(task, inputType, outputType, max_iter):
+    """Gradient descent from β = 0 with step 1/L, ``max_iter`` iterations (one run per budget)."""
     Suggest(max_iter, 0, 1, 2, 4, 8, 16, 32, 64, 128)
     if task != Solve:
         Fail("solves least-squares systems (task Solve) only")
@@ -96,8 +124,8 @@ def GradientDescent(task, inputType, outputType, max_iter):
 
 
 @ModelDefinition
-def ConjugateGradient(task, inputType, outputType, max_iter):
-    """Conjugate gradients on the normal equations (CGLS) from β = 0, ``max_iter`` iterations."""
+def ConjugateGradientPerBudget(task, inputType, outputType, max_iter):
+    """Conjugate gradients on the normal equations (CGLS) from β = 0, ``max_iter`` iterations (one run per budget)."""
     Suggest(max_iter, 0, 1, 2, 4, 8, 16, 32, 64, 128)
     if task != Solve:
         Fail("solves least-squares systems (task Solve) only")

@@ -62,8 +62,10 @@ import benchmark_utils as lsq  # noqa: E402  (the shared numerics, for the refer
 
 START, END = "<!-- vs-benchopt:start -->", "<!-- vs-benchopt:end -->"
 #: benchopt solver name -> SAIBench model name
-MODELS = {"normal-equations": "NormalEquations", "lstsq": "Lstsq", "qr": "QR", "gd": "GradientDescent",
-          "cg": "ConjugateGradient"}
+#: (the per-budget models: one run per max_iter, as benchopt's runs; lsq_sail.py's GradientDescent and
+#: ConjugateGradient sample one run by callback instead, and give the same values at the same counts)
+MODELS = {"normal-equations": "NormalEquations", "lstsq": "Lstsq", "qr": "QR", "gd": "GradientDescentPerBudget",
+          "cg": "ConjugateGradientPerBudget"}
 CLI = "import sys; from saibench_jupyter.cli import main; sys.exit(main())"
 #: (label, executor for --executor or None for the default)
 SAIB_SIDES = (("default", None), ("subprocess", "subprocess"), ("warm", "warm"), ("inline", "inline"))

@@ -23,9 +23,8 @@ and cached on disk (``$SAIBENCH_CACHE``, else ``~/.cache/saibench``) under a dig
 everything that determines them, so pods after the first load them in milliseconds.
 
 Work axes: ``WallTime`` and ``ODEFunctionEvaluations`` (right-hand-side calls per IVP,
-finite-difference Jacobian columns included). The runtime has no counter a ``Solver`` can
-raise, so the solver records its count per input in this file's support code, where the
-metric (same pod, same namespace) reads it back.
+finite-difference Jacobian columns included): each solve adds its calls to the work
+counter ``fevals`` (``Count``), which the metric reads back (``Counted``).
 """
 
 import hashlib
@@ -118,14 +117,6 @@ class ODESolveFailed(RuntimeError):
     """``solve_ivp`` gave up before the end time (step size underflow and the like)."""
 
 
-#: evaluations of the last solve of each input, by input bytes: what ODEFunctionEvaluations reads
-_ODE_EVALUATIONS = {}
-
-
-def _ode_key(x):
-    return np.asarray(x, np.float64).tobytes()
-
-
 def ode_integrate(x, method, rtol, atol, cap=None, jacobian=False):
     """The trajectory of record ``x`` on its system's grid, and the right-hand-side calls it took.
 
@@ -161,16 +152,10 @@ def ode_integrate(x, method, rtol, atol, cap=None, jacobian=False):
 
 
 def ode_solve(x, method, rtol, cap):
-    """What the SciPy solver models run per record: atol = 1e-3·rtol, evaluations recorded."""
+    """What the SciPy solver models run per record: atol = 1e-3·rtol, evaluations counted (``fevals``)."""
     y, calls = ode_integrate(x, method, rtol, 1e-3 * rtol, cap)
-    _ODE_EVALUATIONS[_ode_key(x)] = calls
+    Count("fevals", calls)
     return y
-
-
-def _ode_mean_evaluations(xs):
-    counts = [_ODE_EVALUATIONS.get(_ode_key(x)) for x in xs]
-    # A model that never calls the right-hand side (the surrogate) has no such work.
-    return None if not counts or None in counts else float(np.mean(counts))
 
 
 def _ode_cache_dir():
@@ -427,4 +412,6 @@ def ODEEndError():
 @MetricDefinition(axis="work", unit="evaluations")
 def ODEFunctionEvaluations():
     """Right-hand-side evaluations per test IVP (finite-difference Jacobian columns included); none for surrogates."""
-    return _ode_mean_evaluations([x for (x, _, _) in Test.IVP])
+    evaluations = Counted("fevals")
+    # A model that never calls the right-hand side (the surrogate) has no such work: None.
+    return None if evaluations is None else evaluations / len(Test.IVP)

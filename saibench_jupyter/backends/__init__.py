@@ -15,6 +15,8 @@ from ._lowering import builtin_step as builtin_step
 from ._lowering import graphs_of as graphs_of
 from ._lowering import init_params as init_params
 from ._lowering import lower as lower
+from ._native_checkpoints import NativeCheckpoint as NativeCheckpoint
+from ._native_checkpoints import NativeTrace as NativeTrace
 from ._trainer import Trainer as Trainer
 from ._trainer import TrainingDiverged as TrainingDiverged
 from ._trainer import TrainSettings as TrainSettings
@@ -52,5 +54,6 @@ def trainer_class(backend: str) -> type[Trainer]:
                           f"pip install 'saibench-jupyter[{backend}]'") from exc
 
 
-__all__ = ["BUILTIN", "LoweredModel", "ModelGraphs", "Trainer", "TrainSettings", "TrainingDiverged",
+__all__ = ["BUILTIN", "LoweredModel", "ModelGraphs", "NativeCheckpoint", "NativeTrace", "Trainer", "TrainSettings",
+           "TrainingDiverged",
            "available", "graphs_of", "init_params", "lower", "trainer_class"]

@@ -3,16 +3,23 @@
 Such a model's graph is its native wrapper, possibly between conversions: conversions
 run per record (they may call user converters), the wrapper on the whole batch.
 An ``Estimator`` is fitted once per stage on every training record (one checkpoint);
-a ``Solver`` is never trained: it maps each input to its output on demand.
+a ``Solver`` is never trained: it maps each input to its output on demand. Either may
+report checkpoints while it runs, through a keyword argument ``checkpoint``
+(:mod:`._native_checkpoints`): a solver's calls become checkpoints of its test predictions,
+an estimator's calls during ``fit`` checkpoints of its training.
 """
 
 from __future__ import annotations
 
 import copy
+import time
+from dataclasses import replace
+from functools import partial
 from typing import Any, ClassVar
 
-from ..sail import Estimator, Solver
+from ..sail import Estimator, Solver, sum_counts
 from ._lowering import LoweredModel, Op, all_builtin, builtin_step, record_shape
+from ._native_checkpoints import CheckpointCalls, NativeCheckpoint, NativeTrace, takes_checkpoint
 from ._trainer import ConvertRecord, Trainer, TrainSettings
 
 
@@ -31,6 +38,8 @@ class NumpyTrainer(Trainer):
         #: estimators trained on one-hot targets (as labels): how many classes to give back;
         #: 0 for every other estimator (regressors, classifiers of labels)
         self._classes: dict[str, int] = {}
+        #: what a native model reported during the last predict or train_epoch
+        self._trace: NativeTrace | None = None
         self.reset()
 
     @property
@@ -45,9 +54,14 @@ class NumpyTrainer(Trainer):
 
         if op.kind == "pipeline":
             children = list(op.children)
+            traced = -1
             for i, child in enumerate(children):
+                before = self._trace
                 # Only the estimator learns; what follows it maps its outputs to the task's type.
                 x = self._run(task, child, x, fit_y if i == _native_index(children) else None)
+                traced = i if self._trace is not before else traced
+            if 0 <= traced < len(children) - 1 and fit_y is None:
+                self._follow(task, children[traced + 1:])
             return x
         if op.kind == "convert":
             if all_builtin(op.chain):
@@ -58,6 +72,8 @@ class NumpyTrainer(Trainer):
         if op.kind == "native":
             native = op.native
             if isinstance(native, Solver):
+                if takes_checkpoint(native.fn):
+                    return self._solve(native.fn, _records(x))
                 return np.stack([np.asarray(native.fn(r)) for r in _records(x)])
             if isinstance(native, Estimator):
                 obj = self._objects[op.path]
@@ -65,11 +81,76 @@ class NumpyTrainer(Trainer):
                 if fit_y is not None:
                     classes = self._one_hot(task, fit_y)
                     self._classes[op.path] = classes
-                    obj.fit(flat, _targets(fit_y, classes))
+                    if takes_checkpoint(obj.fit):
+                        self._fit(op.path, obj, flat, _targets(fit_y, classes))
+                    else:
+                        obj.fit(flat, _targets(fit_y, classes))
                 classes = self._classes.get(op.path, 0)
                 out = _probabilities(obj, flat, classes) if classes else np.asarray(obj.predict(flat))
                 return out.reshape(len(x), *record_shape(op.output)) if _known(op.output) else out
         raise ValueError(f"the NumPy backend runs Estimator and Solver models, not {op.kind!r}")
+
+    def _solve(self, fn: Any, records: list[Any]) -> Any:
+        """Run a solver that reports checkpoints on each record; its kept calls become batches.
+
+        Call n's batch holds each record's answer at its n-th call, or its final answer where
+        it finished before (its time then counts in full).
+        """
+        import numpy as np
+
+        settings = self.settings
+        runs, outs = [], []
+        for r in records:
+            calls = CheckpointCalls(settings.checkpoint_spacing, int(settings.checkpoints) - 1,
+                                    partial(_answer, record=r))
+            outs.append(np.asarray(fn(r, checkpoint=calls)))
+            runs.append((calls, calls.stop()))
+        start = time.perf_counter()
+        kept = [{cp.call: cp for cp in calls.kept} for calls, _ in runs]
+        checkpoints = []
+        for call in sorted({n for by_call in kept for n in by_call}):
+            hits = [by_call.get(call) for by_call in kept]
+            values = [out if hit is None else hit.value for hit, out in zip(hits, outs)]
+            ms = sum(total if hit is None else hit.ms for hit, (_, total) in zip(hits, runs))
+            counts = sum_counts(calls.counts if hit is None else hit.counts for hit, (calls, _) in zip(hits, runs))
+            checkpoints.append(NativeCheckpoint(call, ms, np.stack(values), counts))
+        paused = sum(calls.paused for calls, _ in runs) + time.perf_counter() - start
+        self._trace = NativeTrace(tuple(checkpoints), sum(total for _, total in runs), paused * 1e3,
+                                  max((calls.calls for calls, _ in runs), default=0),
+                                  sum_counts(calls.counts for calls, _ in runs))
+        return np.stack(outs)
+
+    def _fit(self, path: str, obj: Any, x: Any, y: Any) -> None:
+        """``fit`` with a ``checkpoint``: a kept call snapshots the estimator (or the function it passes)."""
+        settings = self.settings
+
+        def snapshot(value: Any) -> Any:
+            state = self.state()
+            state[path] = copy.deepcopy(obj) if value is None else _Predictor(value)
+            return state
+
+        calls = CheckpointCalls(settings.checkpoint_spacing, int(settings.checkpoints) - 1, snapshot)
+        obj.fit(x, y, checkpoint=calls)
+        total = calls.stop()
+        self._trace = NativeTrace(tuple(calls.kept), total, calls.paused * 1e3, calls.calls, calls.counts)
+
+    def _follow(self, task: str, steps: list[Op]) -> None:
+        """Carry a solver's checkpoint batches through the steps after it (untimed: counted as paused)."""
+        trace = self._trace
+        if trace is None:
+            return
+        start = time.perf_counter()
+        followed = []
+        for cp in trace.checkpoints:
+            value = cp.value
+            for step in steps:
+                value = self._run(task, step, value)
+            followed.append(replace(cp, value=value))
+        paused = trace.paused_ms + (time.perf_counter() - start) * 1e3
+        self._trace = replace(trace, checkpoints=tuple(followed), paused_ms=paused)
+
+    def native_trace(self) -> NativeTrace | None:
+        return self._trace
 
     def _one_hot(self, task: str, y: Any) -> int:
         """How many classes ``task``'s targets one-hot encode; 0 when they are values or labels.
@@ -90,11 +171,13 @@ class NumpyTrainer(Trainer):
         import numpy as np
 
         lowered = self.model.tasks[task]
+        self._trace = None
         pred = self._run(task, lowered.root, x[order], y[order])
         err = np.asarray(pred, dtype=np.float64).reshape(len(pred), -1) - np.asarray(y[order]).reshape(len(pred), -1)
         return float(np.mean(err * err))
 
     def predict(self, task: str, x: Any) -> Any:
+        self._trace = None
         return self._run(task, self.model.tasks[task].root, x)
 
     def gradients(self, task: str, x: Any, field: str | None) -> Any:
@@ -111,6 +194,23 @@ class NumpyTrainer(Trainer):
 
     def load_state(self, state: Any) -> None:
         self._objects = {path: copy.deepcopy(obj) for path, obj in state.items()}
+
+
+class _Predictor:
+    """An estimator's checkpoint given as a prediction function: ``predict`` is that function."""
+
+    def __init__(self, fn: Any) -> None:
+        self.predict = fn
+
+
+def _answer(value: Any, *, record: Any) -> Any:
+    """A solver checkpoint's answer for ``record``: a copy of the value, or what a function gives for it."""
+    import numpy as np
+
+    if value is None:
+        raise TypeError("a Solver's checkpoint takes its current answer: checkpoint(y), or checkpoint(fn) "
+                        "with fn(x) -> y")
+    return np.array(value(record) if callable(value) else value, copy=True)
 
 
 def _native_index(children: list[Op]) -> int:

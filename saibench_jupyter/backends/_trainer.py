@@ -20,6 +20,7 @@ from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 from ._lowering import LoweredModel
+from ._native_checkpoints import NativeTrace, spacing_ratio
 
 #: ``convert(chain, record) -> value``: apply a conversion chain to one record (no batch
 #: axis), with user converters run for real; works on NumPy, PyTorch and JAX arrays.
@@ -53,6 +54,12 @@ class TrainSettings:
         Seeds initial weights, batch order and dropout.
     device : str
         ``"cpu"`` or ``"cuda"``.
+    checkpoints : int
+        At most this many checkpoints per stage from a native model that reports its own
+        (``checkpoint(...)`` calls), its final answer included.
+    checkpoint_spacing : int or str
+        Which of those calls become checkpoints: every k-th (an integer, 1 by default),
+        ``"geometric"`` (calls 1, 2, 4, 8, ..., as benchopt samples) or ``"geometric:r"``.
     """
 
     epochs: int = 10
@@ -61,6 +68,8 @@ class TrainSettings:
     optimizer: str = "adam"
     seed: int = 0
     device: str = "cpu"
+    checkpoints: int = 50
+    checkpoint_spacing: int | str = 1
 
     #: parameter names that reach the settings (``lr`` is accepted for ``learning_rate``)
     ALIASES: ClassVar[dict[str, str]] = {"lr": "learning_rate", "optimiser": "optimizer", "batch": "batch_size"}
@@ -75,6 +84,9 @@ class TrainSettings:
             raise ValueError(f"optimizer={self.optimizer!r}: use 'adam' or 'sgd'")
         if int(self.epochs) < 1 or int(self.batch_size) < 1:
             raise ValueError("epochs and batch_size must be at least 1")
+        if int(self.checkpoints) < 1:
+            raise ValueError(f"checkpoints={self.checkpoints!r}: keep at least 1 (the final answer)")
+        spacing_ratio(self.checkpoint_spacing)
         if self.device not in ("cpu", "cuda"):
             raise ValueError(f"device={self.device!r}: use 'cpu' or 'cuda'")
 
@@ -167,6 +179,14 @@ class Trainer(ABC):
 
     def peak_memory(self) -> int | None:
         """Peak device memory in bytes, where the device reports it (GPUs)."""
+        return None
+
+    def native_trace(self) -> NativeTrace | None:
+        """The checkpoints a native model reported during the last ``predict`` or ``train_epoch``.
+
+        None when no model of this backend reports its own (the default); the NumPy
+        backend's ``Solver`` and ``Estimator`` may (see :mod:`._native_checkpoints`).
+        """
         return None
 
 

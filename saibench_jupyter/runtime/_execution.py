@@ -25,8 +25,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..backends import Trainer, TrainingDiverged, epoch_order, is_finite
-from ..sail import COMPARISON_KINDS, AtomSet, Context, ConvertNode, ParsedModule, SailError, SailList, capability_of
+from ..backends import NativeTrace, Trainer, TrainingDiverged, epoch_order, is_finite
+from ..sail import (
+    COMPARISON_KINDS,
+    AtomSet,
+    Context,
+    ConvertNode,
+    ParsedModule,
+    SailError,
+    SailList,
+    capability_of,
+    sum_counts,
+    tallying,
+)
 from ._convert import ChainBook, RecordConverter
 from ._data import open_input, stack_records
 from ._metrics import evaluate
@@ -63,6 +74,7 @@ class _Stage:
     tests: dict[str, list[tuple[Any, Any]]] = field(default_factory=dict)
     compared: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
     procedural_ms: float = 0.0
+    procedural_counts: dict[str, float] = field(default_factory=dict)
 
 
 class ProblemExecution(Context):
@@ -185,11 +197,13 @@ class ProblemExecution(Context):
             start = time.perf_counter()
             self.trainer.gradients(kind, batch, field_name)
             self.result.compile_ms += (time.perf_counter() - start) * 1e3
-        start = time.perf_counter()
-        grad = self.trainer.gradients(kind, batch, field_name)
-        self.trainer.sync()
+        with tallying() as counts:
+            start = time.perf_counter()
+            grad = self.trainer.gradients(kind, batch, field_name)
+            self.trainer.sync()
         if self.stage is not None:
             self.stage.procedural_ms += (time.perf_counter() - start) * 1e3
+            self.stage.procedural_counts = sum_counts((self.stage.procedural_counts, counts))
         return SailList(np.asarray(g) for g in grad) if as_list else grad
 
     # -- training data and stages ---------------------------------------------------------
@@ -242,21 +256,34 @@ class ProblemExecution(Context):
             for epoch in range(1, epochs + 1):
                 self.epoch = epoch
                 order = epoch_order(settings.seed, stage.index, epoch + 1000 * i, n)
-                start = time.perf_counter()
-                loss = trainer.train_epoch(kind, x, y, order)
-                trainer.sync()
-                counters["TrainingMilliseconds"] += (time.perf_counter() - start) * 1e3
+                with tallying() as counts:
+                    start = time.perf_counter()
+                    loss = trainer.train_epoch(kind, x, y, order)
+                    trainer.sync()
+                ms = (time.perf_counter() - start) * 1e3
+                trace = trainer.native_trace()
+                if trace is not None:  # an estimator's own checkpoints during fit: their snapshots untimed
+                    ms -= trace.paused_ms
+                    if last:
+                        for cp in trace.checkpoints:
+                            at = dict(sum_counts((counters, cp.counts)),
+                                      TrainingMilliseconds=counters["TrainingMilliseconds"] + cp.ms)
+                            stage.checkpoints.append(_Checkpoint(cp.call, cp.value, at, None))
+                counters["TrainingMilliseconds"] += ms
+                counters.update(sum_counts((counters, counts)))  # Count(name, n) in the model's work
                 counters["SamplesSeen"] += n
                 counters["Epochs"] += 1
                 if per_record is not None:
                     counters["Flops"] += per_record / bs * n
                 if not is_finite(loss):
                     raise TrainingDiverged(loss, epoch)
-                if last:
-                    stage.checkpoints.append(_Checkpoint(epoch, trainer.state(), dict(counters), loss))
+                if last:  # after an estimator's own checkpoints, the final one's "epoch" is its number of calls
+                    at_epoch = epoch if trace is None or not trace.checkpoints else max(epoch, trace.calls)
+                    stage.checkpoints.append(_Checkpoint(at_epoch, trainer.state(), dict(counters), loss))
 
-    def _predict(self, kind: str, x: Any) -> tuple[Any, float]:
-        """Predictions and their milliseconds; a first call per shape (JIT compilation) is run untimed first."""
+    def _predict(self, kind: str, x: Any) -> tuple[Any, float, dict[str, float]]:
+        """Predictions, their milliseconds and named counts; a first call per shape (JIT compilation) is run
+        untimed first."""
         key = (kind, len(next(iter(x.values()))) if isinstance(x, dict) else len(x))
         if self.trainer.warms_up and key not in self._warm:
             self._warm.add(key)
@@ -264,14 +291,18 @@ class ProblemExecution(Context):
             self.trainer.predict(kind, x)
             self.trainer.sync()
             self.result.compile_ms += (time.perf_counter() - start) * 1e3
-        start = time.perf_counter()
-        out = self.trainer.predict(kind, x)
-        self.trainer.sync()
-        return out, (time.perf_counter() - start) * 1e3
+        with tallying() as counts:
+            start = time.perf_counter()
+            out = self.trainer.predict(kind, x)
+            self.trainer.sync()
+        ms = (time.perf_counter() - start) * 1e3
+        trace = self.trainer.native_trace()
+        return out, ms - (trace.paused_ms if trace is not None else 0.0), counts
 
     def _call_model(self, stage: _Stage, kind: str, x: Any) -> Any:
-        predicted, ms = self._predict(kind, collate([x], self.trainer))
+        predicted, ms, counts = self._predict(kind, collate([x], self.trainer))
         stage.procedural_ms += ms
+        stage.procedural_counts = sum_counts((stage.procedural_counts, counts))
         out = predicted[0]
         self._predicted[id(out)] = (kind, x, out)
         return out
@@ -285,30 +316,49 @@ class ProblemExecution(Context):
         last = len(stage.checkpoints)
         # One batch per test kind for the whole stage: backends keep it on the device.
         inputs = {kind: collate([r[0] for r in records], trainer) for kind, records in stage.tests.items()}
+        number = 0
         for c, cp in enumerate(stage.checkpoints, 1):
             if cp.state is not None and last > 1:
                 trainer.load_state(cp.state)  # the last one leaves the live model as trained
-            counters = dict(cp.counters)
-            collections: dict[str, list[tuple[Any, ...]]] = {}
-            inference = 0.0
-            for kind, records in stage.tests.items():
-                predicted, ms = self._predict(kind, inputs[kind])
-                inference += ms
-                collections[kind] = [(x, y, p) for (x, y), p in zip(records, predicted)]
-            if c == last:
-                inference += stage.procedural_ms
-                collections.update({k: list(v) for k, v in stage.compared.items()})
-            counters["InferenceMilliseconds"] = inference
-            counters["ElapsedMilliseconds"] = counters["TrainingMilliseconds"] + inference
-            counters["PeakMemoryBytes"] = float(trainer.peak_memory() or _peak_rss())
-            values, raw, errors = evaluate(self.metrics, collections, counters, stage.index, c)
-            self.result.warnings.extend(errors)
-            point = Point(stage.index, c, cp.epoch, counters, values, raw, cp.loss)
-            self.result.points.append(point)
-            if self.listener is not None:
-                for error in errors:
-                    self.listener("warning", error)
-                self.listener("point", point)
+            predictions: dict[str, tuple[Any, float, dict[str, float]]] = {}
+            traces: dict[str, NativeTrace] = {}
+            for kind in stage.tests:
+                predictions[kind] = self._predict(kind, inputs[kind])
+                trace = trainer.native_trace()
+                if trace is not None and trace.checkpoints:
+                    traces[kind] = trace
+            epoch = cp.epoch
+            # A solver's own checkpoints come first, each with its answers and its time up to the call.
+            for call, answers, ms, counts in solver_checkpoints(predictions, traces):
+                number += 1
+                self._point(stage, number, call, sum_counts((cp.counters, counts)), answers, ms, None, False)
+                epoch = max(epoch, max(t.calls for t in traces.values()))
+            number += 1
+            answers = {kind: p for kind, (p, _, _) in predictions.items()}
+            inference = sum(ms for _, ms, _ in predictions.values())
+            counts = sum_counts([cp.counters, *(n for _, _, n in predictions.values())])
+            self._point(stage, number, epoch, counts, answers, inference, cp.loss, c == last)
+
+    def _point(self, stage: _Stage, number: int, epoch: int, counters: dict[str, float],
+               answers: Mapping[str, Any], inference: float, loss: float | None, final: bool) -> None:
+        """Evaluate the metrics on one checkpoint's answers (untimed) and emit its point."""
+        collections: dict[str, list[tuple[Any, ...]]] = {
+            kind: [(x, y, p) for (x, y), p in zip(records, answers[kind])] for kind, records in stage.tests.items()}
+        if final:
+            inference += stage.procedural_ms
+            counters = sum_counts((counters, stage.procedural_counts))
+            collections.update({k: list(v) for k, v in stage.compared.items()})
+        counters["InferenceMilliseconds"] = inference
+        counters["ElapsedMilliseconds"] = counters["TrainingMilliseconds"] + inference
+        counters["PeakMemoryBytes"] = float(self.trainer.peak_memory() or _peak_rss())
+        values, raw, errors = evaluate(self.metrics, collections, counters, stage.index, number)
+        self.result.warnings.extend(errors)
+        point = Point(stage.index, number, epoch, counters, values, raw, loss)
+        self.result.points.append(point)
+        if self.listener is not None:
+            for error in errors:
+                self.listener("warning", error)
+            self.listener("point", point)
 
     # -- capabilities ----------------------------------------------------------------------
     def _implementation(self, name: str) -> Any:
@@ -331,6 +381,34 @@ class ProblemExecution(Context):
                                 module=self.problem.name,
                                 fix="install what the software module's Environment(pip=[...]) lists") from exc
         return obj() if isinstance(obj, type) else obj
+
+
+def solver_checkpoints(predictions: Mapping[str, tuple[Any, float, Mapping[str, float]]],
+                       traces: Mapping[str, NativeTrace]) -> list[tuple[int, dict[str, Any], float, dict[str, float]]]:
+    """A solver's kept ``checkpoint`` calls as ``(call, answers per test kind, inference ms, named counts)``.
+
+    At call n each test kind has its answers at that call, or its final answers where the
+    solver made fewer calls on it; its time (and its ``Count``s) are the solver's to the
+    call plus what the rest of its prediction (conversions) took.
+    """
+    calls = sorted({cp.call for trace in traces.values() for cp in trace.checkpoints})
+    out = []
+    for call in calls:
+        answers: dict[str, Any] = {}
+        inference = 0.0
+        parts: list[Mapping[str, float]] = []
+        for kind, (final, ms, counts) in predictions.items():
+            trace = traces.get(kind)
+            hit = None if trace is None else next((cp for cp in trace.checkpoints if cp.call == call), None)
+            if trace is None or hit is None:
+                answers[kind], inference = final, inference + ms
+                parts.append(counts)
+            else:
+                answers[kind], inference = hit.value, inference + hit.ms + max(ms - trace.model_ms, 0.0)
+                rest = {k: v - trace.model_counts.get(k, 0.0) for k, v in counts.items()}
+                parts += [hit.counts, rest]
+        out.append((call, answers, inference, sum_counts(parts)))
+    return out
 
 
 def _head(x: Any, n: int) -> Any:

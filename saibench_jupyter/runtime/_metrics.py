@@ -7,7 +7,7 @@ from typing import Any
 
 from ..sail import Context, Location, ModuleFailed, ParsedModule, using
 from ._execution_namespace import module_site
-from ._result import RunError
+from ._result import COUNTERS, RunError
 
 
 class _Unavailable(Exception):
@@ -29,7 +29,8 @@ class MetricContext(Context):
         return self.collections[kind]
 
     def counter(self, name: str) -> Any:
-        return self.counters[name]
+        # A built-in counter is always there; a named one (Count) only where the model counted it.
+        return self.counters[name] if name in COUNTERS else self.counters.get(name)
 
 
 def reduce_value(value: Any) -> tuple[float | None, Any]:

@@ -116,7 +116,8 @@ def run_scenario(scenario: Scenario | ScenarioPlan, *, settings: Mapping[str, An
     except (KeyError, ValueError, TypeError) as exc:
         result = ScenarioResult(plan.id, plan.label, backend, plan.resources.device, {})
         return _fail(result, RunError(f"bad training settings: {exc}", kind="error",
-                                      fix="use epochs, batch_size, learning_rate, optimizer, seed"), started)
+                                      fix="use epochs, batch_size, learning_rate, optimizer, seed, checkpoints, "
+                                      "checkpoint_spacing"), started)
     result = ScenarioResult(plan.id, plan.label, backend, train_settings.device,
                             dataclasses.asdict(train_settings))
     run: ProblemExecution | None = None

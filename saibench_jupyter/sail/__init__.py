@@ -25,6 +25,11 @@ from ._concepts import Test as Test
 from ._concepts import Train as Train
 from ._context import Context as Context
 from ._context import using as using
+from ._counting import Count as Count
+from ._counting import Counted as Counted
+from ._counting import sum_counts as sum_counts
+from ._counting import tally_now as tally_now
+from ._counting import tallying as tallying
 from ._datasets import DatasetProvider as DatasetProvider
 from ._datasets import dataset_provider as dataset_provider
 from ._datasets import register_dataset as register_dataset
@@ -184,7 +189,7 @@ __all__ = [
     "Input", "Require", "Fail", "Suggest", "Convert", "Gradients", "Provides",
     "RandomSplit", "Chunks", "Concat", "Stack", "L2Error", "TopK", "SailList",
     "ElapsedMilliseconds", "TrainingMilliseconds", "InferenceMilliseconds", "SamplesSeen",
-    "Epochs", "Flops", "PeakMemoryBytes",
+    "Epochs", "Flops", "PeakMemoryBytes", "Count", "Counted",
     # model building blocks
     "Pipeline", "Linear", "Relu", "Tanh", "Sigmoid", "Softmax", "Conv2d", "MaxPool2d",
     "Flatten", "Dropout", "Identity", "Sum", "Array", "TorchModule", "JaxModel",
@@ -217,5 +222,5 @@ _LAYERS = ["ALIASES", "Array", "Atom", "AtomRecord", "AtomSet", "COMPARISON_KIND
            "input_type", "is_flat_tensor", "load_error", "load_function", "misspelt_name", "module_site",
            "most_specific", "namespace", "npy_header", "parse", "printable", "probe_declarations",
            "probe_load", "probe_sources", "probed_dry_run", "register_source", "registered_datasets",
-           "restore_datasets", "source_filename", "substitute", "typeof", "unify", "unknown_name",
-           "unknown_names", "using"]
+           "restore_datasets", "source_filename", "substitute", "sum_counts", "tally_now", "tallying", "typeof",
+           "unify", "unknown_name", "unknown_names", "using"]

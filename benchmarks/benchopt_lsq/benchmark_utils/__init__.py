@@ -11,7 +11,13 @@ Everything is NumPy, float64, deterministic (fixed seeds; no randomness in the s
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
+
+#: told the iterate after each iteration of an iterative solver (``benchmarks/lsq_sail.py``'s
+#: checkpoints); it must not change it
+Callback = Callable[[np.ndarray], None] | None
 
 #: the datasets: a kind and a size each (n_features = n_samples // 10)
 KINDS = ("gaussian", "correlated")
@@ -66,9 +72,10 @@ def objective(X: np.ndarray, y: np.ndarray, beta: np.ndarray) -> float:
     return 0.5 * float(r @ r) / len(y)
 
 
-def solve(method: str, X: np.ndarray, y: np.ndarray, max_iter: int = 0) -> np.ndarray:
+def solve(method: str, X: np.ndarray, y: np.ndarray, max_iter: int = 0, callback: Callback = None) -> np.ndarray:
     """β minimising ``objective(X, y, β)`` by ``method``; iterative methods start from β = 0
-    and take ``max_iter`` iterations (no other stopping rule, so both sides do the same work).
+    and take ``max_iter`` iterations (no other stopping rule, so both sides do the same work),
+    telling ``callback`` the iterate after each one: its k-th call sees what ``max_iter=k`` returns.
     """
     if method == "normal-equations":
         return np.linalg.solve(X.T @ X, X.T @ y)
@@ -78,22 +85,24 @@ def solve(method: str, X: np.ndarray, y: np.ndarray, max_iter: int = 0) -> np.nd
         q, r = np.linalg.qr(X)
         return np.linalg.solve(r, q.T @ y)
     if method == "gd":
-        return _gradient_descent(X, y, max_iter)
+        return _gradient_descent(X, y, max_iter, callback)
     if method == "cg":
-        return _conjugate_gradient(X, y, max_iter)
+        return _conjugate_gradient(X, y, max_iter, callback)
     raise ValueError(f"unknown least-squares method {method!r}: use one of {DIRECT + ITERATIVE}")
 
 
-def _gradient_descent(X: np.ndarray, y: np.ndarray, max_iter: int) -> np.ndarray:
+def _gradient_descent(X: np.ndarray, y: np.ndarray, max_iter: int, callback: Callback = None) -> np.ndarray:
     n = len(y)
     step = n / np.linalg.norm(X, ord=2) ** 2  # 1 / L, L the gradient's Lipschitz constant
     beta = np.zeros(X.shape[1])
     for _ in range(max_iter):
         beta -= step * (X.T @ (X @ beta - y)) / n
+        if callback is not None:
+            callback(beta)
     return beta
 
 
-def _conjugate_gradient(X: np.ndarray, y: np.ndarray, max_iter: int) -> np.ndarray:
+def _conjugate_gradient(X: np.ndarray, y: np.ndarray, max_iter: int, callback: Callback = None) -> np.ndarray:
     """CGLS: conjugate gradients on the normal equations without forming ``XᵀX``."""
     beta = np.zeros(X.shape[1])
     r = y.astype(np.float64, copy=True)
@@ -110,4 +119,6 @@ def _conjugate_gradient(X: np.ndarray, y: np.ndarray, max_iter: int) -> np.ndarr
         s = X.T @ r
         gamma, previous = float(s @ s), gamma
         p = s + (gamma / previous) * p
+        if callback is not None:
+            callback(beta)
     return beta

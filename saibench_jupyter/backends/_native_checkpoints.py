@@ -1,0 +1,164 @@
+"""Checkpoints a native model reports while it runs: the ``checkpoint`` function it is given.
+
+A ``Solver`` whose function takes a keyword ``checkpoint`` (``fn(x, checkpoint)``), or an
+``Estimator`` whose ``fit`` does (``fit(x, y, checkpoint)``), receives a
+:class:`CheckpointCalls`. Each call ``checkpoint(value)`` may become one checkpoint: the
+spacing (every k-th call, or geometric) and the cap (``TrainSettings.checkpoints`` points per
+stage, the final one included) decide which; the other calls return at once. A kept call
+takes a snapshot (a copy of the value, or of the estimator), with the clock paused: what
+the call costs is not the model's work, and its metrics are computed later, on the test
+records, outside every timer.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..sail import tally_now
+
+#: what a ``checkpoint_spacing`` setting may be
+SPACING_HELP = "an integer k >= 1 (every k-th call), 'geometric' (calls 1, 2, 4, 8, ...) or 'geometric:r' (ratio r > 1)"
+
+
+def spacing_ratio(spacing: int | str) -> tuple[int, float]:
+    """``(k, r)`` for a spacing setting: every ``k``-th call (``r`` = 0), or geometric with ratio ``r``.
+
+    Raises
+    ------
+    ValueError
+        For anything but an integer k >= 1, ``"geometric"`` or ``"geometric:r"`` with r > 1.
+    """
+    if isinstance(spacing, bool):
+        raise ValueError(f"checkpoint_spacing={spacing!r}: use {SPACING_HELP}")
+    if isinstance(spacing, int):
+        if spacing >= 1:
+            return spacing, 0.0
+        raise ValueError(f"checkpoint_spacing={spacing!r}: use {SPACING_HELP}")
+    name, _, ratio = str(spacing).partition(":")
+    if name == "geometric":
+        try:
+            r = float(ratio) if ratio else 2.0
+        except ValueError:
+            r = 0.0
+        if r > 1:
+            return 1, r
+    raise ValueError(f"checkpoint_spacing={spacing!r}: use {SPACING_HELP}")
+
+
+@dataclass(frozen=True)
+class NativeCheckpoint:
+    """One kept ``checkpoint(...)`` call.
+
+    Attributes
+    ----------
+    call : int
+        The call's number in the model's run (from 1): the iteration, when it calls once per iteration.
+    ms : float
+        The model's time from its start to the call, in ms (earlier calls' snapshots excluded).
+    value : object
+        The snapshot: a solver's answer for a batch, or a trainer state.
+    counts : mapping
+        The named work counters (``Count(name, n)``) from the model's start to the call.
+    """
+
+    call: int
+    ms: float
+    value: Any
+    counts: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NativeTrace:
+    """What a native model reported during one ``predict`` or ``train_epoch``.
+
+    Attributes
+    ----------
+    checkpoints : tuple of NativeCheckpoint
+        The kept calls, in order.
+    model_ms : float
+        The model's own time to its end (snapshots excluded).
+    paused_ms : float
+        The time spent in ``checkpoint`` calls and in assembling the snapshots: the runtime
+        takes it out of its timers.
+    calls : int
+        How many times the model called ``checkpoint`` (the most over records).
+    model_counts : mapping
+        The named work counters of the model's whole run.
+    """
+
+    checkpoints: tuple[NativeCheckpoint, ...]
+    model_ms: float
+    paused_ms: float
+    calls: int
+    model_counts: Mapping[str, float] = field(default_factory=dict)
+
+
+class CheckpointCalls:
+    """The ``checkpoint`` function given to one native run (one solver call, one ``fit``).
+
+    Parameters
+    ----------
+    spacing : int or str
+        The ``checkpoint_spacing`` setting (see :func:`spacing_ratio`).
+    cap : int
+        How many calls it keeps at most.
+    snapshot : callable
+        ``snapshot(value)``: what a kept call stores (a copy), given what the model passed.
+    """
+
+    def __init__(self, spacing: int | str, cap: int, snapshot: Callable[[Any], Any]) -> None:
+        self._every, self._ratio = spacing_ratio(spacing)
+        self._next = 1.0
+        self._cap = cap
+        self._snapshot = snapshot
+        self.kept: list[NativeCheckpoint] = []
+        self.calls = 0
+        self.paused = 0.0
+        #: the named counters (``Count``) of this run, at its end
+        self.counts: dict[str, float] = {}
+        self._counted = tally_now()
+        self._start = time.perf_counter()
+
+    def _keeps(self, n: int) -> bool:
+        if len(self.kept) >= self._cap:
+            return False
+        if not self._ratio:
+            return n % self._every == 0
+        if n < self._next:
+            return False
+        while self._next <= n:  # the next kept call: the first one at or past the next power of the ratio
+            self._next *= self._ratio
+        return True
+
+    def __call__(self, value: Any = None) -> None:
+        entered = time.perf_counter()
+        self.calls += 1
+        if self._keeps(self.calls):
+            ms = (entered - self._start - self.paused) * 1e3
+            self.kept.append(NativeCheckpoint(self.calls, ms, self._snapshot(value), self._since_start()))
+        self.paused += time.perf_counter() - entered
+
+    def stop(self) -> float:
+        """End the run's clock; the model's own time in ms (snapshots excluded). Sets ``counts``."""
+        end = time.perf_counter()
+        self.counts = self._since_start()
+        return (end - self._start - self.paused) * 1e3
+
+    def _since_start(self) -> dict[str, float]:
+        now = tally_now()
+        return {k: v - self._counted.get(k, 0.0) for k, v in now.items()}
+
+
+def takes_checkpoint(fn: Any) -> bool:
+    """Whether ``fn`` accepts a keyword argument named ``checkpoint``."""
+    import inspect
+
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # builtins without a signature
+        return False
+    p = params.get("checkpoint")
+    return p is not None and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
