@@ -22,7 +22,7 @@ from torch import nn
 
 from ..sail import ALIASES
 from ._lowering import LoweredModel, Op, all_builtin, builtin_step, init_params, loss_kind, record_shape
-from ._trainer import ConvertRecord, Trainer, TrainSettings
+from ._trainer import ConvertRecord, Trainer, TrainSettings, split_target
 
 Fn = Callable[[Any], Any]
 Loss = Callable[[Any, Any], torch.Tensor]
@@ -306,7 +306,22 @@ class TorchTrainer(Trainer):
         kind = loss_kind(task, lowered)
         if kind == "mse":
             forward = self._forward(task, None)
-            loss: Loss = lambda x, y: F.mse_loss(forward(x), y)  # noqa: E731
+            weight = float(self.settings.gradient_weight)
+
+            def mse(x: Any, y: Any) -> torch.Tensor:
+                value, field, target = split_target(y)
+                if target is None:
+                    return F.mse_loss(forward(x), value)
+                # Force matching: the gradients are part of the graph (create_graph), so the
+                # optimiser's backward differentiates them again (double backward).
+                key = None if field is None else (field if field in x else ALIASES.get(field, field))
+                with torch.enable_grad():
+                    leaf = (x if key is None else x[key]).detach().float().requires_grad_()
+                    out = forward(leaf if key is None else {**x, key: leaf})
+                    (grad,) = torch.autograd.grad(out.sum(), leaf, create_graph=True, materialize_grads=True)
+                return F.mse_loss(out, value) + weight * F.mse_loss(grad, target)
+
+            loss: Loss = mse
         else:
             # Losses on logits: the final activation is skipped, the loss applies it stably.
             act = "softmax" if kind == "xent" else "sigmoid"

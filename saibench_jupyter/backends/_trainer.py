@@ -53,6 +53,10 @@ class TrainSettings:
         Seeds initial weights, batch order and dropout.
     device : str
         ``"cpu"`` or ``"cuda"``.
+    gradient_weight : float
+        Weight of the derivative term in the loss of a task trained on derivatives too
+        (``Train.Gradients``): mean squared error of the outputs plus ``gradient_weight``
+        times that of their gradients (``force_weight`` is accepted for it).
     """
 
     epochs: int = 10
@@ -61,9 +65,11 @@ class TrainSettings:
     optimizer: str = "adam"
     seed: int = 0
     device: str = "cpu"
+    gradient_weight: float = 1.0
 
     #: parameter names that reach the settings (``lr`` is accepted for ``learning_rate``)
-    ALIASES: ClassVar[dict[str, str]] = {"lr": "learning_rate", "optimiser": "optimizer", "batch": "batch_size"}
+    ALIASES: ClassVar[dict[str, str]] = {"lr": "learning_rate", "optimiser": "optimizer", "batch": "batch_size",
+                                         "force_weight": "gradient_weight"}
 
     @classmethod
     def names(cls) -> set[str]:
@@ -77,6 +83,30 @@ class TrainSettings:
             raise ValueError("epochs and batch_size must be at least 1")
         if self.device not in ("cpu", "cuda"):
             raise ValueError(f"device={self.device!r}: use 'cpu' or 'cuda'")
+        if not float(self.gradient_weight) >= 0.0:
+            raise ValueError(f"gradient_weight={self.gradient_weight!r}: use a weight of 0 or more")
+
+
+#: The key of a training target's values when the task also trains on derivatives.
+VALUE_KEY = "value"
+#: The prefix of the key of the derivative targets: ``"d/positions"`` holds d(output)/d(positions).
+GRADIENT_PREFIX = "d/"
+
+
+def with_gradients(value: Any, field: str | None, gradients: Any) -> dict[str, Any]:
+    """A training target with derivatives: ``{"value": y, "d/<field>": dy/dx}``, sliced per record like atoms.
+
+    ``field`` is the input field differentiated (atoms), or None for the input itself (key ``"d/"``).
+    """
+    return {VALUE_KEY: value, GRADIENT_PREFIX + (field or ""): gradients}
+
+
+def split_target(y: Any) -> tuple[Any, str | None, Any]:
+    """``(values, field, gradients)`` of a target from :func:`with_gradients`; ``(y, None, None)`` for others."""
+    if not isinstance(y, dict) or VALUE_KEY not in y:
+        return y, None, None
+    key = next(k for k in y if k.startswith(GRADIENT_PREFIX))
+    return y[VALUE_KEY], key[len(GRADIENT_PREFIX):] or None, y[key]
 
 
 def epoch_order(seed: int, stage: int, epoch: int, n: int) -> Any:
