@@ -413,3 +413,12 @@ def test_a_zero_gradient_weight_trains_on_the_values_alone(lattice):
     np.testing.assert_allclose(zero, plain, rtol=1e-5)
     with pytest.raises(ValueError, match=r"gradient_weight=-1\.0: use a weight of 0 or more"):
         TrainSettings(gradient_weight=-1.0)
+
+
+def test_derivative_targets_need_a_mean_squared_error_task(lattice, digits):
+    from saibench_jupyter.backends import with_gradients
+
+    x, y, _, _ = digits
+    tr = trainer(lattice, "Digits", "MLP")
+    with pytest.raises(ValueError, match=r"a xent loss cannot train on derivative targets \(Train\.Gradients\)"):
+        tr.train_epoch("Classify", x[:8], with_gradients(y[:8], None, x[:8]), np.arange(8))

@@ -25,7 +25,7 @@ from jax import lax
 
 from ..sail import ALIASES, Atom, JaxModel
 from ._lowering import LoweredModel, Op, all_builtin, builtin_step, init_params, is_atoms, loss_kind, record_shape
-from ._trainer import ConvertRecord, Trainer, TrainSettings, split_target
+from ._trainer import ConvertRecord, Trainer, TrainSettings, refuse_gradients, split_target
 
 _BETA1, _BETA2, _EPS = 0.9, 0.999, 1e-8
 _LOG_BETA1, _LOG_BETA2 = math.log(_BETA1), math.log(_BETA2)
@@ -270,7 +270,9 @@ class JaxTrainer(Trainer):
         kind = loss_kind(task, lowered)
         # a loss on logits skips the final activation it applies itself (as the PyTorch backend)
         own = {"xent": "softmax", "bce": "sigmoid"}.get(kind)
-        yb, field, target = split_target(yb) if kind == "mse" else (yb, None, None)
+        if kind != "mse":
+            refuse_gradients(yb, f"a {kind} loss")
+        yb, field, target = split_target(yb)
         if target is not None:
             return self._gradient_loss(task, p, xb, yb, field, target, rng)
         out = self.apply(p, task, xb, train=True, rng=rng, skip_final=own is not None and lowered.final == own)

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from ..sail import Estimator, Solver
 from ._lowering import LoweredModel, Op, all_builtin, builtin_step, record_shape
-from ._trainer import ConvertRecord, Trainer, TrainSettings
+from ._trainer import ConvertRecord, Trainer, TrainSettings, refuse_gradients
 
 
 class NumpyTrainer(Trainer):
@@ -89,6 +89,7 @@ class NumpyTrainer(Trainer):
     def train_epoch(self, task: str, x: Any, y: Any, order: Any) -> float:
         import numpy as np
 
+        refuse_gradients(y, "the NumPy backend")
         lowered = self.model.tasks[task]
         pred = self._run(task, lowered.root, x[order], y[order])
         err = np.asarray(pred, dtype=np.float64).reshape(len(pred), -1) - np.asarray(y[order]).reshape(len(pred), -1)

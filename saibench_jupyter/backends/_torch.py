@@ -22,7 +22,7 @@ from torch import nn
 
 from ..sail import ALIASES
 from ._lowering import LoweredModel, Op, all_builtin, builtin_step, init_params, loss_kind, record_shape
-from ._trainer import ConvertRecord, Trainer, TrainSettings, split_target
+from ._trainer import ConvertRecord, Trainer, TrainSettings, refuse_gradients, split_target
 
 Fn = Callable[[Any], Any]
 Loss = Callable[[Any, Any], torch.Tensor]
@@ -326,8 +326,11 @@ class TorchTrainer(Trainer):
             # Losses on logits: the final activation is skipped, the loss applies it stably.
             act = "softmax" if kind == "xent" else "sigmoid"
             logits = self._forward(task, lowered.final_path if lowered.final == act else None)
-            loss = (lambda x, y: _xent(logits(x), y)) if kind == "xent" else \
-                (lambda x, y: F.binary_cross_entropy_with_logits(logits(x), y))
+            def on_logits(x: Any, y: Any) -> torch.Tensor:
+                refuse_gradients(y, f"a {kind} loss")
+                return _xent(logits(x), y) if kind == "xent" else F.binary_cross_entropy_with_logits(logits(x), y)
+
+            loss = on_logits
         self._losses[task] = loss
         return loss
 

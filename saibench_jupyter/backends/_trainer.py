@@ -109,6 +109,19 @@ def split_target(y: Any) -> tuple[Any, str | None, Any]:
     return y[VALUE_KEY], key[len(GRADIENT_PREFIX):] or None, y[key]
 
 
+def refuse_gradients(y: Any, who: str) -> None:
+    """Raise when ``y`` carries derivative targets that ``who`` (a loss, a backend) cannot train on.
+
+    Raises
+    ------
+    ValueError
+        For a target from :func:`with_gradients`.
+    """
+    if split_target(y)[2] is not None:
+        raise ValueError(f"{who} cannot train on derivative targets (Train.Gradients): they need a "
+                         "differentiable model (PyTorch or JAX) and a task trained by mean squared error (Predict)")
+
+
 def epoch_order(seed: int, stage: int, epoch: int, n: int) -> Any:
     """The order records are visited in one epoch: the same for every backend."""
     import numpy as np
