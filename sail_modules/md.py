@@ -5,7 +5,9 @@ a training trajectory (its frame count is the sample-efficiency parameter), held
 independent trajectory, and a closed loop in which the golden and the predicted trajectories start
 together and are compared step by step. Models: the paper's permutation-invariant model (Fig. 7) over a
 per-atom network, and a Behler–Parrinello potential (symmetry functions, one shared atomic network,
-energies summed). Forces come from the model through ``Gradients``.
+energies summed). The potentials train on energies and forces (force matching: ``Train.Gradients`` of the
+energy with respect to the positions, weighted by ``force_weight``); forces come from the model through
+``Gradients``.
 
 Units are ASE's: Å, eV, amu; ``dt`` is in femtoseconds.
 """

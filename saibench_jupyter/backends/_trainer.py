@@ -9,7 +9,9 @@ default, PyTorch's defaults) and the losses by task kind (:func:`._lowering.loss
 fixed here; a backend implements the arithmetic.
 
 Data come as NumPy: ``x`` and ``y`` are arrays with a leading record axis, or, for
-atoms, mappings of such arrays per field (see :mod:`._lowering` for the layout).
+atoms, mappings of such arrays per field (see :mod:`._lowering` for the layout). A task
+trained on derivatives too (``Train.Gradients``, force matching) gets ``y`` from
+:func:`with_gradients`: the values and the gradients' targets, sliced per record alike.
 """
 
 from __future__ import annotations
