@@ -290,19 +290,15 @@ class JaxTrainer(Trainer):
         """Mean squared error of the outputs plus ``gradient_weight`` times that of their gradients
         with respect to ``field`` of the input (force matching): ``jax.grad`` of this is a grad of a grad."""
         atoms = isinstance(xb, Mapping)
-        key = None
-        if atoms:
-            key = field if field in xb else ALIASES.get(str(field), field)
+        key = (field if field in xb else ALIASES.get(str(field), field)) if atoms else None
 
         def total(v: Any) -> tuple[Any, Any]:
             out = self.apply(p, task, {**xb, str(key): v} if atoms else v, train=True, rng=rng)
             return jnp.sum(out), out
 
         grad, out = jax.grad(total, has_aux=True)(xb[key] if atoms else xb)
-        yb = jnp.reshape(yb.astype(out.dtype), out.shape)
-        target = jnp.reshape(target.astype(grad.dtype), grad.shape)
-        weight = float(self.settings.gradient_weight)
-        return jnp.mean((out - yb) ** 2) + weight * jnp.mean((grad - target) ** 2)
+        yb, target = jnp.reshape(yb.astype(out.dtype), out.shape), jnp.reshape(target.astype(grad.dtype), grad.shape)
+        return jnp.mean((out - yb) ** 2) + float(self.settings.gradient_weight) * jnp.mean((grad - target) ** 2)
 
     def _step(self, task: str) -> Callable[..., Any]:
         """One optimiser step: ``(params, moments, xb, yb, key, sched) -> (loss, params, moments)``.
