@@ -5,7 +5,9 @@ a training trajectory (its frame count is the sample-efficiency parameter), held
 independent trajectory, and a closed loop in which the golden and the predicted trajectories start
 together and are compared step by step. Models: the paper's permutation-invariant model (Fig. 7) over a
 per-atom network, and a Behler–Parrinello potential (symmetry functions, one shared atomic network,
-energies summed). Forces come from the model through ``Gradients``.
+energies summed). The potentials train on energies and forces (force matching: ``Train.Gradients`` of the
+energy with respect to the positions, weighted by ``force_weight``); forces come from the model through
+``Gradients``.
 
 Units are ASE's: Å, eV, amu; ``dt`` is in femtoseconds.
 """
@@ -190,10 +192,11 @@ register_dataset("cu13", {"train": Set(Atom(), 13), "test": Set(Atom(), 13)},
 
 
 @ProblemDefinition
-def MDCu13(frames, stride=5, dt=5.0, test_frames=25, loop_steps=100):
+def MDCu13(frames, stride=5, dt=5.0, test_frames=25, loop_steps=100, force_weight=10.0):
     """Molecular dynamics of a Cu13 cluster with EMT as the golden software (paper Fig. 6).
 
-    Training data are every ``stride``-th frame of an EMT trajectory; held-out frames come from an
+    Training data are every ``stride``-th frame of an EMT trajectory, its energy and its forces (force
+    matching: ``Train.Gradients`` of the energy with respect to the positions); held-out frames come from an
     independent trajectory (energies each epoch, forces from ``Gradients`` once trained); then the
     golden and the model-driven trajectories run ``loop_steps`` steps from one start and are compared.
     Energies are measured from the first training frame's.
@@ -210,6 +213,9 @@ def MDCu13(frames, stride=5, dt=5.0, test_frames=25, loop_steps=100):
         Held-out frames.
     loop_steps : int
         Steps of the closed loop.
+    force_weight : float
+        Weight of the forces' squared error (eV²/Å²) against the energies' (eV²) in the training
+        loss (the ``gradient_weight`` training setting); 0 trains on energies only.
     """
     Suggest(frames, 10, 50, 200)
     md = Require(MolecularDynamicsSoftware)
@@ -218,9 +224,10 @@ def MDCu13(frames, stride=5, dt=5.0, test_frames=25, loop_steps=100):
         e_ref = md.PredictEnergy(atoms)
         for step in range(frames * stride):
             e = md.PredictEnergy(atoms)
+            f = md.ComputeForces(atoms, e)
             if step % stride == 0:
                 Train.Predict(atoms, e - e_ref)
-            f = md.ComputeForces(atoms, e)
+                Train.Gradients(atoms.positions, -f)  # dE/dx is minus the forces
             atoms = md.ComputeNewStates(atoms, dt, f)
     for atoms in Input("dataset:cu13/test", cluster):
         start = atoms

@@ -393,3 +393,24 @@ def test_dropout_is_active_in_training_only():
     assert set(np.unique(out)) == {0.0, np.float32(1 / 0.75)}
     assert 0.2 < (out == 0).mean() < 0.3
     assert not np.array_equal(out, np.asarray(run(jax.random.PRNGKey(1))))
+
+
+def test_force_matching_loss_curve_matches_torch(lattice, molecules):
+    """Energies and their position gradients (forces) as targets: JAX's grad of a grad and PyTorch's
+    double backward give one loss curve from one initialisation (Adam, with a partial batch)."""
+    pytest.importorskip("torch")
+    from saibench_jupyter.backends import with_gradients
+    from saibench_jupyter.backends._torch import TorchTrainer
+
+    model = lowered(lattice, "Molecules", "PermutationInvariantModel[AtomEnergy]")
+    pos = molecules["positions"].astype(np.float32)
+    target = with_gradients((pos ** 2).sum((1, 2)).astype(np.float32), "pos", (2.0 * pos).astype(np.float32))
+    settings = {"batch_size": 10, "learning_rate": 1e-2, "gradient_weight": 3.0}
+    jx = trainer(model, **settings)
+    tc = TorchTrainer(model, TrainSettings(**settings), identity_convert)
+    curves = [[t.train_epoch("Predict", molecules, target, epoch_order(0, 0, e, 24)) for e in range(4)]
+              for t in (jx, tc)]
+    np.testing.assert_allclose(curves[0], curves[1], rtol=1e-4)
+    assert curves[0][-1] < curves[0][0]
+    np.testing.assert_allclose(jx.predict("Predict", molecules), tc.predict("Predict", molecules), rtol=1e-4,
+                               atol=1e-5)

@@ -237,3 +237,20 @@ def test_float64_inputs_reach_numpy_models_in_float64() -> None:
         result = run_scenario(scenario)
         assert result.ok, result.error
         assert result.points[0].metrics["PreciseError"] < 1e-12, model
+
+
+def test_derivative_targets_are_refused_by_estimators() -> None:
+    """``Train.Gradients`` needs a differentiable model: an Estimator fails the run, with the reason."""
+    repo = Repository()
+    repo.add_source(SOURCE + '''
+@ProblemDefinition
+def RegressWithSlopes():
+    for x, y in Input("dataset:numpy_scalar_0"):
+        Train.Predict(x, y)
+        Train.Gradients(x, 2.0 * x)
+    for x, y in Input("dataset:numpy_scalar_120"):
+        Test.Predict(x, y)
+''', origin="numpy_slopes.py")
+    (scenario,) = discover(repo, problem="RegressWithSlopes", model="KNNRegressor", machine=MACHINE).scenarios
+    error = run_scenario(scenario).error
+    assert error is not None and "the NumPy backend cannot train on derivative targets" in error.what

@@ -362,3 +362,63 @@ def test_compile_warms_up_without_changing_what_training_computes():
     assert torch.equal(torch.get_rng_state(), after)
     for (name, a), b in zip(warmed.net.state_dict().items(), cold.net.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
+
+
+def test_force_matching_loss_has_the_gradient_of_its_finite_differences(lattice):
+    """Energies and their position gradients as targets: one SGD step of rate 1 over one batch
+    moves each weight by minus the loss's gradient, which double backward computed; central
+    differences of the same loss, rebuilt from ``predict`` and ``gradients``, agree."""
+    from saibench_jupyter.backends import with_gradients
+
+    mols = molecules(6, seed=3)
+    energy = (mols["positions"] ** 2).sum((1, 2)).astype(np.float32)
+    target = with_gradients(energy, "positions", (2.0 * mols["positions"]).astype(np.float32))
+    tr = trainer(lattice, "Molecules", "PermutationInvariantModel", optimizer="sgd", learning_rate=1.0,
+                 batch_size=6, gradient_weight=0.5)
+
+    def loss() -> float:
+        out = tr.predict("Predict", mols).astype(np.float64)
+        grads = np.stack([tr.gradients("Predict", {k: v[i:i + 1] for k, v in mols.items()}, "positions")
+                          for i in range(6)]).astype(np.float64)
+        return float(np.mean((out - energy) ** 2) + 0.5 * np.mean((grads - target["d/positions"]) ** 2))
+
+    before = tr.state()
+    reported = tr.train_epoch("Predict", mols, target, np.arange(6))
+    after = tr.state()
+    tr.load_state(before)
+    assert reported == pytest.approx(loss(), rel=1e-5)
+    eps = 1e-2
+    for name in list(before["params"])[:2]:
+        step = (before["params"][name] - after["params"][name]).numpy()
+        for index in [(0, 0), (3, 1)] if step.ndim == 2 else [(0,), (5,)]:
+            p = tr._params[name]
+            with torch.no_grad():
+                p[index] += eps
+                up = loss()
+                p[index] -= 2 * eps
+                down = loss()
+                p[index] += eps
+            assert step[index] == pytest.approx((up - down) / (2 * eps), rel=2e-2, abs=2e-3)
+
+
+def test_a_zero_gradient_weight_trains_on_the_values_alone(lattice):
+    mols = molecules(8, seed=4)
+    energy = (mols["positions"] ** 2).sum((1, 2)).astype(np.float32)
+    wrong = np.full_like(mols["positions"], 7.0)  # would dominate the loss at any weight above 0
+    from saibench_jupyter.backends import with_gradients
+
+    plain = epochs(trainer(lattice, "Molecules", "PermutationInvariantModel"), "Predict", mols, energy, 3)
+    zero = epochs(trainer(lattice, "Molecules", "PermutationInvariantModel", gradient_weight=0.0), "Predict",
+                  mols, with_gradients(energy, "positions", wrong), 3)
+    np.testing.assert_allclose(zero, plain, rtol=1e-5)
+    with pytest.raises(ValueError, match=r"gradient_weight=-1\.0: use a weight of 0 or more"):
+        TrainSettings(gradient_weight=-1.0)
+
+
+def test_derivative_targets_need_a_mean_squared_error_task(lattice, digits):
+    from saibench_jupyter.backends import with_gradients
+
+    x, y, _, _ = digits
+    tr = trainer(lattice, "Digits", "MLP")
+    with pytest.raises(ValueError, match=r"a xent loss cannot train on derivative targets \(Train\.Gradients\)"):
+        tr.train_epoch("Classify", x[:8], with_gradients(y[:8], None, x[:8]), np.arange(8))

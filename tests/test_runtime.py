@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -180,3 +181,85 @@ def test_pretrain_then_segment_in_ten_sample_efficiency_stages() -> None:
     assert seen == sorted(seen) and seen[0] < seen[-1]
     errors = [p.metrics["MaskError"] for p in result.points if p.checkpoint == 2]
     assert errors[-1] < errors[0]
+
+
+# Force matching (docs/sail.md, section 4): energies E = sum |r|^2 and their gradients 2 r as training records.
+FORCE_WELLS = '''
+from saibench_jupyter.sail import *
+
+
+@ProblemDefinition
+def ForceWells(epochs=4, force_weight=1.0):
+    train, test = RandomSplit(Input("dataset:wells"), 0.75, seed=0)
+    for atoms, e in train:
+        Train.Predict(atoms, e)
+        Train.Gradients(atoms.positions, 2.0 * atoms.positions)
+    for atoms, e in test:
+        Test.Predict(atoms, e)
+
+
+@ProblemDefinition
+def GradientsFirst(epochs=1):
+    for atoms, e in Input("dataset:wells"):
+        Train.Gradients(atoms.positions, 2.0 * atoms.positions)
+        Train.Predict(atoms, e)
+        Test.Predict(atoms, e)
+
+
+@ProblemDefinition
+def GradientsOfAnotherValue(epochs=1):
+    for atoms, e in Input("dataset:wells"):
+        Train.Predict(atoms, e)
+        Train.Gradients(atoms.positions + 1.0, 2.0 * atoms.positions)
+        Test.Predict(atoms, e)
+
+
+@ProblemDefinition
+def GradientsOfSomeRecords(epochs=1):
+    first = True
+    for atoms, e in Input("dataset:wells"):
+        Train.Predict(atoms, e)
+        if first:
+            Train.Gradients(atoms.positions, 2.0 * atoms.positions)
+            first = False
+        Test.Predict(atoms, e)
+'''
+
+
+@pytest.fixture(scope="module")
+def force_repo() -> Repository:
+    repo = _repo("runtime_wells.py", paper=("stacks", "md"))
+    repo.add_source(FORCE_WELLS, origin="force_wells.py")
+    return repo
+
+
+def _force_wells(repo: Repository, problem: str, software: str = "PyTorch") -> Any:
+    return discover(repo, problem=problem, model="PermutationInvariantModel", software=software, machine=MACHINE)
+
+
+def test_force_matching_trains_alike_on_pytorch_and_jax_and_its_weight_counts(force_repo: Repository) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("jax")
+    losses = {}
+    for software in ("PyTorch", "JAX"):
+        (scenario,) = _force_wells(force_repo, "ForceWells", software).scenarios
+        result = run_scenario(scenario, settings={"learning_rate": 1e-2, "batch_size": 16})
+        assert result.ok, result.error
+        losses[software] = [p.loss for p in result.points]
+    # Same weights, batches and Adam; the loss adds the gradients' squared error: rounding is all that differs.
+    np.testing.assert_allclose(losses["PyTorch"], losses["JAX"], rtol=2e-3)
+    (scenario,) = _force_wells(force_repo, "ForceWells").scenarios
+    heavier = run_scenario(scenario, settings={"learning_rate": 1e-2, "batch_size": 16, "force_weight": 5.0})
+    assert heavier.points[0].loss > losses["PyTorch"][0]
+
+
+def test_train_gradients_must_follow_a_training_record_of_its_input(force_repo: Repository) -> None:
+    lattice = _force_wells(force_repo, "GradientsFirst")
+    assert not lattice.scenarios
+    assert "Train.Gradients(wrt, target) follows a training record" in lattice.explain()
+    (scenario,) = _force_wells(force_repo, "GradientsOfAnotherValue").scenarios
+    error = run_scenario(scenario).error
+    assert error is not None and "wrt is not the last training record's input" in error.what
+    (scenario,) = _force_wells(force_repo, "GradientsOfSomeRecords").scenarios
+    error = run_scenario(scenario).error
+    assert error is not None and "some Train.Predict records have derivative targets and others" in error.what

@@ -182,6 +182,29 @@ def test_closed_loop_compares_trajectories_from_one_start(sweep: dict) -> None:
     assert sweep[60].points[-1].metrics["EnergyDrift"] < 5.0  # meV/atom
 
 
+@pytest.fixture(scope="module")
+def quick(repo: Repository) -> dict:
+    """The Behler–Parrinello potential on 50 frames with the case studies' quick settings, trained with
+    forces (the default force weight) and on energies alone (a force weight of 0)."""
+    out = {}
+    for weight in (10.0, 0.0):
+        (s,) = discover(repo, machine=MACHINE, problem="MDCu13", model="BehlerParrinello",
+                        params={"MDCu13.frames": [50], "MDCu13.force_weight": weight, **SMALL}).scenarios
+        out[weight] = run_scenario(s, settings={"epochs": 20, "learning_rate": 1e-2})
+    return out
+
+
+def test_the_potential_trains_on_forces_and_their_error_falls_well_below_energy_only_training(quick: dict) -> None:
+    forces, energies = quick[10.0], quick[0.0]
+    assert forces.ok and energies.ok, (forces.error, energies.error)
+    f_forces, f_energies = (r.points[-1].metrics["ForceMAE"] for r in (forces, energies))
+    # Measured 30 meV/Å against 300 (EMT forces here average ~400): a regression guard, the issue's quick bar.
+    assert f_forces < 45.0
+    assert f_forces < 0.3 * f_energies
+    # the reported loss includes the force term: it is the larger for a weight of 10
+    assert forces.points[0].loss > energies.points[0].loss
+
+
 @pytest.mark.parametrize("model", ["BehlerParrinello", "PermutationInvariantModel"])
 def test_gradients_of_the_trained_potential_match_finite_differences(model: str) -> None:
     repo = library("stacks", "md")

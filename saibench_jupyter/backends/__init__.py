@@ -22,6 +22,8 @@ from ._trainer import TrainingDiverged as TrainingDiverged
 from ._trainer import TrainSettings as TrainSettings
 from ._trainer import epoch_order as epoch_order
 from ._trainer import is_finite as is_finite
+from ._trainer import split_target as split_target
+from ._trainer import with_gradients as with_gradients
 
 GROUP = "saibench_jupyter.backends"
 #: Built-in backends: name -> "module:Class" (imported on first use).
@@ -55,5 +57,5 @@ def trainer_class(backend: str) -> type[Trainer]:
 
 
 __all__ = ["BUILTIN", "LoweredModel", "ModelGraphs", "NativeCheckpoint", "NativeTrace", "Trainer", "TrainSettings",
-           "TrainingDiverged",
-           "available", "graphs_of", "init_params", "lower", "trainer_class"]
+           "TrainingDiverged", "available", "graphs_of", "init_params", "lower", "split_target", "trainer_class",
+           "with_gradients"]

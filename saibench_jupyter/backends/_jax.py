@@ -25,7 +25,7 @@ from jax import lax
 
 from ..sail import ALIASES, Atom, JaxModel
 from ._lowering import LoweredModel, Op, all_builtin, builtin_step, init_params, is_atoms, loss_kind, record_shape
-from ._trainer import ConvertRecord, Trainer, TrainSettings
+from ._trainer import ConvertRecord, Trainer, TrainSettings, refuse_gradients, split_target
 
 _BETA1, _BETA2, _EPS = 0.9, 0.999, 1e-8
 _LOG_BETA1, _LOG_BETA2 = math.log(_BETA1), math.log(_BETA2)
@@ -270,6 +270,11 @@ class JaxTrainer(Trainer):
         kind = loss_kind(task, lowered)
         # a loss on logits skips the final activation it applies itself (as the PyTorch backend)
         own = {"xent": "softmax", "bce": "sigmoid"}.get(kind)
+        if kind != "mse":
+            refuse_gradients(yb, f"a {kind} loss")
+        yb, field, target = split_target(yb)
+        if target is not None:
+            return self._gradient_loss(task, p, xb, yb, field, target, rng)
         out = self.apply(p, task, xb, train=True, rng=rng, skip_final=own is not None and lowered.final == own)
         if kind == "xent" and jnp.issubdtype(yb.dtype, jnp.integer) and yb.ndim == out.ndim - 1:
             yb = jax.nn.one_hot(yb, out.shape[-1], dtype=out.dtype)  # class indices
@@ -279,6 +284,21 @@ class JaxTrainer(Trainer):
         if kind == "bce":  # stable form of -(y log s(z) + (1 - y) log(1 - s(z)))
             return jnp.mean(jnp.maximum(out, 0.0) - out * yb + jnp.log1p(jnp.exp(-jnp.abs(out))))
         return jnp.mean((out - yb) ** 2)
+
+    def _gradient_loss(self, task: str, p: Params, xb: Any, yb: Any, field: str | None, target: Any,
+                       rng: Any) -> Any:
+        """Mean squared error of the outputs plus ``gradient_weight`` times that of their gradients
+        with respect to ``field`` of the input (force matching): ``jax.grad`` of this is a grad of a grad."""
+        atoms = isinstance(xb, Mapping)
+        key = (field if field in xb else ALIASES.get(str(field), field)) if atoms else None
+
+        def total(v: Any) -> tuple[Any, Any]:
+            out = self.apply(p, task, {**xb, str(key): v} if atoms else v, train=True, rng=rng)
+            return jnp.sum(out), out
+
+        grad, out = jax.grad(total, has_aux=True)(xb[key] if atoms else xb)
+        yb, target = jnp.reshape(yb.astype(out.dtype), out.shape), jnp.reshape(target.astype(grad.dtype), grad.shape)
+        return jnp.mean((out - yb) ** 2) + float(self.settings.gradient_weight) * jnp.mean((grad - target) ** 2)
 
     def _step(self, task: str) -> Callable[..., Any]:
         """One optimiser step: ``(params, moments, xb, yb, key, sched) -> (loss, params, moments)``.
@@ -331,13 +351,13 @@ class JaxTrainer(Trainer):
 
     def _device_data(self, x: Any, y: Any) -> tuple[Any, Any]:
         """``x`` and ``y`` on the device, transferred once per pair of arrays."""
-        key = (tuple(id(a) for a in _leaves(x)), id(y))
+        key = (tuple(id(a) for a in _leaves(x)), tuple(id(a) for a in _leaves(y)))
         hit = self._data.get(key)
         if hit is None:
             if len(self._data) >= _DATA_SLOTS:
                 self._data.pop(next(iter(self._data)))
             dx = jax.device_put(_map(_host, x), self.device)
-            dy = jax.device_put(_host(y), self.device)
+            dy = jax.device_put(_map(_host, y), self.device)
             # holding the NumPy arrays keeps their ids from being reused by other arrays
             hit = self._data[key] = (x, y, dx, dy)
         return hit[2], hit[3]
@@ -374,7 +394,7 @@ class JaxTrainer(Trainer):
                 def body(i: Any, carry: Any) -> Any:
                     q, mo, acc = carry
                     idx = lax.dynamic_slice_in_dim(plan, i * size, size)
-                    loss, q, mo = step(q, mo, gather(dx, idx), dy[idx], jax.random.fold_in(base, i),
+                    loss, q, mo = step(q, mo, gather(dx, idx), gather(dy, idx), jax.random.fold_in(base, i),
                                        None if sched is None else sched[i])
                     return q, mo, acc + loss
 
@@ -383,7 +403,7 @@ class JaxTrainer(Trainer):
                 total = total * size
             if rest:  # the final partial batch: its own step, traced for its own shape
                 idx = plan[cut:n]
-                loss, p, mom = step(p, mom, gather(dx, idx), dy[idx], jax.random.fold_in(base, batches),
+                loss, p, mom = step(p, mom, gather(dx, idx), gather(dy, idx), jax.random.fold_in(base, batches),
                                     None if sched is None else sched[batches])
                 total = total + loss * rest
             if adam:
@@ -476,7 +496,7 @@ class JaxTrainer(Trainer):
                 return step(q, mom, xb, yb, key, None if sched is None else sched[0])
 
             key = jax.device_put(np.zeros((2,), np.uint32), self.device)  # a raw key: no eager op to compile
-            compiled = jax.jit(one).lower(p, opt, dx, jax.device_put(_host(y), self.device), key).compile()
+            compiled = jax.jit(one).lower(p, opt, dx, jax.device_put(_map(_host, y), self.device), key).compile()
         else:
             compiled = jax.jit(lambda q, xb: self.apply(q, task, xb)).lower(p, dx).compile()
         try:

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 from ..sail import Estimator, Solver, sum_counts
 from ._lowering import LoweredModel, Op, all_builtin, builtin_step, record_shape
 from ._native_checkpoints import CheckpointCalls, NativeCheckpoint, NativeTrace, takes_checkpoint
-from ._trainer import ConvertRecord, Trainer, TrainSettings
+from ._trainer import ConvertRecord, Trainer, TrainSettings, refuse_gradients
 
 
 class NumpyTrainer(Trainer):
@@ -170,6 +170,7 @@ class NumpyTrainer(Trainer):
     def train_epoch(self, task: str, x: Any, y: Any, order: Any) -> float:
         import numpy as np
 
+        refuse_gradients(y, "the NumPy backend")
         lowered = self.model.tasks[task]
         self._trace = None
         pred = self._run(task, lowered.root, x[order], y[order])

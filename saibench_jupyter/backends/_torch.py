@@ -22,7 +22,7 @@ from torch import nn
 
 from ..sail import ALIASES
 from ._lowering import LoweredModel, Op, all_builtin, builtin_step, init_params, loss_kind, record_shape
-from ._trainer import ConvertRecord, Trainer, TrainSettings
+from ._trainer import ConvertRecord, Trainer, TrainSettings, refuse_gradients, split_target
 
 Fn = Callable[[Any], Any]
 Loss = Callable[[Any, Any], torch.Tensor]
@@ -306,13 +306,31 @@ class TorchTrainer(Trainer):
         kind = loss_kind(task, lowered)
         if kind == "mse":
             forward = self._forward(task, None)
-            loss: Loss = lambda x, y: F.mse_loss(forward(x), y)  # noqa: E731
+            weight = float(self.settings.gradient_weight)
+
+            def mse(x: Any, y: Any) -> torch.Tensor:
+                value, field, target = split_target(y)
+                if target is None:
+                    return F.mse_loss(forward(x), value)
+                # Force matching: the gradients are part of the graph (create_graph), so the
+                # optimiser's backward differentiates them again (double backward).
+                key = None if field is None else (field if field in x else ALIASES.get(field, field))
+                with torch.enable_grad():
+                    leaf = (x if key is None else x[key]).detach().float().requires_grad_()
+                    out = forward(leaf if key is None else {**x, key: leaf})
+                    (grad,) = torch.autograd.grad(out.sum(), leaf, create_graph=True, materialize_grads=True)
+                return F.mse_loss(out, value) + weight * F.mse_loss(grad, target)
+
+            loss: Loss = mse
         else:
             # Losses on logits: the final activation is skipped, the loss applies it stably.
             act = "softmax" if kind == "xent" else "sigmoid"
             logits = self._forward(task, lowered.final_path if lowered.final == act else None)
-            loss = (lambda x, y: _xent(logits(x), y)) if kind == "xent" else \
-                (lambda x, y: F.binary_cross_entropy_with_logits(logits(x), y))
+            def on_logits(x: Any, y: Any) -> torch.Tensor:
+                refuse_gradients(y, f"a {kind} loss")
+                return _xent(logits(x), y) if kind == "xent" else F.binary_cross_entropy_with_logits(logits(x), y)
+
+            loss = on_logits
         self._losses[task] = loss
         return loss
 

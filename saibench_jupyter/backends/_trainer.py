@@ -9,7 +9,9 @@ default, PyTorch's defaults) and the losses by task kind (:func:`._lowering.loss
 fixed here; a backend implements the arithmetic.
 
 Data come as NumPy: ``x`` and ``y`` are arrays with a leading record axis, or, for
-atoms, mappings of such arrays per field (see :mod:`._lowering` for the layout).
+atoms, mappings of such arrays per field (see :mod:`._lowering` for the layout). A task
+trained on derivatives too (``Train.Gradients``, force matching) gets ``y`` from
+:func:`with_gradients`: the values and the gradients' targets, sliced per record alike.
 """
 
 from __future__ import annotations
@@ -60,6 +62,10 @@ class TrainSettings:
     checkpoint_spacing : int or str
         Which of those calls become checkpoints: every k-th (an integer, 1 by default),
         ``"geometric"`` (calls 1, 2, 4, 8, ..., as benchopt samples) or ``"geometric:r"``.
+    gradient_weight : float
+        Weight of the derivative term in the loss of a task trained on derivatives too
+        (``Train.Gradients``): mean squared error of the outputs plus ``gradient_weight``
+        times that of their gradients (``force_weight`` is accepted for it).
     """
 
     epochs: int = 10
@@ -70,9 +76,11 @@ class TrainSettings:
     device: str = "cpu"
     checkpoints: int = 50
     checkpoint_spacing: int | str = 1
+    gradient_weight: float = 1.0
 
     #: parameter names that reach the settings (``lr`` is accepted for ``learning_rate``)
-    ALIASES: ClassVar[dict[str, str]] = {"lr": "learning_rate", "optimiser": "optimizer", "batch": "batch_size"}
+    ALIASES: ClassVar[dict[str, str]] = {"lr": "learning_rate", "optimiser": "optimizer", "batch": "batch_size",
+                                         "force_weight": "gradient_weight"}
 
     @classmethod
     def names(cls) -> set[str]:
@@ -89,6 +97,43 @@ class TrainSettings:
         spacing_ratio(self.checkpoint_spacing)
         if self.device not in ("cpu", "cuda"):
             raise ValueError(f"device={self.device!r}: use 'cpu' or 'cuda'")
+        if not float(self.gradient_weight) >= 0.0:
+            raise ValueError(f"gradient_weight={self.gradient_weight!r}: use a weight of 0 or more")
+
+
+#: The key of a training target's values when the task also trains on derivatives.
+VALUE_KEY = "value"
+#: The prefix of the key of the derivative targets: ``"d/positions"`` holds d(output)/d(positions).
+GRADIENT_PREFIX = "d/"
+
+
+def with_gradients(value: Any, field: str | None, gradients: Any) -> dict[str, Any]:
+    """A training target with derivatives: ``{"value": y, "d/<field>": dy/dx}``, sliced per record like atoms.
+
+    ``field`` is the input field differentiated (atoms), or None for the input itself (key ``"d/"``).
+    """
+    return {VALUE_KEY: value, GRADIENT_PREFIX + (field or ""): gradients}
+
+
+def split_target(y: Any) -> tuple[Any, str | None, Any]:
+    """``(values, field, gradients)`` of a target from :func:`with_gradients`; ``(y, None, None)`` for others."""
+    if not isinstance(y, dict) or VALUE_KEY not in y:
+        return y, None, None
+    key = next(k for k in y if k.startswith(GRADIENT_PREFIX))
+    return y[VALUE_KEY], key[len(GRADIENT_PREFIX):] or None, y[key]
+
+
+def refuse_gradients(y: Any, who: str) -> None:
+    """Raise when ``y`` carries derivative targets that ``who`` (a loss, a backend) cannot train on.
+
+    Raises
+    ------
+    ValueError
+        For a target from :func:`with_gradients`.
+    """
+    if split_target(y)[2] is not None:
+        raise ValueError(f"{who} cannot train on derivative targets (Train.Gradients): they need a "
+                         "differentiable model (PyTorch or JAX) and a task trained by mean squared error (Predict)")
 
 
 def epoch_order(seed: int, stage: int, epoch: int, n: int) -> Any:

@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..backends import NativeTrace, Trainer, TrainingDiverged, epoch_order, is_finite
+from ..backends import NativeTrace, Trainer, TrainingDiverged, epoch_order, is_finite, with_gradients
 from ..sail import (
     COMPARISON_KINDS,
     AtomSet,
@@ -123,7 +123,10 @@ class ProblemExecution(Context):
         self.result = result
         self.listener = listener
         self.train: dict[str, list[tuple[Any, ...]]] = {}
-        self._seen: set[tuple[Any, ...]] = set()
+        self._seen: dict[tuple[Any, ...], tuple[str, int]] = {}
+        self._last_train: tuple[str, int] | None = None
+        #: (kind, record index) -> (field or None, d(output)/d(field) target) from Train.Gradients
+        self.train_gradients: dict[tuple[str, int], tuple[str | None, Any]] = {}
         self._dirty = False
         self.stage: _Stage | None = None
         self.stages = 0
@@ -143,6 +146,9 @@ class ProblemExecution(Context):
         if not args:
             raise SailError(f"{concept}.{kind}() records nothing", module=self.problem.name,
                             fix=f"pass the data: {concept}.{kind}(x, y)")
+        if concept == "Train" and kind == "Gradients":
+            self._gather_gradients(args)
+            return None
         if concept == "Train":
             self._gather(kind, args)
             return None
@@ -210,13 +216,57 @@ class ProblemExecution(Context):
     def _gather(self, kind: str, args: tuple[Any, ...]) -> None:
         key = (kind, *(id(a) for a in args))
         if key in self._seen:
+            self._last_train = self._seen[key]
             return
-        self._seen.add(key)
+        self._seen[key] = self._last_train = (kind, len(self.train.get(kind, ())))
         # self.train keeps the objects alive, so the ids in self._seen stay unique.
         self.train.setdefault(kind, []).append(args)
         self._dirty = True
         if self.stage is not None:
             self.finish_stage()
+
+    def _gather_gradients(self, args: tuple[Any, ...]) -> None:
+        """``Train.Gradients(wrt, target)``: the derivative of the last training record's output with
+        respect to ``wrt`` (its input, or one field of atoms) should be ``target``."""
+        import numpy as np
+
+        if len(args) != 2 or self._last_train is None:
+            raise SailError("Train.Gradients(wrt, target) follows a training record: Train.K(x, y), then "
+                            "the derivative target of y with respect to x (or a field of x)",
+                            module=self.problem.name,
+                            fix="e.g. Train.Predict(atoms, energy); Train.Gradients(atoms.positions, -forces)")
+        kind, index = self._last_train
+        x = self.train[kind][index][0]
+        wrt, target = np.asarray(args[0]), np.asarray(args[1])
+        field_name: str | None = None
+        if isinstance(x, AtomSet):
+            field_name = next((k for k, v in x.fields.items() if v.shape == wrt.shape and np.array_equal(v, wrt)),
+                              None)
+            ok = field_name is not None
+        else:
+            ok = np.shape(x) == wrt.shape and np.array_equal(np.asarray(x), wrt)
+        if not ok or target.shape != wrt.shape:
+            raise SailError("Train.Gradients(wrt, target): wrt is not the last training record's input (or one "
+                            "field of it), or target has another shape than wrt", module=self.problem.name,
+                            fix="differentiate with respect to what went into Train.K(x, y): x itself, or "
+                            "x.positions for atoms, with one target value per coordinate")
+        self.train_gradients[(kind, index)] = (field_name, target)
+        self._dirty = True
+        if self.stage is not None:
+            self.finish_stage()
+
+    def _targets(self, kind: str, records: list[tuple[Any, ...]], y: Any) -> Any:
+        """``y``, with the derivative targets of ``Train.Gradients`` when the task's records have them."""
+        marked = [self.train_gradients.get((kind, i)) for i in range(len(records))]
+        if all(m is None for m in marked):
+            return y
+        fields = {m[0] for m in marked if m is not None}
+        if any(m is None for m in marked) or len(fields) > 1:
+            raise SailError(f"Train.Gradients: some Train.{kind} records have derivative targets and others "
+                            "do not (or differentiate other fields)", module=self.problem.name,
+                            fix=f"follow every Train.{kind}(x, y) by Train.Gradients on the same field")
+        grads = collate([m[1] for m in marked if m is not None], self.trainer)
+        return with_gradients(y, fields.pop(), grads)
 
     def _ensure_trained(self) -> _Stage:
         if self.stage is not None and not self._dirty:
@@ -243,6 +293,7 @@ class ProblemExecution(Context):
             records = self.train[kind]
             x = collate([r[0] for r in records], trainer)
             y = x if len(records[0]) == 1 else collate([r[1] for r in records], trainer)
+            y = self._targets(kind, records, y)
             n = len(records)
             bs = min(settings.batch_size, n)
             per_record = trainer.flops(kind, _head(x, bs), _head(y, bs), True)

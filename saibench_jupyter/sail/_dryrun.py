@@ -184,6 +184,14 @@ class ProblemRun(DryRun):
         if not args:
             raise SailError(f"{concept}.{kind}() records nothing", module=self.module.name,
                             fix=f"pass the data: {concept}.{kind}(x, y)")
+        if concept == "Train" and kind == "Gradients":
+            # A derivative target of the last training record, not a task a model must solve.
+            if len(args) != 2 or not any(r.phase == "Train" for r in self.records):
+                raise SailError("Train.Gradients(wrt, target) follows a training record: Train.K(x, y), then "
+                                "the derivative target of y with respect to x (or a field of x)",
+                                module=self.module.name,
+                                fix="e.g. Train.Predict(atoms, energy); Train.Gradients(atoms.positions, -forces)")
+            return None
         line = sys._getframe(2).f_lineno
         rec = TaskRecord(concept, kind, tuple(typeof(a) for a in args), line)
         if rec not in self.seen:
