@@ -15,6 +15,8 @@ from ._lowering import builtin_step as builtin_step
 from ._lowering import graphs_of as graphs_of
 from ._lowering import init_params as init_params
 from ._lowering import lower as lower
+from ._padding import MASK as MASK
+from ._padding import pad_fields as pad_fields
 from ._trainer import Trainer as Trainer
 from ._trainer import TrainingDiverged as TrainingDiverged
 from ._trainer import TrainSettings as TrainSettings
@@ -52,5 +54,5 @@ def trainer_class(backend: str) -> type[Trainer]:
                           f"pip install 'saibench-jupyter[{backend}]'") from exc
 
 
-__all__ = ["BUILTIN", "LoweredModel", "ModelGraphs", "Trainer", "TrainSettings", "TrainingDiverged",
-           "available", "graphs_of", "init_params", "lower", "trainer_class"]
+__all__ = ["BUILTIN", "MASK", "LoweredModel", "ModelGraphs", "Trainer", "TrainSettings", "TrainingDiverged",
+           "available", "graphs_of", "init_params", "lower", "pad_fields", "trainer_class"]
