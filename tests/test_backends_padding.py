@@ -172,3 +172,19 @@ def test_training_on_ragged_data_agrees_between_backends(built, model: str) -> N
         curves[backend] = [tr.train_epoch("Predict", x, y, epoch_order(0, 0, e, len(mols))) for e in range(4)]
     assert curves["torch"][-1] < curves["torch"][0]
     np.testing.assert_allclose(curves["torch"], curves["jax"], rtol=1e-3)
+
+
+def test_numpy_models_get_each_configuration_without_its_padding() -> None:
+    from saibench_jupyter.backends._numpy import _records
+
+    mols = molecules((2, 4))
+    records = _records(batch(mols))
+    assert [len(r) for r in records] == [2, 4] and all(MASK not in r.fields for r in records)
+    np.testing.assert_allclose(records[0].positions, mols[0].positions)
+    np.testing.assert_array_equal(records[0].numbers, mols[0].numbers)
+
+
+def test_a_converter_keeps_the_real_atoms_by_their_numbers() -> None:
+    b = batch(molecules((2, 5, 3)))
+    np.testing.assert_array_equal((b["numbers"] > 0).sum(1), [2, 5, 3])
+    np.testing.assert_array_equal(b["numbers"] > 0, b[MASK] > 0)
