@@ -17,6 +17,8 @@ from ._lowering import init_params as init_params
 from ._lowering import lower as lower
 from ._native_checkpoints import NativeCheckpoint as NativeCheckpoint
 from ._native_checkpoints import NativeTrace as NativeTrace
+from ._padding import MASK as MASK
+from ._padding import pad_fields as pad_fields
 from ._trainer import Trainer as Trainer
 from ._trainer import TrainingDiverged as TrainingDiverged
 from ._trainer import TrainSettings as TrainSettings
@@ -56,6 +58,6 @@ def trainer_class(backend: str) -> type[Trainer]:
                           f"pip install 'saibench-jupyter[{backend}]'") from exc
 
 
-__all__ = ["BUILTIN", "LoweredModel", "ModelGraphs", "NativeCheckpoint", "NativeTrace", "Trainer", "TrainSettings",
-           "TrainingDiverged", "available", "graphs_of", "init_params", "lower", "split_target", "trainer_class",
-           "with_gradients"]
+__all__ = ["BUILTIN", "MASK", "LoweredModel", "ModelGraphs", "NativeCheckpoint", "NativeTrace", "Trainer",
+           "TrainSettings", "TrainingDiverged", "available", "graphs_of", "init_params", "lower", "pad_fields",
+           "split_target", "trainer_class", "with_gradients"]

@@ -25,6 +25,7 @@ from jax import lax
 
 from ..sail import ALIASES, Atom, JaxModel
 from ._lowering import LoweredModel, Op, all_builtin, builtin_step, init_params, is_atoms, loss_kind, record_shape
+from ._padding import batch_mask, masked
 from ._trainer import ConvertRecord, Trainer, TrainSettings, refuse_gradients, split_target
 
 _BETA1, _BETA2, _EPS = 0.9, 0.999, 1e-8
@@ -112,6 +113,8 @@ class JaxTrainer(Trainer):
         self._epochs: dict[tuple[Any, ...], Any] = {}
         self._data: dict[tuple[Any, ...], tuple[Any, Any, Any, Any]] = {}
         self._predict: dict[str, Any] = {}
+        #: the mask of the batch being traced (a ragged set's), read by ``sum`` ops
+        self._mask: Any = None
         self._grad: dict[tuple[str, str | None], Any] = {}
         self._epoch_no = 0
         #: the epoch executable's ``warm`` argument, on the device once
@@ -165,7 +168,11 @@ class JaxTrainer(Trainer):
         """
         lowered = self.model.tasks[task]
         skip = lowered.final_path if skip_final and lowered.final else None
-        return self._run(lowered.root, params, x, train, rng, skip)
+        self._mask = batch_mask(x)  # a ragged set's, read by ``sum`` ops while this batch runs
+        try:
+            return self._run(lowered.root, params, x, train, rng, skip)
+        finally:
+            self._mask = None
 
     def _run(self, op: Op, p: Params, x: Any, train: bool, rng: Any, skip: str | None) -> Any:
         kind = op.kind
@@ -212,7 +219,7 @@ class JaxTrainer(Trainer):
         if kind == "sum":
             for child in op.children:
                 x = self._run(child, p, x, train, rng, skip)
-            return jnp.sum(x, axis=1)
+            return jnp.sum(masked(x, self._mask), axis=1)  # padded atoms add nothing
         if kind == "convert":
             if all_builtin(op.chain):
                 for step in op.chain.steps:

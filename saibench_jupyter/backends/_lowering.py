@@ -8,7 +8,8 @@ JAX run of one scenario start from the same numbers.
 Layout of batched values (the leading axis is the batch): ``Tensor(d...)`` is
 ``(B, d...)``, ``Scalar`` is ``(B,)``, ``Image(h, w, c)`` is ``(B, h, w, c)``, a
 ``Set``/``List`` of n elements is ``(B, n, element...)``, and atoms are a mapping of
-such arrays per field (``positions`` ``(B, n, 3)``, ``numbers`` ``(B, n)``).
+such arrays per field (``positions`` ``(B, n, 3)``, ``numbers`` ``(B, n)``); a batch of
+configurations of different sizes is padded and has a ``mask`` ``(B, n)`` too (``_padding``).
 
 Parameter paths: a model's own layers are ``role[Task]/step`` (one set per task, since
 each task has its own graph); a sub-model's are ``role/slot[Task]/step``, so two tasks

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 from ..sail import Estimator, Solver, sum_counts
 from ._lowering import LoweredModel, Op, all_builtin, builtin_step, record_shape
 from ._native_checkpoints import CheckpointCalls, NativeCheckpoint, NativeTrace, takes_checkpoint
+from ._padding import MASK
 from ._trainer import ConvertRecord, Trainer, TrainSettings, refuse_gradients
 
 
@@ -222,7 +223,10 @@ def _records(x: Any) -> list[Any]:
     if isinstance(x, dict):
         from ..sail import AtomSet
 
-        return [AtomSet(**{k: v[i] for k, v in x.items()}) for i in range(len(next(iter(x.values()))))]
+        mask = x.get(MASK)
+        rows = [slice(None) if mask is None else mask[i] > 0 for i in range(len(next(iter(x.values()))))]
+        # a ragged batch: each configuration without its padding
+        return [AtomSet(**{k: v[i][rows[i]] for k, v in x.items() if k != MASK}) for i in range(len(rows))]
     return list(x)
 
 

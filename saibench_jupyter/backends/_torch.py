@@ -22,6 +22,7 @@ from torch import nn
 
 from ..sail import ALIASES
 from ._lowering import LoweredModel, Op, all_builtin, builtin_step, init_params, loss_kind, record_shape
+from ._padding import batch_mask, masked
 from ._trainer import ConvertRecord, Trainer, TrainSettings, refuse_gradients, split_target
 
 Fn = Callable[[Any], Any]
@@ -90,6 +91,8 @@ class TorchTrainer(Trainer):
         self._native_init = [(m, {k: v.detach().clone() for k, v in m.state_dict().items()})
                              for m in self._natives.values()]
         self._forwards: dict[tuple[str, str | None], Fn] = {}
+        #: the mask of the batch being run (a ragged set's), read by ``sum`` ops
+        self._mask: list[Any] = [None]
         self._losses: dict[str, Loss] = {}
         self._cache: OrderedDict[Any, tuple[Any, Any]] = OrderedDict()
         self._opt: torch.optim.Optimizer | None = None
@@ -296,8 +299,21 @@ class TorchTrainer(Trainer):
     def _forward(self, task: str, skip: str | None) -> Fn:
         key = (task, skip)
         if key not in self._forwards:
-            self._forwards[key] = self._build(self.model.tasks[task].root, skip)
+            self._forwards[key] = self._masking(self._build(self.model.tasks[task].root, skip))
         return self._forwards[key]
+
+    def _masking(self, root: Fn) -> Fn:
+        """``root`` with the batch's mask (a ragged set's) where its ``sum`` ops read it."""
+        cell = self._mask
+
+        def forward(x: Any) -> Any:
+            cell[0] = batch_mask(x)
+            try:
+                return root(x)
+            finally:
+                cell[0] = None
+
+        return forward
 
     def _loss(self, task: str) -> Loss:
         if task in self._losses:
@@ -368,8 +384,8 @@ class TorchTrainer(Trainer):
         if kind == "array":
             return _array(_compose([self._build(c, skip) for c in op.children]))
         if kind == "sum":
-            child = _compose([self._build(c, skip) for c in op.children])
-            return lambda x: child(x).sum(1)
+            child, cell = _compose([self._build(c, skip) for c in op.children]), self._mask
+            return lambda x: masked(child(x), cell[0]).sum(1)  # padded atoms add nothing
         if kind == "convert":
             return self._convert(op)
         if kind == "native":

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..backends import pad_fields
 from ..sail import (
     IMAGE_EXTENSIONS,
     AtomSet,
@@ -163,10 +164,8 @@ def stack_records(items: list[Any], float32: bool = False) -> Any:
     """Records as one batch on a new first axis: an array, a tuple of arrays per column, or for
     atoms a mapping of arrays per field (the backends' layout); ``float32`` casts floating arrays.
 
-    Raises
-    ------
-    SailError
-        For atomic configurations of different sizes.
+    Configurations of different sizes are padded to the largest, with a ``mask`` field
+    (``backends.pad_fields``).
     """
     import numpy as np
 
@@ -177,10 +176,11 @@ def stack_records(items: list[Any], float32: bool = False) -> Any:
     if isinstance(first, tuple):
         return tuple(stack_records(list(col), float32) for col in zip(*items))
     if isinstance(first, AtomSet):
-        if len({len(a) for a in items}) > 1:
-            raise SailError("configurations of different atom counts cannot share a batch",
-                            fix="use a batch size of 1, or configurations of one size")
         keys = [k for k in first.fields if all(k in a.fields for a in items)]
+        sizes = [len(a) for a in items]
+        if len(set(sizes)) > 1:  # a ragged set: padded to the largest, with a mask
+            padded = pad_fields(sizes, {k: [a.fields[k] for a in items] for k in keys})
+            return {k: cast(v) for k, v in padded.items()}
         return {k: cast(np.stack([a.fields[k] for a in items])) for k in keys}
     return cast(np.stack([np.asarray(x) for x in items]))
 
