@@ -288,7 +288,7 @@ def test_checkpoints_reach_the_store_through_a_pod(repo: Repository, tmp_path: A
     scenarios = discover(repo, problem="Systems", model="Descent", metric=["CoefError"], machine=MACHINE).scenarios
     results = run(scenarios, executor="subprocess", store=tmp_path / "s.db", settings={"checkpoints": 8},
                   progress=False)
-    frame = results.to_dataframe()
+    frame = results.to_dataframe().query("metric == 'CoefError'")
     assert set(frame.status) == {"ok"}
     assert sorted(frame.checkpoint) == list(range(1, 9))
     values = frame.sort_values("checkpoint").value.tolist()
@@ -365,5 +365,22 @@ def test_counted_steps_reach_the_store_as_a_work_metric(repo: Repository, tmp_pa
     results = run(scenarios, executor="subprocess", store=tmp_path / "s.db",
                   settings={"checkpoint_spacing": "geometric"}, progress=False)
     frame = results.to_dataframe().sort_values("checkpoint")
-    assert frame.value.tolist() == [3.0, 6.0, 12.0, 24.0, 48.0, 96.0, 120.0]
+    assert frame[frame.metric == "Steps"].value.tolist() == [3.0, 6.0, 12.0, 24.0, 48.0, 96.0, 120.0]
     assert results.metric_info()["Steps"]["axis"] == "work"
+
+
+def test_a_counter_is_a_work_axis_by_its_own_name(repo: Repository, tmp_path: Any, monkeypatch: Any) -> None:
+    from saibench_jupyter.pods import run
+    from saibench_jupyter.ui import plot_work_precision
+
+    monkeypatch.chdir(tmp_path)
+    scenarios = discover(repo, problem="Systems", model="Descent", metric=["CoefError"], machine=MACHINE).scenarios
+    results = run(scenarios, executor="subprocess", store=tmp_path / "s.db",
+                  settings={"checkpoint_spacing": "geometric"}, progress=False)
+    frame = results.to_dataframe().sort_values("checkpoint")
+    # No metric reads it: the counter itself is stored at each checkpoint, as work.
+    assert frame[frame.metric == "steps"].value.tolist() == [3.0, 6.0, 12.0, 24.0, 48.0, 96.0, 120.0]
+    assert results.metric_info()["steps"] == {"axis": "work", "better": "lower", "unit": None}
+    figure = plot_work_precision(results, work="steps", precision="CoefError")  # %sail plot --work steps
+    assert figure.layout.xaxis.title.text.startswith("CoefError") and figure.layout.yaxis.title.text == "steps"
+    assert len(figure.data[0].x) == 7

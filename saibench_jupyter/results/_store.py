@@ -54,6 +54,8 @@ FINAL_STATUSES = (*RESULT_STATUSES, "cancelled", "interrupted")
 _COUNTER_NAMES = ", ".join(f'"{c}"' for c in COUNTERS)
 _INSERT_POINT = (f"INSERT OR REPLACE INTO points (identity, repeat, stage, checkpoint, epoch, loss, {_COUNTER_NAMES}) "
                  f"VALUES ({', '.join('?' * (6 + len(COUNTERS)))})")
+#: What a counter of the model's own measures (Count): work, lower is better, no unit.
+_COUNTED_INFO = json.dumps({"axis": "work", "better": "lower", "unit": None})
 _INSERT_FAILURE = (f"INSERT INTO failures (identity, repeat, run_id, {', '.join(_FAILURE_FIELDS)}, t) "
                    f"VALUES ({', '.join('?' * (4 + len(_FAILURE_FIELDS)))})")
 
@@ -341,9 +343,20 @@ class Store:
 
     def _checkpoint(self, db: Connection, run_id: int, identity: str, repeat: int, event: Event) -> None:
         counters = event.get("counters") or {}
-        db.execute(_INSERT_POINT, (identity, repeat, int(_need(event, "stage")), int(_need(event, "checkpoint")),
-                                   _int(event.get("epoch")), _real(event.get("loss")),
-                                   *(_real(counters.get(c)) for c in COUNTERS)))
+        stage, checkpoint = int(_need(event, "stage")), int(_need(event, "checkpoint"))
+        db.execute(_INSERT_POINT, (identity, repeat, stage, checkpoint, _int(event.get("epoch")),
+                                   _real(event.get("loss")), *(_real(counters.get(c)) for c in COUNTERS)))
+        # A counter of the model's own (Count("fevals", n)) is a work metric of the scenario: a value at each
+        # checkpoint, and "work" in the scenario's metric info, so that charts and rankings take it as an axis.
+        named = [(name, _real(value)) for name, value in counters.items() if name not in COUNTERS
+                 and isinstance(name, str) and name.isidentifier() and _real(value) is not None]
+        for name, value in named:
+            db.execute("INSERT OR REPLACE INTO metrics (identity, repeat, stage, checkpoint, name, value, raw) "
+                       "VALUES (?, ?, ?, ?, ?, ?, NULL)", (identity, repeat, stage, checkpoint, name, value))
+            path = f'$."{name}"'
+            db.execute("UPDATE scenarios SET metric_info = json_set(COALESCE(metric_info, '{}'), ?, json(?)) "
+                       "WHERE identity = ? AND json_extract(COALESCE(metric_info, '{}'), ?) IS NULL",
+                       (path, _COUNTED_INFO, identity, path))
 
     def _metric(self, db: Connection, run_id: int, identity: str, repeat: int, event: Event) -> None:
         value, raw = event.get("value"), event.get("raw")
