@@ -253,7 +253,9 @@ def launch(spec_json: str, queue: str, notebook: Mapping[str, Any] | None = None
         if notebook is None:
             python, request, command, timeout = interpreter.python, spec_json, "run", spec.limits.timeout
         else:
-            request = json.dumps({**notebook, "spec": spec.to_dict(), "python": interpreter.python})
+            from ._notebook_run import notebook_request
+
+            request = notebook_request(notebook, spec, interpreter.python)
             python, command, timeout = sys.executable, "notebook", notebook_limit(spec.limits.timeout)
         try:
             # The pid first, from here, before any line: the controller learns where to kill it.

@@ -26,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from typing import IO, Any
 
 from ._kernel_pod import COMM_TARGET, skip_slow_imports
@@ -350,6 +351,11 @@ def _register_engine() -> None:
                                      **kwargs).execute()
 
     papermill_engines.register(ENGINE, PodEngine)
+
+
+def notebook_request(options: Mapping[str, Any], spec: PodSpec, python: str) -> str:
+    """The runner's request: ``options`` (``output``, ``gateway``, ``kernel``), the spec, the kernel's interpreter."""
+    return json.dumps({**options, "spec": spec.to_dict(), "python": python})
 
 
 def serve_notebook(source: str) -> int:

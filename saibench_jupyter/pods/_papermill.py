@@ -15,22 +15,21 @@ With ``scheduler=``, each notebook runs on a worker of that Dask cluster instead
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from typing import Any
 
 from ._environments import Interpreter
-from ._executors import Executor, PodEvents
-from ._lifeline import kill_group
+from ._executors import PodEvents
+from ._notebook_run import notebook_request
 from ._spec import PodSpec
-from ._subprocess import conclude, notebook_limit, relay_line, run_shim
+from ._subprocess import SubprocessExecutor, notebook_limit
 
 #: Where executed notebooks go unless told: this folder, under the current directory.
 OUTPUT = "saibench-notebooks"
 
 
-class PapermillExecutor(Executor):
+class PapermillExecutor(SubprocessExecutor):
     """Pods as notebooks (see the module docstring).
 
     Parameters
@@ -67,7 +66,6 @@ class PapermillExecutor(Executor):
         self.kernel = kernel
         location = output or OUTPUT
         self.output = location.rstrip("/") if "://" in location else os.path.abspath(location)
-        self._running: dict[str, int] = {}
         self._dask: Any = None
         if scheduler is not None:
             from ._dask import DaskExecutor
@@ -101,36 +99,21 @@ class PapermillExecutor(Executor):
             self._dask.start()
         super().start()
 
+    def shim(self, spec: PodSpec, interpreter: Interpreter) -> tuple[str, str, float | None, str]:
+        # The runner's interpreter is this one (it has Papermill); the kernel's is the pod's.
+        request = notebook_request({**self._options(), "output": self.location(spec)}, spec, interpreter.python)
+        return sys.executable, request, notebook_limit(spec.limits.timeout), "notebook"
+
     def execute(self, spec: PodSpec, interpreter: Interpreter, events: PodEvents) -> None:
         if self._dask is not None:
             self._dask.execute(spec, interpreter, events)
-            return
-        request = json.dumps({**self._options(), "spec": spec.to_dict(), "python": interpreter.python,
-                              "output": self.location(spec)})
-        held: list[dict[str, Any]] = []
-
-        def started(proc: Any) -> None:
-            with self._lock:
-                self._running[spec.pod] = proc.pid
-
-        try:
-            # The runner's interpreter is this one (it has Papermill); the kernel's is the pod's.
-            returncode, timed_out, tail = run_shim(sys.executable, request, notebook_limit(spec.limits.timeout),
-                                                   spec.workdir, lambda raw: relay_line(raw, events, held),
-                                                   started=started, command="notebook")
-        finally:
-            with self._lock:
-                self._running.pop(spec.pod, None)
-        conclude(spec, events, held, returncode, timed_out, tail, self._cancelled)
+        else:
+            super().execute(spec, interpreter, events)
 
     def cancel(self) -> None:
-        super().cancel()
+        super().cancel()  # the runners; their kernels die with them (the kernel's lifeline)
         if self._dask is not None:
             self._dask.cancel()
-        with self._lock:
-            running = list(self._running.values())
-        for pid in running:
-            kill_group(pid)  # the runner; its kernel dies with it (the kernel's lifeline)
 
     def finish(self) -> None:
         super().finish()

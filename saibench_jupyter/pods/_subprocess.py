@@ -135,6 +135,10 @@ class SubprocessExecutor(Executor):
         #: one (JSON), which then skips the package-metadata lookups (~30 ms per cold pod)
         self._records: dict[str, str] = {}
 
+    def shim(self, spec: PodSpec, interpreter: Interpreter) -> tuple[str, str, float | None, str]:
+        """How ``spec`` runs: the interpreter, what it reads on stdin, its wall-clock limit, the shim's command."""
+        return interpreter.python, spec.to_json(), spec.limits.timeout, "run"
+
     def execute(self, spec: PodSpec, interpreter: Interpreter, events: PodEvents) -> None:
         with self._lock:
             record = self._records.get(interpreter.python)
@@ -144,10 +148,10 @@ class SubprocessExecutor(Executor):
             with self._lock:
                 self._running[spec.pod] = proc
 
+        python, request, timeout, command = self.shim(spec, interpreter)
         try:
-            returncode, timed_out, tail = run_shim(interpreter.python, spec.to_json(), spec.limits.timeout,
-                                                   spec.workdir, lambda raw: relay_line(raw, events, held),
-                                                   record, started)
+            returncode, timed_out, tail = run_shim(python, request, timeout, spec.workdir,
+                                                   lambda raw: relay_line(raw, events, held), record, started, command)
         finally:
             with self._lock:
                 self._running.pop(spec.pod, None)
