@@ -292,8 +292,6 @@ class DaskExecutor(Executor):
         self._offered: dict[str, float] = {}
         self._remote: dict[str, tuple[int, str]] = {}  # pod -> (pid, worker address) while it runs
         self._futures: dict[str, Any] = {}
-        #: the papermill executor's request (without the spec) when pods run as notebooks
-        self.notebook: Mapping[str, Any] | None = None
 
     @property
     def dashboard(self) -> str | None:
@@ -307,6 +305,11 @@ class DaskExecutor(Executor):
         super().start()
 
     def execute(self, spec: PodSpec, interpreter: Interpreter, events: PodEvents) -> None:
+        self.send(spec, events)
+
+    def send(self, spec: PodSpec, events: PodEvents, notebook: Mapping[str, Any] | None = None) -> None:
+        """Run ``spec`` on a worker and relay its events (blocking); with ``notebook``, as a notebook
+        (the ``papermill`` executor's request without the spec: ``output``, ``gateway``, ``kernel``)."""
         from distributed import Queue
 
         if self.client is None:
@@ -317,7 +320,6 @@ class DaskExecutor(Executor):
                                                                                              affinity=None))
         name = f"saibench-{spec.pod}-{uuid.uuid4().hex[:8]}"
         queue = Queue(name, client=self.client)
-        notebook = None if self.notebook is None else {**self.notebook, "output": self.notebook["output"](spec)}
         future = self.client.submit(launch, remote.to_json(), name, notebook, key=name, pure=False,
                                     resources=requests(spec.resources, self._offered) or None)
         with self._lock:

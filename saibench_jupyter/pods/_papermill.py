@@ -71,7 +71,6 @@ class PapermillExecutor(SubprocessExecutor):
             from ._dask import DaskExecutor
 
             self._dask = DaskExecutor(jobs, scheduler=scheduler)
-            self._dask.notebook = {**self._options(), "output": self.location}
             self.remote = True
 
     def location(self, spec: PodSpec) -> str:
@@ -84,11 +83,12 @@ class PapermillExecutor(SubprocessExecutor):
         """The Dask dashboard's address, when notebooks run on a cluster."""
         return None if self._dask is None else self._dask.dashboard
 
-    def _options(self) -> dict[str, Any]:
+    def _options(self, spec: PodSpec) -> dict[str, Any]:
+        """The runner's options for ``spec``: where its notebook goes, the gateway (with its token), the kernelspec."""
         gateway = None
         if self.gateway is not None:
             gateway = {"url": self.gateway.url, "token": self.gateway.token, "kernel": self.gateway.kernel}
-        return {"gateway": gateway, "kernel": self.kernel}
+        return {"output": self.location(spec), "gateway": gateway, "kernel": self.kernel}
 
     def start(self) -> None:
         if self.gateway is not None:
@@ -101,12 +101,12 @@ class PapermillExecutor(SubprocessExecutor):
 
     def shim(self, spec: PodSpec, interpreter: Interpreter) -> tuple[str, str, float | None, str]:
         # The runner's interpreter is this one (it has Papermill); the kernel's is the pod's.
-        request = notebook_request({**self._options(), "output": self.location(spec)}, spec, interpreter.python)
+        request = notebook_request(self._options(spec), spec, interpreter.python)
         return sys.executable, request, notebook_limit(spec.limits.timeout), "notebook"
 
     def execute(self, spec: PodSpec, interpreter: Interpreter, events: PodEvents) -> None:
         if self._dask is not None:
-            self._dask.execute(spec, interpreter, events)
+            self._dask.send(spec, events, self._options(spec))
         else:
             super().execute(spec, interpreter, events)
 
