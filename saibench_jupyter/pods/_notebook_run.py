@@ -71,6 +71,7 @@ class NotebookRun:
         self.ready = threading.Event()  # the kernel started
         self.gateway: Any = None
         self.lines = 0
+        self.concluded = False  # the final event is written (by the run, or by the watcher that gave up on it)
 
     # -- what the notebook client calls ---------------------------------------------------------
     def attach(self, client: Any) -> None:
@@ -246,10 +247,13 @@ class NotebookRun:
 
     def _conclude(self, error: BaseException | None) -> None:
         """The pod's final event, from what the kernel said and what the runner saw."""
+        from nbclient.exceptions import DeadKernelError
+        from papermill.exceptions import PapermillExecutionError
+
         with self.lock:
-            if getattr(self, "_concluded", False):
+            if self.concluded:
                 return
-            self._concluded = True
+            self.concluded = True
         where = f"cell {self.cell[0]}" if self.cell else None
         shown = f"cell {self.cell[0]} (`{self.cell[1]}`)" if self.cell else "the notebook"
         see = f"open the executed notebook ({self.output}) to see the cell and its output"
@@ -268,12 +272,11 @@ class NotebookRun:
                                fix="restart the gateway and run again with rerun='failed'"))
         elif self.final is not None:
             self.emit({**self.final, "location": self.final.get("location") or where})
-        elif _is(error, "PapermillExecutionError"):
-            e: Any = error
-            tb = _ANSI.sub("", "\n".join(e.traceback)) if e.traceback else None
-            self.emit(_failure("cell", f"cell {e.cell_index} raised {e.ename}: {e.evalue}",
-                               location=f"cell {e.cell_index}", tb=tb, fix=see))
-        elif _is(error, "DeadKernelError"):
+        elif isinstance(error, PapermillExecutionError):
+            tb = _ANSI.sub("", "\n".join(error.traceback)) if error.traceback else None
+            self.emit(_failure("cell", f"cell {error.cell_index} raised {error.ename}: {error.evalue}",
+                               location=f"cell {error.cell_index}", tb=tb, fix=see))
+        elif isinstance(error, DeadKernelError):
             self.emit(_failure("kernel-died", f"the kernel died{self._how_it_died()} while running {shown}",
                                location=where,
                                fix=f"{see}; module code must not exit the process (os._exit, sys.exit) or crash it"))
@@ -285,7 +288,6 @@ class NotebookRun:
         else:
             self.emit(_failure("lost", "the notebook ran to its end without the pod reporting how it ended",
                                fix=f"{see}: the run cell must call bench.run(...)"))
-
 
     def _how_it_died(self) -> str:
         """`` (killed by SIGSEGV)`` or `` (exit status 3)`` for a local kernel, else nothing."""
@@ -300,10 +302,6 @@ class NotebookRun:
         if code is None or code == 0:
             return ""
         return f" (killed by {signal.Signals(-code).name})" if code < 0 else f" (exit status {code})"
-
-
-def _is(error: BaseException | None, name: str) -> bool:
-    return error is not None and type(error).__name__ == name
 
 
 def _error_text(error: BaseException) -> str:
