@@ -14,7 +14,6 @@ so it can be driven and checked without a browser.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Mapping
 from html import escape
 from typing import TYPE_CHECKING, Any
@@ -23,6 +22,7 @@ import ipywidgets as widgets
 
 from ..pods import DEFAULT_EXECUTOR, available
 from ._formatting import doc_html, pods_table_html
+from ._throttle import Throttle
 
 if TYPE_CHECKING:
     from ..planner import Lattice
@@ -99,9 +99,7 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]
         self.handle: RunHandle | None = None
         self._version: int | None = None
         self._quiet = False
-        self._lock = threading.Lock()
-        self._last_draw = 0.0
-        self._timer: threading.Timer | None = None
+        self._run_drawing = Throttle(THROTTLE, self._draw_run)  # the followed run's pods, redrawn as they change
         self._unsubscribe_run: Callable[[], None] | None = None
         self._shown = threading.Event()  # set once the followed run's end is drawn
         self._clicked: Any = None
@@ -173,7 +171,7 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]
     def refresh(self) -> None:
         """Redraw everything: modules, lattice, converters, the run and the results."""
         self.refresh_lattice()
-        self._draw_run()
+        self._run_drawing.flush()
         self.refresh_results()
 
     def refresh_lattice(self) -> None:
@@ -331,7 +329,7 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]
             self._unsubscribe_run()
         self.handle = handle
         self._shown.clear()
-        self._draw_run()
+        self._run_drawing.flush()
         self._unsubscribe_run = handle.subscribe(self._on_run_event)
         return handle
 
@@ -355,29 +353,14 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]
     def _on_run_event(self, event: dict[str, Any]) -> None:  # from the run's thread
         if event.get("event") == "done":
             try:
-                self._draw_run()
+                self._run_drawing.flush()
                 self.refresh_results()
             finally:
                 self._shown.set()
             return
-        with self._lock:
-            wait = THROTTLE - (time.monotonic() - self._last_draw)
-            if wait > 0:
-                if self._timer is None:  # a later redraw shows what this one skips
-                    self._timer = threading.Timer(wait, self._tick)
-                    self._timer.daemon = True
-                    self._timer.start()
-                return
-        self._draw_run()
-
-    def _tick(self) -> None:
-        with self._lock:
-            self._timer = None
-        self._draw_run()
+        self._run_drawing.poke()
 
     def _draw_run(self) -> None:
-        with self._lock:
-            self._last_draw = time.monotonic()
         handle = self.handle
         if handle is None:
             return
@@ -489,10 +472,7 @@ class Dashboard(widgets.VBox):  # type: ignore[misc]
             if unsubscribe is not None:
                 unsubscribe()
         self._unsubscribe_repo = self._unsubscribe_runs = self._unsubscribe_run = None
-        with self._lock:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
+        self._run_drawing.cancel()
         for child in (self.lattice_figure, self.converter_figure, self.results_figure, self.tabs, self.status):
             child.close()
         super().close()

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ._formatting import notebook_cell_html
 from ._pods import _ENDED, _MARK, PodStatus, _note_of
+from ._throttle import Throttle
 
 if TYPE_CHECKING:
     from ..planner import Scenario
@@ -89,8 +90,7 @@ class RunHandle:
         self._subscribers: list[Subscriber] = []
         self._views: list[Any] = []  # IPython DisplayHandles updated from the run's thread
         self._shown_in: int | None = None
-        self._timer: threading.Timer | None = None
-        self._last_refresh = 0.0
+        self._refreshing = Throttle(THROTTLE, self._update_views)  # the live displays, at most every THROTTLE s
         self._status = "starting"
         self.total = 0
         self.skipped = 0
@@ -404,19 +404,17 @@ class RunHandle:
         self._shown_in = None
 
     def _refresh(self, force: bool = False) -> None:
-        """Update the live displays, at most every THROTTLE seconds (and always at the end)."""
+        """Update the live displays, at most every THROTTLE seconds (and always at the end: ``force``)."""
+        if force:
+            self._refreshing.flush()
+        else:
+            self._refreshing.poke()
+
+    def _update_views(self) -> None:
         with self._lock:
-            if not self._views:
-                return
-            now = time.monotonic()
-            if not force and now - self._last_refresh < THROTTLE:
-                if self._timer is None:  # a later update will show what this one skipped
-                    self._timer = threading.Timer(THROTTLE - (now - self._last_refresh), self._tick)
-                    self._timer.daemon = True
-                    self._timer.start()
-                return
-            self._last_refresh = now
             views = list(self._views)
+        if not views:
+            return
         bundle = self._bundle()
         for view in views:
             try:
@@ -425,11 +423,6 @@ class RunHandle:
                 print(f"saibench: could not update the run's display: {exc!r}", file=sys.stderr)
                 with self._lock:
                     self._views.remove(view)
-
-    def _tick(self) -> None:
-        with self._lock:
-            self._timer = None
-        self._refresh(force=True)
 
 
 def _front_end() -> Literal["kernel", "terminal", "none"]:

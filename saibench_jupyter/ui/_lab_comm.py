@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import sys
 import threading
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._lab import LabBridge
 from ._lab_state import counts, pod_info, run_status
 from ._lab_types import TARGET, PodsPush, Push, Reply, RunPush, State, StatePush
+from ._throttle import Throttle
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
@@ -40,51 +40,6 @@ THROTTLE = 0.25
 _LABS: dict[int, LabComms] = {}
 
 
-class _Throttle:
-    """Calls ``send`` at once, or, within ``interval`` of the last call, once that interval is over."""
-
-    def __init__(self, interval: float, send: Callable[[], None]) -> None:
-        self.interval = interval
-        self._send = send
-        self._lock = threading.Lock()
-        self._last = -interval
-        self._timer: threading.Timer | None = None
-
-    def poke(self) -> None:
-        """Something changed: send it now, or at the end of the interval (one timer for any number of pokes)."""
-        with self._lock:
-            if self._timer is not None:
-                return
-            wait = self._last + self.interval - time.monotonic()
-            if wait > 0:
-                self._timer = threading.Timer(wait, self._fire)
-                self._timer.daemon = True
-                self._timer.start()
-                return
-            self._last = time.monotonic()
-        self._send()
-
-    def flush(self) -> None:
-        """Send what is pending now (the end of a run must not wait for a timer)."""
-        self.cancel()
-        with self._lock:
-            self._last = time.monotonic()
-        self._send()
-
-    def cancel(self) -> None:
-        """Drop the timer, if any."""
-        with self._lock:
-            timer, self._timer = self._timer, None
-        if timer is not None:
-            timer.cancel()
-
-    def _fire(self) -> None:
-        with self._lock:
-            self._timer = None
-            self._last = time.monotonic()
-        self._send()
-
-
 class _RunWatch:
     """Follows one run: its pods whose status changed go out as ``pods`` pushes, its end as a ``run`` push."""
 
@@ -94,7 +49,7 @@ class _RunWatch:
         self._lock = threading.Lock()
         self._changed: set[str] = set()  # pods with an event since the last push
         self._pushed: dict[str, str] = {}  # pod -> the status last pushed
-        self.throttle = _Throttle(THROTTLE, self._send)
+        self.throttle = Throttle(THROTTLE, self._send)
         self.unsubscribe: Callable[[], None] = lambda: None  # a run that already ended calls on_event at once
         self.unsubscribe = handle.subscribe(self.on_event)
 
@@ -147,7 +102,7 @@ class LabComms:
         self._lock = threading.Lock()
         self._version = notebook.repository.version
         self._state: State | None = None
-        self._state_push = _Throttle(THROTTLE, self._send_state)
+        self._state_push = Throttle(THROTTLE, self._send_state)
         self._watches: list[_RunWatch] = []
         self._unsubscribe: Callable[[], None] | None = None
 
