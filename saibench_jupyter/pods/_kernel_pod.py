@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ._lifeline import hold
-from ._shim import _failure, _jsonable, apply_limits, environment_record, run_bound
+from ._shim import _failure, _inherited_record, _jsonable, apply_limits, environment_record, run_bound
 from ._spec import Limits, _limits
 
 #: The comm target of a pod notebook's events (the executor's client reads them; no front end opens it).
@@ -94,7 +94,8 @@ class KernelPod:
             os.chdir(workdir)
         self._started = time.perf_counter()
         self.emit({"event": "started", "pid": os.getpid(),
-                   "environment": environment_record(tuple(environment.get("pip", ())))})
+                   # The record an earlier pod of this interpreter made, when the executor handed it down.
+                   "environment": environment_record(tuple(environment.get("pip", ())), _inherited_record())})
 
     def emit(self, event: dict[str, Any]) -> None:
         """Record ``event`` in this notebook's store, and send it to the executor when there is one."""
