@@ -96,7 +96,23 @@ export class SaibenchConnection {
    * A kernel without the `saibench.lab` target closes the comm at once: the status
    * becomes `notloaded`.
    */
-  async connect(): Promise<void> {
+  connect(): Promise<void> {
+    this._attempt = this._connect();
+    return this._attempt;
+  }
+
+  /**
+   * Connect again once the attempt under way has settled, unless it succeeded: a cell that
+   * loads SAIBench may run while an attempt made before it is still waiting for the kernel.
+   */
+  async retry(): Promise<void> {
+    await this._attempt?.catch(() => undefined);
+    if (this._status === 'notloaded') {
+      await this.connect();
+    }
+  }
+
+  private async _connect(): Promise<void> {
     if (this._disposed) {
       return;
     }
@@ -325,5 +341,6 @@ export class SaibenchConnection {
   private _pending = new Map<number, IPending>();
   private _state: IState | null = null;
   private _status: ConnectionStatus = 'connecting';
+  private _attempt: Promise<void> | null = null;
   private _version: string | null = null;
 }

@@ -105,11 +105,11 @@ export class SaibenchModel {
     const panel = this._tracker.find(p => p.content === args.notebook);
     const kernel = panel?.sessionContext.session?.kernel;
     const connection = kernel ? this._connections.get(kernel) : undefined;
-    if (connection?.status !== 'notloaded') {
+    if (connection?.status !== 'notloaded' && connection?.status !== 'connecting') {
       return;
     }
     if (args.cell.model.sharedModel.getSource().includes('saibench')) {
-      void connection.connect();
+      void connection.retry();
     }
   }
 
