@@ -54,7 +54,8 @@ def free_port() -> int:
 def jupyterlab(folder: Path, *, disabled: Sequence[str] = (), wait: float = 120) -> Iterator[str]:
     """JupyterLab serving ``folder`` on 127.0.0.1 (these lab extensions disabled); yields its URL.
 
-    The server and its kernels run in a session of their own, killed at the end.
+    The server and its kernels run in a session of their own, killed at the end; it starts with a
+    workspace of its own (no tab an earlier server left open).
     """
     env = dict(os.environ)
     if disabled:  # a config folder of its own whose page config disables them
@@ -69,7 +70,11 @@ def jupyterlab(folder: Path, *, disabled: Sequence[str] = (), wait: float = 120)
         server = subprocess.Popen(
             [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
              f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={TOKEN}",
-             "--ServerApp.allow_root=True", "--LabApp.expose_app_in_browser=True", f"--ServerApp.root_dir={folder}"],
+             "--ServerApp.allow_root=True", "--LabApp.expose_app_in_browser=True", f"--ServerApp.root_dir={folder}",
+             # Workspaces and settings of its own: the user's default workspace (shared by every server) would
+             # reopen the tabs an earlier server left, and the active tab is what notebook commands act on.
+             f"--LabApp.workspaces_dir={folder / f'.workspaces-{port}'}",
+             f"--LabApp.user_settings_dir={folder / f'.settings-{port}'}"],
             cwd=folder, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
         url = f"http://127.0.0.1:{port}"
         try:
