@@ -1,4 +1,4 @@
-"""A problem class: ODE initial-value problems, SciPy integrators at tolerance sweeps, a neural surrogate.
+"""A problem class: ODE initial-value problems, SciPy integrators sweeping tolerances, a neural surrogate.
 
 Three systems share one task kind, ``IVP`` (initial condition and parameters → trajectory
 on a fixed time grid, whose last row is the end state), and one set of support code:
@@ -22,6 +22,10 @@ data for the surrogate are cheaper (rtol 1e-6). All data are generated from fixe
 and cached on disk (``$SAIBENCH_CACHE``, else ``~/.cache/saibench``) under a digest of
 everything that determines them, so pods after the first load them in milliseconds.
 
+Each SciPy model is one run per system: it solves every test IVP at one relative tolerance
+per decade, loosest first, as a solver sweep (``Solver(fn, sweep=True)``): each tolerance
+is one point of the work–precision diagram, and its work is that solve's alone.
+
 Work axes: ``WallTime`` and ``ODEFunctionEvaluations`` (right-hand-side calls per IVP,
 finite-difference Jacobian columns included): each solve adds its calls to the work
 counter ``fevals`` (``Count``), which the metric reads back (``Counted``).
@@ -34,6 +38,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from scipy.integrate import solve_ivp  # with the module, not in the first solve: its 0.25 s is no point's work
 
 from saibench_jupyter.sail import *
 from saibench_jupyter.sail import register_dataset
@@ -123,8 +128,6 @@ def ode_integrate(x, method, rtol, atol, cap=None, jacobian=False):
     Raises ``ODEBudgetExceeded`` past ``cap`` calls and ``ODESolveFailed`` when the
     integrator stops early.
     """
-    from scipy.integrate import solve_ivp
-
     x = np.asarray(x, np.float64)
     code = round(float(x[0]))
     if code not in _ODE_SYSTEMS:
@@ -155,6 +158,25 @@ def ode_solve(x, method, rtol, cap):
     """What the SciPy solver models run per record: atol = 1e-3·rtol, evaluations counted (``fevals``)."""
     y, calls = ode_integrate(x, method, rtol, 1e-3 * rtol, cap)
     Count("fevals", calls)
+    return y
+
+
+def ode_tolerances(loosest, tightest):
+    """The relative tolerances of a sweep: one per decade from ``loosest`` down to ``tightest``, both included."""
+    if not 0 < tightest <= loosest < 1:
+        raise ValueError(f"the tolerance sweep runs from loosest={loosest:g} down to tightest={tightest:g}: "
+                         f"give 0 < tightest <= loosest < 1, such as loosest=1e-3, tightest=1e-8")
+    decades = int(np.floor(np.log10(loosest / tightest) + 1e-9))
+    # Rounded to 12 digits: 1e-3·10⁻² is 1.0000000000000001e-05, and the integrators see the difference.
+    rtols = [float(f"{loosest * 10.0 ** -k:.12g}") for k in range(decades + 1)]
+    return rtols if np.isclose(rtols[-1], tightest, rtol=1e-9) else [*rtols, tightest]
+
+
+def ode_sweep(x, method, rtols, cap, checkpoint):
+    """Solve record ``x`` at each tolerance in turn: each solve is one point of the sweep (``checkpoint(y)``)."""
+    for rtol in rtols:
+        y = ode_solve(x, method, rtol, cap)
+        checkpoint(y)
     return y
 
 
@@ -270,98 +292,103 @@ def RobertsonIVP(epochs=60):
 
 
 @ModelDefinition
-def ODERK45(task, inputType, outputType, rtol, maxEvaluations=50000):
+def ODERK45(task, inputType, outputType, loosest=1e-3, tightest=1e-8, maxEvaluations=50000):
     """SciPy ``solve_ivp`` with RK45 (Dormand–Prince 5(4), explicit): the non-stiff default.
 
     Parameters
     ----------
-    rtol : float
-        Relative tolerance (swept 1e-3 ... 1e-8); atol = 1e-3·rtol.
+    loosest, tightest : float
+        The sweep's relative tolerances: one solve of the test IVPs per decade from ``loosest``
+        down to ``tightest``, each one point (atol = 1e-3·rtol).
     maxEvaluations : int
         Right-hand-side evaluations allowed per IVP; past it the scenario is a DNF.
 
     Accepts the ``IVP`` task (ODE initial-value problems) only.
     """
-    Suggest(rtol, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8)
     if task != "IVP":
         Fail("integrates ODE initial-value problems (task IVP) only")
-    return Solver(lambda x: ode_solve(x, "RK45", rtol, maxEvaluations))
+    return Solver(lambda x, checkpoint: ode_sweep(x, "RK45", ode_tolerances(loosest, tightest),
+                                                  maxEvaluations, checkpoint), sweep=True)
 
 
 @ModelDefinition
-def ODEDOP853(task, inputType, outputType, rtol, maxEvaluations=50000):
+def ODEDOP853(task, inputType, outputType, loosest=1e-3, tightest=1e-8, maxEvaluations=50000):
     """SciPy ``solve_ivp`` with DOP853 (explicit Runge–Kutta of order 8): for tight tolerances.
 
     Parameters
     ----------
-    rtol : float
-        Relative tolerance (swept 1e-3 ... 1e-8); atol = 1e-3·rtol.
+    loosest, tightest : float
+        The sweep's relative tolerances: one solve of the test IVPs per decade from ``loosest``
+        down to ``tightest``, each one point (atol = 1e-3·rtol).
     maxEvaluations : int
         Right-hand-side evaluations allowed per IVP; past it the scenario is a DNF.
 
     Accepts the ``IVP`` task (ODE initial-value problems) only.
     """
-    Suggest(rtol, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8)
     if task != "IVP":
         Fail("integrates ODE initial-value problems (task IVP) only")
-    return Solver(lambda x: ode_solve(x, "DOP853", rtol, maxEvaluations))
+    return Solver(lambda x, checkpoint: ode_sweep(x, "DOP853", ode_tolerances(loosest, tightest),
+                                                  maxEvaluations, checkpoint), sweep=True)
 
 
 @ModelDefinition
-def ODERadau(task, inputType, outputType, rtol, maxEvaluations=50000):
+def ODERadau(task, inputType, outputType, loosest=1e-3, tightest=1e-8, maxEvaluations=50000):
     """SciPy ``solve_ivp`` with Radau IIA (implicit, order 5; finite-difference Jacobian): for stiff problems.
 
     Parameters
     ----------
-    rtol : float
-        Relative tolerance (swept 1e-3 ... 1e-8); atol = 1e-3·rtol.
+    loosest, tightest : float
+        The sweep's relative tolerances: one solve of the test IVPs per decade from ``loosest``
+        down to ``tightest``, each one point (atol = 1e-3·rtol).
     maxEvaluations : int
         Right-hand-side evaluations allowed per IVP; past it the scenario is a DNF.
 
     Accepts the ``IVP`` task (ODE initial-value problems) only.
     """
-    Suggest(rtol, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8)
     if task != "IVP":
         Fail("integrates ODE initial-value problems (task IVP) only")
-    return Solver(lambda x: ode_solve(x, "Radau", rtol, maxEvaluations))
+    return Solver(lambda x, checkpoint: ode_sweep(x, "Radau", ode_tolerances(loosest, tightest),
+                                                  maxEvaluations, checkpoint), sweep=True)
 
 
 @ModelDefinition
-def ODEBDF(task, inputType, outputType, rtol, maxEvaluations=50000):
+def ODEBDF(task, inputType, outputType, loosest=1e-3, tightest=1e-8, maxEvaluations=50000):
     """SciPy ``solve_ivp`` with BDF (implicit multistep, orders 1–5; finite-difference Jacobian): for stiff problems.
 
     Parameters
     ----------
-    rtol : float
-        Relative tolerance (swept 1e-3 ... 1e-8); atol = 1e-3·rtol.
+    loosest, tightest : float
+        The sweep's relative tolerances: one solve of the test IVPs per decade from ``loosest``
+        down to ``tightest``, each one point (atol = 1e-3·rtol).
     maxEvaluations : int
         Right-hand-side evaluations allowed per IVP; past it the scenario is a DNF.
 
     Accepts the ``IVP`` task (ODE initial-value problems) only.
     """
-    Suggest(rtol, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8)
     if task != "IVP":
         Fail("integrates ODE initial-value problems (task IVP) only")
-    return Solver(lambda x: ode_solve(x, "BDF", rtol, maxEvaluations))
+    return Solver(lambda x, checkpoint: ode_sweep(x, "BDF", ode_tolerances(loosest, tightest),
+                                                  maxEvaluations, checkpoint), sweep=True)
 
 
 @ModelDefinition
-def ODELSODA(task, inputType, outputType, rtol, maxEvaluations=50000):
+def ODELSODA(task, inputType, outputType, loosest=1e-3, tightest=1e-8, maxEvaluations=50000):
     """SciPy ``solve_ivp`` with LSODA (Adams/BDF, switching on detected stiffness; finite-difference Jacobian).
 
     Parameters
     ----------
-    rtol : float
-        Relative tolerance (swept 1e-3 ... 1e-8); atol = 1e-3·rtol.
+    loosest, tightest : float
+        The sweep's relative tolerances: one solve of the test IVPs per decade from ``loosest``
+        down to ``tightest``, each one point (atol = 1e-3·rtol).
     maxEvaluations : int
         Right-hand-side evaluations allowed per IVP; past it the scenario is a DNF.
 
     Accepts the ``IVP`` task (ODE initial-value problems) only.
     """
-    Suggest(rtol, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8)
     if task != "IVP":
         Fail("integrates ODE initial-value problems (task IVP) only")
-    return Solver(lambda x: ode_solve(x, "LSODA", rtol, maxEvaluations))
+    return Solver(lambda x, checkpoint: ode_sweep(x, "LSODA", ode_tolerances(loosest, tightest),
+                                                  maxEvaluations, checkpoint), sweep=True)
 
 
 @ModelDefinition

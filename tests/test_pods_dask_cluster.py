@@ -138,14 +138,15 @@ def test_sail_modules_scenarios_on_a_remote_cluster_equal_the_subprocess_executo
         machine = cluster_machine(address)
         assert address in machine.place and machine.cpus >= 1
         scenarios = discover(repo, problem="VanDerPolIVP", model="ODELSODA", software="SciPy", machine=machine,
-                             params={"ODELSODA.rtol": [1e-3, 1e-5]}).scenarios
+                             params={"ODELSODA.tightest": [1e-3, 1e-5]}).scenarios
         assert len(scenarios) == 2
         events = Events()
         remote = run(scenarios, executor="dask", scheduler=address, jobs=2, store=workdir / "dask.db",
                      timeout=120, progress=events)
     local = run(scenarios, executor="subprocess", jobs=2, store=workdir / "local.db", timeout=120, progress=False)
     assert set(remote.to_dataframe().status) == {"ok"}
-    assert len(_values(remote)) == 4 and _values(remote) == _values(local)
+    # Sweeps of one and three tolerances: four points of two metrics.
+    assert len(_values(remote)) == 8 and _values(remote) == _values(local)
     assert len(events.ran()) == 2
 
 

@@ -19,6 +19,7 @@ from saibench_jupyter.sail._graph import (
     Pipeline,
     Relu,
     Softmax,
+    Solver,
     SubModel,
     Sum,
     Tanh,
@@ -351,6 +352,17 @@ def test_native_output_is_unknown() -> None:
     assert checked.output == Scalar()
 
 
+def test_solver_sweep_is_a_bool_and_needs_a_checkpoint_keyword() -> None:
+    def solve(x: object, checkpoint: object) -> object:
+        return x
+
+    assert run(Pipeline(Solver(solve, sweep=True)), Tensor(3), Tensor(3)).steps[0].output == Any
+    with pytest.raises(GraphError, match=r"Solver\(fn, sweep=1\): sweep is True or False"):
+        run(Pipeline(Solver(solve, sweep=1)), Tensor(3), Tensor(3))
+    with pytest.raises(GraphError, match=r"fn takes no keyword argument named checkpoint"):
+        run(Pipeline(Solver(len, sweep=True)), Tensor(3), Tensor(3))
+
+
 def test_unknown_node_type() -> None:
     class Mystery(Node):
         pass
@@ -410,5 +422,7 @@ def test_node_labels() -> None:
         return x
 
     assert node_label(TorchModule(forward)) == "TorchModule(forward)"
+    assert node_label(Solver(forward)) == "Solver(forward)"
+    assert node_label(Solver(forward, sweep=True)) == "Solver(forward, sweep=True)"
     long_label = node_label(TorchModule("m" * 80))
     assert long_label == "TorchModule('" + "m" * 38 + "…)"

@@ -31,29 +31,26 @@ def support(repo: Repository) -> dict:
     return ExecutionNamespace.of(repo).globals
 
 
-def _scenarios(repo: Repository, problem: str, model: str, rtols: list[float], software: str = "SciPy") -> dict:
-    lat = discover(repo, problem=problem, model=model, software=software, machine=MACHINE,
-                   params={f"{model}.rtol": rtols})
-    return {s.params[f"{model}.rtol"]: s for s in lat.scenarios}
+def _scenario(repo: Repository, problem: str, model: str, loosest: float = 1e-3, tightest: float = 1e-8):
+    (scenario,) = discover(repo, problem=problem, model=model, software="SciPy", machine=MACHINE,
+                           params={f"{model}.loosest": [loosest], f"{model}.tightest": [tightest]}).scenarios
+    return scenario
 
 
-def _sweep(repo: Repository, problem: str, model: str, rtols: list[float]) -> dict:
-    out = {}
-    for rtol, scenario in _scenarios(repo, problem, model, rtols).items():
-        result = run_scenario(scenario)
-        assert result.ok, result.error
-        (point,) = result.points
-        out[rtol] = point.metrics
-    return out
+def _sweep(repo: Repository, problem: str, model: str, loosest: float = 1e-3, tightest: float = 1e-8) -> list:
+    """The metrics of one sweep's points, loosest tolerance first."""
+    result = run_scenario(_scenario(repo, problem, model, loosest, tightest))
+    assert result.ok, result.error
+    return [point.metrics for point in result.points]
 
 
-def test_scenarios_cover_three_systems_five_methods_and_a_surrogate(repo: Repository) -> None:
+def test_one_sweep_per_system_and_method_and_a_surrogate(repo: Repository) -> None:
     lat = discover(repo, machine=MACHINE)
     solvers = ("ODERK45", "ODEDOP853", "ODERadau", "ODEBDF", "ODELSODA")
     for problem in ("LotkaVolterraIVP", "VanDerPolIVP", "RobertsonIVP"):
         scipy = [s for s in lat.scenarios if s.problem == problem and s.software == "SciPy"]
-        assert sorted({s.model for s in scipy}) == sorted(solvers)
-        assert sorted(s.params["ODERK45.rtol"] for s in scipy if s.model == "ODERK45") == sorted(SWEEP)
+        assert sorted(s.model for s in scipy) == sorted(solvers)  # one scenario each: the sweep is inside
+        assert all(f"{s.model}.tightest" not in s.params for s in scipy)  # the defaults: 1e-3 down to 1e-8
         surrogate = [s.software for s in lat.scenarios if s.problem == problem and s.model == "ODESurrogate"]
         assert sorted(surrogate) == ["JAX", "PyTorch"]
         metrics = {m.name: m.axis for m in scipy[0].metrics}
@@ -61,16 +58,36 @@ def test_scenarios_cover_three_systems_five_methods_and_a_surrogate(repo: Reposi
                            "ODEFunctionEvaluations": "work", "WallTime": "work"}
 
 
+def test_the_sweep_gives_one_point_per_decade(support: dict) -> None:
+    tolerances = support["ode_tolerances"]
+    assert tolerances(1e-3, 1e-8) == SWEEP
+    assert tolerances(1e-3, 1e-3) == [1e-3]
+    assert tolerances(1e-2, 5e-5) == [1e-2, 1e-3, 1e-4, 5e-5]  # the tightest is always a point
+    with pytest.raises(ValueError, match=r"loosest=1e-08 down to tightest=0\.001: give 0 < tightest <= loosest"):
+        tolerances(1e-8, 1e-3)
+
+
+def test_each_point_of_a_sweep_is_the_solve_at_its_tolerance_alone(repo: Repository) -> None:
+    sweep = _sweep(repo, "LotkaVolterraIVP", "ODEDOP853")
+    assert len(sweep) == len(SWEEP)
+    # The same tolerance solved on its own (a sweep of one): same answers, same work.
+    for rtol in (1e-3, 1e-6, 1e-8):
+        (alone,) = _sweep(repo, "LotkaVolterraIVP", "ODEDOP853", rtol, rtol)
+        at = sweep[SWEEP.index(rtol)]
+        assert at["ODEFunctionEvaluations"] == alone["ODEFunctionEvaluations"], rtol
+        assert at["ODEGridError"] == alone["ODEGridError"], rtol
+
+
 def test_explicit_methods_converge_on_lotka_volterra_and_dop853_wins_when_tight(repo: Repository) -> None:
-    sweeps = {m: _sweep(repo, "LotkaVolterraIVP", m, SWEEP) for m in ("ODERK45", "ODEDOP853")}
+    sweeps = {m: _sweep(repo, "LotkaVolterraIVP", m) for m in ("ODERK45", "ODEDOP853")}
     for model, sweep in sweeps.items():
         for metric in ("ODEGridError", "ODEMaxError", "ODEEndError"):
-            errors = [sweep[r][metric] for r in SWEEP]  # loosest first
+            errors = [point[metric] for point in sweep]  # loosest first
             assert all(a > b for a, b in itertools.pairwise(errors)), (model, metric, errors)
             assert errors[0] > 1e4 * errors[-1], (model, metric, errors)
-        evaluations = [sweep[r]["ODEFunctionEvaluations"] for r in SWEEP]
+        evaluations = [point["ODEFunctionEvaluations"] for point in sweep]
         assert evaluations == sorted(evaluations) and evaluations[0] < evaluations[-1]
-    rk45, dop853 = sweeps["ODERK45"][1e-8], sweeps["ODEDOP853"][1e-8]
+    rk45, dop853 = sweeps["ODERK45"][-1], sweeps["ODEDOP853"][-1]
     # At the tightest tolerance the 8th-order method is both more precise and cheaper.
     assert dop853["ODEGridError"] < 0.6 * rk45["ODEGridError"]
     assert dop853["ODEEndError"] < 0.6 * rk45["ODEEndError"]
@@ -79,12 +96,11 @@ def test_explicit_methods_converge_on_lotka_volterra_and_dop853_wins_when_tight(
 
 
 def test_van_der_pol_rk45_is_a_dnf_while_stiff_methods_finish(repo: Repository) -> None:
-    (rk45,) = _scenarios(repo, "VanDerPolIVP", "ODERK45", [1e-3]).values()
-    result = run_scenario(rk45)
+    result = run_scenario(_scenario(repo, "VanDerPolIVP", "ODERK45"))
     assert result.status == "failed" and result.points == []
     assert CAP.search(result.error.what), result.error.what
     for model in ("ODERadau", "ODEBDF", "ODELSODA"):
-        metrics = _sweep(repo, "VanDerPolIVP", model, [1e-3])[1e-3]
+        (metrics,) = _sweep(repo, "VanDerPolIVP", model, 1e-3, 1e-3)
         # The cap RK45 exhausted on one IVP is 50000 evaluations; these need a few thousand each.
         assert metrics["ODEFunctionEvaluations"] < 5000, model
         assert metrics["ODEGridError"] < 0.2, model
@@ -100,29 +116,31 @@ def test_the_cap_raises_a_clear_error(support: dict) -> None:
 
 
 def test_dnf_reaches_the_work_precision_chart_through_pods(repo: Repository, tmp_path: Path) -> None:
-    scenarios = [*_scenarios(repo, "VanDerPolIVP", "ODERK45", [1e-3]).values(),
-                 *_scenarios(repo, "VanDerPolIVP", "ODELSODA", [1e-3, 1e-5]).values()]
+    scenarios = [_scenario(repo, "VanDerPolIVP", "ODERK45"), _scenario(repo, "VanDerPolIVP", "ODELSODA", tightest=1e-5)]
     results = run(scenarios, executor="inline", store=tmp_path / "ode.db", progress=False)
     traces = {t.name: t for t in work_precision_traces(results, work="ODEFunctionEvaluations",
                                                        precision="ODEGridError")}
     assert traces["DNF"].dnf and len(traces["DNF"].x) == 1 and "ODERK45" in traces["DNF"].labels[0]
     (lsoda,) = [t for name, t in traces.items() if "ODELSODA" in name]
-    assert len(lsoda.x) == 2 and min(lsoda.x) < 1e-3
+    # One curve, one point per tolerance: 1e-3, 1e-4, 1e-5.
+    assert len(lsoda.x) == 3 and min(lsoda.x) < 1e-4
 
 
 def test_robertson_solves_with_bdf_and_lsoda(repo: Repository) -> None:
     for model in ("ODEBDF", "ODELSODA"):
-        sweep = _sweep(repo, "RobertsonIVP", model, [1e-4, 1e-7])
-        assert sweep[1e-7]["ODEGridError"] < sweep[1e-4]["ODEGridError"] < 1e-3, model
-        assert sweep[1e-7]["ODEGridError"] < 1e-6, model
-        assert sweep[1e-7]["ODEFunctionEvaluations"] < 5000, model
+        sweep = _sweep(repo, "RobertsonIVP", model, 1e-4, 1e-7)
+        assert len(sweep) == 4
+        assert sweep[-1]["ODEGridError"] < sweep[0]["ODEGridError"] < 1e-3, model
+        assert sweep[-1]["ODEGridError"] < 1e-6, model
+        assert sweep[-1]["ODEFunctionEvaluations"] < 5000, model
 
 
 def test_references_are_far_tighter_than_the_sweep_and_agree_with_other_methods(repo: Repository,
                                                                                 support: dict) -> None:
     reference = support["_ODE_REFERENCE"]
     lat = discover(repo, problem="LotkaVolterraIVP", software="SciPy", machine=MACHINE)
-    tightest = min(s.params[f"{s.model}.rtol"] for s in lat.scenarios)
+    assert all(f"{s.model}.tightest" not in s.params for s in lat.scenarios)  # every sweep ends at the default
+    tightest = min(support["ode_tolerances"](1e-3, 1e-8))
     assert tightest >= 100 * reference["rtol"] and tightest / reference["atol"] >= 100 * 1e3
     generate, integrate = support["_ode_generate"], support["ode_integrate"]
     lv = generate(0, "test")

@@ -45,6 +45,23 @@ def test_select_by_parameter_values_compared_as_literals(nb):
 def test_an_unknown_filter_lists_the_roles_and_the_parameters(nb):
     doubling(nb, "ok")
     with pytest.raises(NotebookError, match=r"modle=Doubler: 'modle' is neither a role nor a parameter of any "
-                                            r"scenario\n  fix: filter with problem=NAME, .*, or a parameter: "
+                                            r"module\n  fix: filter with problem=NAME, .*, or a parameter: "
                                             r"mode=VALUE$"):
         nb.select("modle=Doubler")
+
+
+def test_a_parameter_bound_by_default_is_set_by_discovering_again(nb):
+    doubling(nb, "ok")
+    nb.register("model", "@ModelDefinition\ndef Scaler(task, inputType, outputType, factor=2.0):\n"
+                         "    if task != Solve:\n        Fail('solves only')\n"
+                         "    return Solver(lambda x: x * factor)\n")
+    assert {s.model: s.params.get("Scaler.factor") for s in nb.lattice().scenarios}["Scaler"] is None
+    picked = nb.select("factor=3.0,4.0")
+    assert sorted(s.params["Scaler.factor"] for s in picked) == [3.0, 4.0]
+    assert {s.model for s in picked} == {"Scaler"}  # models without the parameter are left out
+    with pytest.raises(NotebookError, match=r"(?s)'fctor' is neither .*; or set a parameter bound by default: "
+                                            r"factor=VALUE$"):
+        nb.select("fctor=3")
+    (qualified,) = nb.select("Scaler.factor=5")
+    assert qualified.params["Scaler.factor"] == 5
+    assert qualified.id not in {s.id for s in nb.lattice().scenarios}  # a scenario of its own

@@ -8,6 +8,11 @@ stage, the final one included) decide which; the other calls return at once. A k
 takes a snapshot (a copy of the value, or of the estimator), with the clock paused: what
 the call costs is not the model's work, and its metrics are computed later, on the test
 records, outside every timer.
+
+A solver declared ``Solver(fn, sweep=True)`` reports separate solves (a tolerance sweep):
+a kept call's work is then what the model did since its previous call, and the final
+answer's what it did after its last one; returning the very answer it last reported makes
+that call the final answer instead of a point of its own.
 """
 
 from __future__ import annotations
@@ -79,14 +84,18 @@ class NativeTrace:
     checkpoints : tuple of NativeCheckpoint
         The kept calls, in order.
     model_ms : float
-        The model's own time to its end (snapshots excluded).
+        The final answer's model time (snapshots excluded): the model's own time to its end,
+        or in a sweep after its last call.
     paused_ms : float
-        The time spent in ``checkpoint`` calls and in assembling the snapshots: the runtime
-        takes it out of its timers.
+        The time that is not the final answer's work, which the runtime takes out of its
+        timers: ``checkpoint`` calls and assembling the snapshots, and in a sweep the solves
+        before the final one.
     calls : int
         How many times the model called ``checkpoint`` (the most over records).
     model_counts : mapping
-        The named work counters of the model's whole run.
+        The named work counters of the final answer (the model's whole run, but in a sweep).
+    paused_counts : mapping
+        The named counters that are not the final answer's (a sweep's earlier solves).
     """
 
     checkpoints: tuple[NativeCheckpoint, ...]
@@ -94,6 +103,7 @@ class NativeTrace:
     paused_ms: float
     calls: int
     model_counts: Mapping[str, float] = field(default_factory=dict)
+    paused_counts: Mapping[str, float] = field(default_factory=dict)
 
 
 class CheckpointCalls:
@@ -107,18 +117,28 @@ class CheckpointCalls:
         How many calls it keeps at most.
     snapshot : callable
         ``snapshot(value)``: what a kept call stores (a copy), given what the model passed.
+    sweep : bool
+        Whether each call reports a separate solve: its work counts from the previous call.
     """
 
-    def __init__(self, spacing: int | str, cap: int, snapshot: Callable[[Any], Any]) -> None:
+    def __init__(self, spacing: int | str, cap: int, snapshot: Callable[[Any], Any], sweep: bool = False) -> None:
         self._every, self._ratio = spacing_ratio(spacing)
         self._next = 1.0
         self._cap = cap
         self._snapshot = snapshot
+        self._sweep = sweep
         self.kept: list[NativeCheckpoint] = []
         self.calls = 0
         self.paused = 0.0
-        #: the named counters (``Count``) of this run, at its end
+        #: the named counters (``Count``) of the final answer, at the run's end
         self.counts: dict[str, float] = {}
+        #: a sweep's work before its final answer: model ms and named counters
+        self.earlier_ms = 0.0
+        self.earlier_counts: dict[str, float] = {}
+        # a sweep's previous call: model ms and counters to it, the ones before, and what it reported
+        self._at: tuple[float, dict[str, float]] = (0.0, {})
+        self._before: tuple[float, dict[str, float]] = (0.0, {})
+        self._reported: Any = None
         self._counted = tally_now()
         self._start = time.perf_counter()
 
@@ -136,29 +156,39 @@ class CheckpointCalls:
     def __call__(self, value: Any = None) -> None:
         entered = time.perf_counter()
         self.calls += 1
-        if self._keeps(self.calls):
-            ms = (entered - self._start - self.paused) * 1e3
-            self.kept.append(NativeCheckpoint(self.calls, ms, self._snapshot(value), self._since_start()))
+        keep = self._keeps(self.calls)
+        if keep or self._sweep:
+            ms, counts = (entered - self._start - self.paused) * 1e3, self._since_start()
+            if self._sweep:
+                self._before, self._at, self._reported = self._at, (ms, counts), value
+                ms, counts = ms - self._before[0], _minus(counts, self._before[1])
+            if keep:
+                self.kept.append(NativeCheckpoint(self.calls, ms, self._snapshot(value), counts))
         self.paused += time.perf_counter() - entered
 
-    def stop(self) -> float:
-        """End the run's clock; the model's own time in ms (snapshots excluded). Sets ``counts``."""
+    def stop(self, answer: Any = None) -> float:
+        """End the run's clock; the final answer's model time in ms (snapshots excluded).
+
+        Sets ``counts``, and for a sweep ``earlier_ms`` and ``earlier_counts``. In a sweep
+        whose ``answer`` is the very value its last call reported, that call is the final
+        answer (and no longer a point of its own).
+        """
         end = time.perf_counter()
-        self.counts = self._since_start()
-        return (end - self._start - self.paused) * 1e3
+        total_ms, total = (end - self._start - self.paused) * 1e3, self._since_start()
+        if not self._sweep:
+            self.counts = total
+            return total_ms
+        if self.calls and answer is self._reported:
+            if self.kept and self.kept[-1].call == self.calls:
+                self.kept.pop()
+            self._at = self._before  # the final answer's work: the last call's solve (and returning it)
+        self.earlier_ms, self.earlier_counts = self._at[0], self._at[1]
+        self.counts = _minus(total, self.earlier_counts)
+        return total_ms - self.earlier_ms
 
     def _since_start(self) -> dict[str, float]:
-        now = tally_now()
-        return {k: v - self._counted.get(k, 0.0) for k, v in now.items()}
+        return _minus(tally_now(), self._counted)
 
 
-def takes_checkpoint(fn: Any) -> bool:
-    """Whether ``fn`` accepts a keyword argument named ``checkpoint``."""
-    import inspect
-
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):  # builtins without a signature
-        return False
-    p = params.get("checkpoint")
-    return p is not None and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+def _minus(a: Mapping[str, float], b: Mapping[str, float]) -> dict[str, float]:
+    return {k: v - b.get(k, 0.0) for k, v in a.items()}

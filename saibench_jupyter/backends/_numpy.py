@@ -17,9 +17,9 @@ from dataclasses import replace
 from functools import partial
 from typing import Any, ClassVar
 
-from ..sail import Estimator, Solver, sum_counts
+from ..sail import Estimator, Solver, sum_counts, takes_checkpoint
 from ._lowering import LoweredModel, Op, all_builtin, builtin_step, record_shape
-from ._native_checkpoints import CheckpointCalls, NativeCheckpoint, NativeTrace, takes_checkpoint
+from ._native_checkpoints import CheckpointCalls, NativeCheckpoint, NativeTrace
 from ._padding import MASK
 from ._trainer import ConvertRecord, Trainer, TrainSettings, refuse_gradients
 
@@ -74,7 +74,7 @@ class NumpyTrainer(Trainer):
             native = op.native
             if isinstance(native, Solver):
                 if takes_checkpoint(native.fn):
-                    return self._solve(native.fn, _records(x))
+                    return self._solve(native, _records(x))
                 return np.stack([np.asarray(native.fn(r)) for r in _records(x)])
             if isinstance(native, Estimator):
                 obj = self._objects[op.path]
@@ -91,11 +91,11 @@ class NumpyTrainer(Trainer):
                 return out.reshape(len(x), *record_shape(op.output)) if _known(op.output) else out
         raise ValueError(f"the NumPy backend runs Estimator and Solver models, not {op.kind!r}")
 
-    def _solve(self, fn: Any, records: list[Any]) -> Any:
+    def _solve(self, solver: Solver, records: list[Any]) -> Any:
         """Run a solver that reports checkpoints on each record; its kept calls become batches.
 
         Call n's batch holds each record's answer at its n-th call, or its final answer where
-        it finished before (its time then counts in full).
+        it finished before (its time then counts in full, or in a sweep its final solve's).
         """
         import numpy as np
 
@@ -103,9 +103,10 @@ class NumpyTrainer(Trainer):
         runs, outs = [], []
         for r in records:
             calls = CheckpointCalls(settings.checkpoint_spacing, int(settings.checkpoints) - 1,
-                                    partial(_answer, record=r))
-            outs.append(np.asarray(fn(r, checkpoint=calls)))
-            runs.append((calls, calls.stop()))
+                                    partial(_answer, record=r), sweep=solver.sweep)
+            answer = solver.fn(r, checkpoint=calls)
+            runs.append((calls, calls.stop(answer)))
+            outs.append(np.asarray(answer))
         start = time.perf_counter()
         kept = [{cp.call: cp for cp in calls.kept} for calls, _ in runs]
         checkpoints = []
@@ -116,9 +117,11 @@ class NumpyTrainer(Trainer):
             counts = sum_counts(calls.counts if hit is None else hit.counts for hit, (calls, _) in zip(hits, runs))
             checkpoints.append(NativeCheckpoint(call, ms, np.stack(values), counts))
         paused = sum(calls.paused for calls, _ in runs) + time.perf_counter() - start
-        self._trace = NativeTrace(tuple(checkpoints), sum(total for _, total in runs), paused * 1e3,
+        earlier = sum(calls.earlier_ms for calls, _ in runs)
+        self._trace = NativeTrace(tuple(checkpoints), sum(total for _, total in runs), paused * 1e3 + earlier,
                                   max((calls.calls for calls, _ in runs), default=0),
-                                  sum_counts(calls.counts for calls, _ in runs))
+                                  sum_counts(calls.counts for calls, _ in runs),
+                                  sum_counts(calls.earlier_counts for calls, _ in runs))
         return np.stack(outs)
 
     def _fit(self, path: str, obj: Any, x: Any, y: Any) -> None:

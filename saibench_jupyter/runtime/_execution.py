@@ -348,7 +348,10 @@ class ProblemExecution(Context):
             self.trainer.sync()
         ms = (time.perf_counter() - start) * 1e3
         trace = self.trainer.native_trace()
-        return out, ms - (trace.paused_ms if trace is not None else 0.0), counts
+        if trace is None:
+            return out, ms, counts
+        # what is not the final answer's work: checkpoint snapshots, a sweep's earlier solves
+        return out, ms - trace.paused_ms, {k: v - trace.paused_counts.get(k, 0.0) for k, v in counts.items()}
 
     def _call_model(self, stage: _Stage, kind: str, x: Any) -> Any:
         predicted, ms, counts = self._predict(kind, collate([x], self.trainer))

@@ -97,6 +97,7 @@ from ._graph import Sum as Sum
 from ._graph import Tanh as Tanh
 from ._graph import TorchModule as TorchModule
 from ._graph import backends as backends
+from ._graph import takes_checkpoint as takes_checkpoint
 from ._inputs import FileStamp as FileStamp
 from ._inputs import files_changed as files_changed
 from ._inputs import input_type as input_type
@@ -222,5 +223,5 @@ _LAYERS = ["ALIASES", "Array", "Atom", "AtomRecord", "AtomSet", "COMPARISON_KIND
            "input_type", "is_flat_tensor", "load_error", "load_function", "misspelt_name", "module_site",
            "most_specific", "namespace", "npy_header", "parse", "printable", "probe_declarations",
            "probe_load", "probe_sources", "probed_dry_run", "register_source", "registered_datasets",
-           "restore_datasets", "source_filename", "substitute", "sum_counts", "tally_now", "tallying", "typeof",
-           "unify", "unknown_name", "unknown_names", "using"]
+           "restore_datasets", "source_filename", "substitute", "sum_counts", "takes_checkpoint", "tally_now",
+           "tallying", "typeof", "unify", "unknown_name", "unknown_names", "using"]

@@ -236,10 +236,28 @@ class Estimator(Native):
 
 @dataclass(frozen=True, eq=False)
 class Solver(Native):
-    """A classical method that needs no training: ``fn(x) -> y`` (NumPy software)."""
+    """A classical method that needs no training: ``fn(x) -> y`` (NumPy software).
+
+    ``sweep=True`` says that each ``checkpoint`` call of ``fn(x, checkpoint)`` reports a
+    separate solve (a tolerance sweep): a point's work is what ``fn`` did since its previous
+    call, not since its start.
+    """
 
     fn: _Any = None
+    sweep: _Any = False
     backend: ClassVar[str] = "numpy"
+
+
+def takes_checkpoint(fn: _Any) -> bool:
+    """Whether ``fn`` accepts a keyword argument named ``checkpoint`` (a native model reporting checkpoints)."""
+    import inspect
+
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # builtins without a signature
+        return False
+    p = params.get("checkpoint")
+    return p is not None and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
 
 
 #: Backends a declarative graph lowers to.

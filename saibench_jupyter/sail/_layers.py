@@ -27,8 +27,10 @@ from ._graph import (
     Relu,
     Sigmoid,
     Softmax,
+    Solver,
     SubModel,
     Tanh,
+    takes_checkpoint,
 )
 from ._types import (
     AnyType,
@@ -241,6 +243,19 @@ def _native(node: Native, current: SailType, expected: Want) -> Result:
     return AnyType(), None, ""
 
 
+def _solver(node: Solver, current: SailType, expected: Want) -> Result:
+    if not isinstance(node.sweep, bool):
+        raise GraphError(f"Solver(fn, sweep={node.sweep!r}): sweep is True or False",
+                         fix="write Solver(fn, sweep=True) for a function whose checkpoint calls are separate solves")
+    # Support code is opaque to a dry run: its signature is checked when the model runs.
+    if node.sweep and not isinstance(node.fn, Symbolic) and not takes_checkpoint(node.fn):
+        raise GraphError("Solver(fn, sweep=True) needs a function that reports its solves, but fn takes no "
+                         "keyword argument named checkpoint",
+                         fix="define fn(x, checkpoint) and call checkpoint(y) after each solve, "
+                         "or leave sweep out")
+    return _native(node, current, expected)
+
+
 _LAYERS: dict[type[Node], Callable[[_Any, SailType, Want], Result]] = {
     **dict.fromkeys((Relu, Tanh, Sigmoid, Identity), _pass),
     Linear: _linear,
@@ -251,6 +266,7 @@ _LAYERS: dict[type[Node], Callable[[_Any, SailType, Want], Result]] = {
     MaxPool2d: _maxpool2d,
     SubModel: _submodel,
     Native: _native,
+    Solver: _solver,
 }
 
 

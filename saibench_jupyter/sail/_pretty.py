@@ -79,7 +79,11 @@ def node_label(node: Node) -> str:
     if isinstance(node, SubModel):
         return f"{name}({node.slot}: {node.task} {node.input!r} -> {node.output!r})"
     if isinstance(node, Native):
-        wrapped = [_short(getattr(node, f.name)) for f in dataclasses.fields(node)]
+        fields = dataclasses.fields(node)
+        # The wrapped objects, then the options a model set (Solver(fn, sweep=True)).
+        wrapped = [_short(getattr(node, f.name)) for f in fields if f.default is None]
+        wrapped += [f"{f.name}={getattr(node, f.name)!r}" for f in fields
+                    if f.default is not None and getattr(node, f.name) != f.default]
         return f"{name}({', '.join(wrapped)})"
     if dataclasses.is_dataclass(node):
         # Relu(), Flatten(), ... and node types added later: show their fields, if any.

@@ -248,7 +248,8 @@ class Notebook:
         selector : str or list of str, optional
             Words separated by spaces, all of which must match: a scenario id, a module
             name (of any role), ``role=Name`` (``model=MLP problem=Digits``) or
-            ``param=value`` (``rtol=1e-6``); a comma gives alternatives (``model=MLP,CNN``).
+            ``param=value`` (``rtol=1e-6``; a parameter that a module binds by default is set,
+            discovering again with it); a comma gives alternatives (``model=MLP,CNN``).
         """
         from ._select import select
 

@@ -6,8 +6,10 @@ A selector is words separated by spaces, all of which must match a scenario:
 * a module name of any role (``MLP``);
 * ``role=Name[,Name]`` (``model=MLP,CNN``);
 * ``param=value[,value]``: a parameter of any module in the scenario (a ``Suggest`` grid
-  value or a default), compared as a Python literal, so ``rtol=1e-6`` matches ``1e-06``
-  and ``width=64`` matches ``64`` but not ``"64"``.
+  value), compared as a Python literal, so ``rtol=1e-6`` matches ``1e-06`` and
+  ``width=64`` matches ``64`` but not ``"64"``. A parameter that no scenario varies but a
+  module binds by default (``tightest=1e-5``) is set instead: discovery runs again with
+  those values (``discover(params=...)``), and the scenarios that have them are selected.
 
 On a Dask cluster (:func:`on_cluster`) a selection keeps the scenarios whose hardware a worker offers.
 """
@@ -37,6 +39,19 @@ def _param_values(scenario: Scenario, name: str) -> list[Any]:
     return [value for key, value in scenario.params.items() if name in _param_names(key)]
 
 
+def _defaults(repository: Repository) -> set[str]:
+    """The parameters modules bind by default, by bare and qualified name (``tightest``, ``ODERK45.tightest``)."""
+    return {key for module in repository for name in module.defaults for key in (name, f"{module.name}.{name}")}
+
+
+def _settable(defaults: set[str], most: int = 6) -> str:
+    names = sorted(d for d in defaults if "." not in d)
+    if not names:
+        return ""
+    more = ", ..." if len(names) > most else ""
+    return f"; or set a parameter bound by default: {', '.join(f'{n}=VALUE' for n in names[:most])}{more}"
+
+
 def _matches(value: Any, wanted: Iterable[Any]) -> bool:
     # ``True == 1`` in Python; a selector that says 1 means the number.
     return any(value == w and isinstance(value, bool) == isinstance(w, bool) for w in wanted)
@@ -60,17 +75,26 @@ def select(lattice: Lattice, repository: Repository, selector: str | Sequence[st
     params: dict[str, list[Any]] = {}
     bare = sorted({_param_names(k)[1] for s in lattice.scenarios for k in s.params})
     known_params = {p for s in lattice.scenarios for k in s.params for p in _param_names(k)}
+    defaults = _defaults(repository)
+    overrides: dict[str, list[Any]] = {}
     for key, _, value in (w.partition("=") for w in words if w not in ids and "=" in w):
         values = [v for v in value.split(",") if v]
         if key in ROLES:
             roles.setdefault(key, set()).update(values)
-        elif key in known_params:
+        elif key in known_params or key in defaults:
             params.setdefault(key, []).extend(literal(v) for v in values)
+            if key not in known_params:
+                overrides[key] = params[key]
         else:
             raise NotebookError(
-                f"{key}={value}: {key!r} is neither a role nor a parameter of any scenario\n  fix: filter with "
+                f"{key}={value}: {key!r} is neither a role nor a parameter of any module\n  fix: filter with "
                 + ", ".join(f"{r}=NAME" for r in ROLES)
-                + (f", or a parameter: {', '.join(f'{p}=VALUE' for p in bare)}" if bare else ""))
+                + (f", or a parameter: {', '.join(f'{p}=VALUE' for p in bare)}" if bare else "")
+                + _settable(defaults))
+    if overrides:
+        from ..planner import discover
+
+        lattice = discover(repository, params=overrides)
     wanted = [*names, *(v for vs in roles.values() for v in sorted(vs))]
     unknown = [n for n in wanted if n not in repository]
     if unknown:
