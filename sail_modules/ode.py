@@ -38,7 +38,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from scipy.integrate import solve_ivp  # with the module, not in the first solve: its 0.25 s is no point's work
 
 from saibench_jupyter.sail import *
 from saibench_jupyter.sail import register_dataset
@@ -128,6 +127,8 @@ def ode_integrate(x, method, rtol, atol, cap=None, jacobian=False):
     Raises ``ODEBudgetExceeded`` past ``cap`` calls and ``ODESolveFailed`` when the
     integrator stops early.
     """
+    from scipy.integrate import solve_ivp
+
     x = np.asarray(x, np.float64)
     code = round(float(x[0]))
     if code not in _ODE_SYSTEMS:
