@@ -47,6 +47,23 @@ CASES: dict[str, tuple[str, str, str]] = {
         "from threadpoolctl import threadpool_info\n"
         "seen['blas_threads'] = [p['num_threads'] for p in threadpool_info()]\nb = a @ a",
     ),
+    "scipy-import": (
+        "SciPy's integrators and linear algebra imported (its own OpenBLAS loaded, a second pool), nothing "
+        "computed; the child solves a linear system with SciPy and multiplies with NumPy",
+        "import numpy as np, scipy.integrate, scipy.linalg\na = np.random.default_rng(0).normal(size=(800, 800))",
+        "from threadpoolctl import threadpool_info\n"
+        "seen['blas_threads'] = [p['num_threads'] for p in threadpool_info()]\n"
+        "x = scipy.linalg.solve(a, a @ np.ones(800))\nassert np.allclose(x, 1.0), 'a wrong answer'",
+    ),
+    "scipy-after-solve": (
+        "the parent solved with SciPy's linear algebra first (both OpenBLAS pools busy), then forks; the child "
+        "solves and integrates",
+        "import numpy as np, scipy.integrate, scipy.linalg\na = np.random.default_rng(0).normal(size=(800, 800))\n"
+        "for _ in range(3): scipy.linalg.solve(a, a @ np.ones(800)); a @ a",
+        "x = scipy.linalg.solve(a, a @ np.ones(800))\nassert np.allclose(x, 1.0), 'a wrong answer'\n"
+        "y = scipy.integrate.solve_ivp(lambda t, y: -y, (0, 1), [1.0], method='Radau', rtol=1e-8).y[0, -1]\n"
+        "assert abs(y - np.exp(-1)) < 1e-6, 'a wrong integral'",
+    ),
     "torch-import": (
         "PyTorch imported, nothing computed (what a warm worker does); the child sets 2 threads and computes",
         "import torch",
@@ -100,7 +117,7 @@ CASES: dict[str, tuple[str, str, str]] = {
     ),
 }
 #: The library each case needs, and whether it needs a CUDA device.
-NEEDS = {"numpy": "numpy", "torch": "torch", "jax": "jax"}
+NEEDS = {"numpy": "numpy", "scipy": "scipy", "torch": "torch", "jax": "jax"}
 
 
 def os_threads() -> int:

@@ -38,6 +38,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from scipy.integrate import solve_ivp  # with the module, not in a solve: its ~0.2 s import is no point's work
 
 from saibench_jupyter.sail import *
 from saibench_jupyter.sail import register_dataset
@@ -127,8 +128,6 @@ def ode_integrate(x, method, rtol, atol, cap=None, jacobian=False):
     Raises ``ODEBudgetExceeded`` past ``cap`` calls and ``ODESolveFailed`` when the
     integrator stops early.
     """
-    from scipy.integrate import solve_ivp
-
     x = np.asarray(x, np.float64)
     code = round(float(x[0]))
     if code not in _ODE_SYSTEMS:

@@ -38,3 +38,14 @@ def test_jax_is_safe_to_fork_when_imported_not_once_its_runtime_started():
     assert seen["imported"] is None
     assert seen["started"] == ("JAX started its runtime in the warm worker (module code computed while it was "
                                "loaded), and JAX's threads do not survive a fork")
+
+
+def test_scipys_openblas_pool_is_safe_to_fork_and_any_other_native_thread_is_not():
+    pytest.importorskip("scipy")
+    # SciPy loads an OpenBLAS of its own (a second pool); faulthandler's watchdog is a native thread of another kind.
+    seen = guarded("import scipy.integrate, scipy.linalg\nscipy.linalg.solve(numpy.eye(300), numpy.ones(300))\n"
+                   "seen['scipy'] = guard.unsafe()\n"
+                   "import faulthandler\nfaulthandler.dump_traceback_later(60)\nseen['watchdog'] = guard.unsafe()\n"
+                   "faulthandler.cancel_dump_traceback_later()")
+    assert seen["scipy"] is None
+    assert seen["watchdog"].startswith("a library started 1 thread(s) in the warm worker while module code was loaded")

@@ -71,6 +71,22 @@ THREADED = PROBE + '''
 class Sleepy(Capability):
     thread = __import__("_thread").start_new_thread(__import__("time").sleep, (30,))
 '''
+# SciPy's own OpenBLAS starts a pool of its own when the worker loads this: safe to fork.
+WITH_SCIPY = PROBE + "import scipy.integrate, scipy.linalg\n"
+# A model that uses both OpenBLAS pools, then says how many OS threads its pod has beside Python's.
+THREADS = WITH_SCIPY + '''
+import threading
+
+def count(x):
+    scipy.linalg.solve(np.eye(200) * 2.0, np.ones(200)) @ (np.ones((200, 200)) @ np.ones(200))
+    print(f"native={len(os.listdir('/proc/self/task')) - len(threading.enumerate())}")
+    return np.asarray(x, dtype=np.float64) * 2.0
+
+@ModelDefinition
+def Counter(task, inputType, outputType):
+    if task != Solve: Fail("solves only")
+    return Solver(count)
+'''
 _REPOSITORIES: list[Repository] = []
 
 
@@ -180,6 +196,34 @@ def test_a_pod_whose_module_code_made_forking_unsafe_runs_cold_and_says_why(work
                        "code was loaded (a thread pool, e.g. PyTorch's after an operation), and forking then can "
                        "hang the pod")
     assert set(logs[1:]) == {f"parent={os.getpid()} preloaded=False"}  # a cold pod: this process started it
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts a process's threads through /proc")
+def test_module_code_that_loads_scipy_keeps_its_pods_warm(workdir):
+    pytest.importorskip("scipy")
+    results = run(probes("parent", "after", source=WITH_SCIPY), jobs=1, store=workdir / "s.db", progress=False)
+    assert results.failures().empty
+    lines = printed(results)
+    assert not [line for found in lines.values() for line in found if "ran cold" in line]
+    parents = {line for found in lines.values() for line in found}
+    # Both pods forked from one worker, not started by this process.
+    assert len(parents) == 1 and parents != {f"parent={os.getpid()} preloaded=False"}
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts a process's threads through /proc")
+def test_a_warm_pod_on_one_cpu_starts_no_blas_thread_as_a_cold_pod(workdir):
+    # BLAS threads the worker's pools would start in the pod spin beside its model on its one CPU.
+    pytest.importorskip("scipy")
+    repo = Repository()
+    _REPOSITORIES.append(repo)
+    repo.load(DOUBLING)
+    repo.add_source(THREADS, origin="<cell threads>")
+    scenarios = discover(repo, model="Counter").scenarios
+    natives = {}
+    for executor in ("warm", "subprocess"):
+        results = run(scenarios, executor=executor, store=workdir / f"{executor}.db", progress=False)
+        natives[executor] = {line for found in printed(results).values() for line in found if "native=" in line}
+    assert natives["warm"] == natives["subprocess"] == {"native=0"}
 
 
 def test_pods_run_cold_when_their_worker_cannot_start(workdir, monkeypatch):

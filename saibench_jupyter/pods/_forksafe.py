@@ -3,7 +3,9 @@
 Measured with ``benchmarks/fork_safety.py`` (findings in ``docs/benchpods.md``):
 
 * NumPy (OpenBLAS) is safe to fork after import and after use: OpenBLAS's own fork
-  handler resets its thread pool, and the child's products are right;
+  handler resets its thread pool, and the child's products are right; so is SciPy, which
+  loads an OpenBLAS of its own (a second pool, started by ``import scipy.linalg`` or
+  ``scipy.integrate``) with the same handler;
 * PyTorch is safe to fork after ``import torch``, but not once an operation ran on its
   intra-op pool (GNU OpenMP; even a 50×50 product starts it): the child's first parallel
   operation hangs. Importing torch starts no thread, and with one thread set torch runs
@@ -18,8 +20,9 @@ Measured with ``benchmarks/fork_safety.py`` (findings in ``docs/benchpods.md``):
   torch does not initialise it, and the worker never touches the GPU.
 
 :class:`ForkGuard` checks before each fork that none of this happened in the worker since
-it was ready (module code the worker loads for a pod may have done it); a worker that is
-no longer safe forks nothing more, and its pods run cold.
+it was ready (module code the worker loads for a pod may have done it): a native thread
+that no OpenBLAS pool (built with pthreads) accounts for is taken as unsafe. A worker that
+is no longer safe forks nothing more, and its pods run cold.
 """
 
 from __future__ import annotations
@@ -51,10 +54,21 @@ def preload(modules: Sequence[str]) -> None:
 
 
 def serial() -> None:
-    """Keep PyTorch, where loaded, at one thread here: no operation then starts the pool a fork would break."""
+    """Keep PyTorch and the BLAS pools, where loaded, at one thread here (a warm worker).
+
+    PyTorch: no operation then starts the pool a fork would break. OpenBLAS shuts its pool
+    down at a fork and starts it again in the child at its next call, with the thread count
+    it had here: at one, the forked pod starts none until its hardware asks for them, as a
+    cold pod pinned to its CPUs does. More would spin beside the pod's own thread on the
+    CPUs it is pinned to, and slow its first 0.1 s of work about twice (measured: an ODE
+    solve in a pod on one CPU).
+    """
     torch = sys.modules.get("torch")
     if torch is not None and hasattr(torch, "set_num_threads") and torch.get_num_threads() != 1:
         torch.set_num_threads(1)
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1, user_api="blas")
 
 
 def threads_as_cold(affinity: Sequence[int] | None) -> None:
@@ -78,6 +92,18 @@ def native_threads() -> int:
     return max(0, total - len(threading.enumerate()))
 
 
+def openblas_threads() -> int:
+    """Worker threads of the OpenBLAS pools (pthreads builds) loaded in this process: NumPy's, SciPy's.
+
+    Each pool of ``num_threads`` keeps ``num_threads - 1`` threads beside the caller's; OpenBLAS
+    resets them at a fork, so they do not make forking unsafe (``benchmarks/fork_safety.py``).
+    """
+    from threadpoolctl import threadpool_info
+
+    return sum(max(0, int(pool.get("num_threads") or 1) - 1) for pool in threadpool_info()
+               if pool.get("internal_api") == "openblas" and pool.get("threading_layer") == "pthreads")
+
+
 def resident_bytes() -> int:
     """This process's resident memory now (its peak where ``/proc`` is missing)."""
     try:
@@ -95,6 +121,7 @@ class ForkGuard:
 
     def __init__(self) -> None:
         self.threads = native_threads()
+        self.pools = openblas_threads()  # ~1 ms, once per worker
 
     def unsafe(self) -> str | None:
         """Why forking a pod now could hang or break it, or None when it is safe."""
@@ -108,7 +135,14 @@ class ForkGuard:
             return "JAX started its runtime in the warm worker (module code computed while it was loaded), " \
                    "and JAX's threads do not survive a fork"
         now = native_threads()
-        if now > self.threads:
-            return f"a library started {now - self.threads} thread(s) in the warm worker while module code was " \
-                   f"loaded (a thread pool, e.g. PyTorch's after an operation), and forking then can hang the pod"
-        return None
+        if now <= self.threads:
+            return None
+        pools = openblas_threads()
+        # a pool set to fewer threads keeps them until the next fork: only a larger one explains threads
+        unexplained = (now - self.threads) - max(0, pools - self.pools)
+        if unexplained <= 0:
+            # OpenBLAS pools (SciPy's, loaded by module code) account for every new thread: the new baseline
+            self.threads, self.pools = now, pools
+            return None
+        return f"a library started {unexplained} thread(s) in the warm worker while module code was " \
+               f"loaded (a thread pool, e.g. PyTorch's after an operation), and forking then can hang the pod"

@@ -229,6 +229,7 @@ class _Loop:
             record, rebuilt = self.prepared.environment(spec), self.prepared.scenario(spec)
             # Module code just loaded here may have started a thread pool or CUDA: no fork is safe after that.
             self.unsafe = self.guard.unsafe()
+            serial()  # a BLAS pool it loaded (SciPy's) forks at one thread too
         if self.unsafe is not None:
             self.send({"event": "declined", "pod": spec.pod, "reason": self.unsafe, "cause": cause})
             return

@@ -77,7 +77,12 @@ class hardware:  # noqa: N801 - used like a function: ``with hardware(resources,
                 os.environ["XLA_FLAGS"] = f"{flags} {extra}".strip()
         pools = _thread_pools()
         if pools is not None:
-            self._restore.append(pools.limit(limits=n).restore_original_limits)
+            # Only pools not at n already: setting an OpenBLAS count starts its pool, with as many
+            # threads as it found CPUs where it was loaded (a warm worker's), which then spin for
+            # ~0.1 s beside the model on the CPUs the pod is pinned to (its first solves ran 2x slower).
+            changing = [lib.filepath for lib in pools.lib_controllers if lib.num_threads != n]
+            if changing:
+                self._restore.append(pools.select(filepath=changing).limit(limits=n).restore_original_limits)
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
