@@ -23,8 +23,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from ..sail import ALIASES, Atom, JaxModel
-from ._lowering import LoweredModel, Op, all_builtin, builtin_step, init_params, is_atoms, loss_kind, record_shape
+from ..sail import ALIASES, JaxModel
+from ._jax_data import example_batch, host_array, host_rows, leaves, map_fields, signature
+from ._lowering import LoweredModel, Op, all_builtin, builtin_step, init_params, loss_kind, record_shape
 from ._padding import batch_mask, masked
 from ._trainer import ConvertRecord, Trainer, TrainSettings, refuse_gradients, split_target
 
@@ -42,34 +43,6 @@ _ACTIVATIONS: dict[str, Callable[[Any], Any]] = {
     "softmax": lambda x: jax.nn.softmax(x, axis=-1)}
 
 
-def _host(a: Any) -> Any:
-    """A NumPy array in the backend's dtypes: float32 for reals, int32 for integers (no x64)."""
-    arr = np.asarray(a)
-    if arr.dtype.kind in "iub":
-        return arr.astype(np.int32, copy=False)
-    return arr.astype(np.float32, copy=False)
-
-
-def _leaves(x: Any) -> list[Any]:
-    return [x[k] for k in sorted(x)] if isinstance(x, Mapping) else [x]
-
-
-def _signature(x: Any) -> tuple[Any, ...]:
-    if isinstance(x, Mapping):
-        return tuple((k, np.shape(x[k]), np.asarray(x[k]).dtype.str) for k in sorted(x))
-    return (np.shape(x), np.asarray(x).dtype.str)
-
-
-def _map(f: Callable[[Any], Any], x: Any) -> Any:
-    """``f`` on an array, or on every field of an atoms mapping."""
-    return {k: f(v) for k, v in x.items()} if isinstance(x, Mapping) else f(x)
-
-
-def _rows(x: Any, rows: slice) -> Any:
-    """Some records of ``x`` (an array or an atoms mapping), in the backend's dtypes."""
-    return _map(lambda a: _host(a[rows]), x)
-
-
 def _reads_values(exc: BaseException | None) -> bool:
     """True when ``exc`` (or what caused it) is JAX refusing a concrete value of a traced array."""
     seen: set[int] = set()
@@ -79,16 +52,6 @@ def _reads_values(exc: BaseException | None) -> bool:
         seen.add(id(exc))
         exc = exc.__cause__ or exc.__context__
     return False
-
-
-def _example(t: Any) -> Any:
-    """A zero batch of one record of type ``t``: what a native model's ``init`` is shown."""
-    if is_atoms(t):
-        n = int(t.Size)
-        return {"numbers": np.zeros((1, n), np.int32), "positions": np.zeros((1, n, 3), np.float32)}
-    if isinstance(t, Atom):
-        return {"numbers": np.zeros((1,), np.int32), "positions": np.zeros((1, 3), np.float32)}
-    return np.zeros((1, *record_shape(t)), np.float32)
 
 
 class JaxTrainer(Trainer):
@@ -126,7 +89,7 @@ class JaxTrainer(Trainer):
         """Initial weights from :func:`._lowering.init_params` (natives: their ``init``), fresh Adam."""
         params: Params = dict(init_params(self.model, self.settings.seed))
         for path, op in self._natives.items():
-            params[path] = self._native(op).init(jax.random.PRNGKey(self.settings.seed), _example(op.input))
+            params[path] = self._native(op).init(jax.random.PRNGKey(self.settings.seed), example_batch(op.input))
         self.params = jax.device_put(params, self.device)
         if self.settings.optimizer == "adam":
             m, v = (jax.tree_util.tree_map(lambda a: np.zeros(np.shape(a), np.float32), params) for _ in "mv")
@@ -142,7 +105,7 @@ class JaxTrainer(Trainer):
 
     def load_state(self, state: Any) -> None:
         """Restore weights saved by :meth:`state` (copied: later edits of the checkpoint cannot reach them)."""
-        self.params = jax.device_put(jax.tree_util.tree_map(lambda a: _host(a).copy(), dict(state)), self.device)
+        self.params = jax.device_put(jax.tree_util.tree_map(lambda a: host_array(a).copy(), dict(state)), self.device)
 
     def native(self) -> Any:
         """The parameters: a dict of arrays by path (a ``JaxModel``'s own under its op's path)."""
@@ -211,8 +174,8 @@ class JaxTrainer(Trainer):
             keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
             return jnp.where(keep, x / (1.0 - rate), 0.0)
         if kind == "array":
-            b, n = _leaves(x)[0].shape[:2]
-            flat = _map(lambda a: jnp.reshape(a, (b * n, *a.shape[2:])), x)
+            b, n = leaves(x)[0].shape[:2]
+            flat = map_fields(lambda a: jnp.reshape(a, (b * n, *a.shape[2:])), x)
             for child in op.children:
                 flat = self._run(child, p, flat, train, rng, skip)
             return jnp.reshape(flat, (b, n, *flat.shape[1:]))
@@ -247,13 +210,13 @@ class JaxTrainer(Trainer):
         shape = record_shape(op.output)
 
         def host(batch: Any) -> Any:
-            rows = range(len(_leaves(batch)[0]))
+            rows = range(len(leaves(batch)[0]))
             recs = [{k: np.asarray(v)[i] for k, v in batch.items()} if isinstance(batch, Mapping)
                     else np.asarray(batch)[i] for i in rows]
             out = [np.asarray(self.convert(op.chain, r), np.float32).reshape(shape) for r in recs]
             return np.stack(out) if out else np.zeros((0, *shape), np.float32)
 
-        result = jax.ShapeDtypeStruct((_leaves(x)[0].shape[0], *shape), jnp.float32)
+        result = jax.ShapeDtypeStruct((leaves(x)[0].shape[0], *shape), jnp.float32)
         return jax.pure_callback(host, result, lax.stop_gradient(x), vmap_method="sequential")
 
     @staticmethod
@@ -358,13 +321,13 @@ class JaxTrainer(Trainer):
 
     def _device_data(self, x: Any, y: Any) -> tuple[Any, Any]:
         """``x`` and ``y`` on the device, transferred once per pair of arrays."""
-        key = (tuple(id(a) for a in _leaves(x)), tuple(id(a) for a in _leaves(y)))
+        key = (tuple(id(a) for a in leaves(x)), tuple(id(a) for a in leaves(y)))
         hit = self._data.get(key)
         if hit is None:
             if len(self._data) >= _DATA_SLOTS:
                 self._data.pop(next(iter(self._data)))
-            dx = jax.device_put(_map(_host, x), self.device)
-            dy = jax.device_put(_map(_host, y), self.device)
+            dx = jax.device_put(map_fields(host_array, x), self.device)
+            dy = jax.device_put(map_fields(host_array, y), self.device)
             # holding the NumPy arrays keeps their ids from being reused by other arrays
             hit = self._data[key] = (x, y, dx, dy)
         return hit[2], hit[3]
@@ -378,18 +341,18 @@ class JaxTrainer(Trainer):
         of the whole epoch: the warm-up pays the executable's first-run costs in one step.
         """
         size = int(self.settings.batch_size)
-        key = (task, _signature(x), _signature(y), size)
+        key = (task, signature(x), signature(y), size)
         hit = self._epochs.get(key)
         if hit is not None:
             return hit
-        n = int(_leaves(x)[0].shape[0])
+        n = int(leaves(x)[0].shape[0])
         batches, rest = divmod(n, size)
         cut, steps = batches * size, batches + (1 if rest else 0)
         step = self._step(task)
         seed = int(self.settings.seed)
 
         def gather(data: Any, idx: Any) -> Any:
-            return _map(lambda a: a[idx], data)
+            return map_fields(lambda a: a[idx], data)
 
         def epoch(p: Params, opt: Any, dx: Any, dy: Any, plan: Any, warm: Any) -> tuple[Params, Any, Any]:
             base = jax.random.fold_in(jax.random.PRNGKey(seed), plan[n])
@@ -435,7 +398,7 @@ class JaxTrainer(Trainer):
         """
         fn = self._epoch_fn(task, x, y)
         dx, dy = self._device_data(x, y)
-        n = int(_leaves(x)[0].shape[0])
+        n = int(leaves(x)[0].shape[0])
         # copies through the host: the executable consumes (donates) its weights and moments
         p, opt = jax.tree_util.tree_map(lambda a: jax.device_put(np.array(a), self.device), self._subset(task))
         plan = np.zeros((n + 1,), np.int32)
@@ -446,7 +409,7 @@ class JaxTrainer(Trainer):
         """One epoch over ``order``: a loop over the full batches, then the partial batch."""
         fn = self._epoch_fn(task, x, y)
         dx, dy = self._device_data(x, y)
-        n = int(_leaves(x)[0].shape[0])
+        n = int(leaves(x)[0].shape[0])
         order = np.asarray(order)
         if order.shape != (n,):
             raise ValueError(f"order has shape {order.shape}; an epoch visits each of the {n} records once")
@@ -467,8 +430,8 @@ class JaxTrainer(Trainer):
         if fn is None:
             fn = self._predict[task] = jax.jit(lambda p, xb: self.apply(p, task, xb))
         p, _ = self._subset(task)
-        n = int(_leaves(x)[0].shape[0])
-        parts = [np.asarray(fn(p, _rows(x, slice(s, s + _CHUNK)))) for s in range(0, n, _CHUNK)]
+        n = int(leaves(x)[0].shape[0])
+        parts = [np.asarray(fn(p, host_rows(x, slice(s, s + _CHUNK)))) for s in range(0, n, _CHUNK)]
         return np.concatenate(parts) if parts else np.zeros((0,), np.float32)
 
     def gradients(self, task: str, x: Any, field: str | None) -> Any:
@@ -486,14 +449,14 @@ class JaxTrainer(Trainer):
 
             fn = self._grad[key] = jax.jit(jax.grad(total))
         v = x[field] if atoms else x
-        rest = {k: _host(a) for k, a in x.items() if k != field} if atoms else {}
+        rest = {k: host_array(a) for k, a in x.items() if k != field} if atoms else {}
         p, _ = self._subset(task)
-        return np.asarray(fn(_host(v), p, rest))[0]
+        return np.asarray(fn(host_array(v), p, rest))[0]
 
     def flops(self, task: str, x: Any, y: Any | None, train: bool) -> float | None:
         """Floating-point operations XLA counts for one step on the batch (or one prediction)."""
         p, opt = self._subset(task)
-        dx = jax.device_put(_map(_host, x), self.device)
+        dx = jax.device_put(map_fields(host_array, x), self.device)
         if train:
             step = self._step(task)
 
@@ -503,7 +466,8 @@ class JaxTrainer(Trainer):
                 return step(q, mom, xb, yb, key, None if sched is None else sched[0])
 
             key = jax.device_put(np.zeros((2,), np.uint32), self.device)  # a raw key: no eager op to compile
-            compiled = jax.jit(one).lower(p, opt, dx, jax.device_put(_map(_host, y), self.device), key).compile()
+            dy = jax.device_put(map_fields(host_array, y), self.device)
+            compiled = jax.jit(one).lower(p, opt, dx, dy, key).compile()
         else:
             compiled = jax.jit(lambda q, xb: self.apply(q, task, xb)).lower(p, dx).compile()
         try:
