@@ -1,7 +1,8 @@
 """The SAIBench JupyterLab extension in a real JupyterLab and a real Chromium.
 
 Through the sidebar and the command palette: Discover, Run selected, the status bar counting
-up, a failed pod's reason, Cancel; and a kernel that has not loaded SAIBench. Needs Debian's
+up, a failed pod's reason, a node's scenarios by label, a run's pods queued from the start,
+Cancel; and a kernel that has not loaded SAIBench. Needs Debian's
 ``chromium`` and ``playwright``; without Chromium the tests are skipped, unless
 ``SAIBENCH_BROWSER_TESTS=required`` (as in CI), where that is a failure. The load-time and
 refresh figures are ``benchmarks/labextension.py``'s.
@@ -99,11 +100,34 @@ def test_discover_run_selected_watch_the_status_bar_read_a_failure_and_cancel(la
         detail = sidebar.locator("[data-pod-detail]")
         detail.wait_for(timeout=SLOW)
         assert "RuntimeError: the solver blew up" in detail.inner_text()
-        # Cancel stops the sleeping pod: nothing runs any more.
+        # The opened node lists its scenarios by label (less the problem), each with its id on hover.
+        sidebar.locator(".saibench-model[data-model='Doubler'] [data-action='toggle-model']").click()
+        scenarios = sidebar.locator(".saibench-model[data-model='Doubler'] .saibench-scenario")
+        scenarios.first.wait_for(timeout=SLOW)
+        assert sorted(scenarios.all_inner_texts()) == [f"Doubler(mode='{mode}') × NumPy × OneCore"
+                                                       for mode in ("ok", "raise", "sleep")]
+        sleeper = scenarios.filter(has_text="mode='sleep'")
+        assert sleeper.get_attribute("title") == (f"Doubling × Doubler(mode='sleep') × NumPy × OneCore\n"
+                                                  f"id: {sleeper.get_attribute('data-scenario')}")
+        # Run the sleeping scenario alone again: its pod waits for run 1's, queued from the start.
+        sidebar.locator(".saibench-model[data-model='Doubler'] > label input").click()  # unselect the node
+        sleeper.locator("input").click()
+        sidebar.locator("[data-action='run-selected']:not([disabled])", has_text="Run selected (1)").click()
+        queued = sidebar.locator(".saibench-run[data-run='2'] .saibench-pod[data-status='queued']")
+        queued.wait_for(timeout=SLOW)
+        assert "Doubler(mode='sleep')" in queued.inner_text()
+        page.wait_for_function(f"/1 queued · 1 running · 1 done · 1 failed/.test(document.querySelector('{STATUS}')"
+                               "?.textContent ?? '')", timeout=SLOW)
+        # Cancel stops the newest run going (its waiting pod is cancelled), then the sleeping pod's.
+        sidebar.locator("[data-action='cancel']:not([disabled])").click()
+        sidebar.locator(".saibench-run[data-run='2'][data-status='cancelled']").wait_for(timeout=SLOW)
+        sidebar.locator(".saibench-run[data-run='2'] .saibench-pod[data-status='cancelled']").wait_for(timeout=SLOW)
+        page.wait_for_function(f"/SAIBench: 1 running · 1 done · 1 failed/.test(document.querySelector('{STATUS}')"
+                               "?.textContent ?? '')", timeout=SLOW)
         sidebar.locator("[data-action='cancel']:not([disabled])").click()
         page.wait_for_function(f"/0 running · 1 done · 1 failed/.test(document.querySelector('{STATUS}')"
                                "?.textContent ?? '')", timeout=SLOW)
-        sidebar.locator(".saibench-run[data-status='cancelled']").wait_for(timeout=SLOW)
+        sidebar.locator(".saibench-run[data-run='1'][data-status='cancelled']").wait_for(timeout=SLOW)
         # Clicking the status bar opens the sidebar.
         page.evaluate("window.jupyterapp.shell.collapseLeft()")
         status.click()

@@ -135,12 +135,17 @@ def test_state_has_the_modules_with_their_docs_the_counts_and_the_tree_with_a_re
     assert picky["line"] == 4  # the %%model line is 1, then a blank line and the decorator
     assert [s["names"] for s in state["support"]] == [["double", "np", "time"]]
     assert state["scenarios"] == 2 and state["rejections"] == 1
-    assert state["runs"] == [] and state["counts"] == {"running": 0, "done": 0, "failed": 0}
+    assert state["runs"] == [] and state["counts"] == {"queued": 0, "running": 0, "done": 0, "failed": 0}
     [doubling] = state["tree"]
     assert doubling["problem"] == "Doubling"
     doubler, rejected = doubling["models"]
     assert doubler["model"] == "Doubler" and len(doubler["scenarios"]) == 2 and doubler["rejected"] is None
-    assert rejected == {"model": "Picky", "scenarios": [], "rejected": "classifies only"}
+    assert rejected == {"model": "Picky", "scenarios": [], "labels": [], "rejected": "classifies only"}
+    # Each scenario's label, as %sail discover prints it, in the order of the ids.
+    labels = {s.id: s.label for s in bridge.notebook.lattice().scenarios}
+    assert doubler["labels"] == [labels[sid] for sid in doubler["scenarios"]]
+    assert sorted(doubler["labels"]) == ["Doubling × Doubler(mode='ok') × NumPy × OneCore",
+                                         "Doubling × Doubler(mode='raise') × NumPy × OneCore"]
     assert ok(bridge, "discover", rid=3) == state  # nothing changed: the same state
     ids = sorted(s.id for s in bridge.notebook.lattice().scenarios)
     assert sorted(doubler["scenarios"]) == ids
@@ -165,7 +170,7 @@ def test_run_selected_then_the_runs_pods_and_a_failed_pods_reason(bridge):
     [run] = state["runs"]
     assert run["run"] == 1 and run["status"] == "finished" and run["executor"] == "inline"
     assert sorted(p["status"] for p in run["pods"]) == ["failed", "ok"]
-    assert state["counts"] == {"running": 0, "done": 1, "failed": 1}
+    assert state["counts"] == {"queued": 0, "running": 0, "done": 1, "failed": 1}
     failed = next(p for p in run["pods"] if p["status"] == "failed")
     assert failed["kind"] == "error" and failed["message"] == "RuntimeError: the solver blew up"
     assert re.fullmatch(r"[0-9a-f]{16}-r0", failed["pod"]) and "mode='raise'" in failed["label"]
@@ -211,6 +216,68 @@ def test_cancel_stops_a_run_that_is_going(ip):
     handle.wait(60)
     assert handle.status == "cancelled"
     assert ok(bridge, "state")["runs"][0]["status"] == "cancelled"
+
+
+def test_cancelled_runs_pods_that_never_started_end_cancelled_as_the_store_says(ip):
+    cells(ip, modes="'nap', 'a', 'b', 'c'")
+    nb = notebook(ip)
+    bridge = LabBridge(nb, executor="inline", jobs=1)
+    ok(bridge, "run", scenarios=None)
+    ok(bridge, "cancel", run=1)
+    nb.last_run.wait(60)
+    [run] = ok(bridge, "state")["runs"]
+    # Every planned pod is listed: the one that ran (the inline executor lets it end) and those it never started.
+    assert len(run["pods"]) == 4 and run["status"] == "cancelled"
+    statuses = sorted(p["status"] for p in run["pods"])
+    assert statuses in (["cancelled"] * 4, ["cancelled"] * 3 + ["ok"]), statuses
+    stored = nb.results().to_dataframe()
+    assert {f"{row.identity}-r{row.repeat}": row.status for row in stored.itertuples()} == {
+        p["pod"]: p["status"] for p in run["pods"]}
+
+
+def _wait_for(test: Any, within: float = 60.0) -> None:
+    deadline = time.monotonic() + within
+    while not test() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert test()
+
+
+def test_a_runs_pods_are_listed_from_the_start_queued_until_they_start(ip):
+    cells(ip, modes="'ok', 'sleep'")
+    nb = notebook(ip)
+    bridge = LabBridge(nb, executor="subprocess", jobs=1)
+    [doubler, _] = ok(bridge, "state")["tree"][0]["models"]
+    ids = {label.split("'")[1]: sid for sid, label in zip(doubler["scenarios"], doubler["labels"], strict=True)}
+
+    def pods(run: int) -> dict[str, dict[str, Any]]:
+        info = next(r for r in ok(bridge, "state")["runs"] if r["run"] == run)
+        return {p["label"].split("'")[1]: p for p in info["pods"]}
+
+    # Run 1 runs the sleeping scenario; run 2 both: its sleeping pod waits for run 1's (never started here).
+    ok(bridge, "run", scenarios=[ids["sleep"]])
+    _wait_for(lambda: pods(1)["sleep"]["status"] == "running")
+    ok(bridge, "run", scenarios=None)
+    waiting = pods(2)["sleep"]
+    assert waiting == {"pod": pods(1)["sleep"]["pod"], "label": "Doubling × Doubler(mode='sleep') × NumPy × OneCore",
+                       "repeat": 0, "status": "queued", "kind": None, "message": None}
+    assert re.fullmatch(r"[0-9a-f]{16}-r0", waiting["pod"])
+    _wait_for(lambda: pods(2)["ok"]["status"] == "ok")
+    state = ok(bridge, "state")
+    assert [(p["label"].split("'")[1], p["status"]) for p in state["runs"][1]["pods"]] == [("ok", "ok"),
+                                                                                         ("sleep", "queued")]
+    assert state["counts"] == {"queued": 1, "running": 1, "done": 1, "failed": 0}
+    assert ok(bridge, "pod", pod=waiting["pod"])["status"] == "queued"  # run 2's, the latest run that has it
+    # Cancelled, run 2 stops waiting (its pod is cancelled), then run 1 stops its pod.
+    assert ok(bridge, "cancel", run=2) == {"run": 2, "status": "cancelled"}
+    nb.runs[1].wait(60)
+    assert pods(2)["sleep"]["status"] == "cancelled" and pods(1)["sleep"]["status"] == "running"
+    assert ok(bridge, "cancel", run=1) == {"run": 1, "status": "cancelled"}
+    nb.runs[0].wait(60)
+    assert pods(1)["sleep"]["status"] == "cancelled"
+    assert ok(bridge, "state")["counts"] == {"queued": 0, "running": 0, "done": 1, "failed": 0}
+    stored = nb.results().to_dataframe().set_index("label")["status"]
+    assert stored.to_dict() == {"Doubling × Doubler(mode='ok') × NumPy × OneCore": "ok",
+                                "Doubling × Doubler(mode='sleep') × NumPy × OneCore": "cancelled"}
 
 
 class FakeComm:
@@ -274,7 +341,10 @@ def test_load_ext_registers_the_target_and_pushes_state_runs_and_pods(ip):
                                      {"event": "run", "run": 1, "status": "finished"}]
     pods = channel.pushes("pods")
     assert pods and all("id" not in p and p["run"] == 1 for p in pods)
-    assert pods[-1]["counts"] == {"running": 0, "done": 1, "failed": 1}
+    assert pods[-1]["counts"] == {"queued": 0, "running": 0, "done": 1, "failed": 1}
+    # The first push lists every pod of the run, queued, before one starts.
+    assert [p["status"] for p in pods[0]["pods"]] == ["queued", "queued"]
+    assert pods[0]["counts"] == {"queued": 2, "running": 0, "done": 0, "failed": 0}
     last = {p["pod"]: p["status"] for push in pods for p in push["pods"]}
     assert sorted(last.values()) == ["failed", "ok"]
     ip.run_line_magic("unload_ext", "saibench_jupyter")
@@ -331,7 +401,7 @@ def test_a_real_kernel_answers_on_the_comm_and_pushes_from_the_run_thread(tmp_pa
         assert ended == {"event": "run", "run": 1, "status": "finished"}
         pods = [m["content"]["data"] for m in seen if m["msg_type"] == "comm_msg"
                 and m["content"]["data"].get("event") == "pods"]
-        assert pods and pods[-1]["counts"] == {"running": 0, "done": 1, "failed": 1}
+        assert pods and pods[-1]["counts"] == {"queued": 0, "running": 0, "done": 1, "failed": 1}
         execute("%unload_ext saibench_jupyter")
         kc.shell_channel.send(kc.session.msg("comm_open", {"comm_id": "c2", "target_name": TARGET, "data": {}}))
         # Not loaded: the kernel closes the comm at once (the sidebar then offers to load SAIBench).

@@ -45,6 +45,8 @@ export interface ISupportInfo {
 export interface IModelNode {
   model: string;
   scenarios: string[];
+  /** Each scenario's label, as `%sail discover` prints it, in the order of `scenarios`. */
+  labels: string[];
   rejected: string | null;
 }
 
@@ -75,6 +77,7 @@ export interface IPodInfo {
   message: string | null;
 }
 
+/** A run with every pod it plans: those not started yet are `queued`. */
 export interface IRunInfo {
   run: number;
   status: RunStatus;
@@ -84,6 +87,8 @@ export interface IRunInfo {
 
 /** Pods over all runs: what the status bar shows. */
 export interface ICounts {
+  /** Pods planned by runs still going that have not started yet. */
+  queued: number;
   running: number;
   done: number;
   failed: number;

@@ -34,13 +34,16 @@ function h(tag: string, attrs: Record<string, string | number | boolean | null |
   return el;
 }
 
-/** The pods of one run by outcome, counted the way the kernel's `counts` are. */
+/** The pods of one run by outcome, counted the way the kernel's `counts` are (queued only while some wait). */
 function runCounts(run: IRunInfo): string {
+  let queued = 0;
   let running = 0;
   let done = 0;
   let failed = 0;
   for (const pod of run.pods) {
-    if (pod.status === 'running') {
+    if (pod.status === 'queued') {
+      queued++;
+    } else if (pod.status === 'running') {
       running++;
     } else if (pod.status === 'ok' || pod.status === 'diverged' || pod.status === 'shared') {
       done++;
@@ -48,7 +51,17 @@ function runCounts(run: IRunInfo): string {
       failed++;
     }
   }
-  return `${running} running · ${done} done · ${failed} failed · ${run.pods.length} pods`;
+  const waiting = queued > 0 ? `${queued} queued · ` : '';
+  return `${waiting}${running} running · ${done} done · ${failed} failed · ${run.pods.length} pods`;
+}
+
+/**
+ * A scenario's label under its problem's node: without the leading "<problem> × " (the node
+ * says it), unless the problem has parameters there (they tell its scenarios apart).
+ */
+function scenarioLabel(problem: string, label: string): string {
+  const head = `${problem} × `;
+  return label.startsWith(head) ? label.slice(head.length) : label;
 }
 
 const BUSY_LABEL: Record<string, string> = {
@@ -165,7 +178,7 @@ export class SaibenchSidebar extends Widget {
           await runScenarios(connection, this.selected);
           break;
         case 'cancel':
-          await cancelRun(connection, null);
+          await cancelRun(connection, this._newestRunning());
           break;
         case 'load':
           await connection.load();
@@ -203,6 +216,17 @@ export class SaibenchSidebar extends Widget {
       input.checked ? this._selected.add(id) : this._selected.delete(id);
     }
     this._schedule();
+  }
+
+  /** The newest run still going (null: the last run), which Cancel stops: an older one may run on. */
+  private _newestRunning(): number | null {
+    const runs = this._connection?.state?.runs ?? [];
+    for (let i = runs.length - 1; i >= 0; i--) {
+      if (runs[i].status === 'running') {
+        return runs[i].run;
+      }
+    }
+    return null;
   }
 
   private _isRunOpen(run: number): boolean {
@@ -297,7 +321,7 @@ export class SaibenchSidebar extends Widget {
         this._button('run-all', 'Run all', 'Run every scenario (%sail run)', state.scenarios === 0),
         this._button('run-selected', `Run selected (${this._selected.size})`, 'Run the scenarios checked in the tree',
           this._selected.size === 0),
-        this._button('cancel', 'Cancel', 'Cancel the last run (%sail cancel)', !running)),
+        this._button('cancel', 'Cancel', 'Cancel the newest run still going', !running)),
       h('div', { class: 'saibench-summary' },
         h('span', { 'data-count': 'scenarios' }, `${state.scenarios} scenario${state.scenarios === 1 ? '' : 's'}`),
         ' · ',
@@ -358,7 +382,7 @@ export class SaibenchSidebar extends Widget {
         const label = m.rejected !== null
           ? h('span', { class: 'saibench-reason' }, `rejected: ${m.rejected}`)
           : h('span', { class: 'saibench-count', 'data-action': 'toggle-model', 'data-key': key,
-            title: 'Show the scenario ids' }, `${m.scenarios.length} scenario${m.scenarios.length === 1 ? '' : 's'} ${open ? '▾' : '▸'}`);
+            title: 'Show the scenarios' }, `${m.scenarios.length} scenario${m.scenarios.length === 1 ? '' : 's'} ${open ? '▾' : '▸'}`);
         return h('li', {
           class: `saibench-model${m.rejected !== null ? ' saibench-rejected' : ''}`,
           'data-problem': p.problem,
@@ -367,9 +391,12 @@ export class SaibenchSidebar extends Widget {
         },
         h('label', {}, this._checkbox(m.scenarios), h('span', { class: 'saibench-node-name' }, m.model)),
         ' ', label,
-        open && h('ul', { class: 'saibench-scenarios' }, ...m.scenarios.map(id =>
-          h('li', { class: 'saibench-scenario', 'data-scenario': id },
-            h('label', {}, this._checkbox([id]), h('code', {}, id))))));
+        open && h('ul', { class: 'saibench-scenarios' }, ...m.scenarios.map((id, i) => {
+          const label = m.labels?.[i] ?? id; // a kernel without labels: the id
+          return h('li', { class: 'saibench-scenario', 'data-scenario': id, title: `${label}\nid: ${id}` },
+            h('label', {}, this._checkbox([id]),
+              h('span', { class: 'saibench-scenario-label' }, scenarioLabel(p.problem, label))));
+        })));
       });
       return h('li', { class: 'saibench-problem', 'data-problem': p.problem },
         h('label', {}, this._checkbox(ids), h('span', { class: 'saibench-node-name' }, p.problem)),

@@ -1,5 +1,6 @@
 /**
- * The status-bar item: "SAIBench: 2 running · 14 done · 1 failed" for the active kernel.
+ * The status-bar item: "SAIBench: 3 queued · 2 running · 14 done · 1 failed" for the active kernel
+ * (the queued part only while pods wait).
  */
 import { Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
@@ -15,7 +16,11 @@ export function statusText(model: SaibenchModel): string | null {
   switch (connection.status) {
     case 'ready': {
       const counts = connection.state?.counts;
-      return counts ? `SAIBench: ${counts.running} running · ${counts.done} done · ${counts.failed} failed` : 'SAIBench';
+      if (!counts) {
+        return 'SAIBench';
+      }
+      const queued = counts.queued > 0 ? `${counts.queued} queued · ` : '';
+      return `SAIBench: ${queued}${counts.running} running · ${counts.done} done · ${counts.failed} failed`;
     }
     case 'notloaded':
       return 'SAIBench: not loaded';
@@ -58,6 +63,7 @@ export class SaibenchStatus extends Widget {
     this._text = text;
     this.node.textContent = text ?? '';
     const counts = this._model.connection?.state?.counts;
+    this.node.dataset.queued = String(counts?.queued ?? 0);
     this.node.dataset.running = String(counts?.running ?? 0);
     this.node.dataset.failed = String(counts?.failed ?? 0);
     if (wasActive !== this.isActive) {

@@ -77,7 +77,8 @@ def run(scenarios: Lattice | Scenario | Iterable[Scenario], *, executor: str | E
         Run again pods the store already holds: all of them (True) or the failed ones.
     progress : callable or bool
         Where progress goes: True prints a line per pod to stderr; a callable receives
-        every event (pod events, plus ``environment`` and ``run`` events); False is silent.
+        every event (pod events, plus ``environment``, ``run`` and ``planned``: the pods to run,
+        before any starts); False is silent.
     log_lines, log_bytes : int
         Most lines and bytes of module output one pod's log keeps: its first lines and its
         last ones, with a note of how much was dropped between them.
@@ -156,6 +157,8 @@ def _run(items: list[Scenario], ex: Executor, db: Store, *, timeout: float | Non
     emit = _Recorder(db, run_id, {s.pod: s for s in todo}, report, planned, _lease(timeout))
     emit.notify({"event": "run", "status": "started", "pods": len(todo), "skipped": len(specs) - len(todo),
                  "executor": ex.name, "jobs": ex.jobs})
+    # Every pod this run will run, before any starts: a live view lists those still waiting as queued.
+    emit.notify({"event": "planned", "pods": [{"pod": s.pod, "label": s.label, "repeat": s.repeat} for s in todo]})
     status = "interrupted"
     try:
         for spec in todo:

@@ -10,6 +10,7 @@ raises is kept on the handle and shown there; it never surfaces in an unrelated 
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import os
 import statistics
 import sys
@@ -87,6 +88,7 @@ class RunHandle:
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
         self._pods: dict[str, PodStatus] = {}
+        self._planned: dict[str, PodStatus] = {}  # every pod the run will run, as queued (its "planned" event)
         self._subscribers: list[Subscriber] = []
         self._views: list[Any] = []  # IPython DisplayHandles updated from the run's thread
         self._shown_in: int | None = None
@@ -119,7 +121,7 @@ class RunHandle:
         self._started = time.monotonic()
         self._thread = threading.Thread(target=self._main, name="saibench-run", daemon=True)
         self._thread.start()
-        # Pod specs copy the repository's sources before the run's "started" event: a cell
+        # Pod specs copy the repository's sources before the run's "planned" event: a cell
         # run right after must not change what this run runs.
         self._prepared.wait(PREPARE_WAIT)
 
@@ -157,11 +159,15 @@ class RunHandle:
                 self.total = int(event.get("pods") or 0)
                 self.skipped = int(event.get("skipped") or 0)
                 self._status = "running"
-                self._prepared.set()
             elif kind == "environment":
                 self._note = str(event.get("message", ""))
             elif kind == "cluster":
                 self.dashboard = str(event.get("dashboard"))
+            elif kind == "planned":  # right after "started": start() returns once the run's pods are known
+                self._planned = {str(p["pod"]): PodStatus(str(p["pod"]), str(p.get("label", p["pod"])),
+                                                          int(p.get("repeat") or 0), status="queued")
+                                 for p in event.get("pods") or ()}
+                self._prepared.set()
             elif kind == "run" and event.get("note"):
                 self.shared_note = str(event["note"])  # pods another run ran at the same time
             elif event.get("pod") is not None:
@@ -232,6 +238,15 @@ class RunHandle:
         """Every pod seen so far, in the order they started."""
         with self._lock:
             return list(self._pods.values())
+
+    @property
+    def planned(self) -> list[PodStatus]:
+        """Every pod of the run, in the run's order: those not started yet ``queued`` (``cancelled`` once it ended)."""
+        ended = self.done  # first: a run that ended has had all its pods' events
+        with self._lock:
+            seen, planned = dict(self._pods), list(self._planned.values())
+        pods = [seen.pop(p.pod, dataclasses.replace(p, status="cancelled") if ended else p) for p in planned]
+        return pods + list(seen.values())
 
     @property
     def elapsed(self) -> float:

@@ -210,7 +210,7 @@ def pod_detail(notebook: Notebook, key: str, identity: str, repeat: int) -> PodD
     """
     from ..results import Results, StoreError
 
-    pod = next((p for h in reversed(list(notebook.runs)) for p in h.pods if p.pod == key), None)
+    pod = next((p for h in reversed(list(notebook.runs)) for p in h.planned if p.pod == key), None)
     detail: PodDetail = {"pod": key, "label": pod.label if pod is not None else key,
                          "status": pod_status(pod) if pod is not None else "", "kind": None, "message": None,
                          "fix": None, "location": None, "stderr": None, "traceback": None}

@@ -10,7 +10,8 @@ request. Pushes go to every open comm:
   the kernel's thread, sent at most 4 times a second;
 * ``run`` when a run starts (``Notebook.subscribe_runs``) and when it ends;
 * ``pods`` with the pods whose status changed (the run's events, from its thread), at
-  most 4 times a second per run, and always before the run's end.
+  most 4 times a second per run, and always before the run's end; the run's pods come
+  first as ``queued``, all together, as soon as it has planned them.
 
 ipykernel sends comm messages through its IOPub thread, so sending from a run's thread
 or a timer is safe.
@@ -59,10 +60,15 @@ class _RunWatch:
             self.unsubscribe()
             self.lab.push(RunPush(event="run", run=self.handle.number or 0, status=run_status(self.handle)))
             return
-        if event.get("pod") is not None:
-            with self._lock:
-                self._changed.add(str(event["pod"]))
-            self.throttle.poke()
+        if event.get("event") == "planned":  # every pod of the run, queued: the sidebar lists them all at once
+            keys = {str(p.get("pod")) for p in event.get("pods") or ()}
+        elif event.get("pod") is not None:
+            keys = {str(event["pod"])}
+        else:
+            return
+        with self._lock:
+            self._changed |= keys
+        self.throttle.poke()
 
     def _send(self) -> None:
         with self._lock:
@@ -70,7 +76,7 @@ class _RunWatch:
         if not keys or not self.lab.comms:  # no sidebar open: it asks for the state when it opens
             return
         pods = []
-        for pod in self.handle.pods:
+        for pod in self.handle.planned:
             if pod.pod in keys:
                 info = pod_info(pod)
                 if self._pushed.get(pod.pod) != info["status"]:  # a stage or a checkpoint is no change of status

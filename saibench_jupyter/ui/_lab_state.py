@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 #: A RunHandle's status as the protocol says it (``starting`` is a run preparing its pods).
 RUN_STATUS: dict[str, RunStatus] = {"starting": "running", "running": "running", "finished": "finished",
                                     "cancelled": "cancelled", "error": "failed"}
-_POD_STATUS: dict[str, PodStatusName] = {"running": "running", "ok": "ok", "diverged": "diverged",
+_POD_STATUS: dict[str, PodStatusName] = {"queued": "queued", "running": "running", "ok": "ok", "diverged": "diverged",
                                          "failed": "failed", "cancelled": "cancelled", "interrupted": "cancelled"}
 _DONE = ("ok", "diverged", "shared")
 #: Runs a state lists (the latest); its counts are over every run the notebook keeps.
@@ -43,7 +43,10 @@ MAX_RUNS = 20
 
 
 def pod_status(pod: PodStatus) -> PodStatusName:
-    """The protocol's status of a pod: ``shared`` for a result another run stored, ``cancelled`` for interrupted."""
+    """The protocol's status of a pod: ``shared`` for a result another run stored, ``cancelled`` for interrupted.
+
+    A pod of ``RunHandle.planned`` that has not started yet is ``queued``.
+    """
     # Only a "shared" event gives a pod that ended ok or diverged a kind (``run 12``): PodStatus.after.
     if pod.status in ("ok", "diverged") and pod.kind is not None:
         return "shared"
@@ -64,13 +67,13 @@ def run_status(handle: RunHandle) -> RunStatus:
 
 
 def counts(handles: Iterable[RunHandle]) -> Counts:
-    """Pods over the runs: running, done (ok, diverged, shared) and failed; what the status bar shows."""
-    out: Counts = {"running": 0, "done": 0, "failed": 0}
+    """Pods over the runs: queued, running, done (ok, diverged, shared) and failed; what the status bar shows."""
+    out: Counts = {"queued": 0, "running": 0, "done": 0, "failed": 0}
     for handle in handles:
-        for pod in handle.pods:
+        for pod in handle.planned:
             status = pod_status(pod)
-            if status == "running":
-                out["running"] += 1
+            if status in ("queued", "running"):
+                out[status] += 1
             elif status in _DONE:
                 out["done"] += 1
             elif status == "failed":
@@ -92,7 +95,7 @@ def _reason(rejection: Rejection) -> str:
 
 
 def lattice_tree(lattice: Lattice) -> list[ProblemNode]:
-    """One node per problem × model: the pair's scenario ids, or the first rejection's reason when it has none.
+    """One node per problem × model: its scenario ids and labels, or the first rejection's reason when it has none.
 
     Problems and models come in the lattice's order (problems as discovery tried them,
     then those rejected outright); a model rejected for every problem is a node under each.
@@ -102,8 +105,10 @@ def lattice_tree(lattice: Lattice) -> list[ProblemNode]:
         models = pairs.setdefault(scenario.problem, {})
         node = models.get(scenario.model)
         if node is None:
-            node = models[scenario.model] = {"model": scenario.model, "scenarios": [], "rejected": None}
+            node = models[scenario.model] = {"model": scenario.model, "scenarios": [], "labels": [],
+                                             "rejected": None}
         node["scenarios"].append(scenario.id)
+        node["labels"].append(scenario.label)  # as %sail discover prints it
     for rejection in lattice.rejections:
         if rejection.kind == "problem":
             pairs.setdefault(rejection.name, {})
@@ -116,7 +121,8 @@ def lattice_tree(lattice: Lattice) -> list[ProblemNode]:
             models = pairs.setdefault(problem, {})
             node = models.get(rejection.name)
             if node is None:
-                models[rejection.name] = {"model": rejection.name, "scenarios": [], "rejected": _reason(rejection)}
+                models[rejection.name] = {"model": rejection.name, "scenarios": [], "labels": [],
+                                          "rejected": _reason(rejection)}
     return [{"problem": problem, "models": list(models.values())} for problem, models in pairs.items()]
 
 
@@ -144,13 +150,13 @@ class StateCache:
         return self._lattice
 
     def run_info(self, handle: RunHandle) -> RunInfo:
-        """One run: its number, status, executor and every pod seen so far."""
+        """One run: its number, status, executor and every pod it plans (``queued`` until it starts)."""
         known = self._ended.get(handle)
         if known is not None:
             return known
         done = handle.done  # before reading the pods: a run that ended has them all
         info: RunInfo = {"run": handle.number or 0, "status": run_status(handle), "executor": handle.executor.name,
-                         "pods": [pod_info(p) for p in handle.pods]}
+                         "pods": [pod_info(p) for p in handle.planned]}
         if done:
             self._ended[handle] = info
         return info

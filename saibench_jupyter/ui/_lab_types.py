@@ -79,10 +79,14 @@ class SupportInfo(TypedDict):
 
 
 class ModelNode(TypedDict):
-    """One problem × model pair: its scenario ids, or why it has none."""
+    """One problem × model pair: its scenario ids, or why it has none.
+
+    ``labels`` holds each scenario's label, as ``%sail discover`` prints it, in the order of ``scenarios``.
+    """
 
     model: str
     scenarios: list[str]
+    labels: list[str]
     rejected: str | None
 
 
@@ -94,8 +98,9 @@ class ProblemNode(TypedDict):
 
 
 class Counts(TypedDict):
-    """Pods over all runs: running, done (ok, diverged, shared) and failed."""
+    """Pods over all runs: queued (not started yet), running, done (ok, diverged, shared) and failed."""
 
+    queued: int
     running: int
     done: int
     failed: int
@@ -113,7 +118,7 @@ class PodInfo(TypedDict):
 
 
 class RunInfo(TypedDict):
-    """One run of the notebook, with its pods so far."""
+    """One run of the notebook, with every pod it plans (those not started yet ``queued``)."""
 
     run: int
     status: RunStatus
