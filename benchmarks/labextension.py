@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         f"**Sidebar refresh** with {SCENARIOS:,} scenarios: `saibench:refresh` (a `state` request through the "
         f"comm, the reply applied) plus the frame that draws it, {refreshes} times: median **{refresh:.1f} ms**, "
         f"max {max(rounds):.1f} ms (target ≤ 100 ms: {'met' if refresh <= 100 else 'missed'}); the sidebar then "
-        f"holds {size:,} elements (the tree shows problem → model nodes; scenario ids only when a node is opened).",
+        f"holds {size:,} elements (the tree shows problem → model nodes; scenario labels only when a node is opened).",
         "", "Command: `python benchmarks/labextension.py`.", "", END])
     publish(args, START, END, section, INTRO)
     return 0
