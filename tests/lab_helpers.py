@@ -123,3 +123,22 @@ def load_time(page: Any, url: str) -> float:
     page.goto(f"{url}/lab?token={TOKEN}")
     page.wait_for_function("window.jupyterapp !== undefined", timeout=120_000)
     return float(page.evaluate("window.jupyterapp.restored.then(() => performance.now())"))
+
+
+@contextmanager
+def explained(page: Any, folder: Path, regions: Sequence[tuple[str, str, int]]) -> Iterator[None]:
+    """On failure, keep a screenshot in ``folder`` and say what each region of the page showed.
+
+    ``regions`` are ``(what, CSS selector, most characters)``, each shown by its last characters
+    (a timeout alone says nothing).
+    """
+    try:
+        yield
+    except Exception as exc:
+        shot = folder / "failure.png"
+        page.screenshot(path=str(shot))
+        said = [f"--- {what} said:\n" + (page.locator(where).inner_text(timeout=5000)[-most:]
+                                         if page.locator(where).count() else "(absent)")
+                for what, where, most in regions]
+        raise AssertionError("\n".join([f"{exc}", f"--- screenshot {shot}", *said])) from exc
+

@@ -10,14 +10,14 @@ refresh figures are ``benchmarks/labextension.py``'s.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from lab_helpers import CHROMIUM, bench_cells, chromium_page, jupyterlab, open_notebook, write_notebook
+from lab_helpers import CHROMIUM, bench_cells, chromium_page, explained, jupyterlab, open_notebook, write_notebook
 from pods_helpers import write_data
 
 if TYPE_CHECKING:
@@ -50,17 +50,9 @@ def page(lab: str) -> Iterator[Page]:
         yield page
 
 
-@contextmanager
-def _explained(page: Page, tmp_path: Path) -> Iterator[None]:
+def _explained(page: Page, tmp_path: Path) -> contextlib.AbstractContextManager[None]:
     """On failure, show what the sidebar and the status bar said (and keep a screenshot)."""
-    try:
-        yield
-    except Exception as exc:
-        page.screenshot(path=str(tmp_path / "failure.png"))
-        said = {where: page.locator(where).inner_text(timeout=5000) if page.locator(where).count() else "(absent)"
-                for where in (SIDEBAR, STATUS)}
-        raise AssertionError(f"{exc}\n--- screenshot {tmp_path / 'failure.png'}; the sidebar said:\n"
-                             f"{said[SIDEBAR][-3000:]}\n--- the status bar said: {said[STATUS]}") from exc
+    return explained(page, tmp_path, [("the sidebar", SIDEBAR, 3000), ("the status bar", STATUS, 3000)])
 
 
 def _palette(page: Page, label: str) -> None:

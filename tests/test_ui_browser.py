@@ -8,14 +8,14 @@ that is a failure.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from lab_helpers import CHROMIUM, TOKEN, bench_cells, chromium_page, jupyterlab, write_notebook
+from lab_helpers import CHROMIUM, TOKEN, bench_cells, chromium_page, explained, jupyterlab, write_notebook
 from pods_helpers import write_data
 
 if TYPE_CHECKING:
@@ -48,15 +48,9 @@ def page(lab: str) -> Iterator[Page]:
         yield page
 
 
-@contextmanager
-def _explained(page: Page, tmp_path: Path) -> Iterator[None]:
-    """On failure, show what the notebook said (and keep a screenshot): a timeout alone says nothing."""
-    try:
-        yield
-    except Exception as exc:
-        page.screenshot(path=str(tmp_path / "failure.png"))
-        text = page.locator(".jp-Notebook").inner_text(timeout=5000)[-4000:]
-        raise AssertionError(f"{exc}\n--- the notebook showed (screenshot {tmp_path / 'failure.png'}):\n{text}") from exc
+def _explained(page: Page, tmp_path: Path) -> contextlib.AbstractContextManager[None]:
+    """On failure, show what the notebook said (and keep a screenshot)."""
+    return explained(page, tmp_path, [("the notebook", ".jp-Notebook", 4000)])
 
 
 def _click_slice(page: Page, text: str) -> None:
